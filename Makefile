@@ -1,0 +1,110 @@
+# Makefile -- one non-recursive build for the referral gateway.
+#
+# Flavours build into their own folder so sanitizer objects never mix:
+#   make            build/fhir-gateway
+#   make check      build/check (AddressSanitizer + UndefinedBehaviorSanitizer), whole suite
+# `make help` lists the targets.
+
+B       ?= build
+CC      ?= cc
+PKGS    := libmicrohttpd gnutls jansson libxml-2.0 openssl sqlite3
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+OPT     ?= -O2 -g
+GW_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -Igateway \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+GW_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+PYTHON  ?= /usr/bin/python3
+PYTEST  ?= $(PYTHON) -m pytest
+FHIR_DEFS ?= ../shared/fhir-r4
+
+MODULES := util config auth http fhir mapping hl7v2 store audit ris rest
+SRC     := $(foreach m,$(MODULES),$(wildcard gateway/$(m)/*.c))
+OBJ     := $(SRC:%.c=$(B)/%.o)
+modobj   = $(filter $(addprefix $(B)/gateway/,$(addsuffix /%,$(1))),$(OBJ))
+
+# Each unit test binary links only the modules it names (and util).
+UNIT_DEPS_util    := util
+UNIT_DEPS_config  := util config
+UNIT_DEPS_auth    := util auth
+UNIT_DEPS_hl7v2   := util hl7v2
+UNIT_DEPS_fhir    := util fhir
+UNIT_DEPS_mapping := util mapping
+UNIT_DEPS_store   := util store
+UNIT_DEPS_audit   := util store audit
+UNIT_DEPS_ris     := util fhir mapping hl7v2 store audit ris
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
+
+.PHONY: all deps deps-test run test check unit integration certs clean help model lint fmt \
+        fmt-check bench fuzz fuzz-replay
+all: $(B)/fhir-gateway
+
+help:
+	@echo "make            build build/fhir-gateway"
+	@echo "make run        install packages, build, make dev certificates, serve on SQLite"
+	@echo "make test       install test packages, build, run unit and integration tests"
+	@echo "make check      the whole suite under AddressSanitizer + UBSan"
+	@echo "make certs      development PKI in certs/dev/"
+	@echo "make bench      load generator against the gateway and a bare baseline"
+	@echo "make model      regenerate gateway/fhir/model_gen.c from FHIR_DEFS"
+
+deps:
+	@tools/deps.sh run
+
+deps-test:
+	@tools/deps.sh test
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(GW_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/fhir-gateway: $(B)/gateway/main.o $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+
+$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(B)/tests/unit/check.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+
+# Second expansion: a unit binary depends on the objects of its modules.
+.SECONDARY:
+.SECONDEXPANSION:
+$(UNIT_BINS): $$(call modobj,$$(UNIT_DEPS_$$(patsubst test_%,%,$$(@F))))
+
+certs: certs/dev/ca.pem
+certs/dev/ca.pem: certs/make-dev-pki.sh
+	@certs/make-dev-pki.sh certs/dev
+
+run: deps all certs
+	@mkdir -p var
+	$(B)/fhir-gateway serve
+
+unit: $(UNIT_BINS)
+	@tools/run-unit.sh $(UNIT_BINS)
+
+integration: $(B)/fhir-gateway certs
+	GATEWAY_BIN=$(abspath $(B)/fhir-gateway) $(PYTEST) -q tests/integration
+
+test: deps-test
+	$(MAKE) all certs
+	$(MAKE) unit
+	$(MAKE) integration
+
+SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+check: deps-test certs
+	$(MAKE) B=build/check OPT="$(SAN)" LDFLAGS="$(SAN)" all unit integration
+
+model:
+	$(PYTHON) tools/gen_model.py $(FHIR_DEFS) gateway/fhir/model_gen.c
+
+lint:
+	@tools/lint.sh
+
+fmt:
+	clang-format -i $(SRC) gateway/main.c $(wildcard gateway/*/*.h tests/unit/*.c tests/unit/*.h)
+
+fmt-check:
+	clang-format --dry-run -Werror $(SRC) gateway/main.c $(wildcard gateway/*/*.h)
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)

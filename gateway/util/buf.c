@@ -1,0 +1,170 @@
+/* buf.c -- growable byte buffers with a cap and a sticky error.
+ *
+ * Invariant: len < cap whenever data != NULL, and data[len] == '\0', so the
+ * contents can always be used as a C string. Once err is set, nothing
+ * changes until gw_buf_reset().
+ */
+#include "util/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void gw_buf_init(struct gw_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+    b->err = GW_OK;
+}
+
+void gw_buf_cleanup(struct gw_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void gw_buf_reset(struct gw_buf *b)
+{
+    b->len = 0;
+    b->err = GW_OK;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+/* Makes room for n more bytes plus the terminating NUL. */
+static bool reserve(struct gw_buf *b, size_t n)
+{
+    size_t need, cap;
+    char *p;
+
+    if (b->err)
+        return false;
+    if (n > b->max - b->len) {
+        b->err = GW_E_LIMIT;
+        return false;
+    }
+    need = b->len + n + 1;
+    if (need <= b->cap)
+        return true;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = realloc(b->data, cap);
+    if (!p) {
+        b->err = GW_E_NOMEM;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+    if (!reserve(b, n))
+        return;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void gw_buf_puts(struct gw_buf *b, const char *s)
+{
+    gw_buf_append(b, s, strlen(s));
+}
+
+void gw_buf_putc(struct gw_buf *b, char c)
+{
+    gw_buf_append(b, &c, 1);
+}
+
+void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    int n;
+
+    if (b->err)
+        return;
+    va_copy(again, ap);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0) {
+        b->err = GW_E_INTERNAL;
+        va_end(again);
+        return;
+    }
+    if (reserve(b, (size_t)n)) {
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
+void gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    gw_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, start = 0;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        gw_buf_append(b, s + start, i - start);
+        start = i + 1;
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            gw_buf_append(b, esc, 2);
+        } else if (c == '\n') {
+            gw_buf_append(b, "\\n", 2);
+        } else if (c == '\r') {
+            gw_buf_append(b, "\\r", 2);
+        } else if (c == '\t') {
+            gw_buf_append(b, "\\t", 2);
+        } else {
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            gw_buf_append(b, esc, 6);
+        }
+    }
+    gw_buf_append(b, s + start, n - start);
+}
+
+enum gw_code gw_buf_finish(struct gw_buf *b, const char *what, struct gw_error *err)
+{
+    if (b->err == GW_E_LIMIT)
+        return gw_fail(err, GW_E_LIMIT, "%s exceeds its limit of %zu bytes", what, b->max);
+    if (b->err)
+        return gw_fail(err, b->err, "%s: %s", what, gw_code_name(b->err));
+    return GW_OK;
+}
+
+char *gw_buf_steal(struct gw_buf *b, size_t *len_out)
+{
+    char *p;
+
+    if (b->err)
+        return NULL;
+    if (!b->data && !reserve(b, 0))
+        return NULL;
+    p = b->data;
+    *len_out = b->len;
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}

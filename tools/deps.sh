@@ -1,0 +1,41 @@
+#!/bin/sh
+# deps.sh -- installs the Debian packages the gateway needs and nothing more.
+#
+#   tools/deps.sh run    build and run
+#   tools/deps.sh test   build, run and every test (unit, integration, fuzz replay)
+#
+# Installs only what is missing (apt-get, with sudo when not root); prints
+# nothing and changes nothing when everything is there.
+set -eu
+
+RUN_PKGS="make gcc libc6-dev pkg-config openssl libmicrohttpd-dev libgnutls28-dev libjansson-dev
+libxml2-dev libssl-dev libsqlite3-dev"
+TEST_PKGS="python3 python3-pytest clang libclang-rt-14-dev"
+
+case "${1:-run}" in
+run) want="$RUN_PKGS" ;;
+test) want="$RUN_PKGS $TEST_PKGS" ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "deps.sh: missing packages:$missing (run as root or install sudo)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
