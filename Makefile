@@ -16,6 +16,7 @@ GW_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 PYTHON  ?= /usr/bin/python3
 PYTEST  ?= $(PYTHON) -m pytest
 FHIR_DEFS ?= ../shared/fhir-r4
+Q       ?= @
 
 MODULES := util config auth http fhir mapping hl7v2 store audit ris rest
 SRC     := $(foreach m,$(MODULES),$(wildcard gateway/$(m)/*.c))
@@ -25,7 +26,7 @@ modobj   = $(filter $(addprefix $(B)/gateway/,$(addsuffix /%,$(1))),$(OBJ))
 # Each unit test binary links only the modules it names (and util).
 UNIT_DEPS_util    := util
 UNIT_DEPS_config  := util config
-UNIT_DEPS_auth    := util auth
+UNIT_DEPS_auth    := util config auth
 UNIT_DEPS_hl7v2   := util hl7v2
 UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
@@ -56,13 +57,16 @@ deps-test:
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(GW_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(GW_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/fhir-gateway: $(B)/gateway/main.o $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(B)/tests/unit/check.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
 
 # Second expansion: a unit binary depends on the objects of its modules.
 .SECONDARY:

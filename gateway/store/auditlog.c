@@ -1,0 +1,140 @@
+/* auditlog.c -- the append-only, hash-chained audit table.
+ *
+ * Each row's hash = SHA-256(prev_hash || canonical JSON), or HMAC-SHA-256
+ * with the configured key, so altering, removing, inserting or reordering a
+ * row breaks every hash after it. The head is read inside the writer's
+ * BEGIN IMMEDIATE, so another process appending meanwhile cannot fork the chain.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+void store_audit_hash(const char *key, const char *prev_hash, const char *text, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+    EVP_MD_CTX *ctx;
+
+    if (key && *key) {
+        size_t plen = strlen(prev_hash), tlen = strlen(text);
+        unsigned char *data = malloc(plen + tlen);
+
+        if (data) {
+            memcpy(data, prev_hash, plen);
+            memcpy(data + plen, text, tlen);
+            if (!HMAC(EVP_sha256(), key, (int)strlen(key), data, plen + tlen, md, &n))
+                n = 0;
+            free(data);
+        }
+    } else if ((ctx = EVP_MD_CTX_new()) != NULL) {
+        if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+            !EVP_DigestUpdate(ctx, prev_hash, strlen(prev_hash)) ||
+            !EVP_DigestUpdate(ctx, text, strlen(text)) || !EVP_DigestFinal_ex(ctx, md, &n))
+            n = 0;
+        EVP_MD_CTX_free(ctx);
+    }
+    for (i = 0; i < n && i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * i] = '\0'; /* empty on failure: never equal to a real hash */
+}
+
+enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(db, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &s, err);
+    int step;
+
+    if (rc)
+        return rc;
+    memcpy(out, STORE_AUDIT_GENESIS, 65);
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 64)
+        memcpy(out, sqlite3_column_text(s, 0), 64);
+    else if (step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = store_fail_db(db, err, "audit head");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64_t recorded_ms,
+                                    const char *canonical, const struct store_index_entry *index,
+                                    size_t n_index, struct gw_error *err)
+{
+    char hash[65];
+    sqlite3_stmt *s;
+    enum gw_code rc;
+
+    store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
+    if (strlen(hash) != 64)
+        return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");
+    rc = stmt_prepare(txn->db,
+                      "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5)",
+                      &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, recorded_ms);
+    sqlite3_bind_text(s, 3, canonical, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, txn->chain_head, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, hash, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "audit append");
+    sqlite3_finalize(s);
+    if (!rc)
+        rc = index_insert(txn->db, "audit_index", sqlite3_last_insert_rowid(txn->db), index,
+                          n_index, err);
+    if (!rc)
+        memcpy(txn->chain_head, hash, sizeof hash);
+    return rc;
+}
+
+enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_ms,
+                              store_audit_row_fn fn, void *ctx, struct gw_error *err)
+{
+    sqlite3 *db = reader_acquire(st);
+    sqlite3_stmt *s;
+    enum gw_code rc;
+    int step;
+
+    rc = stmt_prepare(db,
+                      "SELECT seq, id, recorded, json, prev_hash, hash FROM audit"
+                      " WHERE recorded >= ?1 AND recorded < ?2 ORDER BY seq",
+                      &s, err);
+    if (rc) {
+        reader_release(st, db);
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, since_ms);
+    sqlite3_bind_int64(s, 2, until_ms ? until_ms : INT64_MAX);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_audit_row row = {
+            .seq = sqlite3_column_int64(s, 0),
+            .id = (char *)sqlite3_column_text(s, 1),
+            .recorded_ms = sqlite3_column_int64(s, 2),
+            .json = (char *)sqlite3_column_text(s, 3),
+            .prev_hash = (char *)sqlite3_column_text(s, 4),
+            .hash = (char *)sqlite3_column_text(s, 5),
+        };
+
+        if (!row.id || !row.json || !row.prev_hash || !row.hash) {
+            rc = gw_fail(err, GW_E_STORE, "audit row %lld has empty columns",
+                         (long long)row.seq);
+            break;
+        }
+        if (!fn(&row, ctx))
+            break;
+    }
+    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = store_fail_db(db, err, "audit scan");
+    sqlite3_finalize(s);
+    reader_release(st, db);
+    return rc;
+}

@@ -1,0 +1,435 @@
+/* outbox.c -- outbound HL7 v2 messages and inbound duplicate detection.
+ *
+ * The outbox row is written in the same commit as the referral that caused
+ * it, so an acknowledged referral always has its order message. Leasing and
+ * settling are writes, so they run on the writer thread like everything else.
+ * Ordering: a message is offered only once every earlier message about the
+ * same resource is final (acked or dead), so a cancel never overtakes its order.
+ */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTBOX_COLUMNS                                                                             \
+    "o.seq, o.control_id, o.site, o.kind, o.ref_type, o.ref_id, o.message, o.state,"              \
+    " o.lease_until, o.attempts, o.created, o.last_error"
+
+void store_outbox_msg_cleanup(struct store_outbox_msg *m)
+{
+    if (!m)
+        return;
+    free(m->control_id);
+    free(m->site);
+    free(m->kind);
+    free(m->ref_type);
+    free(m->ref_id);
+    free(m->message);
+    free(m->last_error);
+    memset(m, 0, sizeof *m);
+}
+
+void store_outbox_list_free(struct store_outbox_msg *list, size_t n)
+{
+    size_t i;
+
+    for (i = 0; list && i < n; i++)
+        store_outbox_msg_cleanup(&list[i]);
+    free(list);
+}
+
+static enum gw_code msg_from_row(sqlite3_stmt *s, struct store_outbox_msg *m, struct gw_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->seq = sqlite3_column_int64(s, 0);
+    m->state = (enum store_outbox_state)sqlite3_column_int(s, 7);
+    m->lease_until_ms = sqlite3_column_int64(s, 8);
+    m->attempts = (long)sqlite3_column_int64(s, 9);
+    m->created_ms = sqlite3_column_int64(s, 10);
+    m->message_len = (size_t)sqlite3_column_bytes(s, 6);
+    if (!column_dup(s, 1, &m->control_id) || !column_dup(s, 2, &m->site) ||
+        !column_dup(s, 3, &m->kind) || !column_dup(s, 4, &m->ref_type) ||
+        !column_dup(s, 5, &m->ref_id) || !column_dup(s, 6, &m->message) ||
+        !column_dup(s, 11, &m->last_error)) {
+        store_outbox_msg_cleanup(m);
+        return gw_fail(err, GW_E_NOMEM, "no memory for an outbox message");
+    }
+    return GW_OK;
+}
+
+/* Collects every row of s into a new array. */
+static enum gw_code collect(sqlite3 *db, sqlite3_stmt *s, size_t max, struct store_outbox_msg **out,
+                            size_t *n_out, struct gw_error *err)
+{
+    struct store_outbox_msg *list = calloc(max + 1, sizeof *list);
+    size_t n = 0;
+    enum gw_code rc = GW_OK;
+    int step;
+
+    *out = NULL;
+    *n_out = 0;
+    if (!list)
+        return gw_fail(err, GW_E_NOMEM, "no memory for outbox messages");
+    while (n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = msg_from_row(s, &list[n], err);
+        if (rc)
+            break;
+        n++;
+    }
+    if (!rc && n < max && step != SQLITE_DONE)
+        rc = store_fail_db(db, err, "outbox read");
+    if (rc) {
+        store_outbox_list_free(list, n);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return GW_OK;
+}
+
+enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outbox_new *m,
+                                  struct gw_error *err)
+{
+    static const char sql[] =
+        "INSERT INTO outbox (control_id, site, kind, ref_type, ref_id, message, state, created,"
+        " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(txn->db, sql, &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, m->control_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, m->site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, m->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, m->ref_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, m->ref_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 6, m->message, (int)m->message_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, txn->now_ms);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "outbox insert");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static void sites_in(struct sql *q, const char *const *sites, size_t n_sites)
+{
+    size_t i;
+
+    sql_text(q, "o.site IN (NULL");
+    for (i = 0; i < n_sites; i++) {
+        sql_text(q, ", ");
+        sql_bind_text(q, sites[i]);
+    }
+    sql_text(q, ")");
+}
+
+enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites,
+                                    size_t n_sites, size_t max, int64_t lease_ms,
+                                    struct store_outbox_msg **out, size_t *n_out,
+                                    struct gw_error *err)
+{
+    struct sql q;
+    sqlite3_stmt *s = NULL, *u = NULL;
+    enum gw_code rc;
+    size_t i;
+
+    sql_init(&q);
+    sql_text(&q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE ");
+    sites_in(&q, sites, n_sites);
+    sql_text(&q, " AND (o.state = 0 OR (o.state = 1 AND o.lease_until <= ");
+    sql_bind_int(&q, txn->now_ms);
+    sql_text(&q, ")) AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.ref_type = o.ref_type"
+                 " AND e.ref_id = o.ref_id AND e.seq < o.seq AND e.state IN (0, 1))"
+                 " ORDER BY o.seq LIMIT ");
+    sql_bind_int(&q, (int64_t)max);
+    rc = sql_prepare(txn->db, &q, &s, err);
+    if (!rc)
+        rc = collect(txn->db, s, max, out, n_out, err);
+    sqlite3_finalize(s);
+    sql_cleanup(&q);
+    if (!rc)
+        rc = stmt_prepare(txn->db,
+                          "UPDATE outbox SET state = 1, lease_until = ?1, attempts = attempts + 1,"
+                          " updated = ?2 WHERE seq = ?3",
+                          &u, err);
+    for (i = 0; !rc && i < *n_out; i++) {
+        sqlite3_reset(u);
+        sqlite3_bind_int64(u, 1, txn->now_ms + lease_ms);
+        sqlite3_bind_int64(u, 2, txn->now_ms);
+        sqlite3_bind_int64(u, 3, (*out)[i].seq);
+        if (sqlite3_step(u) != SQLITE_DONE)
+            rc = store_fail_db(txn->db, err, "outbox lease");
+        (*out)[i].state = STORE_OUTBOX_LEASED;
+        (*out)[i].lease_until_ms = txn->now_ms + lease_ms;
+        (*out)[i].attempts++;
+    }
+    sqlite3_finalize(u);
+    if (rc && *out) {
+        store_outbox_list_free(*out, *n_out);
+        *out = NULL;
+        *n_out = 0;
+    }
+    return rc;
+}
+
+static enum gw_code find_by_control_id(sqlite3 *db, const char *control_id,
+                                       const char *const *sites, size_t n_sites,
+                                       struct store_outbox_msg *m, struct gw_error *err)
+{
+    struct sql q;
+    sqlite3_stmt *s = NULL;
+    struct store_outbox_msg *list = NULL;
+    size_t n = 0;
+    enum gw_code rc;
+
+    memset(m, 0, sizeof *m);
+    sql_init(&q);
+    sql_text(&q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.control_id = ");
+    sql_bind_text(&q, control_id);
+    if (sites) {
+        sql_text(&q, " AND ");
+        sites_in(&q, sites, n_sites);
+    }
+    rc = sql_prepare(db, &q, &s, err);
+    if (!rc)
+        rc = collect(db, s, 1, &list, &n, err);
+    sqlite3_finalize(s);
+    sql_cleanup(&q);
+    if (!rc && n == 0)
+        rc = gw_fail(err, GW_E_NOTFOUND, "no outbound message has control id %s", control_id);
+    if (!rc) {
+        *m = list[0];
+        free(list);
+        return GW_OK;
+    }
+    store_outbox_list_free(list, n);
+    return rc;
+}
+
+enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_id,
+                                     const char *const *sites, size_t n_sites, const char *ack,
+                                     const char *text, struct store_outbox_msg *settled,
+                                     bool *was_final, struct gw_error *err)
+{
+    sqlite3_stmt *u;
+    bool accepted = strcmp(ack, "AA") == 0 || strcmp(ack, "CA") == 0;
+    enum gw_code rc;
+
+    *was_final = false;
+    rc = find_by_control_id(txn->db, control_id, sites, n_sites, settled, err);
+    if (rc)
+        return rc;
+    *was_final = settled->state == STORE_OUTBOX_ACKED || settled->state == STORE_OUTBOX_DEAD;
+    if (*was_final)
+        return GW_OK;
+    rc = stmt_prepare(txn->db,
+                      "UPDATE outbox SET state = ?1, updated = ?2, last_error = ?3 WHERE seq = ?4",
+                      &u, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int(u, 1, accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD);
+    sqlite3_bind_int64(u, 2, txn->now_ms);
+    sqlite3_bind_text(u, 3, accepted ? NULL : text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(u, 4, settled->seq);
+    if (sqlite3_step(u) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "outbox settle");
+    sqlite3_finalize(u);
+    settled->state = accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD;
+    return rc;
+}
+
+enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control_id,
+                                      const char *error_text, struct gw_error *err)
+{
+    sqlite3_stmt *u;
+    enum gw_code rc = stmt_prepare(txn->db,
+                                   "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
+                                   " last_error = ?2 WHERE control_id = ?3",
+                                   &u, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(u, 1, txn->now_ms);
+    sqlite3_bind_text(u, 2, error_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(u, 3, control_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(u) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "outbox attempt");
+    sqlite3_finalize(u);
+    return rc;
+}
+
+/* Runs a read-only outbox query with text binds on a reader connection. */
+static enum gw_code read_list(struct store *st, const char *sql, const char *a, const char *b,
+                              size_t max, struct store_outbox_msg **out, size_t *n_out,
+                              struct gw_error *err)
+{
+    sqlite3 *db = reader_acquire(st);
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+
+    if (!rc) {
+        sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+        if (b)
+            sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+        rc = collect(db, s, max, out, n_out, err);
+    }
+    sqlite3_finalize(s);
+    reader_release(st, db);
+    return rc;
+}
+
+enum gw_code store_outbox_next(struct store *st, const char *site, struct store_outbox_msg *out,
+                               struct gw_error *err)
+{
+    struct store_outbox_msg *list = NULL;
+    size_t n = 0;
+    enum gw_code rc;
+
+    memset(out, 0, sizeof *out);
+    rc = read_list(st,
+                   "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.site = ?1 AND o.state IN (0, 1)"
+                   " ORDER BY o.seq LIMIT 1",
+                   site, NULL, 1, &list, &n, err);
+    if (!rc && n == 0)
+        rc = gw_fail(err, GW_E_NOTFOUND, "nothing to send to %s", site);
+    if (!rc) {
+        *out = list[0];
+        free(list);
+        return GW_OK;
+    }
+    store_outbox_list_free(list, n);
+    return rc;
+}
+
+enum gw_code store_outbox_for(struct store *st, const char *ref_type, const char *ref_id,
+                              struct store_outbox_msg **out, size_t *n_out, struct gw_error *err)
+{
+    return read_list(st,
+                     "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.ref_type = ?1"
+                     " AND o.ref_id = ?2 ORDER BY o.seq LIMIT 1000",
+                     ref_type, ref_id, 1000, out, n_out, err);
+}
+
+static enum gw_code stats_row(sqlite3_stmt *s, struct store_outbox_stats *list, size_t *n)
+{
+    const char *site = (const char *)sqlite3_column_text(s, 0);
+    struct store_outbox_stats *row = NULL;
+    size_t i;
+
+    for (i = 0; i < *n; i++)
+        if (strcmp(list[i].site, site) == 0)
+            row = &list[i];
+    if (!row) {
+        row = &list[(*n)++];
+        row->site = gw_strdup(site);
+        if (!row->site)
+            return GW_E_NOMEM;
+    }
+    switch (sqlite3_column_int(s, 1)) {
+    case STORE_OUTBOX_PENDING:
+        row->pending = (long)sqlite3_column_int64(s, 2);
+        break;
+    case STORE_OUTBOX_LEASED:
+        row->leased = (long)sqlite3_column_int64(s, 2);
+        break;
+    case STORE_OUTBOX_ACKED:
+        row->acked = (long)sqlite3_column_int64(s, 2);
+        break;
+    default:
+        row->dead = (long)sqlite3_column_int64(s, 2);
+    }
+    if (sqlite3_column_int(s, 1) <= STORE_OUTBOX_LEASED &&
+        (!row->oldest_pending_ms || sqlite3_column_int64(s, 3) < row->oldest_pending_ms))
+        row->oldest_pending_ms = sqlite3_column_int64(s, 3);
+    return GW_OK;
+}
+
+enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
+                                struct gw_error *err)
+{
+    sqlite3 *db = reader_acquire(st);
+    sqlite3_stmt *s = NULL;
+    struct store_outbox_stats *list = NULL;
+    size_t n = 0, cap = 0;
+    enum gw_code rc;
+    int step;
+
+    *out = NULL;
+    *n_out = 0;
+    rc = stmt_prepare(db, "SELECT site, state, COUNT(*), MIN(created) FROM outbox"
+                          " GROUP BY site, state ORDER BY site",
+                      &s, err);
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            struct store_outbox_stats *grown = realloc(list, (cap + 8) * sizeof *list);
+
+            if (!grown) {
+                rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
+                break;
+            }
+            memset(grown + cap, 0, 8 * sizeof *grown);
+            list = grown;
+            cap += 8;
+        }
+        if (stats_row(s, list, &n))
+            rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
+    }
+    sqlite3_finalize(s);
+    reader_release(st, db);
+    if (rc) {
+        while (n)
+            free(list[--n].site);
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n_out = n;
+    return GW_OK;
+}
+
+enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
+                                    const char *control_id, char **ack, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc;
+    int step;
+
+    *ack = NULL;
+    rc = stmt_prepare(txn->db, "SELECT ack FROM inbound WHERE sender = ?1 AND control_id = ?2", &s,
+                      err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, control_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = column_dup(s, 0, ack) ? GW_OK : gw_fail(err, GW_E_NOMEM, "no memory for an ACK");
+    else if (step == SQLITE_DONE)
+        rc = gw_fail(err, GW_E_NOTFOUND, "message %s not seen before", control_id);
+    else
+        rc = store_fail_db(txn->db, err, "inbound lookup");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
+                                      const char *control_id, const char *ack,
+                                      struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(txn->db,
+                                   "INSERT INTO inbound (sender, control_id, received, ack)"
+                                   " VALUES (?1, ?2, ?3, ?4)",
+                                   &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, control_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, txn->now_ms);
+    sqlite3_bind_text(s, 4, ack, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "inbound record");
+    sqlite3_finalize(s);
+    return rc;
+}

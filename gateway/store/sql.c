@@ -1,0 +1,123 @@
+/* sql.c -- statement helpers: one-shot execution, error mapping, and a
+ * builder for dynamic statements (search) that binds every value, so no
+ * caller text is ever spliced into SQL. */
+#include "store/store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what)
+{
+    int code = sqlite3_extended_errcode(db);
+
+    if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
+        return gw_fail(err, GW_E_STORE, "%s: the database is busy", what);
+    if ((code & 0xff) == SQLITE_NOMEM)
+        return gw_fail(err, GW_E_NOMEM, "%s: out of memory", what);
+    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_IOERR)
+        return gw_fail(err, GW_E_IO, "%s: %s", what, sqlite3_errmsg(db));
+    return gw_fail(err, GW_E_STORE, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err)
+{
+    *out = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+        return store_fail_db(db, err, "prepare");
+    return GW_OK;
+}
+
+enum gw_code stmt_exec(sqlite3 *db, const char *sql, struct gw_error *err)
+{
+    char *msg = NULL;
+    enum gw_code rc = GW_OK;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rc = store_fail_db(db, err, "statement");
+        sqlite3_free(msg);
+    }
+    return rc;
+}
+
+bool column_dup(sqlite3_stmt *s, int i, char **out)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    *out = NULL;
+    if (!t)
+        return sqlite3_column_type(s, i) == SQLITE_NULL;
+    *out = gw_strndup((const char *)t, (size_t)sqlite3_column_bytes(s, i));
+    return *out != NULL;
+}
+
+void sql_init(struct sql *q)
+{
+    gw_buf_init(&q->text, STORE_MAX_SQL);
+    q->n_binds = 0;
+    q->overflow = false;
+}
+
+void sql_cleanup(struct sql *q)
+{
+    gw_buf_cleanup(&q->text);
+}
+
+void sql_text(struct sql *q, const char *s)
+{
+    gw_buf_puts(&q->text, s);
+}
+
+static struct bind *next_bind(struct sql *q)
+{
+    if (q->n_binds >= STORE_MAX_BINDS) {
+        q->overflow = true;
+        return NULL;
+    }
+    gw_buf_putc(&q->text, '?');
+    return &q->binds[q->n_binds++];
+}
+
+void sql_bind_text(struct sql *q, const char *s)
+{
+    struct bind *b = next_bind(q);
+
+    if (b)
+        *b = (struct bind){.is_int = false, .s = s};
+}
+
+void sql_bind_int(struct sql *q, int64_t v)
+{
+    struct bind *b = next_bind(q);
+
+    if (b)
+        *b = (struct bind){.is_int = true, .i = v};
+}
+
+enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+{
+    size_t i;
+    enum gw_code rc;
+
+    *out = NULL;
+    if (q->overflow)
+        return gw_fail(err, GW_E_LIMIT, "the query has more than %d values", STORE_MAX_BINDS);
+    rc = gw_buf_finish(&q->text, "query", err);
+    if (rc)
+        return rc;
+    rc = stmt_prepare(db, q->text.data, out, err);
+    if (rc)
+        return rc;
+    for (i = 0; i < q->n_binds; i++) {
+        const struct bind *b = &q->binds[i];
+        int r = b->is_int ? sqlite3_bind_int64(*out, (int)i + 1, b->i)
+                : b->s    ? sqlite3_bind_text(*out, (int)i + 1, b->s, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(*out, (int)i + 1);
+
+        if (r != SQLITE_OK) {
+            sqlite3_finalize(*out);
+            *out = NULL;
+            return store_fail_db(db, err, "bind");
+        }
+    }
+    return GW_OK;
+}

@@ -1,0 +1,313 @@
+/* store.h -- durable resources, search index, outbox and audit rows behind one interface.
+ *
+ * Owns:      the database handles: one writer connection driven by a single
+ *            writer thread (group commit) and a pool of reader connections.
+ * Promises:  store_write() returns only once its work is on disk (SQLite WAL,
+ *            synchronous=FULL): GW_OK means committed, anything else means
+ *            nothing of its apply step remains (its audit step may still have
+ *            committed a failure event). A batch lands whole or not at all;
+ *            readers never see half a batch. Versions are never rewritten:
+ *            the versions and audit tables are append-only.
+ * Never:     exposes SQL or backend types; blocks a caller past
+ *            commit_timeout_ms while its work is still queued.
+ * Threads:   every store_* function may be called from any thread;
+ *            store_txn_* functions only inside apply/audit callbacks, on the
+ *            writer thread, with the txn they were given.
+ * Ownership: json_t arguments are borrowed (store_txn_put writes meta into
+ *            its resource); results are owned by the caller and freed with
+ *            the matching _cleanup().
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "util/util.h"
+
+struct store;
+struct store_txn;
+
+#define STORE_MAX_PAGE 1000 /* most rows one search page returns */
+
+/* ------------------------------------------------------------ opening */
+
+/* Opens (creating and migrating as needed) the store named by cfg->store and
+ * starts the writer thread. On GW_OK *out is new; free with store_destroy(). */
+enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_error *err);
+/* Finishes queued work, stops the writer and closes everything. Accepts NULL. */
+void store_destroy(struct store *st);
+/* GW_OK when the store answers a trivial query (for /readyz). */
+enum gw_code store_ping(struct store *st, struct gw_error *err);
+/* The schema version the store is at. */
+int store_schema_version(struct store *st);
+
+/* ------------------------------------------------------------ resources */
+
+struct store_resource {
+    char *type;
+    char *id;
+    long version;
+    int64_t last_updated_ms;
+    int64_t seq; /* global version sequence */
+    bool deleted;
+    char *owner; /* owning organisation id */
+    char *site;  /* performing site id, may be NULL */
+    char *json;  /* the resource as stored, NUL-terminated */
+};
+void store_resource_cleanup(struct store_resource *r);
+
+/* Reads type/id at version (0: the current one). GW_E_NOTFOUND when absent.
+ * A deleted current version is returned with deleted set. */
+enum gw_code store_read(struct store *st, const char *type, const char *id, long version,
+                        struct store_resource *out, struct gw_error *err);
+
+/* ------------------------------------------------------------ search */
+
+enum store_param_kind {
+    STORE_TOKEN,     /* system|code; system NULL matches any */
+    STORE_REFERENCE, /* "Type/id" */
+    STORE_STRING,    /* normalised (lower case, no accents): prefix match, or exact */
+    STORE_URI,       /* exact */
+    STORE_DATE,      /* [lo, hi) epoch ms with a prefix */
+    STORE_NUMBER,    /* lo as value */
+};
+
+enum store_prefix { STORE_EQ, STORE_NE, STORE_LT, STORE_GT, STORE_LE, STORE_GE, STORE_SA, STORE_EB };
+
+/* An index entry written with a version (or audit event). */
+struct store_index_entry {
+    const char *param;
+    const char *system; /* token system, or NULL */
+    const char *value;  /* token code, reference, normalised string, uri */
+    int64_t lo, hi;     /* dates: [lo, hi) epoch ms; numbers: lo */
+};
+
+/* One value of a search parameter. */
+struct store_value {
+    const char *system; /* tokens: NULL any system, "" no system */
+    const char *value;
+    enum store_prefix prefix;
+    int64_t lo, hi;
+};
+
+/* One search parameter occurrence: matches when any of its values does. */
+struct store_cond {
+    const char *param; /* index name, or "_id", "_lastUpdated" (columns) */
+    enum store_param_kind kind;
+    bool exact;   /* strings: exact instead of starts-with */
+    bool missing; /* ":missing=true": no index entry for param */
+    bool negate;  /* ":not" */
+    struct store_value *values;
+    size_t n_values;
+};
+
+struct store_sort {
+    const char *param; /* index name, "_id" or "_lastUpdated" */
+    enum store_param_kind kind;
+    bool descending;
+};
+
+struct store_query {
+    const char *type; /* resource type, or "AuditEvent" for the audit log */
+    const struct store_cond *conds;
+    size_t n_conds;
+    const struct store_sort *sorts;
+    size_t n_sorts;
+    const char *owner;        /* only rows owned by this organisation; NULL: any */
+    const char *const *sites; /* only rows routed to one of these sites; NULL: any */
+    size_t n_sites;
+    int64_t snapshot; /* see only what was committed up to this seq; 0: now */
+    size_t offset;
+    size_t count; /* at most STORE_MAX_PAGE */
+    bool want_total;
+};
+
+struct store_page {
+    struct store_resource *items;
+    size_t n_items;
+    int64_t snapshot; /* the seq the page was read at: pass it on for the next page */
+    long total;       /* -1 unless want_total */
+    bool has_more;
+};
+void store_page_cleanup(struct store_page *p);
+
+/* Runs q on a reader connection. */
+enum gw_code store_search(struct store *st, const struct store_query *q, struct store_page *out,
+                          struct gw_error *err);
+/* History of type/id (or of the whole type when id is NULL), newest first,
+ * within the same scope and paging rules as q (its conds are ignored). */
+enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
+                           struct store_page *out, struct gw_error *err);
+
+/* ------------------------------------------------------------ writes */
+
+/* apply runs on the writer thread inside its own savepoint; returning
+ * anything but GW_OK undoes all it did. audit then runs (even when apply
+ * failed or was NULL) in a savepoint of its own to append the AuditEvents
+ * describing the outcome; if audit fails, the apply step is undone too. */
+typedef enum gw_code (*store_apply_fn)(struct store_txn *txn, void *ctx, struct gw_error *err);
+typedef enum gw_code (*store_audit_fn)(struct store_txn *txn, void *ctx, enum gw_code outcome,
+                                       const struct gw_error *why, struct gw_error *err);
+
+/* Queues the work, waits for its commit and returns its outcome (err says
+ * why on failure). GW_E_STORE when the store failed or stayed busy past
+ * commit_timeout_ms before starting the work. */
+enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
+                         struct gw_error *err);
+
+/* The commit time of this txn's batch (epoch ms, never going backwards). */
+int64_t store_txn_now(const struct store_txn *txn);
+
+/* Reads and searches inside the txn: they see its own uncommitted writes. */
+enum gw_code store_txn_read(struct store_txn *txn, const char *type, const char *id, long version,
+                            struct store_resource *out, struct gw_error *err);
+enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q,
+                              struct store_page *out, struct gw_error *err);
+
+/* Serialises a resource to new NUL-terminated text (free()), NULL on failure. */
+typedef char *(*store_serialize_fn)(json_t *resource);
+
+struct store_put {
+    const char *type;
+    const char *id;
+    json_t *resource; /* borrowed; meta.versionId and meta.lastUpdated are set here */
+    const char *owner;
+    const char *site;
+    const struct store_index_entry *index;
+    size_t n_index;
+    long if_match;  /* >0: the current version must be this (else GW_E_CONFLICT) */
+    bool create;    /* the resource must not exist yet (else GW_E_CONFLICT) */
+    bool deleted;   /* records a deletion */
+    store_serialize_fn serialize; /* NULL: compact Jansson output */
+};
+
+struct store_written {
+    long version;
+    int64_t last_updated_ms;
+    int64_t seq;
+};
+
+/* Writes the next version of put->type/put->id. */
+enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *put,
+                           struct store_written *out, struct gw_error *err);
+
+/* ------------------------------------------------------------ outbox */
+
+/* An outbound HL7 v2 message's life (DESIGN §1, §3):
+ *
+ *   pending --lease (pull) / send (push)--> leased --AA--> acked
+ *      ^                                      |  \--AE/AR--> dead
+ *      +-------- lease_until passes ----------+
+ *
+ * pending: waiting; lease_until unused.   leased: offered to the RIS until
+ * lease_until; attempts counts offers.    acked / dead: final, never offered
+ * again. The control id never changes across offers. */
+enum store_outbox_state { STORE_OUTBOX_PENDING, STORE_OUTBOX_LEASED, STORE_OUTBOX_ACKED,
+                          STORE_OUTBOX_DEAD };
+
+struct store_outbox_msg {
+    int64_t seq;
+    char *control_id; /* MSH-10 */
+    char *site;
+    char *kind;     /* "order", "cancel", "change" */
+    char *ref_type; /* the resource it is about (ServiceRequest) */
+    char *ref_id;
+    char *message; /* ER7 bytes, NUL-terminated */
+    size_t message_len;
+    enum store_outbox_state state;
+    int64_t lease_until_ms;
+    long attempts;
+    int64_t created_ms;
+    char *last_error;
+};
+void store_outbox_msg_cleanup(struct store_outbox_msg *m);
+void store_outbox_list_free(struct store_outbox_msg *list, size_t n);
+
+struct store_outbox_new {
+    const char *control_id;
+    const char *site;
+    const char *kind;
+    const char *ref_type;
+    const char *ref_id;
+    const char *message;
+    size_t message_len;
+};
+
+/* Adds a pending message in the txn (same commit as the referral). */
+enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outbox_new *m,
+                                  struct gw_error *err);
+/* Leases up to max pending (or lease-expired) messages of the sites, oldest
+ * first, until now + lease_ms. *out is a new array of *n_out messages. */
+enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites,
+                                    size_t n_sites, size_t max, int64_t lease_ms,
+                                    struct store_outbox_msg **out, size_t *n_out,
+                                    struct gw_error *err);
+/* Settles a message by control id: ack "AA" → acked, "AE"/"AR" → dead with
+ * text. Only messages of the sites (NULL: any) are visible. GW_E_NOTFOUND when
+ * no such message; an already settled message is left as it is (*was_final). */
+enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_id,
+                                     const char *const *sites, size_t n_sites, const char *ack,
+                                     const char *text, struct store_outbox_msg *settled,
+                                     bool *was_final, struct gw_error *err);
+/* The oldest unfinished message of site (push delivery), GW_E_NOTFOUND when none. */
+enum gw_code store_outbox_next(struct store *st, const char *site, struct store_outbox_msg *out,
+                               struct gw_error *err);
+/* Records a failed delivery attempt (push): attempts+1, last_error. */
+enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control_id,
+                                      const char *error_text, struct gw_error *err);
+/* Messages about ref_type/ref_id, oldest first (for the Task's view). */
+enum gw_code store_outbox_for(struct store *st, const char *ref_type, const char *ref_id,
+                              struct store_outbox_msg **out, size_t *n_out, struct gw_error *err);
+
+struct store_outbox_stats {
+    char *site;
+    long pending, leased, acked, dead;
+    int64_t oldest_pending_ms; /* created time of the oldest unfinished one, 0 when none */
+};
+/* Per-site counts for /metrics. *out is a new array (free each site, then it). */
+enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
+                                struct gw_error *err);
+
+/* ------------------------------------------------------------ inbound dedupe */
+
+/* Looks up the ACK already sent for (sender, control_id): GW_OK and a new
+ * *ack (free()) when seen, GW_E_NOTFOUND otherwise. */
+enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
+                                    const char *control_id, char **ack, struct gw_error *err);
+/* Records the ACK answered for (sender, control_id) in the txn. */
+enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
+                                      const char *control_id, const char *ack,
+                                      struct gw_error *err);
+
+/* ------------------------------------------------------------ audit rows */
+
+/* Appends an AuditEvent: its id and canonical JSON text, with the index
+ * entries for searching. The row's hash is SHA-256 over the previous row's
+ * hash and text (keyed with HMAC when audit_hmac_key is set). */
+enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64_t recorded_ms,
+                                    const char *canonical, const struct store_index_entry *index,
+                                    size_t n_index, struct gw_error *err);
+
+struct store_audit_row {
+    int64_t seq;
+    char *id;
+    int64_t recorded_ms;
+    char *json;
+    char *prev_hash;
+    char *hash;
+};
+/* Calls fn for each audit row in order, from seq > after, with recorded in
+ * [since_ms, until_ms) (0: unbounded), streaming (constant memory). fn returns
+ * false to stop. Rows are borrowed for the call. */
+typedef bool (*store_audit_row_fn)(const struct store_audit_row *row, void *ctx);
+enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_ms,
+                              store_audit_row_fn fn, void *ctx, struct gw_error *err);
+/* The chain hash: hex SHA-256 (or HMAC-SHA-256 with key) of prev_hash || text. */
+void store_audit_hash(const char *key, const char *prev_hash, const char *text, char out[65]);
+/* The hash a chain starts from. */
+#define STORE_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+#endif

@@ -1,0 +1,112 @@
+/* store_int.h -- what the store's own files share: the handles, the writer
+ * queue, statement helpers. Not for other modules. */
+#ifndef GW_STORE_INT_H
+#define GW_STORE_INT_H
+
+#include "store/store.h"
+
+#include <pthread.h>
+
+#include <sqlite3.h>
+
+#define STORE_BUSY_TIMEOUT_MS 10000
+#define STORE_MAX_BINDS 512
+#define STORE_MAX_SQL (256 * 1024)
+#define STORE_MAX_JSON (64 * 1024 * 1024)
+
+/* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct job {
+    struct job *next;
+    store_apply_fn apply;
+    store_audit_fn audit;
+    void *ctx;
+    enum job_state state;
+    enum gw_code rc;
+    struct gw_error err;
+};
+
+struct store {
+    char *path;
+    char *hmac_key;
+    long commit_timeout_ms;
+    long max_batch;
+    /* readers: a pool guarded by pool_lock */
+    sqlite3 **readers;
+    bool *reader_busy;
+    size_t n_readers;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cv;
+    /* the writer */
+    sqlite3 *wdb;
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cv;    /* work queued, or stopping */
+    pthread_cond_t done_cv; /* some job finished */
+    struct job *q_head, *q_tail;
+    bool stopping;
+    int64_t last_commit_ms;
+    int schema_version;
+};
+
+struct store_txn {
+    struct store *st;
+    sqlite3 *db;
+    int64_t now_ms;
+    char chain_head[65]; /* the last audit hash, this txn's view */
+};
+
+/* A bound value for dynamically built statements. */
+struct bind {
+    bool is_int;
+    int64_t i;
+    const char *s;
+};
+
+struct sql {
+    struct gw_buf text;
+    struct bind binds[STORE_MAX_BINDS];
+    size_t n_binds;
+    bool overflow;
+};
+
+void sql_init(struct sql *q);
+void sql_cleanup(struct sql *q);
+void sql_text(struct sql *q, const char *s);
+void sql_bind_text(struct sql *q, const char *s); /* appends "?" and binds s */
+void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
+/* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
+enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+
+/* Prepares sql and binds texts (NULL binds NULL); one-shot helpers. */
+enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err);
+enum gw_code stmt_exec(sqlite3 *db, const char *sql, struct gw_error *err);
+enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what);
+/* Copies column i as a new string (NULL stays NULL); false on OOM. */
+bool column_dup(sqlite3_stmt *s, int i, char **out);
+
+/* schema.c */
+enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err);
+
+/* readers (store.c) */
+sqlite3 *reader_acquire(struct store *st);
+void reader_release(struct store *st, sqlite3 *db);
+
+/* resources.c */
+enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
+                            struct store_resource *out, struct gw_error *err);
+enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
+/* Writes index rows into table ("search_index" or "audit_index") for seq. */
+enum gw_code index_insert(sqlite3 *db, const char *table, int64_t seq,
+                          const struct store_index_entry *e, size_t n, struct gw_error *err);
+
+/* search.c */
+enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *history_id,
+                        bool history, struct store_page *out, struct gw_error *err);
+
+/* auditlog.c */
+enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err);
+
+#endif

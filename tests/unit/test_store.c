@@ -1,0 +1,426 @@
+/* test_store.c -- the SQLite store: versions, preconditions, group commit,
+ * snapshot search and paging, outbox leases and ordering, inbound dedupe,
+ * the audit hash chain. Each case uses a fresh database in a temporary folder. */
+#include "check.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/gw-store-XXXXXX";
+static int n_db;
+
+static struct store *open_fresh(void)
+{
+    static char url[200], path[128];
+    struct config cfg;
+    struct store *st = NULL;
+    struct gw_error err;
+
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(path, sizeof path, "%s/t%d.db", dir, n_db++);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    cfg.store = url;
+    cfg.commit_timeout_ms = 10000;
+    cfg.max_batch = 64;
+    cfg.read_connections = 2;
+    cfg.audit_hmac_key = "";
+    if (store_open(&cfg, &st, &err) != GW_OK)
+        fprintf(stderr, "store_open: %s\n", err.msg);
+    return st;
+}
+
+struct put_ctx {
+    const char *type, *id, *owner, *site, *identifier;
+    long if_match;
+    bool create;
+    struct store_written written;
+};
+
+static enum gw_code put_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct put_ctx *p = ctx;
+    struct store_index_entry idx[1] = {{"identifier", "urn:test", p->identifier, 0, 0}};
+    json_t *res = json_pack("{s:s, s:s}", "resourceType", p->type, "id", p->id);
+    struct store_put put = {.type = p->type, .id = p->id, .resource = res, .owner = p->owner,
+                            .site = p->site, .index = idx, .n_index = p->identifier ? 1 : 0,
+                            .if_match = p->if_match, .create = p->create};
+    enum gw_code rc = store_txn_put(txn, &put, &p->written, err);
+
+    json_decref(res);
+    return rc;
+}
+
+static enum gw_code put(struct store *st, struct put_ctx *p)
+{
+    return store_write(st, put_apply, NULL, p, NULL);
+}
+
+static void put_creates_versions_and_checks_preconditions(void)
+{
+    struct store *st = open_fresh();
+    struct put_ctx p = {"Patient", "p1", "orgA", NULL, "123", 0, true, {0}};
+    struct store_resource r;
+    struct gw_error err;
+
+    CHECK_INT(put(st, &p), GW_OK);
+    CHECK_INT(p.written.version, 1);
+    CHECK_INT(put(st, &p), GW_E_CONFLICT); /* create of an existing id */
+    p.create = false;
+    p.if_match = 1;
+    CHECK_INT(put(st, &p), GW_OK);
+    CHECK_INT(p.written.version, 2);
+    CHECK_INT(put(st, &p), GW_E_CONFLICT); /* stale If-Match */
+    CHECK_INT(store_read(st, "Patient", "p1", 0, &r, &err), GW_OK);
+    CHECK_INT(r.version, 2);
+    CHECK(strstr(r.json, "\"versionId\":\"2\"") != NULL);
+    CHECK_STR(r.owner, "orgA");
+    store_resource_cleanup(&r);
+    CHECK_INT(store_read(st, "Patient", "p1", 1, &r, &err), GW_OK);
+    CHECK(strstr(r.json, "\"versionId\":\"1\"") != NULL);
+    store_resource_cleanup(&r);
+    CHECK_INT(store_read(st, "Patient", "nope", 0, &r, &err), GW_E_NOTFOUND);
+    store_destroy(st);
+}
+
+struct thread_arg {
+    struct store *st;
+    int index;
+    enum gw_code rc;
+};
+
+static void *writer_thread(void *arg)
+{
+    struct thread_arg *a = arg;
+    char id[32];
+    struct put_ctx p = {"ServiceRequest", id, "orgA", "s1", "x", 0, true, {0}};
+
+    snprintf(id, sizeof id, "sr%d", a->index);
+    a->rc = put(a->st, &p);
+    return NULL;
+}
+
+static void concurrent_writers_all_commit(void)
+{
+    struct store *st = open_fresh();
+    pthread_t t[32];
+    struct thread_arg a[32];
+    struct store_query q = {.type = "ServiceRequest", .count = 100, .want_total = true};
+    struct store_page page;
+    int i;
+
+    for (i = 0; i < 32; i++) {
+        a[i] = (struct thread_arg){st, i, GW_E_INTERNAL};
+        pthread_create(&t[i], NULL, writer_thread, &a[i]);
+    }
+    for (i = 0; i < 32; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(a[i].rc, GW_OK);
+    }
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.total, 32);
+    CHECK_INT(page.n_items, 32);
+    store_page_cleanup(&page);
+    store_destroy(st);
+}
+
+static void search_pages_a_stable_snapshot(void)
+{
+    struct store *st = open_fresh();
+    struct store_query q = {.type = "Task", .count = 10, .want_total = true};
+    struct store_page page;
+    char id[16];
+    int i, seen = 0;
+    int64_t snap;
+
+    for (i = 0; i < 25; i++) {
+        struct put_ctx p = {"Task", id, "orgA", NULL, NULL, 0, true, {0}};
+
+        snprintf(id, sizeof id, "t%02d", i);
+        CHECK_INT(put(st, &p), GW_OK);
+    }
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    snap = page.snapshot;
+    seen += (int)page.n_items;
+    CHECK(page.has_more);
+    store_page_cleanup(&page);
+    for (i = 25; i < 30; i++) { /* arrivals while paging */
+        struct put_ctx p = {"Task", id, "orgA", NULL, NULL, 0, true, {0}};
+
+        snprintf(id, sizeof id, "t%02d", i);
+        CHECK_INT(put(st, &p), GW_OK);
+    }
+    q.snapshot = snap;
+    for (q.offset = 10;; q.offset += 10) {
+        CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+        CHECK_INT(page.total, 25);
+        seen += (int)page.n_items;
+        if (!page.has_more) {
+            store_page_cleanup(&page);
+            break;
+        }
+        store_page_cleanup(&page);
+    }
+    CHECK_INT(seen, 25);
+    store_destroy(st);
+}
+
+static void search_filters_by_token_owner_and_site(void)
+{
+    struct store *st = open_fresh();
+    struct put_ctx a = {"Patient", "a", "orgA", "s1", "111", 0, true, {0}};
+    struct put_ctx b = {"Patient", "b", "orgB", "s2", "222", 0, true, {0}};
+    struct store_value v = {.system = "urn:test", .value = "222"};
+    struct store_cond c = {.param = "identifier", .kind = STORE_TOKEN, .values = &v, .n_values = 1};
+    const char *sites[] = {"s1"};
+    struct store_query q = {.type = "Patient", .conds = &c, .n_conds = 1, .count = 10};
+    struct store_page page;
+
+    CHECK_INT(put(st, &a), GW_OK);
+    CHECK_INT(put(st, &b), GW_OK);
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    CHECK_STR(page.n_items ? page.items[0].id : "", "b");
+    store_page_cleanup(&page);
+    q.owner = "orgA";
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 0);
+    store_page_cleanup(&page);
+    q.owner = NULL;
+    q.n_conds = 0;
+    q.sites = sites;
+    q.n_sites = 1;
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    CHECK_STR(page.n_items ? page.items[0].id : "", "a");
+    store_page_cleanup(&page);
+    store_destroy(st);
+}
+
+struct outbox_ctx {
+    const char *control_id, *ref_id, *kind;
+    struct store_outbox_msg *leased;
+    size_t n_leased;
+    const char *ack;
+    bool was_final;
+};
+
+static enum gw_code outbox_add_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct outbox_ctx *o = ctx;
+    struct store_outbox_new m = {o->control_id, "s1", o->kind, "ServiceRequest", o->ref_id,
+                                 "MSH|^~\\&|\r", 10};
+
+    return store_txn_outbox_add(txn, &m, err);
+}
+
+static enum gw_code outbox_lease_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct outbox_ctx *o = ctx;
+    const char *sites[] = {"s1"};
+
+    return store_txn_outbox_lease(txn, sites, 1, 10, 60000, &o->leased, &o->n_leased, err);
+}
+
+static enum gw_code outbox_settle_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct outbox_ctx *o = ctx;
+    struct store_outbox_msg m;
+    enum gw_code rc = store_txn_outbox_settle(txn, o->control_id, NULL, 0, o->ack, "refused",
+                                              &m, &o->was_final, err);
+
+    store_outbox_msg_cleanup(&m);
+    return rc;
+}
+
+static void outbox_keeps_order_per_referral_and_settles_once(void)
+{
+    struct store *st = open_fresh();
+    struct outbox_ctx o1 = {"c1", "r1", "order", NULL, 0, NULL, false};
+    struct outbox_ctx o2 = {"c2", "r1", "cancel", NULL, 0, NULL, false};
+    struct outbox_ctx o3 = {"c3", "r2", "order", NULL, 0, NULL, false};
+    struct outbox_ctx l = {0};
+
+    CHECK_INT(store_write(st, outbox_add_apply, NULL, &o1, NULL), GW_OK);
+    CHECK_INT(store_write(st, outbox_add_apply, NULL, &o2, NULL), GW_OK);
+    CHECK_INT(store_write(st, outbox_add_apply, NULL, &o3, NULL), GW_OK);
+    CHECK_INT(store_write(st, outbox_lease_apply, NULL, &l, NULL), GW_OK);
+    CHECK_INT(l.n_leased, 2); /* c1 and c3; c2 waits for c1 */
+    CHECK_STR(l.n_leased ? l.leased[0].control_id : "", "c1");
+    CHECK_STR(l.n_leased > 1 ? l.leased[1].control_id : "", "c3");
+    store_outbox_list_free(l.leased, l.n_leased);
+    l.leased = NULL;
+    CHECK_INT(store_write(st, outbox_lease_apply, NULL, &l, NULL), GW_OK);
+    CHECK_INT(l.n_leased, 0); /* leased ones are not offered before their lease ends */
+    store_outbox_list_free(l.leased, l.n_leased);
+    o1.ack = "AA";
+    CHECK_INT(store_write(st, outbox_settle_apply, NULL, &o1, NULL), GW_OK);
+    CHECK(!o1.was_final);
+    CHECK_INT(store_write(st, outbox_settle_apply, NULL, &o1, NULL), GW_OK);
+    CHECK(o1.was_final);
+    CHECK_INT(store_write(st, outbox_lease_apply, NULL, &l, NULL), GW_OK);
+    CHECK_INT(l.n_leased, 1);
+    CHECK_STR(l.n_leased ? l.leased[0].control_id : "", "c2");
+    store_outbox_list_free(l.leased, l.n_leased);
+    o2.ack = "AR";
+    CHECK_INT(store_write(st, outbox_settle_apply, NULL, &o2, NULL), GW_OK);
+    {
+        struct store_outbox_msg *list;
+        size_t n;
+
+        CHECK_INT(store_outbox_for(st, "ServiceRequest", "r1", &list, &n, NULL), GW_OK);
+        CHECK_INT(n, 2);
+        CHECK_INT(n == 2 ? (int)list[1].state : -1, STORE_OUTBOX_DEAD);
+        CHECK_STR(n == 2 ? list[1].last_error : "", "refused");
+        store_outbox_list_free(list, n);
+    }
+    o3.control_id = "missing";
+    o3.ack = "AA";
+    CHECK_INT(store_write(st, outbox_settle_apply, NULL, &o3, NULL), GW_E_NOTFOUND);
+    store_destroy(st);
+}
+
+struct audit_ctx {
+    int n;
+    bool fail_apply;
+};
+
+static enum gw_code failing_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct put_ctx p = {"Patient", "doomed", "orgA", NULL, NULL, 0, true, {0}};
+    enum gw_code rc = put_apply(txn, &p, err);
+
+    (void)ctx;
+    return rc ? rc : gw_fail(err, GW_E_INPUT, "refused after writing");
+}
+
+static enum gw_code audit_step(struct store_txn *txn, void *ctx, enum gw_code outcome,
+                               const struct gw_error *why, struct gw_error *err)
+{
+    struct audit_ctx *a = ctx;
+    char id[16], text[64];
+    struct store_index_entry idx = {"outcome", NULL, outcome ? "8" : "0", 0, 0};
+
+    (void)why;
+    snprintf(id, sizeof id, "ae%d", a->n);
+    snprintf(text, sizeof text, "{\"id\":\"ae%d\",\"outcome\":%d}", a->n, (int)outcome);
+    return store_txn_audit_append(txn, id, store_txn_now(txn), text, &idx, 1, err);
+}
+
+static bool chain_check(const struct store_audit_row *row, void *ctx)
+{
+    char *prev = ctx, hash[65];
+
+    store_audit_hash("", prev, row->json, hash);
+    if (strcmp(prev, row->prev_hash) != 0 || strcmp(hash, row->hash) != 0)
+        return false;
+    memcpy(prev, hash, 65);
+    return true;
+}
+
+static void audit_rows_chain_and_failed_work_keeps_only_its_event(void)
+{
+    struct store *st = open_fresh();
+    struct audit_ctx a = {0, false};
+    struct store_resource r;
+    char prev[65] = STORE_AUDIT_GENESIS;
+    struct store_value v = {.value = "8"};
+    struct store_cond c = {.param = "outcome", .kind = STORE_TOKEN, .values = &v, .n_values = 1};
+    struct store_query q = {.type = "AuditEvent", .conds = &c, .n_conds = 1, .count = 10};
+    struct store_page page;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        a.n = i;
+        CHECK_INT(store_write(st, NULL, audit_step, &a, NULL), GW_OK);
+    }
+    a.n = 5;
+    CHECK_INT(store_write(st, failing_apply, audit_step, &a, NULL), GW_E_INPUT);
+    CHECK_INT(store_read(st, "Patient", "doomed", 0, &r, NULL), GW_E_NOTFOUND);
+    CHECK_INT(store_audit_scan(st, 0, 0, chain_check, prev, NULL), GW_OK);
+    CHECK(strcmp(prev, STORE_AUDIT_GENESIS) != 0);
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    CHECK_STR(page.n_items ? page.items[0].id : "", "ae5");
+    store_page_cleanup(&page);
+    store_destroy(st);
+}
+
+static enum gw_code inbound_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    char **ack = ctx;
+    enum gw_code rc = store_txn_inbound_seen(txn, "RIS", "m1", ack, err);
+
+    if (rc == GW_E_NOTFOUND)
+        return store_txn_inbound_record(txn, "RIS", "m1", "ACK-1", err);
+    return rc;
+}
+
+static void inbound_remembers_the_ack_of_each_message(void)
+{
+    struct store *st = open_fresh();
+    char *ack = NULL;
+
+    CHECK_INT(store_write(st, inbound_apply, NULL, &ack, NULL), GW_OK);
+    CHECK(ack == NULL);
+    CHECK_INT(store_write(st, inbound_apply, NULL, &ack, NULL), GW_OK);
+    CHECK_STR(ack, "ACK-1");
+    free(ack);
+    store_destroy(st);
+}
+
+static void date_search_honours_prefixes(void)
+{
+    struct store *st = open_fresh();
+    struct store_query q = {.type = "Patient", .count = 10};
+    struct store_value v = {.prefix = STORE_GE};
+    struct store_cond c = {.param = "_lastUpdated", .kind = STORE_DATE, .values = &v, .n_values = 1};
+    struct put_ctx p = {"Patient", "d1", "orgA", NULL, NULL, 0, true, {0}};
+    struct store_page page;
+
+    CHECK_INT(put(st, &p), GW_OK);
+    q.conds = &c;
+    q.n_conds = 1;
+    v.lo = p.written.last_updated_ms - 1000;
+    v.hi = v.lo + 1;
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    store_page_cleanup(&page);
+    v.prefix = STORE_LT;
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 0);
+    store_page_cleanup(&page);
+    v.prefix = STORE_EB;
+    v.lo = p.written.last_updated_ms + 5000;
+    v.hi = v.lo + 1000;
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    store_page_cleanup(&page);
+    store_destroy(st);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    gw_log_set_level(GW_LOG_WARN);
+    RUN(put_creates_versions_and_checks_preconditions);
+    RUN(concurrent_writers_all_commit);
+    RUN(search_pages_a_stable_snapshot);
+    RUN(search_filters_by_token_owner_and_site);
+    RUN(outbox_keeps_order_per_referral_and_settles_once);
+    RUN(audit_rows_chain_and_failed_work_keeps_only_its_event);
+    RUN(inbound_remembers_the_ack_of_each_message);
+    RUN(date_search_honours_prefixes);
+    {
+        char cmd[160];
+
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return check_summary();
+}
