@@ -25,6 +25,14 @@ int64_t gw_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void gw_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
 /* Field values reduced to their printed width, so formats never overflow. */
 #define F2(v) ((unsigned)(v) % 100u)
 #define F4(v) ((unsigned)(v) % 10000u)

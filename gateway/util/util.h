@@ -112,6 +112,8 @@ void gw_log_fields(enum gw_log_level level, const char *event, json_t *fields, c
 /* Milliseconds since the Unix epoch (wall clock) and a monotonic clock. */
 int64_t gw_now_ms(void);
 int64_t gw_mono_ms(void);
+/* Sleeps ms milliseconds (resuming after signals). */
+void gw_sleep_ms(long ms);
 
 #define GW_INSTANT_LEN 32 /* room for "2026-11-25T14:36:33.123Z" and NUL */
 #define GW_HTTP_DATE_LEN 40

@@ -1,0 +1,109 @@
+/* response.c -- the helpers handlers answer with. */
+#include "http/http_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+json_t *http_outcome_new(const char *severity, const char *code, const char *diagnostics,
+                         const char *expression)
+{
+    json_t *issue = json_pack("{s:s, s:s, s:s}", "severity", severity, "code", code,
+                              "diagnostics", diagnostics ? diagnostics : "");
+    json_t *oo;
+
+    if (!issue)
+        return NULL;
+    if (expression && json_object_set_new(issue, "expression", json_pack("[s]", expression))) {
+        json_decref(issue);
+        return NULL;
+    }
+    oo = json_pack("{s:s, s:[o]}", "resourceType", "OperationOutcome", "issue", issue);
+    return oo;
+}
+
+static void replace_body(struct http_response *resp)
+{
+    json_decref(resp->resource);
+    resp->resource = NULL;
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}
+
+void http_respond_resource(struct http_response *resp, int status, json_t *resource)
+{
+    replace_body(resp);
+    resp->status = status;
+    resp->resource = json_incref(resource);
+}
+
+void http_respond_error(struct http_response *resp, int status, const char *issue_code,
+                        const char *diagnostics, const char *expression)
+{
+    json_t *oo = http_outcome_new("error", issue_code, diagnostics, expression);
+
+    replace_body(resp);
+    resp->status = status;
+    resp->resource = oo; /* NULL on OOM: the server answers 500 */
+}
+
+void http_respond_gw_error(struct http_response *resp, const struct gw_error *err)
+{
+    http_respond_error(resp, gw_code_http_status(err->code), gw_code_issue_code(err->code),
+                       err->msg, NULL);
+}
+
+void http_respond_owned(struct http_response *resp, int status, const char *content_type,
+                        char *data, size_t len)
+{
+    replace_body(resp);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = data;
+    resp->body_len = len;
+}
+
+void http_respond_bytes(struct http_response *resp, int status, const char *content_type,
+                        const char *data, size_t len)
+{
+    char *copy = gw_strndup(data, len);
+
+    if (!copy) {
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+        return;
+    }
+    http_respond_owned(resp, status, content_type, copy, len);
+}
+
+void http_header_add(struct http_response *resp, const char *name, const char *value)
+{
+    struct http_header *h;
+
+    if (resp->n_headers == HTTP_MAX_HEADERS) {
+        gw_log(GW_LOG_ERROR, "http-header-dropped", "header %s dropped: too many", name);
+        return;
+    }
+    h = &resp->headers[resp->n_headers];
+    h->name = gw_strdup(name);
+    h->value = gw_strdup(value);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        return;
+    }
+    resp->n_headers++;
+}
+
+void http_response_cleanup(struct http_response *resp)
+{
+    size_t i;
+
+    replace_body(resp);
+    for (i = 0; i < resp->n_headers; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    resp->n_headers = 0;
+    free(resp->audit_note);
+    resp->audit_note = NULL;
+}
