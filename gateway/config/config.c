@@ -293,7 +293,7 @@ enum gw_code config_split_hostport(const char *text, char *host, size_t cap, int
     size_t hlen;
     long p;
 
-    if (!colon || !gw_parse_long(colon + 1, 1, 65535, &p))
+    if (!colon || !gw_parse_long(colon + 1, 0, 65535, &p))
         return gw_fail(err, GW_E_INPUT, "\"%s\" is not HOST:PORT", text);
     hlen = (size_t)(colon - text);
     if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {

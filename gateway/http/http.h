@@ -139,6 +139,9 @@ struct http_server_config {
     http_render_fn render;
     http_refusal_fn on_refusal;
     void *refusal_ctx;
+    /* Called once the listening socket is bound, before any request is
+     * accepted, with the port bound (useful when the configured port is 0). */
+    void (*on_bound)(void *ctx, int port);
 };
 
 struct http_server;

@@ -10,6 +10,8 @@
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,21 +226,48 @@ static enum gw_code listen_address(const char *hostport, struct sockaddr_storage
     return GW_OK;
 }
 
+/* Binds and listens on hostport; the port bound goes to *port. */
+static enum gw_code bind_listener(const char *hostport, int *fd_out, int *port,
+                                  struct gw_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int one = 1, fd;
+    enum gw_code rc = listen_address(hostport, &ss, err);
+
+    *fd_out = -1;
+    if (rc)
+        return rc;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return gw_fail(err, GW_E_IO, "cannot create a socket for %s", hostport);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss,
+             ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) ||
+        listen(fd, 256) || getsockname(fd, (struct sockaddr *)&ss, &len)) {
+        close(fd);
+        return gw_fail(err, GW_E_IO, "cannot listen on %s (address in use?)", hostport);
+    }
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+    *fd_out = fd;
+    return GW_OK;
+}
+
 static enum gw_code start_daemon(struct http_server *srv, struct gw_error *err)
 {
     const struct config *cfg = srv->cfg;
-    struct sockaddr_storage ss;
     unsigned flags = MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    enum gw_code rc = listen_address(cfg->listen, &ss, err);
-    const union MHD_DaemonInfo *info;
+    int fd;
+    enum gw_code rc = bind_listener(cfg->listen, &fd, &srv->port, err);
 
     if (rc)
         return rc;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (srv->hc.on_bound)
+        srv->hc.on_bound(srv->hc.handler_ctx, srv->port);
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem, MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
         MHD_OPTION_HTTPS_MEM_TRUST, srv->ca_pem, MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
@@ -247,11 +276,10 @@ static enum gw_code start_daemon(struct http_server *srv, struct gw_error *err)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, srv, MHD_OPTION_END);
-    if (!srv->daemon)
-        return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s (address in use, or bad TLS files)",
-                       cfg->listen);
-    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : 0;
+    if (!srv->daemon) {
+        close(fd);
+        return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s (bad TLS files?)", cfg->listen);
+    }
     return GW_OK;
 }
 

@@ -1,0 +1,237 @@
+/* event.c -- building AuditEvents (R4, IHE BALP patterns) and recording them.
+ *
+ * type/subtype: RESTful interactions are type "rest" (audit-event-type) with
+ * a restful-interaction subtype (BALP "Basic AuditEvent"); HL7 v2 exchanges
+ * are DICOM "110107 Import" / "110106 Export" with the v2 message type as
+ * subtype; command-line actions are "110100 Application Activity".
+ * Agents: the client (DCM 110153 Source Role ID, requestor) and the gateway
+ * (DCM 110152 Destination Role ID). The canonical form hashed into the chain
+ * is the compact JSON with sorted keys.
+ */
+#include "audit/audit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#define AUDIT_MAX_QUERY 8192
+#define DCM "http://dicom.nema.org/resources/ontology/DCM"
+#define EVENT_TYPE "http://terminology.hl7.org/CodeSystem/audit-event-type"
+#define RESTFUL "http://hl7.org/fhir/restful-interaction"
+#define V2_MESSAGE "http://terminology.hl7.org/CodeSystem/v2-0076"
+#define ENTITY_TYPE "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#define OBJECT_ROLE "http://terminology.hl7.org/CodeSystem/object-role"
+#define SOURCE_TYPE "http://terminology.hl7.org/CodeSystem/security-source-type"
+#define GATEWAY_ACTOR "urn:fhir-gateway:actor"
+
+static char source_name[128] = "fhir-gateway";
+
+void audit_set_source(const char *instance_id)
+{
+    snprintf(source_name, sizeof source_name, "%s", instance_id);
+}
+
+void audit_add_entity(struct audit_event *ev, const char *reference, const char *role,
+                      const char *type, const char *name)
+{
+    if (ev->n_entities == AUDIT_MAX_ENTITIES)
+        return;
+    ev->entities[ev->n_entities++] =
+        (struct audit_entity){.reference = reference, .role = role, .type = type, .name = name};
+}
+
+enum audit_outcome audit_outcome_of(enum gw_code code)
+{
+    switch (code) {
+    case GW_OK:
+        return AUDIT_SUCCESS;
+    case GW_E_INPUT:
+    case GW_E_LIMIT:
+    case GW_E_NOTFOUND:
+    case GW_E_CONFLICT:
+    case GW_E_DENIED:
+        return AUDIT_MINOR_FAILURE;
+    default:
+        return AUDIT_SERIOUS_FAILURE;
+    }
+}
+
+enum audit_outcome audit_outcome_of_status(int status)
+{
+    if (status < 400)
+        return AUDIT_SUCCESS;
+    return status < 500 ? AUDIT_MINOR_FAILURE : AUDIT_SERIOUS_FAILURE;
+}
+
+static json_t *coding(const char *system, const char *code, const char *display)
+{
+    return display ? json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display)
+                   : json_pack("{s:s, s:s}", "system", system, "code", code);
+}
+
+static json_t *event_type(const struct audit_event *ev)
+{
+    switch (ev->kind) {
+    case AUDIT_HL7_IMPORT:
+        return coding(DCM, "110107", "Import");
+    case AUDIT_HL7_EXPORT:
+        return coding(DCM, "110106", "Export");
+    case AUDIT_CLI:
+        return coding(DCM, "110100", "Application Activity");
+    default:
+        return coding(EVENT_TYPE, "rest", "Restful Operation");
+    }
+}
+
+static json_t *event_subtype(const struct audit_event *ev)
+{
+    const char *sub = ev->subtype ? ev->subtype : "unknown";
+
+    if (ev->kind == AUDIT_HL7_IMPORT || ev->kind == AUDIT_HL7_EXPORT)
+        return coding(V2_MESSAGE, sub, NULL);
+    if (ev->kind == AUDIT_CLI)
+        return coding(GATEWAY_ACTOR, sub, NULL);
+    return coding(RESTFUL, sub, NULL);
+}
+
+static json_t *client_agent(const struct audit_event *ev)
+{
+    const struct auth_identity *who = ev->who;
+    const char *name = who && who->client_name ? who->client_name
+                       : ev->actor_name        ? ev->actor_name
+                                               : "unidentified client";
+    json_t *agent = json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
+                              coding(DCM, "110153", "Source Role ID"), "who", "display", name,
+                              "requestor", 1);
+
+    if (!agent)
+        return NULL;
+    if (who && who->subject &&
+        json_object_set_new(json_object_get(agent, "who"), "identifier",
+                            json_pack("{s:s, s:s}", "system", "urn:ietf:rfc:4514", "value",
+                                      who->subject)))
+        goto fail;
+    if (who && who->role != AUTH_NONE &&
+        json_object_set_new(agent, "role",
+                            json_pack("[{s:s}]", "text", auth_role_name(who->role))))
+        goto fail;
+    if (who && who->fingerprint[0] &&
+        json_object_set_new(agent, "altId", json_string(who->fingerprint)))
+        goto fail;
+    if (who && who->org_name && json_object_set_new(agent, "name", json_string(who->org_name)))
+        goto fail;
+    if (ev->peer && json_object_set_new(agent, "network",
+                                        json_pack("{s:s, s:s}", "address", ev->peer, "type", "2")))
+        goto fail;
+    return agent;
+fail:
+    json_decref(agent);
+    return NULL;
+}
+
+static json_t *gateway_agent(void)
+{
+    return json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
+                     coding(DCM, "110152", "Destination Role ID"), "who", "display", source_name,
+                     "requestor", 0);
+}
+
+static char *base64(const char *text)
+{
+    size_t n = strlen(text);
+    char *out;
+
+    if (n > AUDIT_MAX_QUERY)
+        n = AUDIT_MAX_QUERY;
+    out = malloc(4 * ((n + 2) / 3) + 1);
+    if (out)
+        EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
+    return out;
+}
+
+static json_t *entity(const struct audit_entity *e)
+{
+    json_t *j = json_object();
+    char *q = NULL;
+
+    if (!j)
+        return NULL;
+    if (e->reference && json_object_set_new(j, "what", json_pack("{s:s}", "reference",
+                                                                 e->reference)))
+        goto fail;
+    if (json_object_set_new(j, "type", coding(ENTITY_TYPE, e->type ? e->type : "2", NULL)) ||
+        json_object_set_new(j, "role", coding(OBJECT_ROLE, e->role ? e->role : "4", NULL)))
+        goto fail;
+    if (e->name && json_object_set_new(j, "name", json_string(e->name)))
+        goto fail;
+    if (e->description && json_object_set_new(j, "description", json_string(e->description)))
+        goto fail;
+    if (e->query && (!(q = base64(e->query)) || json_object_set_new(j, "query", json_string(q))))
+        goto fail;
+    free(q);
+    return j;
+fail:
+    free(q);
+    json_decref(j);
+    return NULL;
+}
+
+static int add_entities(json_t *ae, const struct audit_event *ev)
+{
+    json_t *list = json_array();
+    size_t i;
+
+    if (!list || json_object_set_new(ae, "entity", list))
+        return -1;
+    for (i = 0; i < ev->n_entities; i++)
+        if (json_array_append_new(list, entity(&ev->entities[i])))
+            return -1;
+    if (ev->patient) {
+        struct audit_entity p = {.reference = ev->patient, .role = "1", .type = "1"};
+
+        if (json_array_append_new(list, entity(&p)))
+            return -1;
+    }
+    if (json_array_size(list) == 0)
+        json_object_del(ae, "entity");
+    return 0;
+}
+
+json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t recorded_ms)
+{
+    char instant[GW_INSTANT_LEN], action[2] = {ev->action ? ev->action : 'E', 0};
+    json_t *ae;
+
+    gw_time_instant(recorded_ms, instant);
+    ae = json_pack("{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:[o,o], s:{s:s, s:{s:s}, s:[o]}}",
+                   "resourceType", "AuditEvent", "id", id, "type", event_type(ev), "subtype",
+                   event_subtype(ev), "action", action, "recorded", instant, "outcome",
+                   ev->outcome == AUDIT_SUCCESS         ? "0"
+                   : ev->outcome == AUDIT_MINOR_FAILURE ? "4"
+                   : ev->outcome == AUDIT_SERIOUS_FAILURE ? "8"
+                                                          : "12",
+                   "agent", client_agent(ev), gateway_agent(), "source", "site", source_name,
+                   "observer", "display", source_name, "type",
+                   coding(SOURCE_TYPE, "4", "Application Server"));
+    if (!ae)
+        return NULL;
+    if (ev->outcome_desc && json_object_set_new(ae, "outcomeDesc", json_string(ev->outcome_desc)))
+        goto fail;
+    if (add_entities(ae, ev))
+        goto fail;
+    if (ev->request_id || ev->path) {
+        struct audit_entity req = {.role = "20", .type = "2", .name = ev->request_id,
+                                   .description = ev->path};
+        json_t *list = json_object_get(ae, "entity");
+
+        if (!list && json_object_set_new(ae, "entity", list = json_array()))
+            goto fail;
+        if (json_array_append_new(json_object_get(ae, "entity"), entity(&req)))
+            goto fail;
+    }
+    return ae;
+fail:
+    json_decref(ae);
+    return NULL;
+}

@@ -1,0 +1,318 @@
+/* main.c -- the fhir-gateway command line (DESIGN §8): serve, audit verify,
+ * audit export, mappings check, translate, version; signals and wiring.
+ *
+ * serve: SIGTERM/SIGINT drain requests in flight then exit 0; SIGHUP reloads
+ * the client table. Signals are taken synchronously with sigwait() in the
+ * main thread, every other thread has them blocked.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "auth/auth.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "rest/rest.h"
+#include "store/store.h"
+#include "util/util.h"
+
+#define GATEWAY_VERSION "0.1.0"
+
+struct cli {
+    struct config_flags flags;
+    const char *since;
+    const char *until;
+    const char *args[8];
+    size_t n_args;
+};
+
+static int usage(FILE *f)
+{
+    struct gw_buf b;
+
+    fprintf(f, "usage:\n"
+               "  fhir-gateway serve [--config FILE] [--listen HOST:PORT] [--mllp-listen HOST:PORT]\n"
+               "                     [--store URL] [--mappings DIR]\n"
+               "  fhir-gateway audit verify [--config FILE] [--store URL]\n"
+               "  fhir-gateway audit export [--config FILE] [--store URL] [--since T] [--until T]\n"
+               "  fhir-gateway version\n\n"
+               "configuration keys (JSON file, or environment GATEWAY_<KEY>):\n");
+    gw_buf_init(&b, 64 * 1024);
+    config_describe(&b);
+    if (b.data)
+        fputs(b.data, f);
+    gw_buf_cleanup(&b);
+    return f == stderr ? 2 : 0;
+}
+
+/* Reads --flag VALUE pairs and positional words. */
+static bool parse_args(int argc, char **argv, struct cli *cli)
+{
+    static const char *const names[] = {"--config", "--listen", "--mllp-listen", "--store",
+                                        "--mappings", "--since", "--until"};
+    const char **slots[] = {&cli->flags.config_file, &cli->flags.listen, &cli->flags.mllp_listen,
+                            &cli->flags.store, &cli->flags.mappings_dir, &cli->since, &cli->until};
+    int i;
+    size_t k;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli->args[0] = "help";
+            cli->n_args = 1;
+            return true;
+        }
+        for (k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strcmp(argv[i], names[k]) == 0)
+                break;
+        if (k < sizeof names / sizeof names[0]) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "fhir-gateway: %s needs a value\n", argv[i]);
+                return false;
+            }
+            *slots[k] = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "fhir-gateway: unknown option %s\n", argv[i]);
+            return false;
+        } else if (cli->n_args < sizeof cli->args / sizeof cli->args[0]) {
+            cli->args[cli->n_args++] = argv[i];
+        } else {
+            fprintf(stderr, "fhir-gateway: too many arguments\n");
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum gw_log_level level_of(const char *name)
+{
+    if (strcmp(name, "debug") == 0)
+        return GW_LOG_DEBUG;
+    if (strcmp(name, "warn") == 0)
+        return GW_LOG_WARN;
+    if (strcmp(name, "error") == 0)
+        return GW_LOG_ERROR;
+    return GW_LOG_INFO;
+}
+
+static struct config *load_config(const struct cli *cli)
+{
+    struct config *cfg = NULL;
+    struct gw_error err;
+
+    if (config_load(&cli->flags, &cfg, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: configuration: %s\n", err.msg);
+        return NULL;
+    }
+    gw_log_set_level(level_of(cfg->log_level));
+    audit_set_source(cfg->instance_id);
+    return cfg;
+}
+
+/* Records a command-line or life-cycle action in the audit trail. */
+static void audit_cli(struct store *st, const char *what, char action, enum gw_code outcome,
+                      const char *detail)
+{
+    struct audit_event ev;
+    struct gw_error err;
+
+    memset(&ev, 0, sizeof ev);
+    ev.kind = AUDIT_CLI;
+    ev.subtype = what;
+    ev.action = action;
+    ev.outcome = audit_outcome_of(outcome);
+    ev.outcome_desc = outcome ? detail : NULL;
+    ev.actor_name = "fhir-gateway command line";
+    ev.path = detail;
+    if (audit_record_alone(st, &ev, &err) != GW_OK)
+        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);
+}
+
+struct running {
+    struct config *cfg;
+    struct store *store;
+    struct rest_ctx *rest;
+    struct auth_table *clients;
+    struct http_server *http;
+};
+
+static void rest_set_port_cb(void *rest, int port)
+{
+    rest_set_port(rest, port);
+}
+
+static void stop_all(struct running *r)
+{
+    http_server_stop(r->http);
+    if (r->store)
+        audit_cli(r->store, "stop", 'E', GW_OK, "the gateway stopped");
+    rest_destroy(r->rest);
+    auth_table_destroy(r->clients);
+    store_destroy(r->store);
+    config_destroy(r->cfg);
+}
+
+static enum gw_code start_all(struct running *r, struct gw_error *err)
+{
+    struct rest_parts parts;
+    struct http_server_config hc;
+    enum gw_code rc;
+
+    rc = store_open(r->cfg, &r->store, err);
+    if (!rc) {
+        parts = (struct rest_parts){.cfg = r->cfg, .store = r->store};
+        rc = rest_create(&parts, &r->rest, err);
+    }
+    if (!rc)
+        rc = auth_table_create(r->cfg, &r->clients, err);
+    if (rc)
+        return rc;
+    hc = (struct http_server_config){.cfg = r->cfg, .handler_ctx = r->rest,
+                                     .render = rest_render, .on_refusal = rest_on_refusal,
+                                     .refusal_ctx = r->rest};
+    hc.routes = rest_routes(&hc.n_routes);
+    hc.on_bound = rest_set_port_cb;
+    rc = http_server_start(&hc, r->clients, &r->http, err);
+    if (!rc)
+        audit_cli(r->store, "start", 'E', GW_OK, "the gateway started");
+    return rc;
+}
+
+/* SIGHUP: a new client table from a freshly read configuration. */
+static void reload(struct running *r, const struct cli *cli)
+{
+    struct config *fresh = NULL;
+    struct auth_table *clients = NULL;
+    struct gw_error err;
+
+    if (config_load(&cli->flags, &fresh, &err) != GW_OK ||
+        auth_table_create(fresh, &clients, &err) != GW_OK) {
+        gw_log(GW_LOG_ERROR, "reload-failed", "kept the running configuration: %s", err.msg);
+        config_destroy(fresh);
+        return;
+    }
+    http_server_set_clients(r->http, clients);
+    auth_table_destroy(clients);
+    config_destroy(fresh);
+    gw_log(GW_LOG_INFO, "reloaded", "client table reloaded");
+}
+
+static int serve(const struct cli *cli)
+{
+    struct running r = {0};
+    struct gw_error err;
+    sigset_t set;
+    json_t *fields;
+    int sig = 0;
+
+    r.cfg = load_config(cli);
+    if (!r.cfg)
+        return 2;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started later inherits this */
+    if (start_all(&r, &err) != GW_OK) {
+        gw_log(GW_LOG_ERROR, "start-failed", "%s", err.msg);
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        stop_all(&r);
+        return 1;
+    }
+    fields = json_pack("{s:s, s:i, s:s}", "listen", r.cfg->listen, "port",
+                       http_server_port(r.http), "store", r.cfg->store);
+    gw_log_fields(GW_LOG_INFO, "listening", fields, "serving HTTPS");
+    json_decref(fields);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(&r, cli);
+    gw_log(GW_LOG_INFO, "stopping", "signal %d: draining", sig);
+    stop_all(&r);
+    gw_log(GW_LOG_INFO, "stopped", "bye");
+    return 0;
+}
+
+static bool parse_time_arg(const char *text, int64_t *lo)
+{
+    int64_t hi;
+
+    return !text || gw_time_parse_fhir(text, lo, &hi);
+}
+
+static int audit_command(const struct cli *cli)
+{
+    struct config *cfg;
+    struct store *st = NULL;
+    struct gw_error err;
+    struct audit_verify_result res;
+    int64_t since = 0, until = 0;
+    long n = 0;
+    int status = 2;
+
+    if (cli->n_args < 2 || (strcmp(cli->args[1], "verify") && strcmp(cli->args[1], "export")))
+        return usage(stderr);
+    if (!parse_time_arg(cli->since, &since) || !parse_time_arg(cli->until, &until)) {
+        fprintf(stderr, "fhir-gateway: --since/--until take a FHIR date or dateTime\n");
+        return 2;
+    }
+    cfg = load_config(cli);
+    if (!cfg)
+        return 2;
+    if (store_open(cfg, &st, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        config_destroy(cfg);
+        return 1;
+    }
+    if (strcmp(cli->args[1], "verify") == 0) {
+        if (audit_verify(st, cfg->audit_hmac_key, &res, &err) != GW_OK) {
+            fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+            status = 2;
+        } else if (res.intact) {
+            printf("audit chain intact: %ld events checked\n", res.checked);
+            status = 0;
+        } else {
+            printf("audit chain broken at event %s (sequence %lld): %s\n", res.broken_id,
+                   (long long)res.broken_seq, res.reason);
+            status = 1;
+        }
+        audit_cli(st, "audit-verify", 'E', status == 0 ? GW_OK : GW_E_INPUT,
+                  status == 0 ? "audit verify" : "audit verify found a broken chain");
+    } else {
+        if (audit_export(st, since, until, stdout, &n, &err) != GW_OK) {
+            fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+            status = 1;
+        } else {
+            fprintf(stderr, "%ld events exported\n", n);
+            status = 0;
+        }
+        audit_cli(st, "audit-export", 'R', status ? GW_E_IO : GW_OK, "audit export");
+    }
+    store_destroy(st);
+    config_destroy(cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    int status;
+
+    memset(&cli, 0, sizeof cli);
+    signal(SIGPIPE, SIG_IGN);
+    json_object_seed(0); /* before any thread (STYLE: json_t rules) */
+    if (!parse_args(argc, argv, &cli) || cli.n_args == 0)
+        return usage(stderr);
+    if (strcmp(cli.args[0], "serve") == 0)
+        status = serve(&cli);
+    else if (strcmp(cli.args[0], "audit") == 0)
+        status = audit_command(&cli);
+    else if (strcmp(cli.args[0], "version") == 0)
+        status = printf("fhir-gateway %s (FHIR 4.0.1, HL7 v2.5.1)\n", GATEWAY_VERSION) < 0;
+    else if (strcmp(cli.args[0], "help") == 0 || strcmp(cli.args[0], "--help") == 0)
+        status = usage(stdout);
+    else
+        status = usage(stderr);
+    gw_metrics_reset();
+    return status;
+}

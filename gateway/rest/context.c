@@ -1,0 +1,163 @@
+/* context.c -- what every interaction shares: the context, visibility by
+ * organisation and site, version headers, body parsing, audit helpers. */
+#include "rest/rest_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum gw_code rest_create(const struct rest_parts *parts, struct rest_ctx **out,
+                         struct gw_error *err)
+{
+    struct rest_ctx *ctx;
+
+    *out = NULL;
+    ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return gw_fail(err, GW_E_NOMEM, "no memory for the REST context");
+    ctx->cfg = parts->cfg;
+    ctx->store = parts->store;
+    ctx->started_ms = gw_now_ms();
+    rest_set_port(ctx, 0);
+    *out = ctx;
+    return GW_OK;
+}
+
+void rest_set_port(struct rest_ctx *ctx, int port)
+{
+    const char *listen = ctx->cfg->listen;
+    const char *colon = strrchr(listen, ':');
+    int host_len = colon ? (int)(colon - listen) : (int)strlen(listen);
+
+    if (*ctx->cfg->public_base)
+        snprintf(ctx->base, sizeof ctx->base, "%s", ctx->cfg->public_base);
+    else if (port)
+        snprintf(ctx->base, sizeof ctx->base, "https://%.*s:%d/fhir", host_len, listen, port);
+    else
+        snprintf(ctx->base, sizeof ctx->base, "https://%s/fhir", listen);
+}
+
+void rest_destroy(struct rest_ctx *ctx)
+{
+    free(ctx);
+}
+
+bool rest_visible(const struct auth_identity *who, const struct store_resource *r)
+{
+    switch (who->role) {
+    case AUTH_GP:
+        return r->owner && who->org_id && strcmp(r->owner, who->org_id) == 0;
+    case AUTH_RIS:
+        return auth_serves_site(who, r->site);
+    case AUTH_ADMIN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void rest_scope_query(const struct auth_identity *who, struct store_query *q)
+{
+    static const char *const none[] = {""};
+
+    q->owner = NULL;
+    q->sites = NULL;
+    q->n_sites = 0;
+    if (who->role == AUTH_GP) {
+        q->owner = who->org_id ? who->org_id : "";
+    } else if (who->role == AUTH_RIS) {
+        q->sites = (const char *const *)who->sites;
+        q->n_sites = who->n_sites;
+    } else if (who->role != AUTH_ADMIN) {
+        q->sites = none; /* matches nothing */
+        q->n_sites = 1;
+        q->owner = "";
+    }
+}
+
+void rest_version_headers(struct rest_ctx *ctx, struct http_response *resp, const char *type,
+                          const char *id, long version, int64_t last_updated_ms, bool location)
+{
+    char etag[40], date[GW_HTTP_DATE_LEN], loc[REST_MAX_BASE + 256];
+
+    snprintf(etag, sizeof etag, "W/\"%ld\"", version);
+    gw_time_http(last_updated_ms, date);
+    http_header_add(resp, "ETag", etag);
+    http_header_add(resp, "Last-Modified", date);
+    if (location) {
+        snprintf(loc, sizeof loc, "%s/%s/%s/_history/%ld", ctx->base, type, id, version);
+        http_header_add(resp, "Location", loc);
+        http_header_add(resp, "Content-Location", loc);
+    }
+}
+
+json_t *rest_parse_stored(const struct store_resource *r)
+{
+    return json_loads(r->json, 0, NULL);
+}
+
+json_t *rest_parse_body(struct rest_ctx *ctx, const struct http_request *req,
+                        struct http_response *resp)
+{
+    json_error_t jerr;
+    json_t *res;
+    char why[300];
+
+    (void)ctx;
+    if (req->body_format != HTTP_FORMAT_JSON) {
+        http_respond_error(resp, 415, "not-supported", "this build reads JSON bodies only", NULL);
+        return NULL;
+    }
+    res = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!res) {
+        snprintf(why, sizeof why, "the body is not valid JSON: %s (line %d, column %d)",
+                 jerr.text, jerr.line, jerr.column);
+        http_respond_error(resp, 400, "structure", why, NULL);
+        return NULL;
+    }
+    if (!json_is_object(res) || !json_is_string(json_object_get(res, "resourceType"))) {
+        json_decref(res);
+        http_respond_error(resp, 400, "structure", "the body is not a FHIR resource", NULL);
+        return NULL;
+    }
+    return res;
+}
+
+void rest_audit_init(struct audit_event *ev, const struct http_request *req, const char *subtype,
+                     char action)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->kind = AUDIT_REST;
+    ev->subtype = subtype;
+    ev->action = action;
+    ev->who = req->who;
+    ev->peer = req->peer;
+    ev->request_id = req->request_id;
+}
+
+enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int status,
+                              const char *why)
+{
+    struct gw_error err;
+    enum gw_code rc;
+
+    ev->outcome = audit_outcome_of_status(status);
+    ev->outcome_desc = status >= 400 ? why : NULL;
+    rc = audit_record_alone(ctx->store, ev, &err);
+    if (rc)
+        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);
+    return rc;
+}
+
+/* The server's refusals (401, 403, 404, 405, 406, 413, 415) are audited too. */
+void rest_on_refusal(void *vctx, const struct http_request *req, int status, const char *why)
+{
+    struct rest_ctx *ctx = vctx;
+    struct audit_event ev;
+    char path[300];
+
+    snprintf(path, sizeof path, "%s %s", req->method, req->path);
+    rest_audit_init(&ev, req, req->route, 'E');
+    ev.path = path;
+    rest_audit_alone(ctx, &ev, status, why);
+}

@@ -1,0 +1,48 @@
+/* rest.h -- the FHIR REST interactions (DESIGN §3): the routing table the
+ * server and the CapabilityStatement share, and the handlers that join the
+ * FHIR model, mapping, RIS routing, audit and store into one commit.
+ *
+ * Owns:      struct rest_ctx's references to the running parts.
+ * Promises:  every handled request writes its AuditEvent in the same commit
+ *            as its data (or alone when it changes nothing); nothing is
+ *            answered before that commit is on disk. A GP sees only its
+ *            organisation's resources (others answer 404), a RIS what is
+ *            routed to its sites, an auditor only AuditEvents.
+ * Threads:   handlers run on any connection thread.
+ * Ownership: the context borrows cfg and store; they outlive the server.
+ */
+#ifndef GW_REST_H
+#define GW_REST_H
+
+#include "config/config.h"
+#include "http/http.h"
+#include "store/store.h"
+
+struct rest_ctx;
+
+/* Hooks for parts that plug in later (mapping, RIS), all optional. */
+struct rest_parts {
+    const struct config *cfg;
+    struct store *store;
+};
+
+/* On GW_OK *out is new; free with rest_destroy(). */
+enum gw_code rest_create(const struct rest_parts *parts, struct rest_ctx **out,
+                         struct gw_error *err);
+void rest_destroy(struct rest_ctx *ctx);
+/* Tells the context the port the server bound (for Location and links when
+ * no public_base is configured and the configured port was 0). */
+void rest_set_port(struct rest_ctx *ctx, int port);
+
+/* The routing table (static; valid for the program's life). */
+const struct http_route *rest_routes(size_t *n_routes);
+
+/* The http server's renderer and refusal hook (ctx: a struct rest_ctx). */
+enum gw_code rest_render(json_t *resource, enum http_format fmt, struct gw_buf *out,
+                         struct gw_error *err);
+void rest_on_refusal(void *ctx, const struct http_request *req, int status, const char *why);
+
+/* The CapabilityStatement, built from the routing table: a new reference. */
+json_t *rest_capability_statement(const struct rest_ctx *ctx);
+
+#endif

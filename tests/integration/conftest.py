@@ -1,0 +1,201 @@
+"""Black-box fixtures: start the real fhir-gateway binary on free ports with a
+temporary store and the development PKI, and talk to it over HTTPS with client
+certificates (standard library only: ssl, http.client, socket)."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CERTS = os.path.join(REPO, "certs", "dev")
+BINARY = os.environ.get("GATEWAY_BIN", os.path.join(REPO, "build", "fhir-gateway"))
+START_TIMEOUT = 20
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<Response %d %s>" % (self.status, self.body[:300])
+
+
+def tls_context(cert):
+    ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+    if cert:
+        ctx.load_cert_chain(os.path.join(CERTS, cert + ".pem"), os.path.join(CERTS, cert + ".key"))
+    return ctx
+
+
+class Gateway:
+    """One running gateway process."""
+
+    def __init__(self, workdir, store=None, env=None, config=None, args=()):
+        self.workdir = workdir
+        self.store_path = store or os.path.join(workdir, "gateway.db")
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.config = config
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.mllp_port = None
+        self.logs = []
+        self._contexts = {}
+
+    # ---------------------------------------------------------------- process
+    def start(self):
+        cmd = [BINARY, "serve", "--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0",
+               "--store", "sqlite:" + self.store_path, "--mappings",
+               os.path.join(REPO, "mappings")] + self.args
+        if self.config is not None:
+            path = os.path.join(self.workdir, "config.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            cmd += ["--config", path]
+        self.logs = []
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready = threading.Event()
+        threading.Thread(target=self._read_logs, args=(ready,), daemon=True).start()
+        if not ready.wait(START_TIMEOUT) or self.port is None:
+            self.kill()
+            raise RuntimeError("gateway did not start:\n" + "\n".join(map(str, self.logs)))
+        return self
+
+    def _read_logs(self, ready):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = {"raw": line}
+            self.logs.append(entry)
+            if entry.get("event") == "listening":
+                self.port = entry.get("port")
+            if entry.get("event") == "mllp-listening":
+                self.mllp_port = entry.get("port")
+            if self.port and (self.mllp_port or entry.get("event") == "listening"):
+                ready.set()
+        ready.set()
+
+    def wait_for_log(self, event, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for entry in self.logs:
+                if entry.get("event") == event:
+                    return entry
+            time.sleep(0.05)
+        return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    # ---------------------------------------------------------------- HTTP
+    def connection(self, cert="gp"):
+        if cert not in self._contexts:
+            self._contexts[cert] = tls_context(cert)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self._contexts[cert],
+                                           timeout=60)
+
+    def request(self, method, path, body=None, cert="gp", headers=None, content_type=None):
+        hdrs = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode("utf-8")
+            hdrs.setdefault("Content-Type", content_type or "application/fhir+json")
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        if body is not None and content_type:
+            hdrs["Content-Type"] = content_type
+        conn = self.connection(cert)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def get(self, path, cert="gp", headers=None):
+        return self.request("GET", path, cert=cert, headers=headers)
+
+    def post(self, path, body, cert="gp", headers=None, content_type=None):
+        return self.request("POST", path, body, cert=cert, headers=headers,
+                            content_type=content_type)
+
+    def put(self, path, body, cert="gp", headers=None):
+        return self.request("PUT", path, body, cert=cert, headers=headers)
+
+    # ---------------------------------------------------------------- state
+    def db(self):
+        import sqlite3
+        return sqlite3.connect(self.store_path)
+
+    def run_cli(self, *args, input=None):
+        cmd = [BINARY] + list(args)
+        return subprocess.run(cmd, cwd=REPO, env=self.env, input=input, capture_output=True,
+                              timeout=120)
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="gw-test-") as d:
+        yield d
+
+
+@pytest.fixture
+def gateway(workdir):
+    gw = Gateway(workdir).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def make_gateway(workdir):
+    started = []
+
+    def make(**kwargs):
+        gw = Gateway(workdir, **kwargs).start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
