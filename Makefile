@@ -96,6 +96,19 @@ SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize
 check: deps-test certs
 	$(MAKE) B=build/check OPT="$(SAN)" LDFLAGS="$(SAN)" all unit integration
 
+$(B)/bench/loadgen: bench/loadgen.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs openssl) -pthread -lm
+
+$(B)/bench/baseline: bench/baseline.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd gnutls) -pthread
+
+bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
+	@B=$(B) bench/run.sh
+
 model:
 	$(PYTHON) tools/gen_model.py $(FHIR_DEFS) gateway/fhir/model_gen.c
 

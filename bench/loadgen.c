@@ -1,0 +1,298 @@
+/* loadgen.c -- a small HTTPS load generator that presents a client certificate.
+ *
+ * Each of --connections threads keeps one TLS connection alive and sends the
+ * same request back to back for --duration seconds (closed loop), timing
+ * each answer. Latencies go into a log-scale histogram (1% buckets) merged at
+ * the end. Prints one summary line per run, in a form bench/run.sh parses:
+ *   rate=R ok=N errors=E p50_ms=.. p90_ms=.. p99_ms=.. max_ms=..
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include <math.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define N_BUCKETS 2400 /* 1.01^2400 us is far beyond any timeout */
+#define MAX_RESPONSE (8 * 1024 * 1024)
+
+struct options {
+    const char *host, *port, *path, *method, *body_file, *content_type, *cert, *key, *ca;
+    int connections;
+    double duration;
+};
+
+struct worker {
+    const struct options *opt;
+    SSL_CTX *ctx;
+    const char *request;
+    size_t request_len;
+    double deadline;
+    uint64_t ok, errors, non2xx;
+    uint64_t hist[N_BUCKETS];
+    pthread_t thread;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int bucket_of(double seconds)
+{
+    double us = seconds * 1e6;
+    int b = us < 1 ? 0 : (int)(log(us) / log(1.01));
+
+    return b >= N_BUCKETS ? N_BUCKETS - 1 : b;
+}
+
+static double bucket_ms(int b)
+{
+    return pow(1.01, b + 0.5) / 1000.0;
+}
+
+static SSL *dial(struct worker *w)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    SSL *ssl;
+    int fd;
+
+    if (getaddrinfo(w->opt->host, w->opt->port, &hints, &ai) != 0)
+        return NULL;
+    fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    freeaddrinfo(ai);
+    ssl = SSL_new(w->ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd) || SSL_connect(ssl) != 1) {
+        SSL_free(ssl);
+        close(fd);
+        return NULL;
+    }
+    return ssl;
+}
+
+static void hang_up(SSL *ssl)
+{
+    int fd = SSL_get_fd(ssl);
+
+    SSL_free(ssl);
+    close(fd);
+}
+
+/* Reads one response; returns the status, or -1 on a broken connection. */
+static int read_response(SSL *ssl, char *buf, size_t cap)
+{
+    size_t have = 0, need = 0;
+    char *end = NULL;
+    int status = -1;
+
+    for (;;) {
+        int n;
+
+        if (end && have >= need)
+            return status;
+        if (have == cap)
+            return -1;
+        n = SSL_read(ssl, buf + have, (int)(cap - have));
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        if (!end) {
+            char *cl;
+
+            buf[have < cap ? have : cap - 1] = '\0';
+            end = strstr(buf, "\r\n\r\n");
+            if (!end)
+                continue;
+            if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+                return -1;
+            cl = strcasestr(buf, "\r\nContent-Length:");
+            need = (size_t)(end + 4 - buf) + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0);
+        }
+    }
+}
+
+static void *run(void *arg)
+{
+    struct worker *w = arg;
+    char *buf = malloc(MAX_RESPONSE);
+    SSL *ssl = NULL;
+
+    while (buf && now_s() < w->deadline) {
+        double t0;
+        int status;
+
+        if (!ssl && !(ssl = dial(w))) {
+            w->errors++;
+            continue;
+        }
+        t0 = now_s();
+        if (SSL_write(ssl, w->request, (int)w->request_len) != (int)w->request_len ||
+            (status = read_response(ssl, buf, MAX_RESPONSE)) < 0) {
+            w->errors++;
+            hang_up(ssl);
+            ssl = NULL;
+            continue;
+        }
+        w->hist[bucket_of(now_s() - t0)]++;
+        if (status >= 200 && status < 300)
+            w->ok++;
+        else
+            w->non2xx++;
+    }
+    if (ssl)
+        hang_up(ssl);
+    free(buf);
+    return NULL;
+}
+
+static char *build_request(const struct options *o, size_t *len)
+{
+    FILE *f = o->body_file ? fopen(o->body_file, "rb") : NULL;
+    char *body = NULL, *req;
+    long n = 0;
+    size_t cap;
+
+    if (o->body_file) {
+        if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
+            !(body = malloc((size_t)n + 1)) || fread(body, 1, (size_t)n, f) != (size_t)n) {
+            fprintf(stderr, "loadgen: cannot read %s\n", o->body_file);
+            exit(2);
+        }
+        fclose(f);
+    }
+    cap = (size_t)n + 1024 + strlen(o->path);
+    req = malloc(cap);
+    if (!req)
+        exit(2);
+    *len = (size_t)snprintf(req, cap,
+                            "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/fhir+json\r\n"
+                            "Content-Type: %s\r\nContent-Length: %ld\r\n\r\n",
+                            o->method, o->path, o->host, o->content_type, n);
+    if (n)
+        memcpy(req + *len, body, (size_t)n);
+    *len += (size_t)n;
+    free(body);
+    return req;
+}
+
+static SSL_CTX *tls(const struct options *o)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1 ||
+        (o->cert && (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1 ||
+                     SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1))) {
+        ERR_print_errors_fp(stderr);
+        exit(2);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+static void parse(int argc, char **argv, struct options *o)
+{
+    int i;
+
+    for (i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+
+        if (!strcmp(k, "--host")) o->host = v;
+        else if (!strcmp(k, "--port")) o->port = v;
+        else if (!strcmp(k, "--path")) o->path = v;
+        else if (!strcmp(k, "--method")) o->method = v;
+        else if (!strcmp(k, "--body")) o->body_file = v;
+        else if (!strcmp(k, "--content-type")) o->content_type = v;
+        else if (!strcmp(k, "--cert")) o->cert = v;
+        else if (!strcmp(k, "--key")) o->key = v;
+        else if (!strcmp(k, "--ca")) o->ca = v;
+        else if (!strcmp(k, "--connections")) o->connections = atoi(v);
+        else if (!strcmp(k, "--duration")) o->duration = atof(v);
+        else {
+            fprintf(stderr, "loadgen: unknown option %s\n", k);
+            exit(2);
+        }
+    }
+    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0) {
+        fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C --key K] [--path /x]"
+                        " [--method POST --body FILE] [--connections 64] [--duration 10]\n");
+        exit(2);
+    }
+}
+
+static void report(struct worker *w, int n, double elapsed)
+{
+    static uint64_t hist[N_BUCKETS];
+    uint64_t ok = 0, errors = 0, non2xx = 0, total = 0, seen = 0;
+    double p50 = 0, p90 = 0, p99 = 0, max = 0;
+    int i, b;
+
+    for (i = 0; i < n; i++) {
+        ok += w[i].ok;
+        errors += w[i].errors;
+        non2xx += w[i].non2xx;
+        for (b = 0; b < N_BUCKETS; b++)
+            hist[b] += w[i].hist[b];
+    }
+    for (b = 0; b < N_BUCKETS; b++)
+        total += hist[b];
+    for (b = 0; b < N_BUCKETS && total; b++) {
+        if (!hist[b])
+            continue;
+        seen += hist[b];
+        if (!p50 && seen >= total * 0.50) p50 = bucket_ms(b);
+        if (!p90 && seen >= total * 0.90) p90 = bucket_ms(b);
+        if (!p99 && seen >= total * 0.99) p99 = bucket_ms(b);
+        max = bucket_ms(b);
+    }
+    printf("rate=%.1f ok=%llu non2xx=%llu errors=%llu p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f "
+           "max_ms=%.2f\n",
+           (double)ok / elapsed, (unsigned long long)ok, (unsigned long long)non2xx,
+           (unsigned long long)errors, p50, p90, p99, max);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {"127.0.0.1", NULL, "/", "GET", NULL, "application/fhir+json",
+                        NULL, NULL, NULL, 64, 10};
+    struct worker *w;
+    double t0;
+    int i;
+
+    parse(argc, argv, &o);
+    w = calloc((size_t)o.connections, sizeof *w);
+    if (!w)
+        return 2;
+    w[0].ctx = tls(&o);
+    w[0].request = build_request(&o, &w[0].request_len);
+    t0 = now_s();
+    for (i = 0; i < o.connections; i++) {
+        w[i].opt = &o;
+        w[i].ctx = w[0].ctx;
+        w[i].request = w[0].request;
+        w[i].request_len = w[0].request_len;
+        w[i].deadline = t0 + o.duration;
+        pthread_create(&w[i].thread, NULL, run, &w[i]);
+    }
+    for (i = 0; i < o.connections; i++)
+        pthread_join(w[i].thread, NULL);
+    report(w, o.connections, now_s() - t0);
+    return 0;
+}
