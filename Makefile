@@ -32,7 +32,7 @@ UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
 UNIT_DEPS_audit   := util store audit
-UNIT_DEPS_ris     := util fhir mapping hl7v2 store audit ris
+UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 

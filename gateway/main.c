@@ -14,8 +14,11 @@
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "config/config.h"
+#include "fhir/fhir.h"
 #include "http/http.h"
+#include "mapping/mapping.h"
 #include "rest/rest.h"
+#include "ris/ris.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -25,6 +28,10 @@ struct cli {
     struct config_flags flags;
     const char *since;
     const char *until;
+    const char *system;
+    const char *code;
+    const char *region;
+    const char *laterality;
     const char *args[8];
     size_t n_args;
 };
@@ -38,6 +45,8 @@ static int usage(FILE *f)
                "                     [--store URL] [--mappings DIR]\n"
                "  fhir-gateway audit verify [--config FILE] [--store URL]\n"
                "  fhir-gateway audit export [--config FILE] [--store URL] [--since T] [--until T]\n"
+               "  fhir-gateway mappings check [DIR]\n"
+               "  fhir-gateway translate --system URI --code CODE [--region R] [--laterality L]\n"
                "  fhir-gateway version\n\n"
                "configuration keys (JSON file, or environment GATEWAY_<KEY>):\n");
     gw_buf_init(&b, 64 * 1024);
@@ -52,9 +61,12 @@ static int usage(FILE *f)
 static bool parse_args(int argc, char **argv, struct cli *cli)
 {
     static const char *const names[] = {"--config", "--listen", "--mllp-listen", "--store",
-                                        "--mappings", "--since", "--until"};
+                                        "--mappings", "--since", "--until", "--system",
+                                        "--code", "--region", "--laterality"};
     const char **slots[] = {&cli->flags.config_file, &cli->flags.listen, &cli->flags.mllp_listen,
-                            &cli->flags.store, &cli->flags.mappings_dir, &cli->since, &cli->until};
+                            &cli->flags.store, &cli->flags.mappings_dir, &cli->since,
+                            &cli->until, &cli->system, &cli->code, &cli->region,
+                            &cli->laterality};
     int i;
     size_t k;
 
@@ -132,8 +144,10 @@ static void audit_cli(struct store *st, const char *what, char action, enum gw_c
 
 struct running {
     struct config *cfg;
+    struct map_holder *maps;
     struct store *store;
     struct rest_ctx *rest;
+    struct ris *ris;
     struct auth_table *clients;
     struct http_server *http;
 };
@@ -146,12 +160,28 @@ static void rest_set_port_cb(void *rest, int port)
 static void stop_all(struct running *r)
 {
     http_server_stop(r->http);
+    ris_destroy(r->ris);
     if (r->store)
         audit_cli(r->store, "stop", 'E', GW_OK, "the gateway stopped");
     rest_destroy(r->rest);
     auth_table_destroy(r->clients);
     store_destroy(r->store);
+    map_holder_destroy(r->maps);
     config_destroy(r->cfg);
+}
+
+/* The RIS side: orders out (pull and push), messages in (MLLP). */
+static enum gw_code start_ris(struct running *r, struct gw_error *err)
+{
+    struct ris_hooks hooks;
+    enum gw_code rc;
+
+    rest_ris_hooks(r->rest, &hooks);
+    rc = ris_create(r->cfg, r->store, &hooks, &r->ris, err);
+    if (rc)
+        return rc;
+    rest_set_ris(r->rest, r->ris);
+    return ris_start(r->ris, err);
 }
 
 static enum gw_code start_all(struct running *r, struct gw_error *err)
@@ -160,11 +190,15 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
     struct http_server_config hc;
     enum gw_code rc;
 
-    rc = store_open(r->cfg, &r->store, err);
+    rc = map_holder_create(r->cfg->mappings_dir, &r->maps, err);
+    if (!rc)
+        rc = store_open(r->cfg, &r->store, err);
     if (!rc) {
-        parts = (struct rest_parts){.cfg = r->cfg, .store = r->store};
+        parts = (struct rest_parts){.cfg = r->cfg, .store = r->store, .maps = r->maps};
         rc = rest_create(&parts, &r->rest, err);
     }
+    if (!rc)
+        rc = start_ris(r, err);
     if (!rc)
         rc = auth_table_create(r->cfg, &r->clients, err);
     if (rc)
@@ -180,12 +214,18 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
     return rc;
 }
 
-/* SIGHUP: a new client table from a freshly read configuration. */
+/* SIGHUP: the mappings again, and a new client table from a freshly read
+ * configuration; whatever fails to load keeps the running one. */
 static void reload(struct running *r, const struct cli *cli)
 {
     struct config *fresh = NULL;
     struct auth_table *clients = NULL;
     struct gw_error err;
+
+    if (map_holder_reload(r->maps, &err) != GW_OK)
+        gw_log(GW_LOG_ERROR, "mappings-reload-failed", "kept the loaded mappings: %s", err.msg);
+    else
+        gw_log(GW_LOG_INFO, "mappings-reloaded", "mappings reloaded");
 
     if (config_load(&cli->flags, &fresh, &err) != GW_OK ||
         auth_table_create(fresh, &clients, &err) != GW_OK) {
@@ -293,6 +333,65 @@ static int audit_command(const struct cli *cli)
     return status;
 }
 
+static int mappings_command(const struct cli *cli)
+{
+    struct map_report report;
+    struct gw_error err;
+    struct gw_buf b;
+    const char *dir = cli->n_args > 2 ? cli->args[2] : "mappings";
+    int status;
+
+    if (cli->n_args < 2 || strcmp(cli->args[1], "check") != 0)
+        return usage(stderr);
+    if (map_check_dir(dir, &report, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        return 2;
+    }
+    gw_buf_init(&b, 16 * 1024 * 1024);
+    map_report_print(&report, &b);
+    if (b.data)
+        fputs(b.data, stdout);
+    status = map_report_exit_status(&report);
+    gw_buf_cleanup(&b);
+    map_report_cleanup(&report);
+    return status;
+}
+
+static int translate_command(const struct cli *cli)
+{
+    struct config *cfg = load_config(cli);
+    struct map_set *set = NULL;
+    struct map_query q = {.system = cli->system, .code = cli->code};
+    struct gw_error err;
+    struct gw_buf b;
+    size_t n;
+
+    if (!cfg)
+        return 2;
+    if (!cli->system || !cli->code ||
+        (cli->region && !map_region_parse(cli->region, &q.region)) ||
+        (cli->laterality && !map_laterality_parse(cli->laterality, &q.laterality))) {
+        fprintf(stderr, "fhir-gateway: translate needs --system URI --code CODE; --region is "
+                        "cervical, thoracic, lumbar or sacral; --laterality left, right or "
+                        "bilateral\n");
+        config_destroy(cfg);
+        return 2;
+    }
+    if (map_set_load(cfg->mappings_dir, &set, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        config_destroy(cfg);
+        return 1;
+    }
+    gw_buf_init(&b, 1024 * 1024);
+    n = map_translate_print(set, &q, &b);
+    if (b.data)
+        fputs(b.data, stdout);
+    gw_buf_cleanup(&b);
+    map_set_unref(set);
+    config_destroy(cfg);
+    return n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -301,12 +400,17 @@ int main(int argc, char **argv)
     memset(&cli, 0, sizeof cli);
     signal(SIGPIPE, SIG_IGN);
     json_object_seed(0); /* before any thread (STYLE: json_t rules) */
+    fhir_init();
     if (!parse_args(argc, argv, &cli) || cli.n_args == 0)
         return usage(stderr);
     if (strcmp(cli.args[0], "serve") == 0)
         status = serve(&cli);
     else if (strcmp(cli.args[0], "audit") == 0)
         status = audit_command(&cli);
+    else if (strcmp(cli.args[0], "mappings") == 0)
+        status = mappings_command(&cli);
+    else if (strcmp(cli.args[0], "translate") == 0)
+        status = translate_command(&cli);
     else if (strcmp(cli.args[0], "version") == 0)
         status = printf("fhir-gateway %s (FHIR 4.0.1, HL7 v2.5.1)\n", GATEWAY_VERSION) < 0;
     else if (strcmp(cli.args[0], "help") == 0 || strcmp(cli.args[0], "--help") == 0)

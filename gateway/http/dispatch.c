@@ -12,6 +12,7 @@
 
 #define HTTP_MAX_ALLOW 128
 #define HTTP_MAX_RESPONSE (256 * 1024 * 1024)
+#define HTTP_MAX_QUERY (64 * 1024)
 
 struct param_walk {
     struct http_request *req;
@@ -47,6 +48,23 @@ const char *http_request_param(const struct http_request *req, const char *name)
     return NULL;
 }
 
+/* The query parameters joined back as name=value&... (decoded), for the audit
+ * trail: a new string, or NULL when out of memory. */
+static char *join_params(const struct http_request *req)
+{
+    struct gw_buf b;
+    size_t i, len;
+    char *out;
+
+    gw_buf_init(&b, HTTP_MAX_QUERY);
+    gw_buf_puts(&b, "");
+    for (i = 0; i < req->n_params; i++)
+        gw_buf_printf(&b, "%s%s=%s", i ? "&" : "", req->params[i].name, req->params[i].value);
+    out = gw_buf_steal(&b, &len);
+    gw_buf_cleanup(&b);
+    return out;
+}
+
 /* The route for method and path; *path_known tells 404 from 405 and allow
  * lists the methods the path has. */
 static const struct http_route *find_route(const struct http_server *srv, struct http_request *req,
@@ -56,11 +74,13 @@ static const struct http_route *find_route(const struct http_server *srv, struct
     const char *caps[HTTP_MAX_CAPTURES];
     size_t i;
 
+    memset(caps, 0, sizeof caps);
     *path_known = false;
     allow[0] = '\0';
     for (i = 0; i < srv->hc.n_routes; i++) {
         const struct http_route *r = &srv->hc.routes[i];
 
+        memset(caps, 0, sizeof caps);
         if (!http_route_match(r->pattern, req->path, scratch, cap, caps))
             continue;
         if (strcmp(r->method, req->method) == 0) {
@@ -274,6 +294,7 @@ enum MHD_Result http_dispatch(struct http_server *srv, struct MHD_Connection *co
     const struct http_route *route;
     char allow[HTTP_MAX_ALLOW], *scratch;
     const char *issue = NULL, *why = NULL;
+    char *query;
     bool path_known;
     int status;
     enum MHD_Result ok;
@@ -282,9 +303,14 @@ enum MHD_Result http_dispatch(struct http_server *srv, struct MHD_Connection *co
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &walk);
     if (walk.overflow)
         return refuse(srv, conn, rc, &req, 400, "too-costly", "more than 64 query parameters");
+    query = join_params(&req);
     scratch = malloc(strlen(url) + 1);
-    if (!scratch)
+    if (!scratch || !query) {
+        free(scratch);
+        free(query);
         return MHD_NO;
+    }
+    req.query = query;
     route = find_route(srv, &req, scratch, strlen(url) + 1, &path_known, allow);
     if (!route) {
         memset(&resp, 0, sizeof resp);
@@ -292,18 +318,19 @@ enum MHD_Result http_dispatch(struct http_server *srv, struct MHD_Connection *co
                                  "this method is not supported here")
                         : refuse(srv, conn, rc, &req, 404, "not-found", "no such endpoint");
         free(scratch);
+        free(query);
         return ok;
     }
     req.route = route->name;
     status = admit(route, &req, &issue, &why);
     if (status) {
         ok = refuse(srv, conn, rc, &req, status, issue, why);
-        free(scratch);
-        return ok;
+    } else {
+        memset(&resp, 0, sizeof resp);
+        route->handler(&req, &resp, srv->hc.handler_ctx);
+        ok = answer(srv, conn, rc, &req, &resp);
     }
-    memset(&resp, 0, sizeof resp);
-    route->handler(&req, &resp, srv->hc.handler_ctx);
-    ok = answer(srv, conn, rc, &req, &resp);
     free(scratch);
+    free(query);
     return ok;
 }

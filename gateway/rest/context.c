@@ -2,6 +2,8 @@
  * organisation and site, version headers, body parsing, audit helpers. */
 #include "rest/rest_int.h"
 
+#include "fhir/fhir.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@ enum gw_code rest_create(const struct rest_parts *parts, struct rest_ctx **out,
         return gw_fail(err, GW_E_NOMEM, "no memory for the REST context");
     ctx->cfg = parts->cfg;
     ctx->store = parts->store;
+    ctx->maps = parts->maps;
     ctx->started_ms = gw_now_ms();
     rest_set_port(ctx, 0);
     *out = ctx;
@@ -35,6 +38,11 @@ void rest_set_port(struct rest_ctx *ctx, int port)
         snprintf(ctx->base, sizeof ctx->base, "https://%.*s:%d/fhir", host_len, listen, port);
     else
         snprintf(ctx->base, sizeof ctx->base, "https://%s/fhir", listen);
+}
+
+void rest_set_ris(struct rest_ctx *ctx, struct ris *ris)
+{
+    ctx->ris = ris;
 }
 
 void rest_destroy(struct rest_ctx *ctx)
@@ -96,28 +104,55 @@ json_t *rest_parse_stored(const struct store_resource *r)
     return json_loads(r->json, 0, NULL);
 }
 
-json_t *rest_parse_body(struct rest_ctx *ctx, const struct http_request *req,
-                        struct http_response *resp)
+/* The limits of a request body, from the configuration. */
+static void body_limits(const struct config *cfg, struct fhir_limits *lim)
 {
-    json_error_t jerr;
-    json_t *res;
-    char why[300];
+    lim->max_body_bytes = (size_t)cfg->max_body_bytes;
+    lim->max_depth = (size_t)cfg->max_json_depth;
+    lim->max_string_bytes = (size_t)cfg->max_string_bytes;
+    lim->max_array_items = (size_t)cfg->max_array_items;
+    lim->max_elements = (size_t)cfg->max_elements;
+}
 
-    (void)ctx;
-    if (req->body_format != HTTP_FORMAT_JSON) {
-        http_respond_error(resp, 415, "not-supported", "this build reads JSON bodies only", NULL);
+json_t *rest_parse_any(struct rest_ctx *ctx, const struct http_request *req,
+                       struct http_response *resp)
+{
+    struct fhir_limits lim;
+    struct gw_error err;
+    json_t *outcome = fhir_outcome_create(), *res = NULL;
+    enum gw_code rc;
+
+    if (!outcome) {
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
         return NULL;
     }
-    res = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!res) {
-        snprintf(why, sizeof why, "the body is not valid JSON: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        http_respond_error(resp, 400, "structure", why, NULL);
-        return NULL;
-    }
-    if (!json_is_object(res) || !json_is_string(json_object_get(res, "resourceType"))) {
+    body_limits(ctx->cfg, &lim);
+    rc = fhir_parse(req->body_format == HTTP_FORMAT_XML ? FHIR_FORMAT_XML : FHIR_FORMAT_JSON,
+                    req->body, req->body_len, &lim, &res, outcome, &err);
+    if (rc == GW_OK && fhir_validate(res, outcome) != 0) {
         json_decref(res);
-        http_respond_error(resp, 400, "structure", "the body is not a FHIR resource", NULL);
+        res = NULL;
+        rc = GW_E_INPUT;
+    }
+    if (rc) {
+        if (fhir_outcome_errors(outcome) == 0)
+            fhir_outcome_add(outcome, FHIR_ERROR, gw_code_issue_code(rc), err.msg, NULL);
+        http_respond_resource(resp, rc == GW_E_LIMIT ? 413 : gw_code_http_status(rc), outcome);
+    }
+    json_decref(outcome);
+    return res;
+}
+
+json_t *rest_parse_resource(struct rest_ctx *ctx, const struct http_request *req,
+                            struct http_response *resp, const char *type)
+{
+    json_t *res = rest_parse_any(ctx, req, resp);
+
+    if (res && strcmp(fhir_resource_type(res), type) != 0) {
+        http_respond_error(resp, 400, "invalid",
+                           "the body's resourceType does not match the type in the URL",
+                           "resourceType");
+        json_decref(res);
         return NULL;
     }
     return res;

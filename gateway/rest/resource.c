@@ -1,8 +1,9 @@
-/* resource.c -- create and read of single resources.
+/* resource.c -- create, update, read, vread and history of single resources.
  *
- * A create is one store_write(): the resource (with server id, versionId and
- * lastUpdated) and its AuditEvent land in the same commit, and 201 is sent
- * only after it. A read is answered only once its AuditEvent is on disk.
+ * Writes go through a plan (write.c): the resource, its Task and RIS order
+ * when it is a referral, and the AuditEvents land in one commit, and the
+ * answer leaves only after it. A read is answered only once its AuditEvent
+ * is on disk; a resource another organisation owns answers 404.
  */
 #include "rest/rest_int.h"
 
@@ -10,78 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct create_job {
-    const char *type;
-    char id[GW_UUID_LEN];
-    json_t *resource;
-    const char *owner;
-    const char *site;
-    struct store_written written;
-    struct audit_event ev;
-    char reference[200];
-};
+#include "fhir/fhir.h"
 
-static enum gw_code create_apply(struct store_txn *txn, void *vjob, struct gw_error *err)
-{
-    struct create_job *job = vjob;
-    struct store_put put = {.type = job->type, .id = job->id, .resource = job->resource,
-                            .owner = job->owner, .site = job->site, .create = true};
-
-    return store_txn_put(txn, &put, &job->written, err);
-}
-
-static enum gw_code create_audit(struct store_txn *txn, void *vjob, enum gw_code outcome,
-                                 const struct gw_error *why, struct gw_error *err)
-{
-    struct create_job *job = vjob;
-
-    job->ev.outcome = audit_outcome_of(outcome);
-    job->ev.outcome_desc = outcome ? why->msg : NULL;
-    if (!outcome)
-        audit_add_entity(&job->ev, job->reference, "4", "2", NULL);
-    return audit_record(txn, &job->ev, err);
-}
-
-/* The Patient reference a resource is about, if any (borrowed). */
-static const char *patient_of(json_t *res)
-{
-    const char *ref = json_string_value(json_object_get(json_object_get(res, "subject"),
-                                                        "reference"));
-
-    if (!ref)
-        ref = json_string_value(json_object_get(json_object_get(res, "patient"), "reference"));
-    return ref && strncmp(ref, "Patient/", 8) == 0 ? ref : NULL;
-}
-
-/* Answers a write by the Prefer header (FHIR R4 §3.1.0.5.2). */
-static void answer_written(struct rest_ctx *ctx, struct http_request *req,
-                           struct http_response *resp, int status, const char *type,
-                           const char *id, json_t *res, const struct store_written *w)
-{
-    const char *prefer = http_request_header(req, "Prefer");
-
-    if (prefer && strstr(prefer, "return=minimal")) {
-        http_respond_bytes(resp, status, "application/fhir+json; charset=utf-8", "", 0);
-    } else if (prefer && strstr(prefer, "return=OperationOutcome")) {
-        json_t *oo = http_outcome_new("information", "informational", "stored", NULL);
-
-        http_respond_resource(resp, status, oo);
-        json_decref(oo);
-    } else {
-        http_respond_resource(resp, status, res);
-    }
-    rest_version_headers(ctx, resp, type, id, w->version, w->last_updated_ms, true);
-}
-
-/* Checks the type and role for an interaction; answers and returns NULL when refused. */
-static const struct rest_type *admit_type(const struct http_request *req,
-                                          struct http_response *resp, unsigned interaction,
-                                          bool write)
+const struct rest_type *rest_admit_type(const struct http_request *req, struct http_response *resp,
+                                        unsigned interaction, bool write)
 {
     const struct rest_type *t = rest_type_find(req->captures[0]);
 
     if (!t) {
-        http_respond_error(resp, 404, "not-supported", "this resource type is not served here",
+        http_respond_error(resp, 404, "not-supported",
+                           fhir_is_resource_type(req->captures[0])
+                               ? "this resource type is not served here"
+                               : "this is not a FHIR R4 resource type",
                            NULL);
         return NULL;
     }
@@ -91,104 +32,379 @@ static const struct rest_type *admit_type(const struct http_request *req,
         return NULL;
     }
     if (!auth_allows(req->who, write ? t->write_roles : t->read_roles)) {
-        http_respond_error(resp, 403, "forbidden", "this client's role may not do this", NULL);
+        http_respond_error(resp, 403, "forbidden",
+                           "this client's role may not do this with this resource type", NULL);
         return NULL;
     }
     return t;
 }
 
-static json_t *prepare_create(struct http_request *req, struct http_response *resp,
-                              const char *type, void *vctx)
+/* "W/\"3\"" or "3" → 3; 0 when absent or malformed (*bad set). */
+static long parse_if_match(const char *h, bool *bad)
 {
-    json_t *res = rest_parse_body(vctx, req, resp);
+    char digits[24];
+    size_t n = 0;
+    long v;
 
-    if (!res)
-        return NULL;
-    if (strcmp(json_string_value(json_object_get(res, "resourceType")), type) != 0) {
-        http_respond_error(resp, 400, "invalid", "the body's resourceType does not match the URL",
-                           "resourceType");
-        json_decref(res);
-        return NULL;
+    *bad = false;
+    if (!h)
+        return 0;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    if (*h == '"')
+        h++;
+    while (h[n] && h[n] != '"' && n + 1 < sizeof digits) {
+        digits[n] = h[n];
+        n++;
     }
-    json_object_del(res, "id"); /* the server assigns ids (FHIR R4 §3.1.0.4) */
-    return res;
+    digits[n] = '\0';
+    if (!gw_parse_long(digits, 1, 1L << 40, &v)) {
+        *bad = true;
+        return 0;
+    }
+    return v;
+}
+
+/* The query of an If-None-Exist header ("identifier=x" or "Type?identifier=x"). */
+static char *if_none_exist(const struct http_request *req)
+{
+    const char *h = http_request_header(req, "If-None-Exist");
+    const char *q;
+
+    if (!h || !*h)
+        return NULL;
+    q = strchr(h, '?');
+    return gw_strdup(q ? q + 1 : h);
+}
+
+static void refuse_and_audit(struct rest_ctx *ctx, struct audit_event *ev,
+                             struct http_response *resp)
+{
+    const char *why = "refused";
+    json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
+
+    if (json_string_value(json_object_get(issue, "diagnostics")))
+        why = json_string_value(json_object_get(issue, "diagnostics"));
+    rest_audit_alone(ctx, ev, resp->status ? resp->status : 500, why);
+}
+
+/* Answers a write with warnings in Warning headers (the resource is the body). */
+static void warnings_to_headers(struct http_response *resp, json_t *outcome)
+{
+    json_t *issue;
+    size_t i;
+
+    json_array_foreach(json_object_get(outcome, "issue"), i, issue)
+    {
+        const char *sev = json_string_value(json_object_get(issue, "severity"));
+        const char *text = json_string_value(json_object_get(issue, "diagnostics"));
+        char value[700];
+
+        if (!sev || strcmp(sev, "warning") != 0 || !text || i >= 4)
+            continue;
+        snprintf(value, sizeof value, "199 fhir-gateway \"%s\"", text);
+        for (char *c = value; *c; c++)
+            if (*c == '\r' || *c == '\n')
+                *c = ' ';
+        http_header_add(resp, "Warning", value);
+    }
+}
+
+static void run_single(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                       struct rest_plan *plan, struct rest_entry *e)
+{
+    struct gw_error err;
+
+    if (rest_plan_run(plan, &err) != GW_OK) {
+        rest_plan_answer_failure(plan, &err, resp);
+        return;
+    }
+    rest_answer_written(ctx, req, resp, e, plan->outcome);
+    warnings_to_headers(resp, plan->outcome);
 }
 
 void rest_handle_create(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
-    struct create_job job;
-    struct gw_error err;
+    struct rest_plan plan;
+    struct rest_entry *e;
+    struct audit_event ev;
+    json_t *res;
     char path[200];
-    enum gw_code rc;
 
-    memset(&job, 0, sizeof job);
     snprintf(path, sizeof path, "POST /fhir/%s", req->captures[0]);
-    rest_audit_init(&job.ev, req, "create", 'C');
-    job.ev.path = path;
-    if (!admit_type(req, resp, REST_CREATE, true) ||
-        !(job.resource = prepare_create(req, resp, req->captures[0], vctx)) ||
-        gw_uuid(job.id, &err) != GW_OK) {
-        rest_audit_alone(ctx, &job.ev, resp->status ? resp->status : 500, "refused");
-        if (!resp->status)
-            http_respond_error(resp, 500, "exception", "no id could be assigned", NULL);
+    rest_audit_init(&ev, req, "create", 'C');
+    ev.path = path;
+    if (!rest_admit_type(req, resp, REST_CREATE, true) ||
+        !(res = rest_parse_resource(ctx, req, resp, req->captures[0]))) {
+        refuse_and_audit(ctx, &ev, resp);
         return;
     }
-    job.type = req->captures[0];
-    job.owner = req->who->org_id;
-    job.site = ctx->cfg->default_site;
-    json_object_set_new(job.resource, "id", json_string(job.id));
-    snprintf(job.reference, sizeof job.reference, "%s/%s", job.type, job.id);
-    job.ev.patient = patient_of(job.resource);
-    rc = store_write(ctx->store, create_apply, create_audit, &job, &err);
+    json_object_del(res, "id"); /* the server assigns ids (FHIR R4 §3.1.0.4) */
+    rest_plan_init(&plan, ctx, req, "create");
+    snprintf(plan.path, sizeof plan.path, "%s", path);
+    e = rest_plan_add(&plan, req->captures[0], res);
+    if (!e || (http_request_header(req, "If-None-Exist") && !(e->if_none_exist = if_none_exist(req)))) {
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        refuse_and_audit(ctx, &ev, resp);
+    } else {
+        run_single(ctx, req, resp, &plan, e);
+    }
+    rest_plan_cleanup(&plan);
+}
+
+void rest_handle_update(struct http_request *req, struct http_response *resp, void *vctx)
+{
+    struct rest_ctx *ctx = vctx;
+    struct rest_plan plan;
+    struct rest_entry *e;
+    struct audit_event ev;
+    json_t *res;
+    const char *body_id;
+    char path[300];
+    bool bad_etag;
+    long if_match = parse_if_match(http_request_header(req, "If-Match"), &bad_etag);
+
+    snprintf(path, sizeof path, "PUT /fhir/%s/%s", req->captures[0], req->captures[1]);
+    rest_audit_init(&ev, req, "update", 'U');
+    ev.path = path;
+    if (!rest_admit_type(req, resp, REST_UPDATE, true) ||
+        !(res = rest_parse_resource(ctx, req, resp, req->captures[0]))) {
+        refuse_and_audit(ctx, &ev, resp);
+        return;
+    }
+    body_id = json_string_value(json_object_get(res, "id"));
+    if (bad_etag || !body_id || strcmp(body_id, req->captures[1]) != 0) {
+        http_respond_error(resp, 400, bad_etag ? "value" : "invalid",
+                           bad_etag ? "If-Match must be an ETag such as W/\"3\""
+                                    : "the body's id must be the id in the URL (FHIR R4 §3.1.0.4)",
+                           bad_etag ? NULL : "id");
+        json_decref(res);
+        refuse_and_audit(ctx, &ev, resp);
+        return;
+    }
+    rest_plan_init(&plan, ctx, req, "update");
+    snprintf(plan.path, sizeof plan.path, "%s", path);
+    e = rest_plan_add(&plan, req->captures[0], res);
+    if (!e || !(e->id = gw_strdup(req->captures[1]))) {
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        refuse_and_audit(ctx, &ev, resp);
+    } else {
+        e->is_put = true;
+        e->if_match = if_match;
+        run_single(ctx, req, resp, &plan, e);
+    }
+    rest_plan_cleanup(&plan);
+}
+
+/* The Patient reference a stored resource is about, if any (borrowed from res). */
+static const char *patient_of(json_t *res)
+{
+    const char *ref = json_string_value(json_object_get(json_object_get(res, "subject"),
+                                                        "reference"));
+
+    if (!ref)
+        ref = json_string_value(json_object_get(json_object_get(res, "patient"), "reference"));
+    if (!ref)
+        ref = json_string_value(json_object_get(json_object_get(res, "for"), "reference"));
+    return ref && strncmp(ref, "Patient/", 8) == 0 ? ref : NULL;
+}
+
+/* AuditEvents live in the audit chain, not among versioned resources. */
+static enum gw_code read_audit_event(struct rest_ctx *ctx, const char *id,
+                                     struct store_resource *out, struct gw_error *err)
+{
+    struct store_value v = {.value = id};
+    struct store_cond c = {.param = "_id", .kind = STORE_TOKEN, .values = &v, .n_values = 1};
+    struct store_query q = {.type = "AuditEvent", .conds = &c, .n_conds = 1, .count = 1};
+    struct store_page page;
+    enum gw_code rc = store_search(ctx->store, &q, &page, err);
+
     if (rc)
+        return rc;
+    if (page.n_items == 0) {
+        store_page_cleanup(&page);
+        return gw_fail(err, GW_E_NOTFOUND, "AuditEvent/%s not found", id);
+    }
+    *out = page.items[0];
+    memset(&page.items[0], 0, sizeof page.items[0]);
+    store_page_cleanup(&page);
+    return GW_OK;
+}
+
+/* Reads type/id (version 0: current) as who may see it; answers and audits
+ * refusals; on success the caller answers and must audit. */
+static bool read_visible(struct rest_ctx *ctx, struct http_request *req,
+                         struct http_response *resp, long version, struct store_resource *row,
+                         struct audit_event *ev)
+{
+    struct gw_error err;
+    struct store_resource current;
+    enum gw_code rc;
+
+    if (strcmp(req->captures[0], "AuditEvent") == 0) {
+        rc = read_audit_event(ctx, req->captures[1], &current, &err);
+        if (rc == GW_OK) {
+            *row = current;
+            return true;
+        }
+    } else {
+        rc = store_read(ctx->store, req->captures[0], req->captures[1], 0, &current, &err);
+    }
+    if (rc == GW_OK && !rest_visible(req->who, &current)) {
+        store_resource_cleanup(&current);
+        rc = gw_fail(&err, GW_E_NOTFOUND, "%s/%s not found", req->captures[0], req->captures[1]);
+    }
+    if (rc == GW_OK && version && version != current.version) {
+        store_resource_cleanup(&current);
+        rc = store_read(ctx->store, req->captures[0], req->captures[1], version, &current, &err);
+    }
+    if (rc) {
         http_respond_gw_error(resp, &err);
-    else
-        answer_written(ctx, req, resp, 201, job.type, job.id, job.resource, &job.written);
-    json_decref(job.resource);
+        rest_audit_alone(ctx, ev, resp->status, err.msg);
+        return false;
+    }
+    *row = current;
+    return true;
+}
+
+static void answer_row(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                       struct store_resource *row, struct audit_event *ev)
+{
+    char instance[300];
+    json_t *res = row->deleted ? NULL : rest_parse_stored(row);
+
+    snprintf(instance, sizeof instance, "%s/%s", row->type, row->id);
+    audit_add_entity(ev, instance, "4", "2", NULL);
+    ev->patient = res ? patient_of(res) : NULL;
+    if (rest_audit_alone(ctx, ev, row->deleted ? 410 : 200, row->deleted ? "deleted" : NULL))
+        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+    else if (row->deleted)
+        http_respond_error(resp, 410, "deleted", "this resource was deleted", NULL);
+    else if (!res)
+        http_respond_error(resp, 500, "exception", "the stored resource does not parse", NULL);
+    else {
+        http_respond_resource(resp, 200, res);
+        rest_version_headers(ctx, resp, row->type, row->id, row->version, row->last_updated_ms,
+                             false);
+    }
+    (void)req;
+    json_decref(res);
 }
 
 void rest_handle_read(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
-    struct store_resource r;
-    struct gw_error err;
-    char reference[200], path[260];
-    json_t *res = NULL;
-    enum gw_code rc;
+    struct store_resource row;
+    char path[300];
 
-    snprintf(reference, sizeof reference, "%s/%s", req->captures[0], req->captures[1]);
-    snprintf(path, sizeof path, "GET /fhir/%s", reference);
+    snprintf(path, sizeof path, "GET /fhir/%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "read", 'R');
     ev.path = path;
-    audit_add_entity(&ev, reference, "4", "2", NULL);
-    if (!admit_type(req, resp, REST_READ, false)) {
-        rest_audit_alone(ctx, &ev, resp->status, "refused");
+    if (!rest_admit_type(req, resp, REST_READ, false)) {
+        refuse_and_audit(ctx, &ev, resp);
         return;
     }
-    rc = store_read(ctx->store, req->captures[0], req->captures[1], 0, &r, &err);
-    if (rc == GW_OK && !rest_visible(req->who, &r)) {
-        store_resource_cleanup(&r);
-        rc = gw_fail(&err, GW_E_NOTFOUND, "%s not found", reference); /* no existence leak */
+    if (!read_visible(ctx, req, resp, 0, &row, &ev))
+        return;
+    answer_row(ctx, req, resp, &row, &ev);
+    store_resource_cleanup(&row);
+}
+
+void rest_handle_vread(struct http_request *req, struct http_response *resp, void *vctx)
+{
+    struct rest_ctx *ctx = vctx;
+    struct audit_event ev;
+    struct store_resource row;
+    char path[400];
+    long vid;
+
+    snprintf(path, sizeof path, "GET /fhir/%s/%s/_history/%s", req->captures[0],
+             req->captures[1], req->captures[2]);
+    rest_audit_init(&ev, req, "vread", 'R');
+    ev.path = path;
+    if (!rest_admit_type(req, resp, REST_VREAD, false)) {
+        refuse_and_audit(ctx, &ev, resp);
+        return;
     }
-    if (rc) {
+    if (!gw_parse_long(req->captures[2], 1, 1L << 40, &vid)) {
+        http_respond_error(resp, 404, "not-found", "no such version", NULL);
+        refuse_and_audit(ctx, &ev, resp);
+        return;
+    }
+    if (!read_visible(ctx, req, resp, vid, &row, &ev))
+        return;
+    answer_row(ctx, req, resp, &row, &ev);
+    store_resource_cleanup(&row);
+}
+
+static json_t *history_entry(struct rest_ctx *ctx, const struct store_resource *r)
+{
+    char full[REST_MAX_BASE + 200], etag[40], url[300], instant[GW_INSTANT_LEN];
+    json_t *res = r->deleted ? NULL : rest_parse_stored(r);
+    json_t *e;
+
+    snprintf(full, sizeof full, "%s/%s/%s", ctx->base, r->type, r->id);
+    snprintf(etag, sizeof etag, "W/\"%ld\"", r->version);
+    snprintf(url, sizeof url, r->version == 1 ? "%s" : "%s/%s", r->type, r->id);
+    gw_time_instant(r->last_updated_ms, instant);
+    e = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}}", "fullUrl", full, "request", "method",
+                  r->deleted ? "DELETE" : r->version == 1 ? "POST" : "PUT", "url", url,
+                  "response", "status", r->version == 1 ? "201 Created" : "200 OK", "etag", etag,
+                  "lastModified", instant);
+    if (e && res && json_object_set_new(e, "resource", res) == 0)
+        return e;
+    if (e && !res && !r->deleted) {
+        json_decref(e);
+        return NULL;
+    }
+    return e;
+}
+
+void rest_handle_history(struct http_request *req, struct http_response *resp, void *vctx)
+{
+    struct rest_ctx *ctx = vctx;
+    struct audit_event ev;
+    struct store_resource row;
+    struct store_query q = {.type = req->captures[0], .count = REST_MAX_COUNT};
+    struct store_page page;
+    struct gw_error err;
+    json_t *bundle, *entries;
+    char path[300], instance[300];
+    size_t i;
+
+    snprintf(path, sizeof path, "GET /fhir/%s/%s/_history", req->captures[0], req->captures[1]);
+    rest_audit_init(&ev, req, "history-instance", 'R');
+    ev.path = path;
+    if (!rest_admit_type(req, resp, REST_HISTORY, false)) {
+        refuse_and_audit(ctx, &ev, resp);
+        return;
+    }
+    if (!read_visible(ctx, req, resp, 0, &row, &ev))
+        return;
+    store_resource_cleanup(&row);
+    if (store_history(ctx->store, &q, req->captures[1], &page, &err) != GW_OK) {
         http_respond_gw_error(resp, &err);
         rest_audit_alone(ctx, &ev, resp->status, err.msg);
         return;
     }
-    res = r.deleted ? NULL : rest_parse_stored(&r);
-    ev.patient = res ? patient_of(res) : NULL;
-    if (rest_audit_alone(ctx, &ev, r.deleted ? 410 : 200, r.deleted ? "deleted" : NULL)) {
+    bundle = json_pack("{s:s, s:s, s:I, s:[]}", "resourceType", "Bundle", "type", "history",
+                       "total", (json_int_t)page.n_items, "entry");
+    entries = json_object_get(bundle, "entry");
+    for (i = 0; bundle && i < page.n_items; i++)
+        if (json_array_append_new(entries, history_entry(ctx, &page.items[i]))) {
+            json_decref(bundle);
+            bundle = NULL;
+        }
+    snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
+    audit_add_entity(&ev, instance, "4", "2", NULL);
+    if (!bundle)
+        http_respond_error(resp, 503, "transient", "no memory for the history", NULL);
+    else if (rest_audit_alone(ctx, &ev, 200, NULL))
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    } else if (r.deleted) {
-        http_respond_error(resp, 410, "deleted", "this resource was deleted", NULL);
-    } else if (!res) {
-        http_respond_error(resp, 500, "exception", "the stored resource does not parse", NULL);
-    } else {
-        http_respond_resource(resp, 200, res);
-        rest_version_headers(ctx, resp, r.type, r.id, r.version, r.last_updated_ms, false);
-    }
-    json_decref(res);
-    store_resource_cleanup(&r);
+    else
+        http_respond_resource(resp, 200, bundle);
+    json_decref(bundle);
+    store_page_cleanup(&page);
 }

@@ -20,10 +20,15 @@
 
 struct rest_ctx;
 
-/* Hooks for parts that plug in later (mapping, RIS), all optional. */
+struct map_holder;
+struct ris;
+
+/* The running parts the interactions use. maps and ris may be NULL (then
+ * referrals are accepted without mapping, or without RIS orders). */
 struct rest_parts {
     const struct config *cfg;
     struct store *store;
+    struct map_holder *maps;
 };
 
 /* On GW_OK *out is new; free with rest_destroy(). */
@@ -33,6 +38,12 @@ void rest_destroy(struct rest_ctx *ctx);
 /* Tells the context the port the server bound (for Location and links when
  * no public_base is configured and the configured port was 0). */
 void rest_set_port(struct rest_ctx *ctx, int port);
+
+/* Connects the RIS side once it exists (it needs rest_ris_hooks() first). */
+void rest_set_ris(struct rest_ctx *ctx, struct ris *ris);
+/* The hooks the RIS side uses to write FHIR resources (ctx: this context). */
+struct ris_hooks;
+void rest_ris_hooks(struct rest_ctx *ctx, struct ris_hooks *hooks);
 
 /* The routing table (static; valid for the program's life). */
 const struct http_route *rest_routes(size_t *n_routes);

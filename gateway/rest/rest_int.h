@@ -6,12 +6,16 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
+#include "mapping/mapping.h"
+#include "ris/ris.h"
 
 #define REST_MAX_BASE 512
 
 struct rest_ctx {
     const struct config *cfg;
     struct store *store;
+    struct map_holder *maps;
+    struct ris *ris;
     char base[REST_MAX_BASE]; /* e.g. https://127.0.0.1:8443/fhir */
     int64_t started_ms;
 };
@@ -26,9 +30,17 @@ void rest_version_headers(struct rest_ctx *ctx, struct http_response *resp, cons
                           const char *id, long version, int64_t last_updated_ms, bool location);
 /* Parses a stored row's JSON text: a new reference or NULL. */
 json_t *rest_parse_stored(const struct store_resource *r);
-/* Parses a request body into a resource (400 outcome on failure): new reference or NULL. */
-json_t *rest_parse_body(struct rest_ctx *ctx, const struct http_request *req,
-                        struct http_response *resp);
+/* Parses (JSON or XML) and validates against the R4 base a request body:
+ * a new reference, or NULL with the answer set (400/413 with every issue). */
+json_t *rest_parse_any(struct rest_ctx *ctx, const struct http_request *req,
+                       struct http_response *resp);
+/* As rest_parse_any, and the resourceType must be type (else 400). */
+json_t *rest_parse_resource(struct rest_ctx *ctx, const struct http_request *req,
+                            struct http_response *resp, const char *type);
+/* resource.c: the served type of the URL, checked for an interaction and the
+ * client's role; NULL with the answer set (404/405/403) when refused. */
+const struct rest_type *rest_admit_type(const struct http_request *req, struct http_response *resp,
+                                        unsigned interaction, bool write);
 /* An audit event pre-filled from the request (client, peer, request id, path). */
 void rest_audit_init(struct audit_event *ev, const struct http_request *req, const char *subtype,
                      char action);
@@ -43,9 +55,22 @@ void rest_healthz(struct http_request *req, struct http_response *resp, void *ct
 void rest_readyz(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_metrics(struct http_request *req, struct http_response *resp, void *ctx);
 
-/* resource.c */
+/* resource.c, search.c, transaction.c, ops.c: the handlers */
 void rest_handle_create(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_update(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_read(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_vread(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_history(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_search(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_bundle(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_validate(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_translate(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_conceptmap_read(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_conceptmap_search(struct http_request *req, struct http_response *resp,
+                                   void *ctx);
+void rest_handle_ris_pull(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_ris_acks(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_ris_messages(struct http_request *req, struct http_response *resp, void *ctx);
 
 
 /* routes.c: what each resource type supports; handlers consult it and the
@@ -68,4 +93,150 @@ struct rest_type {
 
 /* The row for type, or NULL when the type is not served. */
 const struct rest_type *rest_type_find(const char *type);
+
+
+/* index.c: search index entries of a resource (strings owned by the index). */
+struct rest_index {
+    struct store_index_entry *e;
+    size_t n, cap;
+    char **owned;
+    size_t n_owned, cap_owned;
+    bool failed;
+};
+/* Builds the entries of res (borrowed); base is this server's base URL, so
+ * absolute references to it index as relative ones. */
+enum gw_code rest_index_build(const char *base, json_t *res, struct rest_index *ix,
+                              struct gw_error *err);
+void rest_index_cleanup(struct rest_index *ix);
+/* True when search parameter name of type can be indexed and searched. */
+bool rest_index_supported(const char *type, const char *name);
+/* Lower case with accents folded (new string, free()), for string search. */
+char *rest_normalise(const char *s);
+/* "name:exact" (new string, free()). */
+char *rest_exact_name(const char *param);
+
+/* query.c: FHIR search parameters (R4 §3.1.1) into a store query. */
+#define REST_MAX_CONDS 32
+#define REST_MAX_VALUES 128
+#define REST_MAX_SORTS 4
+#define REST_MAX_INCLUDES 8
+#define REST_DEFAULT_COUNT 20
+#define REST_MAX_COUNT 500
+
+struct rest_include {
+    char *param;       /* the reference parameter of the matched type */
+    char *target_type; /* NULL: any */
+};
+
+struct rest_search {
+    const char *type;
+    const char *base; /* this server's base URL */
+    struct store_query q;
+    struct store_cond conds[REST_MAX_CONDS];
+    struct store_value values[REST_MAX_VALUES];
+    size_t n_values;
+    struct store_sort sorts[REST_MAX_SORTS];
+    struct rest_include includes[REST_MAX_INCLUDES];
+    size_t n_includes;
+    char **owned;
+    size_t n_owned, cap_owned;
+    bool failed;
+    struct gw_buf self; /* the query string of the accepted parameters, for links */
+};
+
+/* Parses req's parameters for a search of type. Unknown or unsupported ones
+ * are a warning in outcome (lenient) or an error (strict, or Prefer:
+ * handling=strict). Returns GW_OK, GW_E_INPUT (outcome says why) or GW_E_NOMEM. */
+enum gw_code rest_search_parse(const char *type, const char *base, const struct http_request *req,
+                               struct rest_search *s, json_t *outcome, struct gw_error *err);
+void rest_search_cleanup(struct rest_search *s);
+
+/* ------------------------------------------------------------ writes (plan.c, referral.c, write.c) */
+
+#define REST_MAX_ENTRIES 1000 /* entries in one transaction or batch Bundle */
+
+struct rest_entry {
+    long index;   /* position in Bundle.entry, -1 for a plain create/update */
+    bool is_put;  /* PUT (update) rather than POST (create) */
+    char *type;
+    char *id;
+    json_t *resource; /* owned reference */
+    char *full_url;
+    char *if_none_exist; /* conditional create query (after '?') */
+    long if_match;       /* version an update requires, 0: any */
+    /* results */
+    int status; /* 201 created, 200 updated or matched */
+    bool existed; /* a conditional create found it: nothing written */
+    struct store_written written;
+    char *owner; /* for updates: the stored owner and site are kept */
+    char *site;
+    bool was_revoked; /* updates of ServiceRequests: the stored status */
+    struct rest_referral *referral; /* ServiceRequests: what referral.c found */
+};
+
+struct rest_plan {
+    struct rest_ctx *ctx;
+    const struct http_request *req;
+    struct map_set *maps; /* a reference, or NULL */
+    struct rest_entry *entries;
+    size_t n_entries, cap_entries;
+    bool transaction;  /* all or nothing (a plain create or update is one too) */
+    const char *interaction; /* "create", "update", "transaction", "batch" */
+    json_t *outcome;   /* every issue found, warnings included */
+    int fail_status;   /* the HTTP status to answer when the plan failed */
+    json_t **loaded;   /* stored resources parsed while resolving (owned) */
+    size_t n_loaded, cap_loaded;
+    char **strings;    /* strings owned by the plan (audit references) */
+    size_t n_strings, cap_strings;
+    const char *site;  /* the performing site of the plan's referral(s) */
+    char path[300];
+};
+
+/* plan.c */
+void rest_plan_init(struct rest_plan *p, struct rest_ctx *ctx, const struct http_request *req,
+                    const char *interaction);
+void rest_plan_cleanup(struct rest_plan *p);
+/* Adds an entry taking resource_new; returns it, or NULL on OOM. */
+struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *resource_new);
+/* Keeps s until cleanup; NULL on OOM. */
+const char *rest_plan_keep(struct rest_plan *p, char *s);
+/* Records a failure: status, an issue, and returns code (GW_E_INPUT etc.). */
+enum gw_code rest_plan_fail(struct rest_plan *p, int status, enum gw_code code,
+                            const char *issue_code, const char *expression, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The FHIRPath of entry e's resource ("Bundle.entry[2].resource" or its type). */
+void rest_entry_path(const struct rest_entry *e, char *out, size_t cap);
+/* Conditional creates, ids, reference rewriting: the first steps of apply. */
+enum gw_code rest_plan_resolve(struct rest_plan *p, struct store_txn *txn, struct gw_error *err);
+/* A resource a reference designates: plan entries, else stored and visible
+ * (borrowed, lives as long as the plan), else NULL. */
+json_t *rest_plan_lookup(struct rest_plan *p, struct store_txn *txn, json_t *holder,
+                         const char *reference);
+/* Writes resource with its index (the RIS hook's implementation too). */
+enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resource,
+                      const char *owner, const char *site, long if_match, bool create,
+                      struct store_written *out, struct gw_error *err);
+
+/* referral.c: ServiceRequests, in two steps around their own write. */
+struct rest_referral;
+/* Before the write: the referral profile (422), the site from performer, the
+ * mapping (fills an empty code) and triage; for updates, what changes. */
+enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn,
+                                   struct rest_entry *e, struct gw_error *err);
+/* After the write: the Task (created, or moved along on revocation) and the
+ * RIS order (new, change or cancel). */
+enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn,
+                                  struct rest_entry *e, struct gw_error *err);
+void rest_referral_free(struct rest_referral *r);
+
+/* write.c */
+/* Runs the plan in one commit with its AuditEvents. GW_OK: everything written. */
+enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err);
+/* Answers a failed plan (its status and outcome, or the error's). */
+void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
+                              struct http_response *resp);
+/* Answers a write by Prefer (return=minimal|representation|OperationOutcome). */
+void rest_answer_written(struct rest_ctx *ctx, const struct http_request *req,
+                         struct http_response *resp, const struct rest_entry *e,
+                         json_t *outcome);
 #endif

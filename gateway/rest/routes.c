@@ -1,17 +1,37 @@
 /* routes.c -- the routing table, the served types and the CapabilityStatement
- * built from them (so it lists exactly what works). */
+ * built from both, so that it lists exactly what the server does: the same
+ * rows decide routing, role checks, supported interactions and search
+ * parameters (those rest_index_supported() can evaluate). */
 #include "rest/rest_int.h"
 
 #include <string.h>
+
+#include "fhir/fhir.h"
 
 #define GP AUTH_GP
 #define RIS AUTH_RIS
 #define AUDITOR AUTH_AUDITOR
 #define ADMIN AUTH_ADMIN
+#define CLIENTS AUTH_ANY_CLIENT
 #define FHIR_IO (HTTP_FHIR | HTTP_FHIR_BODY)
+#define ALL_READS (REST_READ | REST_VREAD | REST_HISTORY | REST_SEARCH)
+#define REFERRAL_PART (ALL_READS | REST_CREATE)
 
 static const struct rest_type types[] = {
-    {"ServiceRequest", REST_READ | REST_CREATE, GP | RIS | ADMIN, GP},
+    {"ServiceRequest", ALL_READS | REST_CREATE | REST_UPDATE, GP | RIS | ADMIN, GP},
+    {"Patient", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"Practitioner", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"PractitionerRole", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"Organization", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"Condition", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"Observation", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"DocumentReference", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"MedicationStatement", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"MedicationRequest", REFERRAL_PART, GP | RIS | ADMIN, GP},
+    {"Task", ALL_READS, GP | RIS | ADMIN, 0},
+    {"Appointment", ALL_READS, GP | RIS | ADMIN, 0},
+    {"DiagnosticReport", ALL_READS, GP | RIS | ADMIN, 0},
+    {"AuditEvent", REST_READ | REST_SEARCH, AUDITOR, 0},
 };
 
 static const struct http_route routes[] = {
@@ -19,8 +39,24 @@ static const struct http_route routes[] = {
     {"GET", "/healthz", "healthz", 0, HTTP_PUBLIC, rest_healthz},
     {"GET", "/readyz", "readyz", 0, HTTP_PUBLIC, rest_readyz},
     {"GET", "/metrics", "metrics", 0, HTTP_PUBLIC, rest_metrics},
+    {"POST", "/fhir/$validate", "validate", CLIENTS, FHIR_IO, rest_handle_validate},
+    {"POST", "/fhir/{type}/$validate", "validate", CLIENTS, FHIR_IO, rest_handle_validate},
+    {"GET", "/fhir/ConceptMap/$translate", "translate", CLIENTS, HTTP_FHIR, rest_handle_translate},
+    {"POST", "/fhir/ConceptMap/$translate", "translate", CLIENTS, FHIR_IO, rest_handle_translate},
+    {"GET", "/fhir/ConceptMap", "conceptmap-search", CLIENTS, HTTP_FHIR,
+     rest_handle_conceptmap_search},
+    {"GET", "/fhir/ConceptMap/{id}", "conceptmap-read", CLIENTS, HTTP_FHIR,
+     rest_handle_conceptmap_read},
+    {"POST", "/fhir", "transaction", GP, FHIR_IO, rest_handle_bundle},
+    {"GET", "/fhir/{type}", "search", CLIENTS, HTTP_FHIR, rest_handle_search},
     {"POST", "/fhir/{type}", "create", GP, FHIR_IO, rest_handle_create},
-    {"GET", "/fhir/{type}/{id}", "read", GP | RIS | ADMIN, HTTP_FHIR, rest_handle_read},
+    {"GET", "/fhir/{type}/{id}", "read", CLIENTS, HTTP_FHIR, rest_handle_read},
+    {"PUT", "/fhir/{type}/{id}", "update", GP, FHIR_IO, rest_handle_update},
+    {"GET", "/fhir/{type}/{id}/_history", "history", CLIENTS, HTTP_FHIR, rest_handle_history},
+    {"GET", "/fhir/{type}/{id}/_history/{vid}", "vread", CLIENTS, HTTP_FHIR, rest_handle_vread},
+    {"GET", "/ris/orders", "ris-pull", RIS, 0, rest_handle_ris_pull},
+    {"POST", "/ris/acks", "ris-acks", RIS, HTTP_HL7_BODY, rest_handle_ris_acks},
+    {"POST", "/ris/messages", "ris-messages", RIS, HTTP_HL7_BODY, rest_handle_ris_messages},
 };
 
 const struct http_route *rest_routes(size_t *n_routes)
@@ -33,7 +69,7 @@ const struct rest_type *rest_type_find(const char *type)
 {
     size_t i;
 
-    for (i = 0; i < sizeof types / sizeof types[0]; i++)
+    for (i = 0; type && i < sizeof types / sizeof types[0]; i++)
         if (strcmp(types[i].type, type) == 0)
             return &types[i];
     return NULL;
@@ -44,6 +80,33 @@ static int add_interaction(json_t *list, const char *code)
     return json_array_append_new(list, json_pack("{s:s}", "code", code));
 }
 
+/* searchParam and searchInclude from the generated parameters we can evaluate. */
+static int add_search(json_t *r, const char *type)
+{
+    json_t *params = json_array(), *includes = json_array();
+    struct fhir_search_param sp;
+    char inc[160];
+    size_t i, n = fhir_search_param_count(type);
+
+    if (!params || !includes || json_object_set_new(r, "searchParam", params) ||
+        json_object_set_new(r, "searchInclude", includes))
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (!fhir_search_param_get(type, i, &sp) || !rest_index_supported(type, sp.name))
+            continue;
+        if (json_array_append_new(params, json_pack("{s:s, s:s}", "name", sp.name, "type",
+                                                    fhir_search_type_name(sp.type))))
+            return -1;
+        snprintf(inc, sizeof inc, "%s:%s", type, sp.name);
+        if (sp.type == FHIR_SEARCH_REFERENCE && strcmp(type, "AuditEvent") != 0 &&
+            json_array_append_new(includes, json_string(inc)))
+            return -1;
+    }
+    if (json_array_size(includes) == 0)
+        json_object_del(r, "searchInclude");
+    return 0;
+}
+
 static json_t *resource_entry(const struct rest_type *t)
 {
     static const struct {
@@ -52,48 +115,72 @@ static json_t *resource_entry(const struct rest_type *t)
     } names[] = {{REST_READ, "read"},         {REST_VREAD, "vread"},   {REST_UPDATE, "update"},
                  {REST_HISTORY, "history-instance"}, {REST_CREATE, "create"},
                  {REST_SEARCH, "search-type"}};
-    json_t *r = json_pack("{s:s, s:[], s:s, s:b, s:b}", "type", t->type, "interaction",
+    json_t *r = json_pack("{s:s, s:[], s:s, s:b, s:b, s:b}", "type", t->type, "interaction",
                           "versioning", "versioned", "readHistory",
-                          (t->interactions & REST_VREAD) != 0, "updateCreate", 0);
+                          (t->interactions & REST_VREAD) != 0, "updateCreate", 0,
+                          "conditionalCreate", (t->interactions & REST_CREATE) != 0);
     size_t i;
 
     if (!r)
         return NULL;
     for (i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((t->interactions & names[i].bit) &&
-            add_interaction(json_object_get(r, "interaction"), names[i].code)) {
-            json_decref(r);
+            add_interaction(json_object_get(r, "interaction"), names[i].code))
+            goto fail;
+    if ((t->interactions & REST_SEARCH) && add_search(r, t->type))
+        goto fail;
+    return r;
+fail:
+    json_decref(r);
+    return NULL;
+}
+
+static json_t *conceptmap_entry(void)
+{
+    return json_pack("{s:s, s:[{s:s}, {s:s}], s:[{s:s, s:s}]}", "type", "ConceptMap",
+                     "interaction", "code", "read", "code", "search-type", "operation", "name",
+                     "translate", "definition",
+                     "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate");
+}
+
+static json_t *rest_block(void)
+{
+    json_t *rest = json_pack(
+        "{s:s, s:{s:[{s:[{s:s, s:s}]}], s:s}, s:[], s:[{s:s}, {s:s}], s:[{s:s, s:s}]}", "mode",
+        "server", "security", "service", "coding", "system",
+        "http://terminology.hl7.org/CodeSystem/restful-security-service", "code", "Certificates",
+        "description",
+        "Mutual TLS: clients present a certificate listed in the gateway's client table; GP "
+        "organisations see only their own referrals, the RIS what is routed to its sites, "
+        "auditors only AuditEvents",
+        "resource", "interaction", "code", "transaction", "code", "batch", "operation", "name",
+        "validate", "definition", "http://hl7.org/fhir/OperationDefinition/Resource-validate");
+    json_t *resources = json_object_get(rest, "resource");
+    size_t i;
+
+    for (i = 0; rest && i < sizeof types / sizeof types[0]; i++)
+        if (json_array_append_new(resources, resource_entry(&types[i]))) {
+            json_decref(rest);
             return NULL;
         }
-    return r;
+    if (rest && json_array_append_new(resources, conceptmap_entry())) {
+        json_decref(rest);
+        return NULL;
+    }
+    return rest;
 }
 
 json_t *rest_capability_statement(const struct rest_ctx *ctx)
 {
     char date[GW_INSTANT_LEN];
-    json_t *cs, *resources;
-    size_t i;
 
     gw_time_instant(ctx->started_ms, date);
-    cs = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:s,"
-                   " s:[s,s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}], s:s}, s:[]}]}",
-                   "resourceType", "CapabilityStatement", "status", "active", "date", date,
-                   "kind", "instance", "name", "ReferralGateway", "publisher",
-                   "Referral gateway", "software", "name", "fhir-gateway", "version", "0.1.0",
-                   "implementation", "description", "Spinal injection referral gateway", "url",
-                   ctx->base, "fhirVersion", "4.0.1", "format", "application/fhir+json", "json",
-                   "rest", "mode", "server", "security", "service", "coding", "system",
-                   "http://terminology.hl7.org/CodeSystem/restful-security-service", "code",
-                   "Certificates", "description",
-                   "Mutual TLS: clients present a certificate listed in the gateway's client table",
-                   "resource");
-    if (!cs)
-        return NULL;
-    resources = json_object_get(json_array_get(json_object_get(cs, "rest"), 0), "resource");
-    for (i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (json_array_append_new(resources, resource_entry(&types[i]))) {
-            json_decref(cs);
-            return NULL;
-        }
-    return cs;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:s,"
+                     " s:[s,s], s:[o]}",
+                     "resourceType", "CapabilityStatement", "status", "active", "date", date,
+                     "kind", "instance", "name", "ReferralGateway", "publisher",
+                     "Referral gateway", "software", "name", "fhir-gateway", "version", "0.1.0",
+                     "implementation", "description", "Spinal injection referral gateway", "url",
+                     ctx->base, "fhirVersion", "4.0.1", "format", "application/fhir+json",
+                     "application/fhir+xml", "rest", rest_block());
 }

@@ -151,7 +151,7 @@ static void condition(struct sql *q, const struct source *src, const struct stor
         return;
     }
     snprintf(buf, sizeof buf, " AND %sEXISTS (SELECT 1 FROM %s i WHERE i.seq = v.seq AND i.param = ",
-             (c->negate || (c->missing && c->n_values == 0)) ? "NOT " : "", src->index);
+             (c->negate || c->missing) ? "NOT " : "", src->index);
     sql_text(q, buf);
     sql_bind_text(q, c->param);
     if (c->n_values)

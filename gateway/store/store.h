@@ -98,7 +98,8 @@ struct store_cond {
     const char *param; /* index name, or "_id", "_lastUpdated" (columns) */
     enum store_param_kind kind;
     bool exact;   /* strings: exact instead of starts-with */
-    bool missing; /* ":missing=true": no index entry for param */
+    bool missing; /* ":missing=true": no index entry for param (values unused);
+                     ":missing=false" is a cond without values: some entry exists */
     bool negate;  /* ":not" */
     struct store_value *values;
     size_t n_values;

@@ -1,0 +1,542 @@
+/* index.c -- search index entries of a resource, from the generated search
+ * parameters (FHIR R4 search-parameters.json) and their FHIRPath expressions.
+ *
+ * The FHIRPath subset the served parameters use is evaluated here: paths,
+ * unions (|), parentheses, choice elements (onset → onsetDateTime),
+ * .ofType(T), .where(resolve() is T) and .where(field='value'). A parameter
+ * whose expression falls outside this subset (e.g. "exists() and ...") is
+ * not indexed and rest_index_supported() says so, so the CapabilityStatement
+ * and the search handler never promise it.
+ * String values are indexed twice: normalised (lower case, accents folded)
+ * for the default starts-with match, and as written under "<name>:exact".
+ */
+#include "rest/rest_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+
+#define INDEX_MAX_ENTRIES 4096
+#define INDEX_MAX_EXPR 2048
+#define INDEX_MAX_NODES 512
+
+/* Type suffixes that make a choice element's JSON name (R4 §2.6.2). */
+static const char *const choice_types[] = {
+    "DateTime", "Period", "String", "Boolean", "Integer", "Decimal", "Instant", "Date",
+    "Time", "Uri", "Code", "Quantity", "CodeableConcept", "Coding", "Reference", "Range",
+    "Ratio", "Age", "Duration", "Timing", "Identifier", "Attachment", "Canonical", NULL};
+
+struct nodes {
+    json_t *items[INDEX_MAX_NODES];
+    size_t n;
+};
+
+static void push(struct nodes *out, json_t *v)
+{
+    size_t i;
+
+    if (json_is_array(v)) {
+        for (i = 0; i < json_array_size(v); i++)
+            push(out, json_array_get(v, i));
+    } else if (v && out->n < INDEX_MAX_NODES) {
+        out->items[out->n++] = v;
+    }
+}
+
+/* Children called name of every node (with choice names), into out. */
+static void step(const struct nodes *in, const char *name, size_t len, struct nodes *out)
+{
+    size_t i, k;
+
+    out->n = 0;
+    for (i = 0; i < in->n; i++) {
+        const char *key;
+        json_t *v;
+        bool exact = false;
+
+        json_object_foreach(in->items[i], key, v)
+        {
+            if (strlen(key) == len && strncmp(key, name, len) == 0) {
+                push(out, v);
+                exact = true;
+            }
+        }
+        if (exact)
+            continue;
+        json_object_foreach(in->items[i], key, v)
+        {
+            if (strncmp(key, name, len) != 0)
+                continue;
+            for (k = 0; choice_types[k]; k++)
+                if (strcmp(key + len, choice_types[k]) == 0)
+                    push(out, v);
+        }
+    }
+}
+
+enum seg_kind { SEG_NAME, SEG_OFTYPE, SEG_RESOLVES_TO, SEG_FIELD_EQUALS };
+
+struct segment {
+    enum seg_kind kind;
+    char a[96]; /* name, type, or field */
+    char b[96]; /* SEG_FIELD_EQUALS: the value */
+};
+
+#define INDEX_MAX_SEGMENTS 16
+
+/* Copies [p, p+n) into dst (cap bytes); false when it does not fit. */
+static bool take(char *dst, size_t cap, const char *p, size_t n)
+{
+    if (n == 0 || n >= cap)
+        return false;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/* Reads one segment after a '.'; false when outside the supported subset. */
+static bool read_segment(const char **pp, struct segment *seg)
+{
+    const char *p = *pp, *end;
+
+    if (strncmp(p, "where(resolve() is ", 19) == 0) {
+        end = strchr(p + 19, ')');
+        seg->kind = SEG_RESOLVES_TO;
+        if (!end || !take(seg->a, sizeof seg->a, p + 19, (size_t)(end - p - 19)))
+            return false;
+        *pp = end + 1;
+        return true;
+    }
+    if (strncmp(p, "ofType(", 7) == 0) {
+        end = strchr(p + 7, ')');
+        seg->kind = SEG_OFTYPE;
+        if (!end || !take(seg->a, sizeof seg->a, p + 7, (size_t)(end - p - 7)))
+            return false;
+        seg->a[0] = (char)toupper((unsigned char)seg->a[0]);
+        *pp = end + 1;
+        return true;
+    }
+    if (strncmp(p, "where(", 6) == 0) {
+        const char *eq = strstr(p, "='");
+
+        end = eq ? strstr(eq + 2, "')") : NULL;
+        seg->kind = SEG_FIELD_EQUALS;
+        if (!end || !take(seg->a, sizeof seg->a, p + 6, (size_t)(eq - p - 6)) ||
+            !take(seg->b, sizeof seg->b, eq + 2, (size_t)(end - eq - 2)))
+            return false;
+        *pp = end + 2;
+        return true;
+    }
+    for (end = p; isalnum((unsigned char)*end) || *end == '_'; end++)
+        ;
+    seg->kind = SEG_NAME;
+    if (*end == '(' || !take(seg->a, sizeof seg->a, p, (size_t)(end - p)))
+        return false;
+    *pp = end;
+    return true;
+}
+
+/* Splits "Type.a.b.where(...)" (parentheses allowed around it) into segments
+ * after the type; *n = 0 when it is another type's member. */
+static bool parse_path(const char *type, const char *expr, struct segment *segs, size_t *n)
+{
+    const char *p = expr;
+    size_t tlen = strlen(type);
+
+    *n = 0;
+    while (*p == '(' || *p == ' ')
+        p++;
+    if (strncmp(p, type, tlen) != 0 || p[tlen] != '.')
+        return true;
+    p += tlen;
+    while (*p == '.') {
+        p++;
+        if (*n == INDEX_MAX_SEGMENTS || !read_segment(&p, &segs[*n]))
+            return false;
+        (*n)++;
+    }
+    while (*p == ')' || *p == ' ')
+        p++;
+    return *p == '\0';
+}
+
+static bool reference_is(json_t *node, const char *type, size_t len)
+{
+    const char *ref = json_string_value(json_object_get(node, "reference"));
+
+    return ref && strncmp(ref, type, len) == 0 && ref[len] == '/';
+}
+
+static void keep_if(struct nodes *cur, const struct segment *seg)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < cur->n; i++) {
+        json_t *v = cur->items[i];
+        bool keep;
+
+        if (seg->kind == SEG_RESOLVES_TO) {
+            keep = reference_is(v, seg->a, strlen(seg->a));
+        } else {
+            const char *f = json_string_value(json_object_get(v, seg->a));
+
+            keep = f && strcmp(f, seg->b) == 0;
+        }
+        if (keep)
+            cur->items[n++] = v;
+    }
+    cur->n = n;
+}
+
+/* Evaluates one union member on res into out; false when unsupported. */
+static bool eval_path(json_t *res, const char *type, const char *expr, struct nodes *out,
+                      struct nodes *tmp)
+{
+    struct segment segs[INDEX_MAX_SEGMENTS];
+    size_t n, i;
+    char name[200];
+
+    out->n = 0;
+    if (!parse_path(type, expr, segs, &n))
+        return false;
+    if (n == 0)
+        return true;
+    push(out, res);
+    for (i = 0; i < n; i++) {
+        if (segs[i].kind == SEG_NAME && i + 1 < n && segs[i + 1].kind == SEG_OFTYPE) {
+            snprintf(name, sizeof name, "%s%s", segs[i].a, segs[i + 1].a);
+            *tmp = *out;
+            step(tmp, name, strlen(name), out);
+            i++;
+        } else if (segs[i].kind == SEG_NAME) {
+            *tmp = *out;
+            step(tmp, segs[i].a, strlen(segs[i].a), out);
+        } else if (segs[i].kind == SEG_OFTYPE) {
+            return false; /* ofType not after an element name */
+        } else {
+            keep_if(out, &segs[i]);
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ values */
+
+/* Base letters of U+00C0..U+017F (Latin-1 Supplement, Latin Extended-A), '?' where none. */
+static const char fold_table[] =
+    "AAAAAAACEEEEIIII" "DNOOOOO?OUUUUYTs" "aaaaaaaceeeeiiii" "dnooooo?ouuuuyty"
+    "AaAaAaCcCcCcCcDd" "DdEeEeEeEeEeGgGg" "GgGgHhHhIiIiIiIi" "IiJjJjKkkLlLlLlL"
+    "lLlNnNnNnnNnOoOo" "OoOoRrRrRrSsSsSs" "SsTtTtTtUuUuUuUu" "UuUuWwYyYZzZzZzs";
+
+char *rest_normalise(const char *s)
+{
+    size_t n = strlen(s), i = 0, o = 0;
+    char *out = malloc(n + 1);
+
+    if (!out)
+        return NULL;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x80) {
+            out[o++] = (char)tolower(c);
+            i++;
+        } else if ((c & 0xE0) == 0xC0 && i + 1 < n) {
+            unsigned cp = ((unsigned)(c & 0x1F) << 6) | ((unsigned char)s[i + 1] & 0x3F);
+
+            if (cp >= 0xC0 && cp <= 0x17F && fold_table[cp - 0xC0] != '?') {
+                out[o++] = (char)tolower((unsigned char)fold_table[cp - 0xC0]);
+            } else {
+                out[o++] = s[i];
+                out[o++] = s[i + 1];
+            }
+            i += 2;
+        } else {
+            out[o++] = s[i++]; /* other bytes are kept as they are */
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+void rest_index_cleanup(struct rest_index *ix)
+{
+    size_t i;
+
+    for (i = 0; i < ix->n_owned; i++)
+        free(ix->owned[i]);
+    free(ix->owned);
+    free(ix->e);
+    memset(ix, 0, sizeof *ix);
+}
+
+/* Keeps p (malloc()ed) until cleanup; NULL marks the index failed. */
+static const char *own(struct rest_index *ix, char *p)
+{
+    if (!p || ix->failed) {
+        free(p);
+        ix->failed = true;
+        return NULL;
+    }
+    if (ix->n_owned == ix->cap_owned) {
+        size_t cap = ix->cap_owned ? ix->cap_owned * 2 : 32;
+        char **grown = realloc(ix->owned, cap * sizeof *grown);
+
+        if (!grown) {
+            free(p);
+            ix->failed = true;
+            return NULL;
+        }
+        ix->owned = grown;
+        ix->cap_owned = cap;
+    }
+    ix->owned[ix->n_owned++] = p;
+    return p;
+}
+
+static void add(struct rest_index *ix, const char *param, const char *system, const char *value,
+                int64_t lo, int64_t hi)
+{
+    if (ix->failed || ix->n >= INDEX_MAX_ENTRIES)
+        return;
+    if (ix->n == ix->cap) {
+        size_t cap = ix->cap ? ix->cap * 2 : 32;
+        struct store_index_entry *grown = realloc(ix->e, cap * sizeof *grown);
+
+        if (!grown) {
+            ix->failed = true;
+            return;
+        }
+        ix->e = grown;
+        ix->cap = cap;
+    }
+    ix->e[ix->n++] = (struct store_index_entry){param, system, value, lo, hi};
+}
+
+static void add_token(struct rest_index *ix, const char *param, json_t *v)
+{
+    json_t *coding;
+    size_t i;
+
+    if (json_is_string(v))
+        add(ix, param, NULL, json_string_value(v), 0, 0);
+    else if (json_is_boolean(v))
+        add(ix, param, NULL, json_is_true(v) ? "true" : "false", 0, 0);
+    else if ((coding = json_object_get(v, "coding")) != NULL)
+        json_array_foreach(coding, i, v) add_token(ix, param, v);
+    else if (json_is_string(json_object_get(v, "code")))
+        add(ix, param, json_string_value(json_object_get(v, "system")),
+            json_string_value(json_object_get(v, "code")), 0, 0);
+    else if (json_is_string(json_object_get(v, "value")))
+        add(ix, param, json_string_value(json_object_get(v, "system")),
+            json_string_value(json_object_get(v, "value")), 0, 0);
+}
+
+static void add_reference(struct rest_index *ix, const char *base, const char *param, json_t *v)
+{
+    const char *ref = json_string_value(json_object_get(v, "reference"));
+    struct fhir_ref r;
+    size_t blen = strlen(base);
+
+    if (!ref && json_is_string(v))
+        ref = json_string_value(v); /* canonical */
+    if (!ref)
+        return;
+    switch (fhir_ref_parse(ref, &r)) {
+    case FHIR_REF_RELATIVE:
+        add(ix, param, NULL, own(ix, gw_strndup(ref, (size_t)(r.id + r.id_len - ref))), 0, 0);
+        return;
+    case FHIR_REF_ABSOLUTE:
+        if (r.type && r.base_len == blen && strncmp(r.base, base, blen) == 0)
+            add(ix, param, NULL, own(ix, gw_strndup(r.type, (size_t)(r.id + r.id_len - r.type))),
+                0, 0);
+        else
+            add(ix, param, NULL, ref, 0, 0);
+        return;
+    default:
+        return; /* contained, urn:uuid (rewritten before indexing), invalid */
+    }
+}
+
+static void add_date(struct rest_index *ix, const char *param, json_t *v)
+{
+    int64_t lo, hi, l2, h2;
+    const char *start = json_string_value(json_object_get(v, "start"));
+    const char *end = json_string_value(json_object_get(v, "end"));
+
+    if (json_is_string(v) && gw_time_parse_fhir(json_string_value(v), &lo, &hi)) {
+        add(ix, param, NULL, NULL, lo, hi);
+    } else if (json_is_object(v) && (start || end)) {
+        lo = INT64_MIN / 2;
+        hi = INT64_MAX / 2;
+        if (start && gw_time_parse_fhir(start, &l2, &h2))
+            lo = l2;
+        if (end && gw_time_parse_fhir(end, &l2, &h2))
+            hi = h2;
+        add(ix, param, NULL, NULL, lo, hi);
+    }
+}
+
+static void add_string_value(struct rest_index *ix, const char *param, const char *exact_param,
+                             const char *s)
+{
+    add(ix, param, NULL, own(ix, rest_normalise(s)), 0, 0);
+    add(ix, exact_param, NULL, s, 0, 0);
+}
+
+static void add_string(struct rest_index *ix, const char *param, const char *exact_param, json_t *v)
+{
+    static const char *const parts[] = {"family", "given", "text", "prefix", "suffix", "line",
+                                        "city", "district", "state", "postalCode", "country",
+                                        NULL};
+    size_t i, k;
+    json_t *x;
+
+    if (json_is_string(v)) {
+        add_string_value(ix, param, exact_param, json_string_value(v));
+        return;
+    }
+    for (k = 0; parts[k]; k++) {
+        x = json_object_get(v, parts[k]);
+        if (json_is_string(x))
+            add_string_value(ix, param, exact_param, json_string_value(x));
+        else
+            json_array_foreach(x, i, v) if (json_is_string(v))
+                add_string_value(ix, param, exact_param, json_string_value(v));
+    }
+}
+
+/* Splits expr on top-level '|' and evaluates each member; false when unsupported. */
+static bool evaluate(json_t *res, const char *type, const char *expr, struct nodes *all,
+                     struct nodes *one, struct nodes *tmp)
+{
+    char member[INDEX_MAX_EXPR];
+    const char *p = expr;
+    size_t i;
+
+    all->n = 0;
+    while (*p) {
+        const char *bar = p;
+        int depth = 0;
+
+        for (; *bar && (*bar != '|' || depth); bar++)
+            depth += *bar == '(' ? 1 : *bar == ')' ? -1 : 0;
+        if ((size_t)(bar - p) >= sizeof member)
+            return false;
+        memcpy(member, p, (size_t)(bar - p));
+        member[bar - p] = '\0';
+        if (!eval_path(res, type, member, one, tmp))
+            return false;
+        for (i = 0; i < one->n && all->n < INDEX_MAX_NODES; i++)
+            all->items[all->n++] = one->items[i];
+        p = *bar ? bar + 1 : bar;
+        while (*p == ' ')
+            p++;
+    }
+    return true;
+}
+
+struct eval_space {
+    struct nodes all, one, tmp;
+};
+
+bool rest_index_supported(const char *type, const char *name)
+{
+    struct fhir_search_param sp;
+    struct eval_space *w;
+    json_t *empty;
+    bool ok;
+
+    if (strcmp(name, "_id") == 0 || strcmp(name, "_lastUpdated") == 0)
+        return true;
+    if (!fhir_search_param_find(type, name, &sp) || !sp.expression ||
+        sp.type == FHIR_SEARCH_NUMBER || sp.type == FHIR_SEARCH_QUANTITY ||
+        sp.type == FHIR_SEARCH_COMPOSITE || sp.type == FHIR_SEARCH_SPECIAL)
+        return false;
+    w = malloc(sizeof *w);
+    empty = json_object();
+    ok = w && empty && evaluate(empty, type, sp.expression, &w->all, &w->one, &w->tmp);
+    json_decref(empty);
+    free(w);
+    return ok;
+}
+
+static void index_param(struct rest_index *ix, const char *base, json_t *res, const char *type,
+                        const struct fhir_search_param *sp, struct eval_space *w)
+{
+    size_t i;
+    const char *exact;
+
+    if (!sp->expression || strcmp(sp->name, "_id") == 0 || strcmp(sp->name, "_lastUpdated") == 0)
+        return;
+    if (!evaluate(res, type, sp->expression, &w->all, &w->one, &w->tmp))
+        return;
+    exact = sp->type == FHIR_SEARCH_STRING && w->all.n
+                ? own(ix, rest_exact_name(sp->name))
+                : NULL;
+    for (i = 0; i < w->all.n; i++) {
+        json_t *v = w->all.items[i];
+
+        switch (sp->type) {
+        case FHIR_SEARCH_TOKEN:
+            add_token(ix, sp->name, v);
+            break;
+        case FHIR_SEARCH_REFERENCE:
+            add_reference(ix, base, sp->name, v);
+            break;
+        case FHIR_SEARCH_DATE:
+            add_date(ix, sp->name, v);
+            break;
+        case FHIR_SEARCH_STRING:
+            if (exact)
+                add_string(ix, sp->name, exact, v);
+            break;
+        case FHIR_SEARCH_URI:
+            if (json_is_string(v))
+                add(ix, sp->name, NULL, json_string_value(v), 0, 0);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+char *rest_exact_name(const char *param)
+{
+    size_t n = strlen(param);
+    char *s = malloc(n + 7);
+
+    if (s) {
+        memcpy(s, param, n);
+        memcpy(s + n, ":exact", 7);
+    }
+    return s;
+}
+
+enum gw_code rest_index_build(const char *base, json_t *res, struct rest_index *ix,
+                              struct gw_error *err)
+{
+    const char *type = fhir_resource_type(res);
+    struct fhir_search_param sp;
+    struct eval_space *w;
+    size_t i, n;
+
+    memset(ix, 0, sizeof *ix);
+    if (!type)
+        return gw_fail(err, GW_E_INPUT, "a resource without resourceType cannot be indexed");
+    w = malloc(sizeof *w);
+    if (!w)
+        return gw_fail(err, GW_E_NOMEM, "no memory to index a resource");
+    n = fhir_search_param_count(type);
+    for (i = 0; i < n && !ix->failed; i++)
+        if (fhir_search_param_get(type, i, &sp))
+            index_param(ix, base, res, type, &sp, w);
+    free(w);
+    if (ix->failed) {
+        rest_index_cleanup(ix);
+        return gw_fail(err, GW_E_NOMEM, "no memory to index a resource");
+    }
+    return GW_OK;
+}

@@ -1,0 +1,285 @@
+/* transaction.c -- POST /fhir with a transaction or batch Bundle (FHIR R4
+ * §3.1.0.11). A transaction is one plan: every entry, its Task, its RIS
+ * order and the AuditEvents commit together or not at all. A batch runs
+ * each entry as a plan of its own and answers each entry's outcome.
+ * Entries may POST (create, with ifNoneExist) the referral's resources and
+ * PUT ServiceRequests (update, with ifMatch).
+ */
+#include "rest/rest_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+
+static long etag_version(const char *etag)
+{
+    long v;
+    char digits[24];
+    size_t n = 0;
+
+    if (!etag)
+        return 0;
+    if (strncmp(etag, "W/", 2) == 0)
+        etag += 2;
+    if (*etag == '"')
+        etag++;
+    while (etag[n] && etag[n] != '"' && n + 1 < sizeof digits) {
+        digits[n] = etag[n];
+        n++;
+    }
+    digits[n] = '\0';
+    return gw_parse_long(digits, 1, 1L << 40, &v) ? v : -1;
+}
+
+/* Reads one Bundle entry into the plan; on refusal records why (400/405). */
+static enum gw_code add_entry(struct rest_plan *p, json_t *entry, long index)
+{
+    json_t *request = json_object_get(entry, "request");
+    json_t *res = json_object_get(entry, "resource");
+    const char *method = json_string_value(json_object_get(request, "method"));
+    const char *url = json_string_value(json_object_get(request, "url"));
+    const char *type = fhir_resource_type(res);
+    const char *slash = url ? strchr(url, '/') : NULL;
+    const struct rest_type *t = type ? rest_type_find(type) : NULL;
+    struct rest_entry *e;
+    char where[80];
+    bool put = method && strcmp(method, "PUT") == 0;
+
+    snprintf(where, sizeof where, "Bundle.entry[%ld].request", index);
+    if (!method || !url || !type || (!put && strcmp(method, "POST") != 0))
+        return rest_plan_fail(p, 405, GW_E_INPUT, "not-supported", where,
+                              "entries may POST (create) or PUT (update) a resource; %s is not "
+                              "supported in a Bundle here",
+                              method ? method : "this request");
+    if (!t || !(t->interactions & (put ? REST_UPDATE : REST_CREATE)) ||
+        !auth_allows(p->req->who, t->write_roles))
+        return rest_plan_fail(p, t ? 403 : 404, GW_E_DENIED, t ? "forbidden" : "not-supported",
+                              where, "%s of %s is not allowed here", put ? "update" : "create",
+                              type);
+    if (strncmp(url, type, strlen(type)) != 0 || (put && (!slash || !slash[1])))
+        return rest_plan_fail(p, 400, GW_E_INPUT, "invalid", where,
+                              "request.url must be '%s' (create) or '%s/<id>' (update)", type,
+                              type);
+    e = rest_plan_add(p, type, json_deep_copy(res));
+    if (!e)
+        return GW_E_NOMEM;
+    e->index = index;
+    e->is_put = put;
+    if (json_string_value(json_object_get(entry, "fullUrl")) &&
+        !(e->full_url = gw_strdup(json_string_value(json_object_get(entry, "fullUrl")))))
+        return GW_E_NOMEM;
+    if (put) {
+        e->id = gw_strdup(slash + 1);
+        e->if_match = etag_version(json_string_value(json_object_get(request, "ifMatch")));
+        if (!e->id)
+            return GW_E_NOMEM;
+        if (e->if_match < 0)
+            return rest_plan_fail(p, 400, GW_E_INPUT, "value", where,
+                                  "ifMatch must be an ETag such as W/\"3\"");
+    } else {
+        const char *ine = json_string_value(json_object_get(request, "ifNoneExist"));
+
+        json_object_del(e->resource, "id");
+        if (ine && !(e->if_none_exist = gw_strdup(strchr(ine, '?') ? strchr(ine, '?') + 1 : ine)))
+            return GW_E_NOMEM;
+    }
+    return GW_OK;
+}
+
+/* The index of the first ServiceRequest entry (its answer carries the
+ * plan's warnings), or the first entry. */
+static size_t first_referral(const struct rest_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++)
+        if (strcmp(p->entries[i].type, "ServiceRequest") == 0)
+            return i;
+    return 0;
+}
+
+static void audit_refused(struct rest_plan *p, const struct http_response *resp)
+{
+    struct audit_event ev;
+    json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
+    const char *why = json_string_value(json_object_get(issue, "diagnostics"));
+
+    rest_audit_init(&ev, p->req, p->interaction, 'E');
+    ev.path = p->path;
+    rest_audit_alone(p->ctx, &ev, resp->status, why ? why : "refused");
+}
+
+static json_t *response_entry(struct rest_ctx *ctx, const struct http_request *req,
+                              const struct rest_entry *e, json_t *outcome)
+{
+    char status[40], location[400], etag[40], instant[GW_INSTANT_LEN], full[REST_MAX_BASE + 200];
+    const char *prefer = http_request_header(req, "Prefer");
+    json_t *entry;
+
+    snprintf(status, sizeof status, "%d %s", e->status, e->status == 201 ? "Created" : "OK");
+    snprintf(location, sizeof location, "%s/%s/_history/%ld", e->type, e->id, e->written.version);
+    snprintf(etag, sizeof etag, "W/\"%ld\"", e->written.version);
+    snprintf(full, sizeof full, "%s/%s/%s", ctx->base, e->type, e->id);
+    gw_time_instant(e->written.last_updated_ms, instant);
+    entry = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}}", "fullUrl", full, "response", "status",
+                      status, "location", location, "etag", etag, "lastModified", instant);
+    if (entry && !(prefer && strstr(prefer, "return=minimal")) &&
+        json_object_set(entry, "resource", e->resource)) {
+        json_decref(entry);
+        return NULL;
+    }
+    if (entry && outcome && json_array_size(json_object_get(outcome, "issue")) &&
+        json_object_set(json_object_get(entry, "response"), "outcome", outcome)) {
+        json_decref(entry);
+        return NULL;
+    }
+    return entry;
+}
+
+static json_t *response_bundle(const char *type)
+{
+    return json_pack("{s:s, s:s, s:[]}", "resourceType", "Bundle", "type", type, "entry");
+}
+
+static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
+                            struct http_response *resp, json_t *bundle)
+{
+    struct rest_plan plan;
+    struct gw_error err;
+    json_t *entry, *answer;
+    size_t i;
+    enum gw_code rc = GW_OK;
+
+    rest_plan_init(&plan, ctx, req, "transaction");
+    snprintf(plan.path, sizeof plan.path, "POST /fhir (transaction)");
+    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
+    {
+        rc = add_entry(&plan, entry, (long)i);
+        if (rc)
+            break;
+    }
+    if (rc == GW_OK && plan.n_entries == 0)
+        rc = rest_plan_fail(&plan, 400, GW_E_INPUT, "required", "Bundle.entry",
+                            "the transaction has no entries");
+    if (rc) {
+        gw_fail(&err, rc, "the transaction was refused");
+        rest_plan_answer_failure(&plan, &err, resp);
+        audit_refused(&plan, resp);
+    } else if (rest_plan_run(&plan, &err) != GW_OK) {
+        rest_plan_answer_failure(&plan, &err, resp);
+    } else if (!(answer = response_bundle("transaction-response"))) {
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+    } else {
+        for (i = 0; i < plan.n_entries; i++)
+            json_array_append_new(json_object_get(answer, "entry"),
+                                  response_entry(ctx, req, &plan.entries[i],
+                                                 i == first_referral(&plan) ? plan.outcome
+                                                                            : NULL));
+        http_respond_resource(resp, 200, answer);
+        json_decref(answer);
+    }
+    rest_plan_cleanup(&plan);
+}
+
+/* One batch entry as a plan of its own; its response entry (new reference). */
+static json_t *run_batch_entry(struct rest_ctx *ctx, struct http_request *req, json_t *entry,
+                               long index)
+{
+    struct rest_plan plan;
+    struct gw_error err;
+    struct http_response sub;
+    json_t *out = NULL;
+    char status[40];
+    enum gw_code rc;
+
+    memset(&sub, 0, sizeof sub);
+    rest_plan_init(&plan, ctx, req, "create");
+    snprintf(plan.path, sizeof plan.path, "POST /fhir (batch entry %ld)", index);
+    rc = add_entry(&plan, entry, index);
+    if (rc == GW_OK && plan.entries[0].is_put)
+        plan.interaction = "update";
+    if (rc) {
+        gw_fail(&err, rc, "the entry was refused");
+        rest_plan_answer_failure(&plan, &err, &sub);
+        audit_refused(&plan, &sub);
+    } else if (rest_plan_run(&plan, &err) != GW_OK) {
+        rest_plan_answer_failure(&plan, &err, &sub);
+    } else {
+        out = response_entry(ctx, req, &plan.entries[0], plan.outcome);
+    }
+    if (!out) {
+        snprintf(status, sizeof status, "%d", sub.status ? sub.status : 500);
+        out = json_pack("{s:{s:s, s:O*}}", "response", "status", status, "outcome",
+                        sub.resource);
+    }
+    json_decref(sub.resource);
+    free(sub.body);
+    rest_plan_cleanup(&plan);
+    return out;
+}
+
+static void run_batch(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                      json_t *bundle)
+{
+    json_t *answer = response_bundle("batch-response"), *entry;
+    struct audit_event ev;
+    size_t i;
+
+    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
+    {
+        if (answer && json_array_append_new(json_object_get(answer, "entry"),
+                                            run_batch_entry(ctx, req, entry, (long)i))) {
+            json_decref(answer);
+            answer = NULL;
+        }
+    }
+    rest_audit_init(&ev, req, "batch", 'E');
+    ev.path = "POST /fhir (batch)";
+    if (!answer)
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+    else if (rest_audit_alone(ctx, &ev, 200, NULL))
+        http_respond_error(resp, 503, "transient", "the batch could not be audited", NULL);
+    else
+        http_respond_resource(resp, 200, answer);
+    json_decref(answer);
+}
+
+void rest_handle_bundle(struct http_request *req, struct http_response *resp, void *vctx)
+{
+    struct rest_ctx *ctx = vctx;
+    struct audit_event ev;
+    json_t *bundle;
+    const char *type;
+
+    rest_audit_init(&ev, req, "transaction", 'E');
+    ev.path = "POST /fhir";
+    bundle = rest_parse_resource(ctx, req, resp, "Bundle");
+    type = json_string_value(json_object_get(bundle, "type"));
+    if (bundle && (!type || (strcmp(type, "transaction") != 0 && strcmp(type, "batch") != 0))) {
+        http_respond_error(resp, 400, "invalid",
+                           "POST /fhir takes a Bundle of type transaction or batch",
+                           "Bundle.type");
+        json_decref(bundle);
+        bundle = NULL;
+    }
+    if (bundle && json_array_size(json_object_get(bundle, "entry")) > REST_MAX_ENTRIES) {
+        http_respond_error(resp, 413, "too-costly", "a Bundle may carry at most 1000 entries",
+                           "Bundle.entry");
+        json_decref(bundle);
+        bundle = NULL;
+    }
+    if (!bundle) {
+        json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
+        const char *why = json_string_value(json_object_get(issue, "diagnostics"));
+
+        rest_audit_alone(ctx, &ev, resp->status, why ? why : "refused");
+        return;
+    }
+    if (strcmp(type, "transaction") == 0)
+        run_transaction(ctx, req, resp, bundle);
+    else
+        run_batch(ctx, req, resp, bundle);
+    json_decref(bundle);
+}

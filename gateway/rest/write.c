@@ -1,0 +1,204 @@
+/* write.c -- running a write plan: one store_write() whose apply step
+ * resolves, checks, maps and writes every entry (with Tasks and RIS orders)
+ * and whose audit step records the interaction and each entry, so data and
+ * AuditEvents share one commit; a failing plan leaves only its failure event.
+ */
+#include "rest/rest_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir/fhir.h"
+
+enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resource,
+                      const char *owner, const char *site, long if_match, bool create,
+                      struct store_written *out, struct gw_error *err)
+{
+    struct rest_index ix;
+    struct store_put put = {.type = fhir_resource_type(resource),
+                            .id = json_string_value(json_object_get(resource, "id")),
+                            .resource = resource, .owner = owner, .site = site,
+                            .if_match = if_match, .create = create};
+    enum gw_code rc;
+
+    if (!put.type || !put.id)
+        return gw_fail(err, GW_E_INTERNAL, "a resource without type or id reached the store");
+    rc = rest_index_build(ctx->base, resource, &ix, err);
+    if (rc)
+        return rc;
+    put.index = ix.e;
+    put.n_index = ix.n;
+    rc = store_txn_put(txn, &put, out, err);
+    rest_index_cleanup(&ix);
+    return rc;
+}
+
+static enum gw_code put_hook(void *vctx, struct store_txn *txn, json_t *resource,
+                             const char *owner, const char *site, long if_match,
+                             struct store_written *out, struct gw_error *err)
+{
+    return rest_put(vctx, txn, resource, owner, site, if_match, false, out, err);
+}
+
+void rest_ris_hooks(struct rest_ctx *ctx, struct ris_hooks *hooks)
+{
+    hooks->put = put_hook;
+    hooks->ctx = ctx;
+}
+
+static bool is_referral(const struct rest_entry *e)
+{
+    return strcmp(e->type, "ServiceRequest") == 0;
+}
+
+static enum gw_code write_entry(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                struct gw_error *err)
+{
+    const char *owner = e->owner ? e->owner : p->req->who->org_id;
+    const char *site = e->site ? e->site : p->site;
+    char path[200];
+    enum gw_code rc = rest_put(p->ctx, txn, e->resource, owner, site, e->if_match, !e->is_put,
+                               &e->written, err);
+
+    if (rc == GW_E_CONFLICT) {
+        rest_entry_path(e, path, sizeof path);
+        return rest_plan_fail(p, e->if_match ? 412 : 409, rc, "conflict", path, "%s",
+                              err ? err->msg : "version conflict");
+    }
+    e->status = e->is_put ? 200 : 201;
+    return rc;
+}
+
+static enum gw_code apply(struct store_txn *txn, void *vplan, struct gw_error *err)
+{
+    struct rest_plan *p = vplan;
+    size_t i;
+    enum gw_code rc = rest_plan_resolve(p, txn, err);
+
+    for (i = 0; !rc && i < p->n_entries; i++)
+        if (!p->entries[i].existed && is_referral(&p->entries[i]))
+            rc = rest_referral_prepare(p, txn, &p->entries[i], err);
+    for (i = 0; !rc && i < p->n_entries; i++)
+        if (!p->entries[i].existed)
+            rc = write_entry(p, txn, &p->entries[i], err);
+    for (i = 0; !rc && i < p->n_entries; i++)
+        if (!p->entries[i].existed && is_referral(&p->entries[i]))
+            rc = rest_referral_finish(p, txn, &p->entries[i], err);
+    return rc;
+}
+
+/* "Type/id" kept by the plan, or NULL. */
+static const char *reference_of(struct rest_plan *p, const struct rest_entry *e)
+{
+    size_t n;
+    char *s;
+
+    if (!e->id)
+        return NULL;
+    n = strlen(e->type) + strlen(e->id) + 2;
+    s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", e->type, e->id);
+    return rest_plan_keep(p, s);
+}
+
+static const char *patient_of(struct rest_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++) {
+        const char *ref = json_string_value(
+            json_object_get(json_object_get(p->entries[i].resource, "subject"), "reference"));
+
+        if (!ref)
+            ref = json_string_value(json_object_get(
+                json_object_get(p->entries[i].resource, "patient"), "reference"));
+        if (ref && strncmp(ref, "Patient/", 8) == 0)
+            return ref;
+        if (strcmp(p->entries[i].type, "Patient") == 0 && p->entries[i].id)
+            return reference_of(p, &p->entries[i]);
+    }
+    return NULL;
+}
+
+static void audit_base(struct rest_plan *p, struct audit_event *ev, const char *subtype,
+                       char action, enum gw_code outcome, const struct gw_error *why)
+{
+    rest_audit_init(ev, p->req, subtype, action);
+    ev->path = p->path;
+    ev->outcome = audit_outcome_of(outcome);
+    if (outcome && p->fail_status)
+        ev->outcome = audit_outcome_of_status(p->fail_status);
+    ev->outcome_desc = outcome ? why->msg : NULL;
+    ev->patient = outcome ? NULL : patient_of(p);
+}
+
+static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outcome,
+                          const struct gw_error *why, struct gw_error *err)
+{
+    struct rest_plan *p = vplan;
+    struct audit_event ev;
+    char action = strcmp(p->interaction, "update") == 0   ? 'U'
+                  : strcmp(p->interaction, "create") == 0 ? 'C'
+                                                          : 'E';
+    size_t i;
+    enum gw_code rc;
+
+    audit_base(p, &ev, p->interaction, action, outcome, why);
+    for (i = 0; !outcome && i < p->n_entries; i++)
+        audit_add_entity(&ev, reference_of(p, &p->entries[i]), "4", "2", NULL);
+    for (i = 0; !outcome && i < p->n_strings; i++)
+        if (strncmp(p->strings[i], "Task/", 5) == 0)
+            audit_add_entity(&ev, p->strings[i], "4", "2", NULL);
+    rc = audit_record(txn, &ev, err);
+    if (rc || outcome || p->n_entries < 2 || strcmp(p->interaction, "transaction") != 0)
+        return rc;
+    for (i = 0; !rc && i < p->n_entries; i++) { /* BALP: each entry of a transaction too */
+        const struct rest_entry *e = &p->entries[i];
+
+        audit_base(p, &ev, e->existed ? "read" : e->is_put ? "update" : "create",
+                   e->existed ? 'R' : e->is_put ? 'U' : 'C', GW_OK, why);
+        audit_add_entity(&ev, reference_of(p, e), "4", "2", NULL);
+        rc = audit_record(txn, &ev, err);
+    }
+    return rc;
+}
+
+enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err)
+{
+    if (!p->outcome)
+        return gw_fail(err, GW_E_NOMEM, "no memory for the request");
+    return store_write(p->ctx->store, apply, audit, p, err);
+}
+
+void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
+                              struct http_response *resp)
+{
+    int status = p->fail_status ? p->fail_status : gw_code_http_status(err->code);
+
+    if (p->outcome && fhir_outcome_errors(p->outcome) > 0) {
+        http_respond_resource(resp, status, p->outcome);
+        return;
+    }
+    http_respond_error(resp, status, gw_code_issue_code(err->code), err->msg, NULL);
+}
+
+void rest_answer_written(struct rest_ctx *ctx, const struct http_request *req,
+                         struct http_response *resp, const struct rest_entry *e, json_t *outcome)
+{
+    const char *prefer = http_request_header(req, "Prefer");
+
+    if (prefer && strstr(prefer, "return=minimal")) {
+        http_respond_bytes(resp, e->status, "application/fhir+json; charset=utf-8", "", 0);
+    } else if (prefer && strstr(prefer, "return=OperationOutcome")) {
+        if (outcome && json_array_size(json_object_get(outcome, "issue")) == 0)
+            fhir_outcome_add(outcome, FHIR_INFORMATION, "informational",
+                             e->existed ? "an existing resource matched" : "stored", NULL);
+        http_respond_resource(resp, e->status, outcome);
+    } else {
+        http_respond_resource(resp, e->status, e->resource);
+    }
+    rest_version_headers(ctx, resp, e->type, e->id, e->written.version,
+                         e->written.last_updated_ms, true);
+}
