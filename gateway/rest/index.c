@@ -451,7 +451,9 @@ bool rest_index_supported(const char *type, const char *name)
 
     if (strcmp(name, "_id") == 0 || strcmp(name, "_lastUpdated") == 0)
         return true;
-    if (!fhir_search_param_find(type, name, &sp) || !sp.expression ||
+    if (name[0] == '_') /* _content, _text, _filter...: not offered */
+        return false;
+    if (!fhir_search_param_find(type, name, &sp) || !sp.expression || !*sp.expression ||
         sp.type == FHIR_SEARCH_NUMBER || sp.type == FHIR_SEARCH_QUANTITY ||
         sp.type == FHIR_SEARCH_COMPOSITE || sp.type == FHIR_SEARCH_SPECIAL)
         return false;

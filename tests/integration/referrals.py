@@ -70,3 +70,38 @@ def contained_referral(**kwargs):
     gp["id"] = "gp"
     sr["contained"] = [patient, gp]
     return sr
+
+
+def transaction_bundle(ins="283052724101232", icd10="M54.4", with_condition=True,
+                       placer=None, performer=None):
+    """A transaction Bundle as GP software sends it: Patient (conditional on
+    its INS-NIR), Practitioner (conditional on RPPS), Condition and the
+    ServiceRequest, linked by urn:uuid fullUrls."""
+    pat, gp, cond, sr_id = (("urn:uuid:" + str(uuid.uuid4())) for _ in range(4))
+    patient = copy.deepcopy(PATIENT)
+    patient["identifier"][0]["value"] = ins
+    sr = service_request(subject=pat, requester=gp, icd10=icd10, identifier=placer)
+    entries = [
+        {"fullUrl": pat, "resource": patient,
+         "request": {"method": "POST", "url": "Patient",
+                     "ifNoneExist": "identifier=%s|%s" % (INS_NIR, ins)}},
+        {"fullUrl": gp, "resource": copy.deepcopy(PRACTITIONER),
+         "request": {"method": "POST", "url": "Practitioner",
+                     "ifNoneExist": "identifier=%s|%s" % (RPPS, PRACTITIONER["identifier"][0]["value"])}},
+    ]
+    if with_condition:
+        entries.append({"fullUrl": cond, "resource": {
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                "code": "active"}]},
+            "code": {"coding": [{"system": ICD10, "code": icd10}]},
+            "subject": {"reference": pat},
+            "onsetDateTime": "2026-09-01"},
+            "request": {"method": "POST", "url": "Condition"}})
+        sr["reasonReference"] = [{"reference": cond}]
+    if performer:
+        sr["performer"] = [{"identifier": performer}]
+    entries.append({"fullUrl": sr_id, "resource": sr,
+                    "request": {"method": "POST", "url": "ServiceRequest"}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
