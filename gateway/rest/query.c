@@ -201,7 +201,9 @@ static bool reference_values(struct rest_search *s, const struct fhir_search_par
     unescape(raw);
     if (strncmp(raw, base, blen) == 0 && raw[blen] == '/')
         raw += blen + 1;
-    if (strchr(raw, '/') || strchr(raw, ':')) {
+    /* AuditEvent agents are indexed by client name, organisation and subject
+     * (audit/record.c): a bare value matches as written */
+    if (strchr(raw, '/') || strchr(raw, ':') || strcmp(s->type, "AuditEvent") == 0) {
         if (!(v = new_value(s)))
             return false;
         v->value = raw;

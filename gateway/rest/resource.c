@@ -271,11 +271,8 @@ static bool read_visible(struct rest_ctx *ctx, struct http_request *req,
 static void answer_row(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
                        struct store_resource *row, struct audit_event *ev)
 {
-    char instance[300];
     json_t *res = row->deleted ? NULL : rest_parse_stored(row);
 
-    snprintf(instance, sizeof instance, "%s/%s", row->type, row->id);
-    audit_add_entity(ev, instance, "4", "2", NULL);
     ev->patient = res ? patient_of(res) : NULL;
     if (rest_audit_alone(ctx, ev, row->deleted ? 410 : 200, row->deleted ? "deleted" : NULL))
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
@@ -297,11 +294,13 @@ void rest_handle_read(struct http_request *req, struct http_response *resp, void
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
     struct store_resource row;
-    char path[300];
+    char path[300], instance[300];
 
     snprintf(path, sizeof path, "GET /fhir/%s/%s", req->captures[0], req->captures[1]);
+    snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "read", 'R');
     ev.path = path;
+    audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_READ, false)) {
         refuse_and_audit(ctx, &ev, resp);
         return;
@@ -317,13 +316,15 @@ void rest_handle_vread(struct http_request *req, struct http_response *resp, voi
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
     struct store_resource row;
-    char path[400];
+    char path[400], instance[300];
     long vid;
 
     snprintf(path, sizeof path, "GET /fhir/%s/%s/_history/%s", req->captures[0],
              req->captures[1], req->captures[2]);
+    snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "vread", 'R');
     ev.path = path;
+    audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_VREAD, false)) {
         refuse_and_audit(ctx, &ev, resp);
         return;
@@ -375,8 +376,10 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
     size_t i;
 
     snprintf(path, sizeof path, "GET /fhir/%s/%s/_history", req->captures[0], req->captures[1]);
+    snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "history-instance", 'R');
     ev.path = path;
+    audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_HISTORY, false)) {
         refuse_and_audit(ctx, &ev, resp);
         return;
@@ -397,8 +400,6 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
             json_decref(bundle);
             bundle = NULL;
         }
-    snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
-    audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!bundle)
         http_respond_error(resp, 503, "transient", "no memory for the history", NULL);
     else if (rest_audit_alone(ctx, &ev, 200, NULL))

@@ -105,8 +105,10 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
     int step;
 
     rc = stmt_prepare(db,
+                      /* '+' keeps the planner on the seq order: a scan, never a
+                       * sort of the whole log in memory */
                       "SELECT seq, id, recorded, json, prev_hash, hash FROM audit"
-                      " WHERE recorded >= ?1 AND recorded < ?2 ORDER BY seq",
+                      " WHERE +recorded >= ?1 AND +recorded < ?2 ORDER BY seq",
                       &s, err);
     if (rc) {
         reader_release(st, db);
