@@ -25,6 +25,30 @@ void rest_healthz(struct http_request *req, struct http_response *resp, void *vc
     http_respond_bytes(resp, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
+/* Mappings: loaded, and whether the last reload failed. A failed reload
+ * keeps the previous maps in force, so the instance stays ready (taking every
+ * instance out of service for a bad file would lose referrals); /readyz says
+ * "degraded" so the operator knows. */
+static bool mappings_ready(struct rest_ctx *ctx, struct gw_buf *b)
+{
+    struct gw_error err;
+    struct map_set *set = ctx->maps ? map_holder_get(ctx->maps) : NULL;
+    bool ok = set != NULL;
+
+    if (!set)
+        gw_buf_puts(b, "mappings: none loaded\n");
+    else
+        gw_buf_printf(b, "mappings: ok (%zu maps from %s)\n", map_set_count(set),
+                      map_set_label(set));
+    if (ctx->maps && map_holder_error(ctx->maps, &err)) {
+        gw_buf_printf(b, "mappings: degraded: the last reload failed, the previous maps stay "
+                         "in force: %s\n",
+                      err.msg);
+    }
+    map_set_unref(set);
+    return ok;
+}
+
 void rest_readyz(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
@@ -42,6 +66,7 @@ void rest_readyz(struct http_request *req, struct http_response *resp, void *vct
     } else {
         gw_buf_printf(&b, "store: ok (schema %d)\n", store_schema_version(ctx->store));
     }
+    ready = mappings_ready(ctx, &b) && ready;
     text = gw_buf_steal(&b, &len);
     gw_buf_cleanup(&b);
     if (!text) {
