@@ -1,0 +1,348 @@
+/* model.c -- queries over the generated R4 model (model_gen.c): structures, elements and
+ * choice types, reference targets, required value sets and search parameters.
+ *
+ * The tables are const and never change, so every function here is thread-safe and returns
+ * pointers into static storage.
+ */
+#include "fhir/fhir_int.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- structures */
+
+const struct fhir_struct_def *fhir_struct_at(unsigned index)
+{
+    return index < fhir_model.n_structs ? &fhir_model_structs[index] : NULL;
+}
+
+const char *fhir_struct_name(const struct fhir_struct_def *s)
+{
+    return FHIR_POOL(s->name);
+}
+
+unsigned fhir_struct_index(const struct fhir_struct_def *s)
+{
+    return (unsigned)(s - fhir_model_structs);
+}
+
+static bool name_is(const char *pooled, const char *name, size_t len)
+{
+    return strncmp(pooled, name, len) == 0 && pooled[len] == '\0';
+}
+
+/* Binary search over structures [lo, hi), which are sorted by name. */
+static const struct fhir_struct_def *find_sorted(size_t lo, size_t hi, const char *name, size_t len)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *sn = FHIR_POOL(fhir_model_structs[mid].name);
+        int c = strncmp(sn, name, len);
+
+        if (c == 0 && sn[len] != '\0')
+            c = 1;
+        if (c == 0)
+            return &fhir_model_structs[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const struct fhir_struct_def *fhir_struct_find(const char *name, size_t len)
+{
+    size_t np = fhir_model.n_primitives, nc = fhir_model.n_complex;
+    const struct fhir_struct_def *s = find_sorted(0, np, name, len);
+
+    if (!s)
+        s = find_sorted(np, np + nc, name, len);
+    if (!s)
+        s = find_sorted(np + nc, np + nc + fhir_model.n_resources, name, len);
+    return s;
+}
+
+static const struct fhir_struct_def *resource_lookup(const char *name, size_t len)
+{
+    size_t first = fhir_model.n_primitives + fhir_model.n_complex;
+
+    return find_sorted(first, first + fhir_model.n_resources, name, len);
+}
+
+const struct fhir_struct_def *fhir_resource_find(const char *name, size_t len)
+{
+    const struct fhir_struct_def *s = resource_lookup(name, len);
+
+    return s && !s->abstract ? s : NULL;
+}
+
+bool fhir_is_resource_type(const char *name)
+{
+    return name && fhir_resource_find(name, strlen(name)) != NULL;
+}
+
+const char *fhir_resource_type(const json_t *resource)
+{
+    return json_string_value(json_object_get(resource, "resourceType"));
+}
+
+/* ---------------------------------------------------------------- elements */
+
+const struct fhir_elem_def *fhir_struct_elem(const struct fhir_struct_def *s, unsigned i)
+{
+    return i < s->n_elems ? &fhir_model_elems[s->first_elem + i] : NULL;
+}
+
+const char *fhir_elem_name(const struct fhir_elem_def *e)
+{
+    return FHIR_POOL(e->name);
+}
+
+const struct fhir_type_ref *fhir_elem_type(const struct fhir_elem_def *e, unsigned i)
+{
+    return i < e->n_types ? &fhir_model_types[e->first_type + i] : NULL;
+}
+
+const struct fhir_struct_def *fhir_type_struct(const struct fhir_type_ref *t)
+{
+    return &fhir_model_structs[t->type];
+}
+
+/* True when suffix (len bytes) is type name tn with its first letter upper-cased. */
+static bool is_choice_suffix(const char *suffix, size_t len, const char *tn)
+{
+    return len > 0 && suffix[0] == toupper((unsigned char)tn[0]) &&
+           strncmp(suffix + 1, tn + 1, len - 1) == 0 && tn[len] == '\0';
+}
+
+const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, const char *name,
+                                             size_t len, const struct fhir_type_ref **type_out)
+{
+    unsigned i, k;
+
+    *type_out = NULL;
+    for (i = 0; i < s->n_elems; i++) {
+        const struct fhir_elem_def *e = &fhir_model_elems[s->first_elem + i];
+        const char *en = FHIR_POOL(e->name);
+        size_t elen;
+
+        if (!(e->flags & FHIR_EL_CHOICE)) {
+            if (!name_is(en, name, len))
+                continue;
+            *type_out = e->n_types == 1 ? fhir_elem_type(e, 0) : NULL;
+            return e;
+        }
+        elen = strlen(en);
+        if (len <= elen || strncmp(en, name, elen) != 0)
+            continue;
+        for (k = 0; k < e->n_types; k++) {
+            const struct fhir_type_ref *t = fhir_elem_type(e, k);
+
+            if (is_choice_suffix(name + elen, len - elen, FHIR_POOL(fhir_type_struct(t)->name))) {
+                *type_out = t;
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+bool fhir_choice_name(char *out, size_t size, const struct fhir_elem_def *e,
+                      const struct fhir_type_ref *t)
+{
+    const char *stem = FHIR_POOL(e->name), *tn = FHIR_POOL(fhir_type_struct(t)->name);
+    size_t a = strlen(stem), b = strlen(tn);
+
+    if (a + b + 1 > size)
+        return false;
+    memcpy(out, stem, a);
+    memcpy(out + a, tn, b + 1);
+    out[a] = (char)toupper((unsigned char)tn[0]);
+    return true;
+}
+
+bool fhir_type_allows_target(const struct fhir_type_ref *t, const char *name, size_t len)
+{
+    unsigned at = t->targets & ~FHIR_TY_SIMPLE_QUANTITY, i, n;
+
+    if (at == 0)
+        return true;
+    n = fhir_model_targets[at];
+    for (i = 1; i <= n; i++) {
+        const char *tn = FHIR_POOL(fhir_model_structs[fhir_model_targets[at + i]].name);
+
+        if (strcmp(tn, "Resource") == 0 || name_is(tn, name, len))
+            return true;
+    }
+    return false;
+}
+
+void fhir_type_targets_text(struct gw_buf *b, const struct fhir_type_ref *t)
+{
+    unsigned at = t->targets & ~FHIR_TY_SIMPLE_QUANTITY, i, n;
+
+    if (at == 0)
+        return;
+    n = fhir_model_targets[at];
+    for (i = 1; i <= n; i++) {
+        if (i > 1)
+            gw_buf_puts(b, ", ");
+        gw_buf_puts(b, FHIR_POOL(fhir_model_structs[fhir_model_targets[at + i]].name));
+    }
+}
+
+/* ---------------------------------------------------------------- value sets */
+
+const struct fhir_vs_def *fhir_valueset_at(unsigned binding)
+{
+    return binding >= 1 && binding <= fhir_model.n_valuesets ? &fhir_model_valuesets[binding - 1]
+                                                             : NULL;
+}
+
+bool fhir_valueset_has(const struct fhir_vs_def *vs, const char *system, const char *code)
+{
+    uint32_t i;
+
+    for (i = 0; i < vs->n_codes; i++) {
+        const struct fhir_code_def *c = &fhir_model_codes[vs->first_code + i];
+
+        if (strcmp(FHIR_POOL(c->code), code) == 0 &&
+            (!system || strcmp(FHIR_POOL(c->system), system) == 0))
+            return true;
+    }
+    return false;
+}
+
+void fhir_valueset_text(struct gw_buf *b, const struct fhir_vs_def *vs, size_t max)
+{
+    uint32_t i;
+
+    for (i = 0; i < vs->n_codes; i++) {
+        if (i == max) {
+            gw_buf_puts(b, ", ...");
+            return;
+        }
+        if (i > 0)
+            gw_buf_puts(b, ", ");
+        gw_buf_puts(b, FHIR_POOL(fhir_model_codes[vs->first_code + i].code));
+    }
+}
+
+/* ---------------------------------------------------------------- search parameters */
+
+static const char *const search_type_names[] = {
+    "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special",
+};
+
+const char *fhir_search_type_name(enum fhir_search_type type)
+{
+    return (unsigned)type < sizeof search_type_names / sizeof *search_type_names
+               ? search_type_names[type]
+               : "?";
+}
+
+/* The rows of structure index si: [*first, *first + return value). Rows are sorted by
+ * structure index, then name. */
+static size_t search_rows(unsigned si, size_t *first)
+{
+    size_t lo = 0, hi = fhir_model.n_search, end;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (fhir_model_search[mid].resource < si)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (end = lo; end < fhir_model.n_search && fhir_model_search[end].resource == si; end++)
+        ;
+    *first = lo;
+    return end - lo;
+}
+
+/* The row ranges that apply to a resource: its own, Resource's and (for domain resources,
+ * those with "contained") DomainResource's. Returns the number of ranges filled. */
+static int search_ranges(const char *resource_type, size_t first[3], size_t n[3])
+{
+    const struct fhir_struct_def *s, *base;
+    const struct fhir_type_ref *t;
+    int k = 0;
+
+    if (!resource_type || !(s = fhir_resource_find(resource_type, strlen(resource_type))))
+        return 0;
+    n[k] = search_rows(fhir_struct_index(s), &first[k]);
+    k++;
+    base = resource_lookup("Resource", 8);
+    n[k] = search_rows(fhir_struct_index(base), &first[k]);
+    k++;
+    if (fhir_elem_lookup(s, "contained", 9, &t)) {
+        base = resource_lookup("DomainResource", 14);
+        n[k] = search_rows(fhir_struct_index(base), &first[k]);
+        k++;
+    }
+    return k;
+}
+
+static void fill_param(size_t row, struct fhir_search_param *out)
+{
+    const struct fhir_sp_def *sp = &fhir_model_search[row];
+
+    out->name = FHIR_POOL(sp->name);
+    out->type = (enum fhir_search_type)sp->type;
+    out->expression = FHIR_POOL(sp->expression);
+    out->n_targets = sp->targets ? fhir_model_targets[sp->targets] : 0;
+    out->targets_ = sp->targets;
+}
+
+size_t fhir_search_param_count(const char *resource_type)
+{
+    size_t first[3], n[3], total = 0;
+    int k, ranges = search_ranges(resource_type, first, n);
+
+    for (k = 0; k < ranges; k++)
+        total += n[k];
+    return total;
+}
+
+bool fhir_search_param_get(const char *resource_type, size_t i, struct fhir_search_param *out)
+{
+    size_t first[3], n[3];
+    int k, ranges = search_ranges(resource_type, first, n);
+
+    for (k = 0; k < ranges; k++) {
+        if (i < n[k]) {
+            fill_param(first[k] + i, out);
+            return true;
+        }
+        i -= n[k];
+    }
+    return false;
+}
+
+bool fhir_search_param_find(const char *resource_type, const char *name,
+                            struct fhir_search_param *out)
+{
+    size_t first[3], n[3], i;
+    int k, ranges = search_ranges(resource_type, first, n);
+
+    if (!name)
+        return false;
+    for (k = 0; k < ranges; k++) {
+        for (i = first[k]; i < first[k] + n[k]; i++) {
+            if (strcmp(FHIR_POOL(fhir_model_search[i].name), name) == 0) {
+                fill_param(i, out);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+const char *fhir_search_param_target(const struct fhir_search_param *sp, size_t i)
+{
+    if (i >= sp->n_targets)
+        return NULL;
+    return FHIR_POOL(fhir_model_structs[fhir_model_targets[sp->targets_ + 1 + i]].name);
+}
