@@ -36,8 +36,14 @@ UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_SECONDS ?= 60
+HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
+
 .PHONY: all deps deps-test run test check unit integration certs clean help model lint fmt \
-        fmt-check bench fuzz fuzz-replay
+        fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -91,23 +97,14 @@ test: deps-test
 	$(MAKE) all certs
 	$(MAKE) unit
 	$(MAKE) integration
+ifeq ($(HAVE_CLANG),yes)
+	$(MAKE) fuzz-short
+endif
 
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-check: deps-test certs
+check: deps-test certs lint
 	$(MAKE) B=build/check OPT="$(SAN)" LDFLAGS="$(SAN)" all unit integration
-
-$(B)/bench/loadgen: bench/loadgen.c
-	@mkdir -p $(@D)
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs openssl) -pthread -lm
-
-$(B)/bench/baseline: bench/baseline.c
-	@mkdir -p $(@D)
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd gnutls) -pthread
-
-bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
-	@B=$(B) bench/run.sh
+	$(MAKE) fuzz-replay
 
 model:
 	$(PYTHON) tools/gen_model.py $(FHIR_DEFS) gateway/fhir/model_gen.c
@@ -123,5 +120,49 @@ fmt-check:
 
 clean:
 	rm -rf build
+
+# libFuzzer targets (clang): the library objects are built once with
+# fuzzer-no-link in build/fuzz, each target links them with -fsanitize=fuzzer.
+# Each target links the modules it names (default: all).
+FUZZ_DEPS_er7        := util hl7v2
+FUZZ_DEPS_mllp       := util hl7v2
+FUZZ_DEPS_conceptmap := util mapping
+FUZZ_DEPS_fhir_json  := util fhir
+FUZZ_DEPS_fhir_xml   := util fhir
+fuzz_deps = $(call modobj,$(or $(FUZZ_DEPS_$(1)),$(MODULES)))
+$(FUZZ_BINS): $(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $$(call fuzz_deps,$$*)
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(GW_LIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# make fuzz [FUZZ_SECONDS=60]: each target explores for FUZZ_SECONDS; new
+# inputs go to build/fuzz/new-<target>/, the committed corpus is only read.
+fuzz: deps-test
+	$(MAKE) B=build/fuzz CC=clang OPT="$(FUZZ_SAN)" fuzz-bins
+	@tools/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-short: deps-test
+	$(MAKE) fuzz FUZZ_SECONDS=5
+
+# Replays every committed corpus input once (no exploration): a regression test.
+fuzz-replay: deps-test
+	$(MAKE) B=build/fuzz CC=clang OPT="$(FUZZ_SAN)" fuzz-bins
+	@tools/fuzz.sh replay 0 $(FUZZ_TARGETS)
+
+$(B)/bench/loadgen: bench/loadgen.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs openssl) -pthread -lm
+
+$(B)/bench/baseline: bench/baseline.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd gnutls) -pthread
+
+bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
+	@B=$(B) bench/run.sh
+
 
 -include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)

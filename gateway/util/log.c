@@ -23,6 +23,9 @@ void gw_log_set_level(enum gw_log_level level)
 }
 
 static void write_line(enum gw_log_level level, const char *event, json_t *fields,
+                       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void write_line(enum gw_log_level level, const char *event, json_t *fields,
                        const char *fmt, va_list ap)
 {
     struct gw_buf line, msg;

@@ -74,7 +74,8 @@ void gw_buf_append(struct gw_buf *b, const void *p, size_t n);
 void gw_buf_puts(struct gw_buf *b, const char *s);
 void gw_buf_putc(struct gw_buf *b, char c);
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap);
+void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
 /* Returns GW_OK, or the sticky error with a message naming what (e.g. "response body"). */
