@@ -12,7 +12,7 @@ PLACER = "urn:oid:1.2.250.1.999.1.1"  # the GP software's referral numbers
 
 PATIENT = {
     "resourceType": "Patient",
-    "identifier": [{"use": "official", "system": INS_NIR, "value": "283052724101232"}],
+    "identifier": [{"use": "official", "system": INS_NIR, "value": "283052724101267"}],
     "name": [{"use": "official", "family": "Dupré", "given": ["Hélène", "Zoë"]}],
     "gender": "female",
     "birthDate": "1983-05-27",
@@ -72,7 +72,7 @@ def contained_referral(**kwargs):
     return sr
 
 
-def transaction_bundle(ins="283052724101232", icd10="M54.4", with_condition=True,
+def transaction_bundle(ins="283052724101267", icd10="M54.4", with_condition=True,
                        placer=None, performer=None):
     """A transaction Bundle as GP software sends it: Patient (conditional on
     its INS-NIR), Practitioner (conditional on RPPS), Condition and the

@@ -78,7 +78,7 @@ def test_every_interaction_in_the_capability_statement_is_audited(gateway):
             checked += 1
     for path, body in (("/fhir/$validate", contained_referral()),
                        ("/fhir/ServiceRequest/$validate", contained_referral()),
-                       ("/fhir", transaction_bundle(ins="194017512345678"))):
+                       ("/fhir", transaction_bundle(ins="194017512345653"))):
         before = last_seq(gateway)
         assert gateway.post(path, body).status == 200
         assert audit_rows(gateway, before), path

@@ -87,7 +87,7 @@ def test_count_is_bounded_and_total_on_request(gateway):
 
 def test_token_reference_date_and_string_parameters(gateway):
     a = gateway.post("/fhir", transaction_bundle(icd10="M54.4")).json()
-    b = gateway.post("/fhir", transaction_bundle(ins="194017512345678", icd10="M51.1")).json()
+    b = gateway.post("/fhir", transaction_bundle(ins="194017512345653", icd10="M51.1")).json()
     sr_a = [e for e in a["entry"] if "ServiceRequest/" in e["response"]["location"]][0]
     sr_a_id = sr_a["response"]["location"].split("/")[1]
     pat_a = a["entry"][0]["response"]["location"].split("/")[1]
@@ -96,10 +96,10 @@ def test_token_reference_date_and_string_parameters(gateway):
     assert len(matches(found)) == 2
     assert len(matches(gateway.get("/fhir/ServiceRequest?status=revoked").json())) == 0
     assert len(matches(gateway.get("/fhir/ServiceRequest?status:not=active").json())) == 0
-    assert len(matches(gateway.get("/fhir/Patient?identifier=%s|194017512345678"
+    assert len(matches(gateway.get("/fhir/Patient?identifier=%s|194017512345653"
                                    % q(INS_NIR)).json())) == 1
-    assert len(matches(gateway.get("/fhir/Patient?identifier=194017512345678").json())) == 1
-    assert len(matches(gateway.get("/fhir/Patient?identifier=other|194017512345678").json())) == 0
+    assert len(matches(gateway.get("/fhir/Patient?identifier=194017512345653").json())) == 1
+    assert len(matches(gateway.get("/fhir/Patient?identifier=other|194017512345653").json())) == 0
     # reference: Type/id, bare id, absolute URL of this server
     for value in ("Patient/" + pat_a, pat_a,
                   "https://127.0.0.1:%d/fhir/Patient/%s" % (gateway.port, pat_a)):
@@ -170,7 +170,7 @@ def test_organisation_isolation_on_every_path(gateway):
                  "/fhir/ServiceRequest?_include=ServiceRequest:subject",
                  "/fhir/Task?focus=ServiceRequest/" + sr_id,
                  "/fhir/ServiceRequest?subject=Patient/" + pat,
-                 "/fhir/Patient?identifier=%s|283052724101232" % q(INS_NIR)):
+                 "/fhir/Patient?identifier=%s|283052724101267" % q(INS_NIR)):
         assert matches(gateway.get(path, cert="gp2").json()) == [], path
         assert gateway.get(path, cert="gp").json()["entry"], path
     # the RIS sees what is routed to its sites; the auditor sees none of it
