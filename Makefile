@@ -27,6 +27,7 @@ modobj   = $(filter $(addprefix $(B)/gateway/,$(addsuffix /%,$(1))),$(OBJ))
 UNIT_DEPS_util    := util
 UNIT_DEPS_config  := util config
 UNIT_DEPS_auth    := util config auth
+UNIT_DEPS_http    := util config auth http
 UNIT_DEPS_hl7v2   := util hl7v2
 UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
