@@ -118,6 +118,14 @@ class Gateway:
     def kill(self):
         return self.stop(signal.SIGKILL)
 
+    def assert_clean_exit(self):
+        """A SIGTERM stop exits 0, and nothing a sanitizer or the runtime
+        printed appears among the log lines (every line is JSON otherwise)."""
+        rc = self.stop()
+        raw = [e["raw"] for e in self.logs if "raw" in e]
+        assert rc == 0, "exit %s; stderr:\n%s" % (rc, "\n".join(raw[-40:]))
+        assert not raw, "non-JSON output on stderr:\n" + "\n".join(raw[-40:])
+
     def restart(self):
         self.stop()
         return self.start()
@@ -178,7 +186,7 @@ def workdir():
 def gateway(workdir):
     gw = Gateway(workdir).start()
     yield gw
-    gw.stop()
+    gw.assert_clean_exit()
 
 
 @pytest.fixture
@@ -192,7 +200,7 @@ def make_gateway(workdir):
 
     yield make
     for gw in started:
-        gw.stop()
+        gw.assert_clean_exit()
 
 
 def free_port():
