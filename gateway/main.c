@@ -235,6 +235,10 @@ static void reload(struct running *r, const struct cli *cli)
     }
     http_server_set_clients(r->http, clients);
     auth_table_destroy(clients);
+    if (http_server_reload_tls(r->http, fresh, &err) != GW_OK)
+        gw_log(GW_LOG_ERROR, "tls-reload-failed", "kept the TLS files in force: %s", err.msg);
+    else
+        gw_log(GW_LOG_INFO, "tls-reloaded", "server certificate, key and client CA reloaded");
     config_destroy(fresh);
     gw_log(GW_LOG_INFO, "reloaded", "client table reloaded");
 }

@@ -151,6 +151,11 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
                                struct http_server **out, struct gw_error *err);
 /* Replaces the client table (SIGHUP); the server takes a reference. */
 void http_server_set_clients(struct http_server *srv, struct auth_table *clients);
+/* SIGHUP: reads cfg's TLS files again and, when they load, serves new
+ * connections with them on the same socket; connections already open finish
+ * on the old ones. On failure (err says which file) nothing changes. */
+enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
+                                    struct gw_error *err);
 /* Stops accepting, waits up to drain_timeout_s for requests in flight, then
  * stops and frees. Accepts NULL. */
 void http_server_stop(struct http_server *srv);

@@ -11,14 +11,24 @@
 
 #define HTTP_MAX_PEER 64
 
+/* The PEM texts a daemon was started with (kept while it runs). */
+struct tls_files {
+    char *cert;
+    char *key;
+    char *ca;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
+    struct tls_files tls;
+    pthread_mutex_t retire_lock;
+    pthread_t retire_thread; /* drains the daemon a TLS reload replaced */
+    bool retiring;
     struct http_server_config hc;
     const struct config *cfg;
     pthread_mutex_t clients_lock;
     struct auth_table *clients;
     atomic_long in_flight;
-    char *cert_pem, *key_pem, *ca_pem;
     int port;
 };
 

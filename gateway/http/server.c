@@ -254,33 +254,68 @@ static enum gw_code bind_listener(const char *hostport, int *fd_out, int *port,
     return GW_OK;
 }
 
-static enum gw_code start_daemon(struct http_server *srv, struct gw_error *err)
+/* Starts a daemon on the listening socket fd with the given PEM texts. */
+static struct MHD_Daemon *start_daemon(struct http_server *srv, int fd, const struct tls_files *t)
 {
     const struct config *cfg = srv->cfg;
     unsigned flags = MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    int fd;
-    enum gw_code rc = bind_listener(cfg->listen, &fd, &srv->port, err);
 
-    if (rc)
-        return rc;
-    if (srv->hc.on_bound)
-        srv->hc.on_bound(srv->hc.handler_ctx, srv->port);
-    srv->daemon = MHD_start_daemon(
+    return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_HTTPS_MEM_KEY, srv->key_pem, MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem,
-        MHD_OPTION_HTTPS_MEM_TRUST, srv->ca_pem, MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
+        MHD_OPTION_HTTPS_MEM_KEY, t->key, MHD_OPTION_HTTPS_MEM_CERT, t->cert,
+        MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, srv, MHD_OPTION_END);
-    if (!srv->daemon) {
-        close(fd);
-        return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s (bad TLS files?)", cfg->listen);
+}
+
+static void tls_files_free(struct tls_files *t)
+{
+    if (t->key)
+        memset(t->key, 0, strlen(t->key));
+    free(t->key);
+    free(t->cert);
+    free(t->ca);
+    memset(t, 0, sizeof *t);
+}
+
+/* Reads the three PEM files and checks with GnuTLS that they load, so a bad
+ * file is refused before anything changes. */
+static enum gw_code tls_files_load(const struct config *cfg, struct tls_files *t,
+                                   struct gw_error *err)
+{
+    gnutls_certificate_credentials_t cred = NULL;
+    gnutls_datum_t cert, key, ca;
+    enum gw_code rc;
+
+    memset(t, 0, sizeof *t);
+    rc = read_file(cfg->tls_cert, &t->cert, err);
+    if (!rc)
+        rc = read_file(cfg->tls_key, &t->key, err);
+    if (!rc)
+        rc = read_file(cfg->tls_ca, &t->ca, err);
+    if (!rc && gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS)
+        rc = gw_fail(err, GW_E_NOMEM, "no memory to check the TLS files");
+    if (!rc) {
+        cert = (gnutls_datum_t){(unsigned char *)t->cert, (unsigned)strlen(t->cert)};
+        key = (gnutls_datum_t){(unsigned char *)t->key, (unsigned)strlen(t->key)};
+        ca = (gnutls_datum_t){(unsigned char *)t->ca, (unsigned)strlen(t->ca)};
+        if (gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL,
+                                                 0) < 0)
+            rc = gw_fail(err, GW_E_INPUT, "%s and %s are not a certificate and its key",
+                         cfg->tls_cert, cfg->tls_key);
+        else if (gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM) <= 0)
+            rc = gw_fail(err, GW_E_INPUT, "%s holds no CA certificate", cfg->tls_ca);
     }
-    return GW_OK;
+    if (cred)
+        gnutls_certificate_free_credentials(cred);
+    if (rc)
+        tls_files_free(t);
+    return rc;
 }
 
 enum gw_code http_server_start(const struct http_server_config *hc, struct auth_table *clients,
@@ -288,6 +323,7 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
 {
     struct http_server *srv;
     enum gw_code rc;
+    int fd = -1;
 
     *out = NULL;
     srv = calloc(1, sizeof *srv);
@@ -298,16 +334,21 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
     pthread_mutex_init(&srv->clients_lock, NULL);
     atomic_init(&srv->in_flight, 0);
     srv->clients = auth_table_ref(clients);
-    rc = read_file(srv->cfg->tls_cert, &srv->cert_pem, err);
+    pthread_mutex_init(&srv->retire_lock, NULL);
+    rc = tls_files_load(srv->cfg, &srv->tls, err);
     if (!rc)
-        rc = read_file(srv->cfg->tls_key, &srv->key_pem, err);
-    if (!rc)
-        rc = read_file(srv->cfg->tls_ca, &srv->ca_pem, err);
-    if (!rc)
-        rc = start_daemon(srv, err);
+        rc = bind_listener(srv->cfg->listen, &fd, &srv->port, err);
     if (rc) {
         http_server_stop(srv);
         return rc;
+    }
+    if (srv->hc.on_bound)
+        srv->hc.on_bound(srv->hc.handler_ctx, srv->port);
+    srv->daemon = start_daemon(srv, fd, &srv->tls);
+    if (!srv->daemon) {
+        close(fd);
+        http_server_stop(srv);
+        return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s", srv->cfg->listen);
     }
     *out = srv;
     return GW_OK;
@@ -344,20 +385,108 @@ static void drain(struct http_server *srv)
                (long)atomic_load(&srv->in_flight));
 }
 
+/* The daemon a reload replaced: stopped once its connections are done. */
+struct retired {
+    struct MHD_Daemon *daemon;
+    struct tls_files tls;
+    long drain_timeout_s;
+};
+
+static void *retire_main(void *arg)
+{
+    struct retired *r = arg;
+    int64_t deadline = gw_mono_ms() + r->drain_timeout_s * 1000;
+    const union MHD_DaemonInfo *info;
+
+    for (;;) {
+        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0 || gw_mono_ms() >= deadline)
+            break;
+        gw_sleep_ms(50);
+    }
+    MHD_stop_daemon(r->daemon);
+    tls_files_free(&r->tls);
+    free(r);
+    return NULL;
+}
+
+static void join_retired(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->retire_lock);
+    if (srv->retiring) {
+        pthread_join(srv->retire_thread, NULL);
+        srv->retiring = false;
+    }
+    pthread_mutex_unlock(&srv->retire_lock);
+}
+
+/* Hands the replaced daemon to a thread that stops it once its connections
+ * are done; tls (may be empty) is freed with it. */
+static void retire(struct http_server *srv, struct MHD_Daemon *daemon, struct tls_files tls)
+{
+    struct retired *r = calloc(1, sizeof *r);
+
+    if (!r) { /* no memory: stop it now, cutting its connections */
+        MHD_stop_daemon(daemon);
+        tls_files_free(&tls);
+        return;
+    }
+    *r = (struct retired){daemon, tls, srv->cfg->drain_timeout_s};
+    pthread_mutex_lock(&srv->retire_lock);
+    srv->retiring = pthread_create(&srv->retire_thread, NULL, retire_main, r) == 0;
+    pthread_mutex_unlock(&srv->retire_lock);
+    if (!srv->retiring)
+        retire_main(r);
+}
+
+enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
+                                    struct gw_error *err)
+{
+    struct tls_files fresh, none = {0};
+    struct MHD_Daemon *old = srv->daemon, *next;
+    MHD_socket fd;
+    enum gw_code rc = tls_files_load(cfg, &fresh, err);
+
+    if (rc)
+        return rc;
+    join_retired(srv); /* one reload drains at a time */
+    fd = MHD_quiesce_daemon(old);
+    if (fd == MHD_INVALID_SOCKET) {
+        tls_files_free(&fresh);
+        return gw_fail(err, GW_E_INTERNAL, "the HTTPS listener could not be handed over");
+    }
+    next = start_daemon(srv, fd, &fresh);
+    if (next) {
+        srv->daemon = next;
+        retire(srv, old, srv->tls);
+        srv->tls = fresh;
+        return GW_OK;
+    }
+    /* The checked files did not start: keep serving with the ones in force. */
+    tls_files_free(&fresh);
+    next = start_daemon(srv, fd, &srv->tls);
+    if (!next) {
+        close(fd);
+        gw_log(GW_LOG_ERROR, "https-stopped", "the HTTPS listener could not be restarted");
+        return gw_fail(err, GW_E_IO, "the HTTPS listener could not be restarted");
+    }
+    srv->daemon = next;
+    retire(srv, old, none);
+    return gw_fail(err, GW_E_IO, "the new TLS files did not start; the old ones stay in force");
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
+    join_retired(srv);
     if (srv->daemon) {
         drain(srv);
         MHD_stop_daemon(srv->daemon);
     }
     auth_table_destroy(srv->clients);
-    if (srv->key_pem)
-        memset(srv->key_pem, 0, strlen(srv->key_pem));
-    free(srv->key_pem);
-    free(srv->cert_pem);
-    free(srv->ca_pem);
+    tls_files_free(&srv->tls);
     pthread_mutex_destroy(&srv->clients_lock);
+    pthread_mutex_destroy(&srv->retire_lock);
     free(srv);
 }
