@@ -34,6 +34,7 @@ UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
 UNIT_DEPS_audit   := util store audit
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
+UNIT_DEPS_torture := util hl7v2 fhir mapping
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
@@ -73,7 +74,10 @@ $(B)/fhir-gateway: $(B)/gateway/main.o $(OBJ)
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(B)/tests/unit/check.o
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(LDFLAGS_$*) -o $@ $^ $(GW_LIBS)
+
+# OOM torture: the gateway's allocations go through the test's wrappers.
+LDFLAGS_torture := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 # Second expansion: a unit binary depends on the objects of its modules.
 .SECONDARY:
