@@ -40,6 +40,57 @@ void rest_set_port(struct rest_ctx *ctx, int port)
         snprintf(ctx->base, sizeof ctx->base, "https://%s/fhir", listen);
 }
 
+const char *rest_strings_keep(struct rest_strings *list, char *p)
+{
+    if (!p || list->failed) {
+        free(p);
+        list->failed = true;
+        return NULL;
+    }
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 16;
+        char **grown = realloc(list->items, cap * sizeof *grown);
+
+        if (!grown) {
+            free(p);
+            list->failed = true;
+            return NULL;
+        }
+        list->items = grown;
+        list->cap = cap;
+    }
+    list->items[list->n++] = p;
+    return p;
+}
+
+void rest_strings_free(struct rest_strings *list)
+{
+    while (list->n)
+        free(list->items[--list->n]);
+    free(list->items);
+    memset(list, 0, sizeof *list);
+}
+
+long rest_etag_version(const char *etag)
+{
+    char digits[24];
+    size_t n = 0;
+    long v;
+
+    if (!etag)
+        return 0;
+    if (strncmp(etag, "W/", 2) == 0)
+        etag += 2;
+    if (*etag == '"')
+        etag++;
+    while (etag[n] && etag[n] != '"' && n + 1 < sizeof digits) {
+        digits[n] = etag[n];
+        n++;
+    }
+    digits[n] = '\0';
+    return gw_parse_long(digits, 1, 1L << 40, &v) ? v : -1;
+}
+
 void rest_set_ris(struct rest_ctx *ctx, struct ris *ris)
 {
     ctx->ris = ris;

@@ -263,11 +263,7 @@ char *rest_normalise(const char *s)
 
 void rest_index_cleanup(struct rest_index *ix)
 {
-    size_t i;
-
-    for (i = 0; i < ix->n_owned; i++)
-        free(ix->owned[i]);
-    free(ix->owned);
+    rest_strings_free(&ix->owned);
     free(ix->e);
     memset(ix, 0, sizeof *ix);
 }
@@ -275,25 +271,11 @@ void rest_index_cleanup(struct rest_index *ix)
 /* Keeps p (malloc()ed) until cleanup; NULL marks the index failed. */
 static const char *own(struct rest_index *ix, char *p)
 {
-    if (!p || ix->failed) {
-        free(p);
-        ix->failed = true;
-        return NULL;
-    }
-    if (ix->n_owned == ix->cap_owned) {
-        size_t cap = ix->cap_owned ? ix->cap_owned * 2 : 32;
-        char **grown = realloc(ix->owned, cap * sizeof *grown);
+    const char *kept = rest_strings_keep(&ix->owned, p);
 
-        if (!grown) {
-            free(p);
-            ix->failed = true;
-            return NULL;
-        }
-        ix->owned = grown;
-        ix->cap_owned = cap;
-    }
-    ix->owned[ix->n_owned++] = p;
-    return p;
+    if (!kept)
+        ix->failed = true;
+    return kept;
 }
 
 static void add(struct rest_index *ix, const char *param, const char *system, const char *value,

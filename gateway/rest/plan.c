@@ -53,9 +53,7 @@ void rest_plan_cleanup(struct rest_plan *p)
     for (i = 0; i < p->n_loaded; i++)
         json_decref(p->loaded[i]);
     free(p->loaded);
-    for (i = 0; i < p->n_strings; i++)
-        free(p->strings[i]);
-    free(p->strings);
+    rest_strings_free(&p->strings);
     json_decref(p->outcome);
     map_set_unref(p->maps);
     memset(p, 0, sizeof *p);
@@ -102,12 +100,7 @@ struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *
 
 const char *rest_plan_keep(struct rest_plan *p, char *s)
 {
-    if (!s || !grow((void **)&p->strings, &p->cap_strings, p->n_strings, sizeof *p->strings)) {
-        free(s);
-        return NULL;
-    }
-    p->strings[p->n_strings++] = s;
-    return s;
+    return rest_strings_keep(&p->strings, s);
 }
 
 enum gw_code rest_plan_fail(struct rest_plan *p, int status, enum gw_code code,

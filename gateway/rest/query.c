@@ -34,34 +34,12 @@ static bool in_list(const char *s, const char *const *list)
 
 static char *keep(struct rest_search *s, char *p)
 {
-    if (!p || s->failed) {
-        free(p);
-        s->failed = true;
-        return NULL;
-    }
-    if (s->n_owned == s->cap_owned) {
-        size_t cap = s->cap_owned ? s->cap_owned * 2 : 16;
-        char **grown = realloc(s->owned, cap * sizeof *grown);
-
-        if (!grown) {
-            free(p);
-            s->failed = true;
-            return NULL;
-        }
-        s->owned = grown;
-        s->cap_owned = cap;
-    }
-    s->owned[s->n_owned++] = p;
-    return p;
+    return (char *)rest_strings_keep(&s->owned, p);
 }
 
 void rest_search_cleanup(struct rest_search *s)
 {
-    size_t i;
-
-    for (i = 0; i < s->n_owned; i++)
-        free(s->owned[i]);
-    free(s->owned);
+    rest_strings_free(&s->owned);
     gw_buf_cleanup(&s->self);
     memset(s, 0, sizeof *s);
 }
@@ -511,7 +489,7 @@ enum gw_code rest_search_parse(const char *type, const char *base, const struct 
         else
             rc = add_condition(s, req, name, value, outcome);
     }
-    if (!rc && (s->failed || s->self.err))
+    if (!rc && (s->owned.failed || s->self.err))
         rc = GW_E_NOMEM;
     if (rc == GW_E_NOMEM)
         return gw_fail(err, rc, "no memory for the search");

@@ -39,32 +39,6 @@ const struct rest_type *rest_admit_type(const struct http_request *req, struct h
     return t;
 }
 
-/* "W/\"3\"" or "3" → 3; 0 when absent or malformed (*bad set). */
-static long parse_if_match(const char *h, bool *bad)
-{
-    char digits[24];
-    size_t n = 0;
-    long v;
-
-    *bad = false;
-    if (!h)
-        return 0;
-    if (strncmp(h, "W/", 2) == 0)
-        h += 2;
-    if (*h == '"')
-        h++;
-    while (h[n] && h[n] != '"' && n + 1 < sizeof digits) {
-        digits[n] = h[n];
-        n++;
-    }
-    digits[n] = '\0';
-    if (!gw_parse_long(digits, 1, 1L << 40, &v)) {
-        *bad = true;
-        return 0;
-    }
-    return v;
-}
-
 /* The query of an If-None-Exist header ("identifier=x" or "Type?identifier=x"). */
 static char *if_none_exist(const struct http_request *req)
 {
@@ -162,8 +136,8 @@ void rest_handle_update(struct http_request *req, struct http_response *resp, vo
     json_t *res;
     const char *body_id;
     char path[300];
-    bool bad_etag;
-    long if_match = parse_if_match(http_request_header(req, "If-Match"), &bad_etag);
+    long if_match = rest_etag_version(http_request_header(req, "If-Match"));
+    bool bad_etag = if_match < 0;
 
     snprintf(path, sizeof path, "PUT /fhir/%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "update", 'U');

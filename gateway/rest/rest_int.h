@@ -21,6 +21,19 @@ struct rest_ctx {
 };
 
 /* context.c */
+/* Strings a request owns until it ends (index values, query values, audit
+ * references): keep() takes p and returns it, or NULL (and marks the list
+ * failed) when p is NULL or cannot be kept. */
+struct rest_strings {
+    char **items;
+    size_t n, cap;
+    bool failed;
+};
+const char *rest_strings_keep(struct rest_strings *list, char *p);
+void rest_strings_free(struct rest_strings *list);
+/* The version an ETag names ("W/\"3\"" or "3"): >0, 0 when etag is NULL,
+ * -1 when it is not such an ETag. */
+long rest_etag_version(const char *etag);
 /* True when who may see a stored row (owner/site scope); auditors see none. */
 bool rest_visible(const struct auth_identity *who, const struct store_resource *r);
 /* Fills the scope of a query for who (owner for gp, sites for ris). */
@@ -99,8 +112,7 @@ const struct rest_type *rest_type_find(const char *type);
 struct rest_index {
     struct store_index_entry *e;
     size_t n, cap;
-    char **owned;
-    size_t n_owned, cap_owned;
+    struct rest_strings owned;
     bool failed;
 };
 /* Builds the entries of res (borrowed); base is this server's base URL, so
@@ -138,9 +150,7 @@ struct rest_search {
     struct store_sort sorts[REST_MAX_SORTS];
     struct rest_include includes[REST_MAX_INCLUDES];
     size_t n_includes;
-    char **owned;
-    size_t n_owned, cap_owned;
-    bool failed;
+    struct rest_strings owned;
     struct gw_buf self; /* the query string of the accepted parameters, for links */
 };
 
@@ -186,8 +196,7 @@ struct rest_plan {
     int fail_status;   /* the HTTP status to answer when the plan failed */
     json_t **loaded;   /* stored resources parsed while resolving (owned) */
     size_t n_loaded, cap_loaded;
-    char **strings;    /* strings owned by the plan (audit references) */
-    size_t n_strings, cap_strings;
+    struct rest_strings strings; /* owned by the plan (audit references) */
     const char *site;  /* the performing site of the plan's referral(s) */
     char path[300];
 };

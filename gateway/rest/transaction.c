@@ -13,26 +13,6 @@
 
 #include "fhir/fhir.h"
 
-static long etag_version(const char *etag)
-{
-    long v;
-    char digits[24];
-    size_t n = 0;
-
-    if (!etag)
-        return 0;
-    if (strncmp(etag, "W/", 2) == 0)
-        etag += 2;
-    if (*etag == '"')
-        etag++;
-    while (etag[n] && etag[n] != '"' && n + 1 < sizeof digits) {
-        digits[n] = etag[n];
-        n++;
-    }
-    digits[n] = '\0';
-    return gw_parse_long(digits, 1, 1L << 40, &v) ? v : -1;
-}
-
 /* Reads one Bundle entry into the plan; on refusal records why (400/405). */
 static enum gw_code add_entry(struct rest_plan *p, json_t *entry, long index)
 {
@@ -72,7 +52,7 @@ static enum gw_code add_entry(struct rest_plan *p, json_t *entry, long index)
         return GW_E_NOMEM;
     if (put) {
         e->id = gw_strdup(slash + 1);
-        e->if_match = etag_version(json_string_value(json_object_get(request, "ifMatch")));
+        e->if_match = rest_etag_version(json_string_value(json_object_get(request, "ifMatch")));
         if (!e->id)
             return GW_E_NOMEM;
         if (e->if_match < 0)

@@ -148,9 +148,9 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     audit_base(p, &ev, p->interaction, action, outcome, why);
     for (i = 0; !outcome && i < p->n_entries; i++)
         audit_add_entity(&ev, reference_of(p, &p->entries[i]), "4", "2", NULL);
-    for (i = 0; !outcome && i < p->n_strings; i++)
-        if (strncmp(p->strings[i], "Task/", 5) == 0)
-            audit_add_entity(&ev, p->strings[i], "4", "2", NULL);
+    for (i = 0; !outcome && i < p->strings.n; i++)
+        if (strncmp(p->strings.items[i], "Task/", 5) == 0)
+            audit_add_entity(&ev, p->strings.items[i], "4", "2", NULL);
     rc = audit_record(txn, &ev, err);
     if (rc || outcome || p->n_entries < 2 || strcmp(p->interaction, "transaction") != 0)
         return rc;
