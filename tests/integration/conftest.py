@@ -71,6 +71,7 @@ class Gateway:
                 json.dump(self.config, f)
             cmd += ["--config", path]
         self.logs = []
+        self.port = self.mllp_port = None
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         ready = threading.Event()
@@ -88,11 +89,10 @@ class Gateway:
             except ValueError:
                 entry = {"raw": line}
             self.logs.append(entry)
-            if entry.get("event") == "listening":
-                self.port = entry.get("port")
             if entry.get("event") == "mllp-listening":
                 self.mllp_port = entry.get("port")
-            if self.port and (self.mllp_port or entry.get("event") == "listening"):
+            if entry.get("event") == "listening":  # HTTPS comes last: everything is up
+                self.port = entry.get("port")
                 ready.set()
         ready.set()
 
