@@ -134,6 +134,7 @@ FUZZ_DEPS_mllp       := util hl7v2
 FUZZ_DEPS_conceptmap := util mapping
 FUZZ_DEPS_fhir_json  := util fhir
 FUZZ_DEPS_fhir_xml   := util fhir
+FUZZ_DEPS_ris_inbound := util config auth http fhir mapping hl7v2 store audit ris
 fuzz_deps = $(call modobj,$(or $(FUZZ_DEPS_$(1)),$(MODULES)))
 $(FUZZ_BINS): $(B)/fuzz/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $$(call fuzz_deps,$$*)
 	@mkdir -p $(@D)

@@ -104,18 +104,38 @@ enum gw_code ris_order_enqueue(struct ris *ris, struct store_txn *txn, const str
 /* ------------------------------------------------------------ HTTP (role ris) */
 
 /* GET /ris/orders?max=N: leases up to N pending orders of the client's sites
- * and answers them as one HL7 v2 batch (FHS/BHS ... BTS/FTS, application/hl7-v2). */
+ * and answers them as one HL7 v2 batch (FHS/BHS ... BTS/FTS, application/hl7-v2).
+ * Only sites whose delivery is "pull" are leased (a push site's orders go out
+ * over MLLP only); N defaults to and is capped at max_pull; a bad N is 400.
+ * An unacked order is offered again, same bytes and control id, once its
+ * lease (lease_s) has passed; an order waits until every earlier message
+ * about the same referral is acked or dead (a CA never overtakes its NW). */
 void ris_handle_pull(struct ris *ris, struct http_request *req, struct http_response *resp);
 /* POST /ris/acks: one ACK or a batch of ACKs settling pulled orders; answers
- * an HL7 v2 ACK (or a batch of them) saying what was settled. */
+ * an HL7 v2 ACK (or a batch of them) saying what was settled: 200 with one
+ * answer per ACK received (MSA-2 = that ACK's MSH-10), AA when it settled an
+ * order of the client's sites (or one already settled: idempotent), AE with
+ * ERR 204 when MSA-2 names no order of the client's sites (nothing changes),
+ * AR when that ACK cannot be read. An AE/AR ACK makes the order a dead letter
+ * (Task failed / delivery-failed with the RIS's reason). A body that is not
+ * HL7 v2 at all (or a broken batch) is 400 with an OperationOutcome. */
 void ris_handle_acks(struct ris *ris, struct http_request *req, struct http_response *resp);
 /* POST /ris/messages: an inbound message (ORM/OMI status, SIU, ORU) or a
- * batch; answers the ACK(s). */
+ * batch; answers the ACK(s) with 200 (a batch answers a batch); a body that
+ * is not HL7 v2 is 400. Each message goes through ris_inbound(). */
 void ris_handle_messages(struct ris *ris, struct http_request *req, struct http_response *resp);
 
 /* Processes one inbound ER7 message from sender (peer address or client
  * name) as the MLLP listener and POST /ris/messages do: on return *ack is a
- * new ER7 ACK (free()) to send back, after its effects are committed. */
+ * new ER7 ACK (free()) to send back, after its effects are committed.
+ * who (NULL for MLLP) limits the orders it may touch to who's sites. The
+ * placer order number (ORC-2, OBR-2; SIU: SCH-26, else OBR-2, else ORC-2)
+ * is <ServiceRequest id>^FHIRGW. ACK: AA applied; AE understood but not
+ * applicable (unknown order, unhandled type or event, missing or bad value);
+ * AR unreadable, unsupported version or processing id, a missing ORC / SCH /
+ * OBR, or the store failed
+ * (then nothing is recorded: a resend is applied). Duplicates are keyed by
+ * MSH-3^MSH-4 and MSH-10. Returns an error only when no ACK can be built. */
 enum gw_code ris_inbound(struct ris *ris, const char *sender, const struct auth_identity *who,
                          const char *data, size_t len, char **ack, size_t *ack_len,
                          struct gw_error *err);

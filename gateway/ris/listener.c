@@ -1,0 +1,273 @@
+/* listener.c -- the inbound MLLP listener (DESIGN §3, §8): an accept loop and
+ * one thread per connection, at most RIS_MLLP_MAX_CONNECTIONS at once.
+ *
+ * Each frame (at most mllp_max_frame_bytes) goes through ris_inbound() and
+ * its ACK frame is written back only after the commit. A connection idle for
+ * mllp_timeout_s is closed; an oversized frame is answered AR and skipped; a
+ * malformed message is answered AR with ERR; nothing a peer sends ends the
+ * process. Transport: plain TCP on mllp_listen (TLS is optional in DESIGN
+ * §3; bind the listener to a private address or put a TLS tunnel in front).
+ * The peer is trusted to speak for any site: who is NULL for ris_inbound().
+ */
+#include "ris/ris_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RIS_HOST_MAX              256
+#define RIS_PEER_MAX              300
+#define RIS_ACCEPT_ERROR_PAUSE_MS 100 /* after EMFILE and the like */
+
+struct conn {
+    struct ris *ris;
+    int fd;
+    char peer[RIS_PEER_MAX];
+};
+
+static void describe_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
+{
+    char host[RIS_HOST_MAX], port[16];
+
+    if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(out, cap, "unknown");
+    else
+        snprintf(out, cap, "%s:%s", host, port);
+}
+
+static enum gw_code open_listener(const char *host, int port, int *fd_out, int *bound,
+                                  struct gw_error *err)
+{
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *res, *ai;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char service[16];
+    int fd = -1, one = 1, gai;
+
+    snprintf(service, sizeof service, "%d", port);
+    gai = getaddrinfo(*host ? host : NULL, service, &hints, &res);
+    if (gai != 0)
+        return gw_fail(err, GW_E_IO, "mllp_listen: cannot resolve %s (%s)", host,
+                       gai_strerror(gai));
+    for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, RIS_MLLP_BACKLOG) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return gw_fail(err, GW_E_IO, "mllp_listen: cannot listen on %s:%d (errno %d)", host, port,
+                       errno);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                          : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return GW_OK;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_end(struct conn *c)
+{
+    struct ris *ris = c->ris;
+    size_t i;
+
+    pthread_mutex_lock(&ris->lock);
+    for (i = 0; i < ris->n_conns; i++)
+        if (ris->conn_fds[i] == c->fd) {
+            ris->conn_fds[i] = ris->conn_fds[--ris->n_conns];
+            break;
+        }
+    close(c->fd); /* under the lock: the number is not shut down by ris_listener_stop() after */
+    pthread_cond_broadcast(&ris->wake);
+    pthread_mutex_unlock(&ris->lock);
+    free(c);
+}
+
+/* An AR for a frame that was too long (its bytes are gone). */
+static enum gw_code answer_oversized(struct conn *c, int timeout_ms, struct gw_error *err)
+{
+    char id[RIS_MAX_CONTROL_ID], text[120], *ack = NULL;
+    size_t len = 0;
+    struct hl7_err where;
+    struct hl7_ack_spec spec = {.code = "AR", .control_id = id, .where = &where, .text = text};
+    enum gw_code rc = ris_control_id(id, err);
+
+    hl7_err_set(&where, HL7_ERR_INTERNAL, NULL, 0, 0, 0);
+    snprintf(text, sizeof text, "the frame exceeds %ld bytes", c->ris->cfg->mllp_max_frame_bytes);
+    if (!rc)
+        rc = hl7_ack_build(&spec, &ack, &len, err);
+    if (!rc)
+        rc = hl7_mllp_write(c->fd, ack, len, timeout_ms, err);
+    free(ack);
+    return rc;
+}
+
+/* Reads frames and answers each until the peer leaves, idles or fails. */
+static void serve(struct conn *c, struct hl7_mllp *d)
+{
+    int timeout_ms = (int)(c->ris->cfg->mllp_timeout_s * 1000);
+    struct gw_error err;
+
+    for (;;) {
+        const char *frame;
+        char *ack = NULL;
+        size_t len, ack_len;
+        enum gw_code rc = hl7_mllp_read(d, c->fd, timeout_ms, &frame, &len, &err);
+
+        if (rc == GW_E_LIMIT) {
+            gw_log(GW_LOG_WARN, "mllp-oversized", "%s: %s", c->peer, err.msg);
+            if (answer_oversized(c, timeout_ms, &err) != GW_OK)
+                return;
+            continue;
+        }
+        if (rc || !frame)
+            return; /* idle timeout, error or closed between frames */
+        rc = ris_inbound(c->ris, c->peer, NULL, frame, len, &ack, &ack_len, &err);
+        if (!rc)
+            rc = hl7_mllp_write(c->fd, ack, ack_len, timeout_ms, &err);
+        free(ack);
+        if (rc) {
+            gw_log(GW_LOG_WARN, "mllp-connection-failed", "%s: %s", c->peer, err.msg);
+            return;
+        }
+    }
+}
+
+static void *conn_main(void *arg)
+{
+    struct conn *c = arg;
+    struct hl7_mllp d;
+
+    hl7_mllp_init(&d, (size_t)c->ris->cfg->mllp_max_frame_bytes);
+    serve(c, &d);
+    hl7_mllp_cleanup(&d);
+    conn_end(c);
+    return NULL;
+}
+
+static void start_conn(struct ris *ris, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    pthread_attr_t attr;
+    pthread_t t;
+    bool ok;
+
+    pthread_mutex_lock(&ris->lock);
+    ok = c && ris->n_conns < RIS_MLLP_MAX_CONNECTIONS && !ris->stopping;
+    if (ok)
+        ris->conn_fds[ris->n_conns++] = fd;
+    pthread_mutex_unlock(&ris->lock);
+    if (!ok) {
+        gw_log(GW_LOG_WARN, "mllp-refused", "too many MLLP connections (%d) or stopping",
+               RIS_MLLP_MAX_CONNECTIONS);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->ris = ris;
+    c->fd = fd;
+    describe_peer(sa, len, c->peer, sizeof c->peer);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, conn_main, c) != 0) {
+        gw_log(GW_LOG_ERROR, "mllp-thread-failed", "cannot start a connection thread");
+        conn_end(c);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void *accept_main(void *arg)
+{
+    struct ris *ris = arg;
+
+    for (;;) {
+        struct pollfd pf[2] = {{ris->listen_fd, POLLIN, 0}, {ris->wake_fds[0], POLLIN, 0}};
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd;
+
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents || ris_stopping(ris))
+            break;
+        if (!(pf[0].revents & POLLIN))
+            continue;
+        fd = accept(ris->listen_fd, (struct sockaddr *)&ss, &len);
+        if (fd < 0) {
+            if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+                gw_sleep_ms(RIS_ACCEPT_ERROR_PAUSE_MS);
+            continue;
+        }
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        start_conn(ris, fd, (struct sockaddr *)&ss, len);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ start, stop */
+
+enum gw_code ris_listener_start(struct ris *ris, struct gw_error *err)
+{
+    char host[RIS_HOST_MAX];
+    int port = 0;
+    json_t *fields;
+    enum gw_code rc;
+
+    if (!ris->cfg->mllp_listen || !*ris->cfg->mllp_listen)
+        return GW_OK;
+    rc = config_split_hostport(ris->cfg->mllp_listen, host, sizeof host, &port, err);
+    if (!rc)
+        rc = open_listener(host, port, &ris->listen_fd, &ris->port, err);
+    if (rc)
+        return rc;
+    if (pipe(ris->wake_fds) != 0)
+        return gw_fail(err, GW_E_IO, "cannot create the MLLP wake-up pipe (errno %d)", errno);
+    if (pthread_create(&ris->acceptor, NULL, accept_main, ris) != 0)
+        return gw_fail(err, GW_E_INTERNAL, "cannot start the MLLP accept thread");
+    ris->acceptor_started = true;
+    fields = json_pack("{s:s, s:i}", "listen", ris->cfg->mllp_listen, "port", ris->port);
+    gw_log_fields(GW_LOG_INFO, "mllp-listening", fields, "MLLP listener ready (plain TCP)");
+    json_decref(fields);
+    return GW_OK;
+}
+
+void ris_listener_stop(struct ris *ris)
+{
+    size_t i;
+
+    if (ris->acceptor_started) {
+        if (write(ris->wake_fds[1], "x", 1) < 0)
+            gw_log(GW_LOG_WARN, "mllp-stop", "cannot wake the accept loop (errno %d)", errno);
+        pthread_join(ris->acceptor, NULL);
+        ris->acceptor_started = false;
+    }
+    if (ris->listen_fd >= 0)
+        close(ris->listen_fd);
+    ris->listen_fd = -1;
+    pthread_mutex_lock(&ris->lock);
+    for (i = 0; i < ris->n_conns; i++)
+        shutdown(ris->conn_fds[i], SHUT_RDWR); /* wakes their reads: they end on their own */
+    while (ris->n_conns > 0)
+        pthread_cond_wait(&ris->wake, &ris->lock);
+    pthread_mutex_unlock(&ris->lock);
+    for (i = 0; i < 2; i++)
+        if (ris->wake_fds[i] >= 0)
+            close(ris->wake_fds[i]);
+    ris->wake_fds[0] = ris->wake_fds[1] = -1;
+}
