@@ -358,3 +358,40 @@ def test_export_of_100000_events_streams_in_bounded_memory(gateway, workdir):
     assert since.returncode == 0
     assert [json.loads(l)["id"] for l in since.stdout.splitlines()] == [
         "bulk-%06d" % i for i in range(10, 20)]
+
+
+# ---------------------------------------------------------------- HL7 v2 message kinds
+
+def test_every_hl7_message_kind_is_audited(gateway):
+    import mllp_peer as peer
+    from mllp_peer import Message, split_batch
+
+    sr = gateway.post("/fhir/ServiceRequest", contained_referral()).json()
+
+    def kinds_after(before):
+        return [(e["type"]["code"], subtype(e), e["outcome"]) for _, e in audit_rows(gateway, before)]
+
+    before = last_seq(gateway)
+    pulled = gateway.get("/ris/orders?max=5", cert="ris")
+    msgs = split_batch(pulled.body)
+    assert kinds_after(before) == [("110106", "OMI^O23", "0")]  # Export of the pulled order
+    before = last_seq(gateway)
+    gateway.post("/ris/acks", peer.ack_for(msgs[0]), cert="ris", content_type="application/hl7-v2")
+    assert kinds_after(before) == [("110107", "ACK", "0")]
+    inbound = [("ORM^O01", peer.order_status(sr["id"], "OK")),
+               ("ORM^O01", peer.order_status(sr["id"], "SC", "SC")),
+               ("SIU^S12", peer.siu(sr["id"], trigger="S12")),
+               ("SIU^S13", peer.siu(sr["id"], trigger="S13", start="202612041000")),
+               ("SIU^S15", peer.siu(sr["id"], trigger="S15")),
+               ("ORU^R01", peer.oru(sr["id"], ["Compte rendu."]))]
+    for expected, text in inbound:
+        before = last_seq(gateway)
+        answer = peer.send("127.0.0.1", gateway.mllp_port, text)
+        assert answer.get("MSA", 1) == "AA", (expected, answer.text)
+        got = kinds_after(before)
+        assert len(got) == 1 and got[0][0] == "110107" and got[0][2] == "0", (expected, got)
+        assert got[0][1].startswith(expected.split("^")[0]), (expected, got)
+    before = last_seq(gateway)
+    answer = peer.send("127.0.0.1", gateway.mllp_port, peer.order_status("no-such", "SC", "SC"))
+    assert answer.get("MSA", 1) == "AE"
+    assert [(t, o) for t, _, o in kinds_after(before)] == [("110107", "4")]
