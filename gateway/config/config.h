@@ -73,6 +73,7 @@ struct config {
     long max_elements;
     /* mllp */
     char *mllp_listen;    /* HOST:PORT, or "" to disable */
+    char *mllp_allow;     /* addresses allowed to connect, comma-separated; "*" any */
     long mllp_max_frame_bytes;
     long mllp_timeout_s;
     /* store */

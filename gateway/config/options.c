@@ -29,6 +29,8 @@ const struct option_row config_options[] = {
     L(max_array_items, 10000, 8, 1000000, "longest array in a resource"),
     L(max_elements, 200000, 64, 10000000, "most elements (values) in one resource"),
     S(mllp_listen, "127.0.0.1:2575", "MLLP listen address HOST:PORT, empty to disable"),
+    S(mllp_allow, "127.0.0.1,::1",
+      "addresses allowed to send over MLLP (plain TCP), comma-separated, or * for any"),
     L(mllp_max_frame_bytes, 1048576, 1024, 67108864, "largest MLLP frame accepted"),
     L(mllp_timeout_s, 30, 1, 3600, "MLLP read timeout per frame"),
     S(store, "sqlite:var/gateway.db", "store URL: sqlite:PATH or postgresql://..."),

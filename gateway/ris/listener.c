@@ -7,7 +7,9 @@
  * malformed message is answered AR with ERR; nothing a peer sends ends the
  * process. Transport: plain TCP on mllp_listen (TLS is optional in DESIGN
  * §3; bind the listener to a private address or put a TLS tunnel in front).
- * The peer is trusted to speak for any site: who is NULL for ris_inbound().
+ * MLLP is plain TCP with no client identity: only addresses listed in
+ * mllp_allow may connect (others are closed at once, logged and audited),
+ * and an admitted peer speaks for any site (who is NULL for ris_inbound()).
  */
 #include "ris/ris_int.h"
 
@@ -161,6 +163,57 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
+/* True when the numeric address host is in the comma-separated list. */
+static bool listed(const char *list, const char *host)
+{
+    size_t n = strlen(host);
+    const char *p = list;
+
+    if (strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.')) { /* IPv4-mapped */
+        host += 7;
+        n -= 7;
+    }
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        while (len && *p == ' ') {
+            p++;
+            len--;
+        }
+        if ((len == 1 && *p == '*') || (len == n && strncmp(p, host, n) == 0))
+            return true;
+        p = end ? end + 1 : p + len;
+    }
+    return false;
+}
+
+/* Refuses a peer that is not in mllp_allow: logged and audited, then closed. */
+static bool admit_peer(struct ris *ris, const struct sockaddr *sa, socklen_t len)
+{
+    char host[RIS_HOST_MAX];
+    struct audit_event ev;
+    struct gw_error err;
+
+    if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(host, sizeof host, "unknown");
+    if (listed(ris->cfg->mllp_allow, host))
+        return true;
+    gw_log(GW_LOG_WARN, "mllp-peer-refused", "%s is not in mllp_allow", host);
+    memset(&ev, 0, sizeof ev);
+    ev.kind = AUDIT_HL7_IMPORT;
+    ev.subtype = "connection";
+    ev.action = 'E';
+    ev.outcome = AUDIT_MINOR_FAILURE;
+    ev.outcome_desc = "the address is not allowed to send MLLP messages (mllp_allow)";
+    ev.peer = host;
+    ev.actor_name = host;
+    ev.path = "MLLP";
+    if (audit_record_alone(ris->store, &ev, &err) != GW_OK)
+        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);
+    return false;
+}
+
 static void start_conn(struct ris *ris, int fd, const struct sockaddr *sa, socklen_t len)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -168,6 +221,11 @@ static void start_conn(struct ris *ris, int fd, const struct sockaddr *sa, sockl
     pthread_t t;
     bool ok;
 
+    if (!admit_peer(ris, sa, len)) {
+        close(fd);
+        free(c);
+        return;
+    }
     pthread_mutex_lock(&ris->lock);
     ok = c && ris->n_conns < RIS_MLLP_MAX_CONNECTIONS && !ris->stopping;
     if (ok)

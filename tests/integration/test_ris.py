@@ -346,3 +346,18 @@ def test_audit_trail_names_exchanged_messages(gateway):
     assert "ServiceRequest/" + sr["id"] in text
     r = gateway.get("/fhir/AuditEvent?subtype=ACK", cert="auditor")
     assert msgs[0].control_id in json.dumps(r.json())
+
+
+def test_mllp_peers_outside_the_allow_list_are_refused_and_audited(make_gateway):
+    gw = make_gateway(env={"GATEWAY_MLLP_ALLOW": "10.9.9.9"})
+    sr = create(gw)
+    try:
+        answer = peer_mod.send("127.0.0.1", gw.mllp_port, peer_mod.order_status(sr["id"], "OK"),
+                               timeout=3)
+    except (ConnectionError, OSError, ValueError, AssertionError):
+        answer = None
+    assert answer is None, "a refused peer gets no ACK"
+    assert gw.wait_for_log("mllp-peer-refused")
+    r = gw.get("/fhir/AuditEvent?subtype=connection&outcome=4", cert="auditor")
+    assert len(r.json().get("entry", [])) == 1
+    assert business(task_of(gw, sr["id"])) == "received", "nothing was applied"
