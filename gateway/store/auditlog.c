@@ -67,6 +67,8 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
                                     const char *canonical, const struct store_index_entry *index,
                                     size_t n_index, struct gw_error *err)
 {
+    static const char sql[] = "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5)";
     char hash[65];
     sqlite3_stmt *s;
     enum gw_code rc;
@@ -74,10 +76,7 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
     if (strlen(hash) != 64)
         return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");
-    rc = stmt_prepare(txn->db,
-                      "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5)",
-                      &s, err);
+    rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -87,10 +86,9 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     sqlite3_bind_text(s, 5, hash, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "audit append");
-    sqlite3_finalize(s);
+    stmt_release(s);
     if (!rc)
-        rc = index_insert(txn->db, "audit_index", sqlite3_last_insert_rowid(txn->db), index,
-                          n_index, err);
+        rc = index_insert(txn, true, sqlite3_last_insert_rowid(txn->db), index, n_index, err);
     if (!rc)
         memcpy(txn->chain_head, hash, sizeof hash);
     return rc;

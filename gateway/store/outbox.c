@@ -94,7 +94,7 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
         "INSERT INTO outbox (control_id, site, kind, ref_type, ref_id, message, state, created,"
         " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(txn->db, sql, &s, err);
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;
@@ -107,7 +107,7 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
     sqlite3_bind_int64(s, 7, txn->now_ms);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "outbox insert");
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
@@ -242,10 +242,9 @@ enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control
                                       const char *error_text, struct gw_error *err)
 {
     sqlite3_stmt *u;
-    enum gw_code rc = stmt_prepare(txn->db,
-                                   "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
-                                   " last_error = ?2 WHERE control_id = ?3",
-                                   &u, err);
+    static const char sql[] = "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
+                              " last_error = ?2 WHERE control_id = ?3";
+    enum gw_code rc = stmt_txn(txn, sql, &u, err);
 
     if (rc)
         return rc;
@@ -254,7 +253,7 @@ enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control
     sqlite3_bind_text(u, 3, control_id, -1, SQLITE_STATIC);
     if (sqlite3_step(u) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "outbox attempt");
-    sqlite3_finalize(u);
+    stmt_release(u);
     return rc;
 }
 
@@ -390,13 +389,13 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
 enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
                                     const char *control_id, char **ack, struct gw_error *err)
 {
+    static const char seen_sql[] = "SELECT ack FROM inbound WHERE sender = ?1 AND control_id = ?2";
     sqlite3_stmt *s;
     enum gw_code rc;
     int step;
 
     *ack = NULL;
-    rc = stmt_prepare(txn->db, "SELECT ack FROM inbound WHERE sender = ?1 AND control_id = ?2", &s,
-                      err);
+    rc = stmt_txn(txn, seen_sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
@@ -408,7 +407,7 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
         rc = gw_fail(err, GW_E_NOTFOUND, "message %s not seen before", control_id);
     else
         rc = store_fail_db(txn->db, err, "inbound lookup");
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
@@ -417,10 +416,9 @@ enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
                                       struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(txn->db,
-                                   "INSERT INTO inbound (sender, control_id, received, ack)"
-                                   " VALUES (?1, ?2, ?3, ?4)",
-                                   &s, err);
+    static const char sql[] = "INSERT INTO inbound (sender, control_id, received, ack)"
+                              " VALUES (?1, ?2, ?3, ?4)";
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;
@@ -430,6 +428,6 @@ enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
     sqlite3_bind_text(s, 4, ack, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "inbound record");
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }

@@ -95,8 +95,9 @@ static enum gw_code current_version(struct store_txn *txn, const char *type, con
     enum gw_code rc;
     int step;
 
-    rc = stmt_prepare(txn->db, "SELECT version FROM resources WHERE type = ?1 AND id = ?2", &s,
-                      err);
+    static const char sql[] = "SELECT version FROM resources WHERE type = ?1 AND id = ?2";
+
+    rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
@@ -105,7 +106,7 @@ static enum gw_code current_version(struct store_txn *txn, const char *type, con
     *version = step == SQLITE_ROW ? (long)sqlite3_column_int64(s, 0) : 0;
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "version lookup");
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
@@ -135,7 +136,7 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
         "INSERT INTO versions (type, id, version, last_updated, deleted, owner, site, json)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(txn->db, sql, &s, err);
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;
@@ -150,7 +151,7 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "insert version");
     *seq = sqlite3_last_insert_rowid(txn->db);
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
@@ -160,7 +161,7 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
     static const char sql[] = "INSERT INTO resources (type, id, seq, version) VALUES (?1, ?2, ?3, ?4)"
                               " ON CONFLICT (type, id) DO UPDATE SET seq = ?3, version = ?4";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(txn->db, sql, &s, err);
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;
@@ -170,24 +171,24 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
     sqlite3_bind_int64(s, 4, version);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "update current version");
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
-enum gw_code index_insert(sqlite3 *db, const char *table, int64_t seq,
+enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
                           const struct store_index_entry *e, size_t n, struct gw_error *err)
 {
-    char sql[160];
+    static const char search_sql[] =
+        "INSERT INTO search_index (seq, param, system, value, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    static const char audit_sql[] =
+        "INSERT INTO audit_index (seq, param, system, value, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     sqlite3_stmt *s;
     enum gw_code rc;
     size_t i;
 
     if (!n)
         return GW_OK;
-    snprintf(sql, sizeof sql,
-             "INSERT INTO %s (seq, param, system, value, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-             table);
-    rc = stmt_prepare(db, sql, &s, err);
+    rc = stmt_txn(txn, audit ? audit_sql : search_sql, &s, err);
     for (i = 0; !rc && i < n; i++) {
         sqlite3_reset(s);
         sqlite3_bind_int64(s, 1, seq);
@@ -197,9 +198,9 @@ enum gw_code index_insert(sqlite3 *db, const char *table, int64_t seq,
         sqlite3_bind_int64(s, 5, e[i].lo);
         sqlite3_bind_int64(s, 6, e[i].hi);
         if (sqlite3_step(s) != SQLITE_DONE)
-            rc = store_fail_db(db, err, "insert index");
+            rc = store_fail_db(txn->db, err, "insert index");
     }
-    sqlite3_finalize(s);
+    stmt_release(s);
     return rc;
 }
 
@@ -241,7 +242,7 @@ enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
     if (!rc)
         rc = point_current(txn, p, current + 1, seq, err);
     if (!rc)
-        rc = index_insert(txn->db, "search_index", seq, p->index, p->n_index, err);
+        rc = index_insert(txn, false, seq, p->index, p->n_index, err);
     free(json);
     if (!rc && out)
         *out = (struct store_written){current + 1, txn->now_ms, seq};

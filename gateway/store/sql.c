@@ -121,3 +121,45 @@ enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct 
     }
     return GW_OK;
 }
+
+enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out,
+                      struct gw_error *err)
+{
+    struct stmt_cache *c = &txn->st->wcache;
+    size_t i;
+
+    for (i = 0; i < c->n; i++) {
+        if (c->sql[i] == sql) {
+            *out = c->stmt[i];
+            return GW_OK;
+        }
+    }
+    *out = NULL;
+    if (sqlite3_prepare_v3(txn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+        return store_fail_db(txn->db, err, "prepare");
+    if (c->n == STORE_STMT_CACHE) { /* a bug: more static statements than slots */
+        sqlite3_finalize(*out);
+        *out = NULL;
+        return gw_fail(err, GW_E_INTERNAL, "statement cache full (raise STORE_STMT_CACHE)");
+    }
+    c->sql[c->n] = sql;
+    c->stmt[c->n++] = *out;
+    return GW_OK;
+}
+
+void stmt_release(sqlite3_stmt *s)
+{
+    if (!s)
+        return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+void stmt_cache_clear(struct stmt_cache *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        sqlite3_finalize(c->stmt[i]);
+    c->n = 0;
+}

@@ -297,6 +297,44 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
     return j.rc;
 }
 
+/* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
+ * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
+ * so copying the WAL back into the database never delays a commit. */
+static void *checkpointer_main(void *arg)
+{
+    struct store *st = arg;
+    struct timespec deadline;
+
+    pthread_mutex_lock(&st->q_lock);
+    while (!st->stopping) {
+        deadline_after(&deadline, STORE_CHECKPOINT_EVERY_MS);
+        pthread_cond_timedwait(&st->ckpt_cv, &st->q_lock, &deadline);
+        if (st->stopping)
+            break;
+        pthread_mutex_unlock(&st->q_lock);
+        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+            SQLITE_OK)
+            gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
+        pthread_mutex_lock(&st->q_lock);
+    }
+    pthread_mutex_unlock(&st->q_lock);
+    return NULL;
+}
+
+static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
+{
+    enum gw_code rc = open_db(st->path, false, &st->cdb, err);
+
+    if (!rc)
+        rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
+    if (rc)
+        return rc;
+    if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)
+        return gw_fail(err, GW_E_INTERNAL, "cannot start the checkpointer");
+    st->checkpointer_started = true;
+    return GW_OK;
+}
+
 static enum gw_code open_readers(struct store *st, long n, struct gw_error *err)
 {
     long i;
@@ -335,6 +373,8 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
         rc = schema_migrate(st->wdb, &st->schema_version, err);
     if (!rc)
         rc = open_readers(st, cfg->read_connections, err);
+    if (!rc)
+        rc = start_checkpointer(st, err);
     if (rc)
         return rc;
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
@@ -357,6 +397,7 @@ enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_
     pthread_mutex_init(&st->q_lock, NULL);
     pthread_cond_init(&st->q_cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
+    pthread_cond_init(&st->ckpt_cv, NULL);
     gw_metric_histogram("gateway_store_commit_batch_size", "requests committed per transaction",
                         batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     gw_metric_describe("gateway_store_commit_seconds", "histogram",
@@ -383,8 +424,18 @@ void store_destroy(struct store *st)
         pthread_mutex_unlock(&st->q_lock);
         pthread_join(st->writer, NULL);
     }
+    if (st->checkpointer_started) {
+        pthread_mutex_lock(&st->q_lock);
+        st->stopping = true;
+        pthread_cond_broadcast(&st->ckpt_cv);
+        pthread_mutex_unlock(&st->q_lock);
+        pthread_join(st->checkpointer, NULL);
+        sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
+    sqlite3_close(st->cdb);
     for (i = 0; i < st->n_readers; i++)
         sqlite3_close(st->readers[i]);
+    stmt_cache_clear(&st->wcache);
     sqlite3_close(st->wdb);
     free(st->readers);
     free(st->reader_busy);
@@ -395,6 +446,7 @@ void store_destroy(struct store *st)
     pthread_mutex_destroy(&st->q_lock);
     pthread_cond_destroy(&st->q_cv);
     pthread_cond_destroy(&st->done_cv);
+    pthread_cond_destroy(&st->ckpt_cv);
     free(st);
 }
 

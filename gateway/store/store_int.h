@@ -13,6 +13,8 @@
 #define STORE_MAX_BINDS 512
 #define STORE_MAX_SQL (256 * 1024)
 #define STORE_MAX_JSON (64 * 1024 * 1024)
+#define STORE_CHECKPOINT_EVERY_MS 1000
+#define STORE_STMT_CACHE 32 /* prepared statements kept for the writer */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
@@ -25,6 +27,13 @@ struct job {
     enum job_state state;
     enum gw_code rc;
     struct gw_error err;
+};
+
+/* The writer's prepared statements, keyed by their (static) SQL text. */
+struct stmt_cache {
+    const char *sql[STORE_STMT_CACHE];
+    sqlite3_stmt *stmt[STORE_STMT_CACHE];
+    size_t n;
 };
 
 struct store {
@@ -40,6 +49,7 @@ struct store {
     pthread_cond_t pool_cv;
     /* the writer */
     sqlite3 *wdb;
+    struct stmt_cache wcache; /* only the writer thread touches it */
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t q_lock;
@@ -49,6 +59,11 @@ struct store {
     bool stopping;
     int64_t last_commit_ms;
     int schema_version;
+    /* the checkpointer: copies the WAL into the database off the writer's path */
+    sqlite3 *cdb;
+    pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping) */
+    pthread_t checkpointer;
+    bool checkpointer_started;
 };
 
 struct store_txn {
@@ -84,6 +99,12 @@ enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct 
 enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err);
 enum gw_code stmt_exec(sqlite3 *db, const char *sql, struct gw_error *err);
 enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what);
+/* A writer statement for sql, a static string: prepared once, then reused.
+ * Give it back with stmt_release() (reset, binds cleared), never finalize it. */
+enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out,
+                      struct gw_error *err);
+void stmt_release(sqlite3_stmt *s);
+void stmt_cache_clear(struct stmt_cache *c);
 /* Copies column i as a new string (NULL stays NULL); false on OOM. */
 bool column_dup(sqlite3_stmt *s, int i, char **out);
 
@@ -98,8 +119,8 @@ void reader_release(struct store *st, sqlite3 *db);
 enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err);
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
-/* Writes index rows into table ("search_index" or "audit_index") for seq. */
-enum gw_code index_insert(sqlite3 *db, const char *table, int64_t seq,
+/* Writes index rows for seq into search_index, or audit_index when audit. */
+enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
                           const struct store_index_entry *e, size_t n, struct gw_error *err);
 
 /* search.c */
