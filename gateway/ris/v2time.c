@@ -14,19 +14,6 @@
 #define MS_PER_MIN 60000LL
 #define MS_PER_DAY 86400000LL
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int64_t year_of_days(int64_t z)
 {
     int64_t era, doe, yoe, doy, mp;
@@ -43,7 +30,7 @@ static int64_t year_of_days(int64_t z)
 /* The day number of the last Sunday of month m of year y. */
 static int64_t last_sunday(int64_t y, int m)
 {
-    int64_t last = days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) - 1;
+    int64_t last = gw_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) - 1;
     int64_t weekday = ((last + 4) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Sunday */
 
     return last - weekday;
@@ -122,7 +109,7 @@ bool ris_dtm_to_ms(const char *dtm, int64_t *ms)
     if (!offset(p, &has_off, &off))
         return false;
     local =
-        days_from_civil(y, mo, d) * MS_PER_DAY + ((int64_t)h * 3600 + (int64_t)mi * 60 + s) * 1000;
+        gw_days_from_civil(y, mo, d) * MS_PER_DAY + ((int64_t)h * 3600 + (int64_t)mi * 60 + s) * 1000;
     if (!has_off)
         off = ris_local_offset_min(local - RIS_LOCAL_STD_OFFSET_MIN * MS_PER_MIN);
     *ms = local - off * MS_PER_MIN;

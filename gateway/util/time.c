@@ -100,8 +100,8 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
+/* Howard Hinnant's days_from_civil. */
+int64_t gw_days_from_civil(int64_t y, int m, int d)
 {
     int64_t era, yoe, doy, doe;
 
@@ -186,20 +186,20 @@ bool gw_time_parse_fhir(const char *text, int64_t *lo_ms, int64_t *hi_ms)
     if (!text || !digits(&p, 4, &y))
         return false;
     if (*p == '\0') {
-        *lo_ms = days_from_civil(y, 1, 1) * 86400000;
-        *hi_ms = days_from_civil(y + 1, 1, 1) * 86400000;
+        *lo_ms = gw_days_from_civil(y, 1, 1) * 86400000;
+        *hi_ms = gw_days_from_civil(y + 1, 1, 1) * 86400000;
         return true;
     }
     if (*p++ != '-' || !digits(&p, 2, &m) || m < 1 || m > 12)
         return false;
     if (*p == '\0') {
-        *lo_ms = days_from_civil(y, m, 1) * 86400000;
+        *lo_ms = gw_days_from_civil(y, m, 1) * 86400000;
         *hi_ms = *lo_ms + (int64_t)days_in_month(y, m) * 86400000;
         return true;
     }
     if (*p++ != '-' || !digits(&p, 2, &d) || d < 1 || d > days_in_month(y, m))
         return false;
-    day = days_from_civil(y, m, d) * 86400000;
+    day = gw_days_from_civil(y, m, d) * 86400000;
     if (*p == '\0') {
         *lo_ms = day;
         *hi_ms = day + 86400000;

@@ -127,6 +127,9 @@ void gw_time_http(int64_t ms, char out[GW_HTTP_DATE_LEN]);
 /* HL7 v2 DTM to the second, with offset: 20261125143633+0000. */
 void gw_time_hl7(int64_t ms, char out[GW_HL7_TS_LEN]);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
+int64_t gw_days_from_civil(int64_t y, int m, int d);
+
 /* Parses a FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD,
  * YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)) into the half-open range [lo, hi) of
  * epoch milliseconds it covers (timezone-less dates are taken as UTC).
