@@ -25,17 +25,6 @@ bool hl7_is_segment_name(const char *s, size_t n)
     return true;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* True when seq (n bytes, after the escape character) is X followed by an
  * even, non-zero number of hex digits. */
 static bool is_hex_escape(const char *seq, size_t n)
@@ -45,7 +34,7 @@ static bool is_hex_escape(const char *seq, size_t n)
     if (n < 3 || seq[0] != 'X' || (n - 1) % 2 != 0)
         return false;
     for (i = 1; i < n; i++)
-        if (hex_value(seq[i]) < 0)
+        if (gw_hex_digit(seq[i]) < 0)
             return false;
     return true;
 }
@@ -58,7 +47,7 @@ static bool decode_hex(char *text, size_t *w, const char *seq, size_t n, enum hl
     size_t i;
 
     for (i = 1; i + 1 < n; i += 2) {
-        unsigned char byte = (unsigned char)(hex_value(seq[i]) * 16 + hex_value(seq[i + 1]));
+        unsigned char byte = (unsigned char)(gw_hex_digit(seq[i]) * 16 + gw_hex_digit(seq[i + 1]));
 
         if (byte == 0) {
             *why = "a \\X..\\ escape decodes to a NUL byte";

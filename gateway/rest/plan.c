@@ -128,25 +128,14 @@ void rest_entry_path(const struct rest_entry *e, char *out, size_t cap)
 
 /* ------------------------------------------------------------ conditional creates */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s in place ('+' stays: FHIR queries are not form data). */
 static void url_decode(char *s)
 {
     char *o = s;
 
     for (; *s; s++) {
-        if (*s == '%' && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0) {
-            *o++ = (char)(hex_value(s[1]) * 16 + hex_value(s[2]));
+        if (*s == '%' && gw_hex_digit(s[1]) >= 0 && gw_hex_digit(s[2]) >= 0) {
+            *o++ = (char)(gw_hex_digit(s[1]) * 16 + gw_hex_digit(s[2]));
             s += 2;
         } else {
             *o++ = *s;

@@ -58,17 +58,6 @@ const char *ris_fhir_system(const char *v2_system)
 
 /* ------------------------------------------------------------ study UID */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 16 bytes of a canonical UUID, or false. */
 static bool uuid_bytes(const char *s, unsigned char out[16])
 {
@@ -82,12 +71,12 @@ static bool uuid_bytes(const char *s, unsigned char out[16])
                 return false;
             continue;
         }
-        if (hex_value(s[i]) < 0)
+        if (gw_hex_digit(s[i]) < 0)
             return false;
         if (k % 2 == 0)
-            out[k / 2] = (unsigned char)(hex_value(s[i]) << 4);
+            out[k / 2] = (unsigned char)(gw_hex_digit(s[i]) << 4);
         else
-            out[k / 2] |= (unsigned char)hex_value(s[i]);
+            out[k / 2] |= (unsigned char)gw_hex_digit(s[i]);
         k++;
     }
     return true;
@@ -130,7 +119,7 @@ void ris_study_uid(const char *sr_id, char out[RIS_UID_LEN])
     if (!uuid_bytes(sr_id, b)) { /* a name-based UUID (version 5 layout) from SHA-256 */
         gw_sha256_hex(sr_id, strlen(sr_id), hex);
         for (i = 0; i < 16; i++)
-            b[i] = (unsigned char)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
+            b[i] = (unsigned char)(gw_hex_digit(hex[2 * i]) << 4 | gw_hex_digit(hex[2 * i + 1]));
         b[6] = (unsigned char)((b[6] & 0x0F) | 0x50);
         b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);
     }

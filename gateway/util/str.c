@@ -36,6 +36,17 @@ bool gw_parse_long(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+int gw_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* RFC 3629: rejects overlongs, surrogates, code points past U+10FFFF. */
 bool gw_utf8_valid(const char *str, size_t n)
 {

@@ -91,6 +91,8 @@ char *gw_strdup(const char *s);
 char *gw_strndup(const char *s, size_t n);
 /* Parses a whole decimal integer in [lo, hi]; returns false on any junk. */
 bool gw_parse_long(const char *s, long lo, long hi, long *out);
+/* The value of a hexadecimal digit, or -1. */
+int gw_hex_digit(char c);
 /* True when s (n bytes) is well-formed UTF-8 without NUL bytes or overlongs. */
 bool gw_utf8_valid(const char *s, size_t n);
 
