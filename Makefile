@@ -117,11 +117,14 @@ model:
 lint:
 	@tools/lint.sh
 
+FMT_FILES = $(filter-out %_gen.c,$(SRC)) gateway/main.c $(wildcard gateway/*/*.h tests/unit/*.c \
+            tests/unit/*.h tests/fuzz/*.c)
+
 fmt:
-	clang-format -i $(SRC) gateway/main.c $(wildcard gateway/*/*.h tests/unit/*.c tests/unit/*.h)
+	clang-format -i $(FMT_FILES)
 
 fmt-check:
-	clang-format --dry-run -Werror $(SRC) gateway/main.c $(wildcard gateway/*/*.h)
+	@clang-format --dry-run -Werror $(FMT_FILES) && echo "fmt-check: formatted"
 
 clean:
 	rm -rf build

@@ -40,15 +40,16 @@ static int usage(FILE *f)
 {
     struct gw_buf b;
 
-    fprintf(f, "usage:\n"
-               "  fhir-gateway serve [--config FILE] [--listen HOST:PORT] [--mllp-listen HOST:PORT]\n"
-               "                     [--store URL] [--mappings DIR]\n"
-               "  fhir-gateway audit verify [--config FILE] [--store URL]\n"
-               "  fhir-gateway audit export [--config FILE] [--store URL] [--since T] [--until T]\n"
-               "  fhir-gateway mappings check [DIR]\n"
-               "  fhir-gateway translate --system URI --code CODE [--region R] [--laterality L]\n"
-               "  fhir-gateway version\n\n"
-               "configuration keys (JSON file, or environment GATEWAY_<KEY>):\n");
+    fprintf(f,
+            "usage:\n"
+            "  fhir-gateway serve [--config FILE] [--listen HOST:PORT] [--mllp-listen HOST:PORT]\n"
+            "                     [--store URL] [--mappings DIR]\n"
+            "  fhir-gateway audit verify [--config FILE] [--store URL]\n"
+            "  fhir-gateway audit export [--config FILE] [--store URL] [--since T] [--until T]\n"
+            "  fhir-gateway mappings check [DIR]\n"
+            "  fhir-gateway translate --system URI --code CODE [--region R] [--laterality L]\n"
+            "  fhir-gateway version\n\n"
+            "configuration keys (JSON file, or environment GATEWAY_<KEY>):\n");
     gw_buf_init(&b, 64 * 1024);
     config_describe(&b);
     if (b.data)
@@ -60,12 +61,19 @@ static int usage(FILE *f)
 /* Reads --flag VALUE pairs and positional words. */
 static bool parse_args(int argc, char **argv, struct cli *cli)
 {
-    static const char *const names[] = {"--config", "--listen", "--mllp-listen", "--store",
-                                        "--mappings", "--since", "--until", "--system",
-                                        "--code", "--region", "--laterality"};
-    const char **slots[] = {&cli->flags.config_file, &cli->flags.listen, &cli->flags.mllp_listen,
-                            &cli->flags.store, &cli->flags.mappings_dir, &cli->since,
-                            &cli->until, &cli->system, &cli->code, &cli->region,
+    static const char *const names[] = {"--config",   "--listen", "--mllp-listen", "--store",
+                                        "--mappings", "--since",  "--until",       "--system",
+                                        "--code",     "--region", "--laterality"};
+    const char **slots[] = {&cli->flags.config_file,
+                            &cli->flags.listen,
+                            &cli->flags.mllp_listen,
+                            &cli->flags.store,
+                            &cli->flags.mappings_dir,
+                            &cli->since,
+                            &cli->until,
+                            &cli->system,
+                            &cli->code,
+                            &cli->region,
                             &cli->laterality};
     int i;
     size_t k;
@@ -203,8 +211,10 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
         rc = auth_table_create(r->cfg, &r->clients, err);
     if (rc)
         return rc;
-    hc = (struct http_server_config){.cfg = r->cfg, .handler_ctx = r->rest,
-                                     .render = rest_render, .on_refusal = rest_on_refusal,
+    hc = (struct http_server_config){.cfg = r->cfg,
+                                     .handler_ctx = r->rest,
+                                     .render = rest_render,
+                                     .on_refusal = rest_on_refusal,
                                      .refusal_ctx = r->rest};
     hc.routes = rest_routes(&hc.n_routes);
     hc.on_bound = rest_set_port_cb;
@@ -265,8 +275,8 @@ static int serve(const struct cli *cli)
         stop_all(&r);
         return 1;
     }
-    fields = json_pack("{s:s, s:i, s:s}", "listen", r.cfg->listen, "port",
-                       http_server_port(r.http), "store", r.cfg->store);
+    fields = json_pack("{s:s, s:i, s:s}", "listen", r.cfg->listen, "port", http_server_port(r.http),
+                       "store", r.cfg->store);
     gw_log_fields(GW_LOG_INFO, "listening", fields, "serving HTTPS");
     json_decref(fields);
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
@@ -372,8 +382,7 @@ static int translate_command(const struct cli *cli)
 
     if (!cfg)
         return 2;
-    if (!cli->system || !cli->code ||
-        (cli->region && !map_region_parse(cli->region, &q.region)) ||
+    if (!cli->system || !cli->code || (cli->region && !map_region_parse(cli->region, &q.region)) ||
         (cli->laterality && !map_laterality_parse(cli->laterality, &q.laterality))) {
         fprintf(stderr, "fhir-gateway: translate needs --system URI --code CODE; --region is "
                         "cervical, thoracic, lumbar or sacral; --laterality left, right or "

@@ -33,10 +33,10 @@ enum audit_outcome {
 };
 
 enum audit_kind {
-    AUDIT_REST,        /* an HTTP interaction: subtype a restful-interaction code */
-    AUDIT_HL7_IMPORT,  /* an HL7 v2 message received: subtype the message type */
-    AUDIT_HL7_EXPORT,  /* an HL7 v2 message sent or handed out */
-    AUDIT_CLI,         /* a command-line action on the store */
+    AUDIT_REST,       /* an HTTP interaction: subtype a restful-interaction code */
+    AUDIT_HL7_IMPORT, /* an HL7 v2 message received: subtype the message type */
+    AUDIT_HL7_EXPORT, /* an HL7 v2 message sent or handed out */
+    AUDIT_CLI,        /* a command-line action on the store */
 };
 
 /* One resource (or query) the event is about. */
@@ -52,10 +52,10 @@ struct audit_entity {
 
 struct audit_event {
     enum audit_kind kind;
-    const char *subtype;  /* "create", "read", "search-type", "transaction", "OMI^O23"... */
-    char action;          /* 'C', 'R', 'U', 'D' or 'E' */
+    const char *subtype; /* "create", "read", "search-type", "transaction", "OMI^O23"... */
+    char action;         /* 'C', 'R', 'U', 'D' or 'E' */
     enum audit_outcome outcome;
-    const char *outcome_desc; /* why it failed, for people; NULL on success */
+    const char *outcome_desc;        /* why it failed, for people; NULL on success */
     const struct auth_identity *who; /* the client, may be NULL (no certificate) */
     const char *peer;                /* network address of the client, may be NULL */
     const char *actor_name;          /* for MLLP/CLI: the remote application or the user */
@@ -92,11 +92,11 @@ enum gw_code audit_record_alone(struct store *st, const struct audit_event *ev,
                                 struct gw_error *err);
 
 struct audit_verify_result {
-    long checked;          /* events checked */
+    long checked; /* events checked */
     bool intact;
-    int64_t broken_seq;    /* first event at fault (0 when intact) */
-    char broken_id[80];    /* its AuditEvent id, when known */
-    char reason[200];      /* what is wrong with it */
+    int64_t broken_seq; /* first event at fault (0 when intact) */
+    char broken_id[80]; /* its AuditEvent id, when known */
+    char reason[200];   /* what is wrong with it */
 };
 
 /* Walks the whole chain from the first event; key is the HMAC key ("" none). */

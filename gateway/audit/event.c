@@ -16,14 +16,14 @@
 #include <openssl/evp.h>
 
 #define AUDIT_MAX_QUERY 8192
-#define DCM "http://dicom.nema.org/resources/ontology/DCM"
-#define EVENT_TYPE "http://terminology.hl7.org/CodeSystem/audit-event-type"
-#define RESTFUL "http://hl7.org/fhir/restful-interaction"
-#define V2_MESSAGE "http://terminology.hl7.org/CodeSystem/v2-0076"
-#define ENTITY_TYPE "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-#define OBJECT_ROLE "http://terminology.hl7.org/CodeSystem/object-role"
-#define SOURCE_TYPE "http://terminology.hl7.org/CodeSystem/security-source-type"
-#define GATEWAY_ACTOR "urn:fhir-gateway:actor"
+#define DCM             "http://dicom.nema.org/resources/ontology/DCM"
+#define EVENT_TYPE      "http://terminology.hl7.org/CodeSystem/audit-event-type"
+#define RESTFUL         "http://hl7.org/fhir/restful-interaction"
+#define V2_MESSAGE      "http://terminology.hl7.org/CodeSystem/v2-0076"
+#define ENTITY_TYPE     "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#define OBJECT_ROLE     "http://terminology.hl7.org/CodeSystem/object-role"
+#define SOURCE_TYPE     "http://terminology.hl7.org/CodeSystem/security-source-type"
+#define GATEWAY_ACTOR   "urn:fhir-gateway:actor"
 
 static char source_name[128] = "fhir-gateway";
 
@@ -66,8 +66,9 @@ enum audit_outcome audit_outcome_of_status(int status)
 
 static json_t *coding(const char *system, const char *code, const char *display)
 {
-    return display ? json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display)
-                   : json_pack("{s:s, s:s}", "system", system, "code", code);
+    return display
+               ? json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display)
+               : json_pack("{s:s, s:s}", "system", system, "code", code);
 }
 
 static json_t *event_type(const struct audit_event *ev)
@@ -101,20 +102,19 @@ static json_t *client_agent(const struct audit_event *ev)
     const char *name = who && who->client_name ? who->client_name
                        : ev->actor_name        ? ev->actor_name
                                                : "unidentified client";
-    json_t *agent = json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
-                              coding(DCM, "110153", "Source Role ID"), "who", "display", name,
-                              "requestor", 1);
+    json_t *agent =
+        json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
+                  coding(DCM, "110153", "Source Role ID"), "who", "display", name, "requestor", 1);
 
     if (!agent)
         return NULL;
     if (who && who->subject &&
-        json_object_set_new(json_object_get(agent, "who"), "identifier",
-                            json_pack("{s:s, s:s}", "system", "urn:ietf:rfc:4514", "value",
-                                      who->subject)))
+        json_object_set_new(
+            json_object_get(agent, "who"), "identifier",
+            json_pack("{s:s, s:s}", "system", "urn:ietf:rfc:4514", "value", who->subject)))
         goto fail;
     if (who && who->role != AUTH_NONE &&
-        json_object_set_new(agent, "role",
-                            json_pack("[{s:s}]", "text", auth_role_name(who->role))))
+        json_object_set_new(agent, "role", json_pack("[{s:s}]", "text", auth_role_name(who->role))))
         goto fail;
     if (who && who->fingerprint[0] &&
         json_object_set_new(agent, "altId", json_string(who->fingerprint)))
@@ -157,8 +157,8 @@ static json_t *entity(const struct audit_entity *e)
 
     if (!j)
         return NULL;
-    if (e->reference && json_object_set_new(j, "what", json_pack("{s:s}", "reference",
-                                                                 e->reference)))
+    if (e->reference &&
+        json_object_set_new(j, "what", json_pack("{s:s}", "reference", e->reference)))
         goto fail;
     if (json_object_set_new(j, "type", coding(ENTITY_TYPE, e->type ? e->type : "2", NULL)) ||
         json_object_set_new(j, "role", coding(OBJECT_ROLE, e->role ? e->role : "4", NULL)))
@@ -207,8 +207,8 @@ json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t 
     ae = json_pack("{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:[o,o], s:{s:s, s:{s:s}, s:[o]}}",
                    "resourceType", "AuditEvent", "id", id, "type", event_type(ev), "subtype",
                    event_subtype(ev), "action", action, "recorded", instant, "outcome",
-                   ev->outcome == AUDIT_SUCCESS         ? "0"
-                   : ev->outcome == AUDIT_MINOR_FAILURE ? "4"
+                   ev->outcome == AUDIT_SUCCESS           ? "0"
+                   : ev->outcome == AUDIT_MINOR_FAILURE   ? "4"
                    : ev->outcome == AUDIT_SERIOUS_FAILURE ? "8"
                                                           : "12",
                    "agent", client_agent(ev), gateway_agent(), "source", "site", source_name,
@@ -221,8 +221,8 @@ json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t 
     if (add_entities(ae, ev))
         goto fail;
     if (ev->request_id || ev->path) {
-        struct audit_entity req = {.role = "20", .type = "2", .name = ev->request_id,
-                                   .description = ev->path};
+        struct audit_entity req = {
+            .role = "20", .type = "2", .name = ev->request_id, .description = ev->path};
         json_t *list = json_object_get(ae, "entity");
 
         if (!list && json_object_set_new(ae, "entity", list = json_array()))

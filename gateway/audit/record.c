@@ -56,8 +56,7 @@ static void index_event(struct index_list *l, json_t *ae, const struct audit_eve
         l->e[l->n++] = (struct store_index_entry){"date", NULL, NULL, recorded_ms, recorded_ms + 1};
 }
 
-enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev,
-                          struct gw_error *err)
+enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, struct gw_error *err)
 {
     char id[GW_UUID_LEN];
     int64_t recorded = store_txn_now(txn);

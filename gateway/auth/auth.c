@@ -118,8 +118,8 @@ void auth_table_destroy(struct auth_table *t)
 }
 
 /* Reads subject and fingerprint from the DER certificate. */
-static enum gw_code name_certificate(const unsigned char *der, size_t len,
-                                     struct auth_identity *id, struct gw_error *err)
+static enum gw_code name_certificate(const unsigned char *der, size_t len, struct auth_identity *id,
+                                     struct gw_error *err)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);

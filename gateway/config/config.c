@@ -88,7 +88,6 @@ static enum gw_code apply_defaults(struct config *cfg, struct gw_error *err)
     return GW_OK;
 }
 
-
 /* Applies the members of a parsed config file. */
 static enum gw_code apply_file(struct config *cfg, json_t *root, const char *path,
                                struct gw_error *err)
@@ -99,8 +98,7 @@ static enum gw_code apply_file(struct config *cfg, json_t *root, const char *pat
 
     if (!json_is_object(root))
         return gw_fail(err, GW_E_INPUT, "%s: the configuration must be a JSON object", path);
-    json_object_foreach(root, key, v)
-    {
+    json_object_foreach (root, key, v) {
         const struct option_row *o = option_find(key);
 
         if (strcmp(key, "clients") == 0)
@@ -318,7 +316,7 @@ void config_describe(struct gw_buf *out)
         if (o->type == OPT_STRING)
             gw_buf_printf(out, "  %-24s %s (default \"%s\")\n", o->name, o->doc, o->def_string);
         else
-            gw_buf_printf(out, "  %-24s %s (default %ld, %ld..%ld)\n", o->name, o->doc,
-                          o->def_long, o->min, o->max);
+            gw_buf_printf(out, "  %-24s %s (default %ld, %ld..%ld)\n", o->name, o->doc, o->def_long,
+                          o->min, o->max);
     }
 }

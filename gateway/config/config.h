@@ -56,12 +56,12 @@ struct config_site {
 
 struct config {
     /* http */
-    char *listen;         /* HOST:PORT */
-    char *tls_cert;       /* PEM paths */
+    char *listen;   /* HOST:PORT */
+    char *tls_cert; /* PEM paths */
     char *tls_key;
-    char *tls_ca;         /* CA that signs client certificates */
-    char *clients_file;   /* JSON client table (clients array), may be NULL */
-    char *public_base;    /* base URL used in Location and links */
+    char *tls_ca;       /* CA that signs client certificates */
+    char *clients_file; /* JSON client table (clients array), may be NULL */
+    char *public_base;  /* base URL used in Location and links */
     long max_body_bytes;
     long max_connections;
     long max_connections_per_ip;
@@ -72,12 +72,12 @@ struct config {
     long max_array_items;
     long max_elements;
     /* mllp */
-    char *mllp_listen;    /* HOST:PORT, or "" to disable */
-    char *mllp_allow;     /* addresses allowed to connect, comma-separated; "*" any */
+    char *mllp_listen; /* HOST:PORT, or "" to disable */
+    char *mllp_allow;  /* addresses allowed to connect, comma-separated; "*" any */
     long mllp_max_frame_bytes;
     long mllp_timeout_s;
     /* store */
-    char *store;          /* sqlite:PATH or postgresql://... */
+    char *store; /* sqlite:PATH or postgresql://... */
     long commit_timeout_ms;
     long max_batch;
     long read_connections;

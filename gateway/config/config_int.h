@@ -20,8 +20,6 @@ extern const size_t config_n_options;
 /* The development sites (DESIGN §8) used when no "sites" are configured. */
 extern const char config_default_sites[];
 
-
-
 /* config.c */
 enum gw_code config_set_string(char **slot, const char *value, struct gw_error *err);
 /* tables.c: the client table and the sites, and the final cross-checks. */

@@ -8,9 +8,14 @@
 
 #include <stddef.h>
 
-#define S(field, def, doc) {#field, OPT_STRING, offsetof(struct config, field), def, 0, 0, 0, doc}
+#define S(field, def, doc)                                                                         \
+    {                                                                                              \
+#field, OPT_STRING, offsetof(struct config, field), def, 0, 0, 0, doc                      \
+    }
 #define L(field, def, lo, hi, doc)                                                                 \
-    {#field, OPT_LONG, offsetof(struct config, field), NULL, def, lo, hi, doc}
+    {                                                                                              \
+#field, OPT_LONG, offsetof(struct config, field), NULL, def, lo, hi, doc                   \
+    }
 
 const struct option_row config_options[] = {
     S(listen, "127.0.0.1:8443", "HTTPS listen address HOST:PORT"),

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_MAX_SITES 256
+#define CONFIG_MAX_SITES   256
 #define CONFIG_MAX_CLIENTS 4096
-#define CONFIG_WHERE_MAX 300
+#define CONFIG_WHERE_MAX   300
 
 static const char *const roles[] = {"gp", "ris", "auditor", "admin", NULL};
 static const char *const message_types[] = {"OMI^O23", "ORM^O01", NULL};
@@ -84,8 +84,7 @@ static enum gw_code parse_client_sites(struct config_client *c, json_t *arr, con
     c->sites = calloc(json_array_size(arr) + 1, sizeof *c->sites);
     if (!c->sites)
         return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         if (!json_is_string(v))
             return gw_fail(err, GW_E_INPUT, "%s: sites[%zu] must be a string", where, i);
         if (config_set_string(&c->sites[i], json_string_value(v), err))
@@ -140,8 +139,7 @@ enum gw_code config_parse_clients(struct config *cfg, json_t *arr, const char *o
     cfg->clients = calloc(json_array_size(arr) + 1, sizeof *cfg->clients);
     if (!cfg->clients)
         return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         snprintf(where, sizeof where, "%s: clients[%zu]", origin, i);
         cfg->n_clients = i + 1;
         rc = parse_client(&cfg->clients[i], v, where, err);
@@ -202,16 +200,14 @@ enum gw_code config_parse_sites(struct config *cfg, json_t *arr, const char *ori
     json_t *v;
     enum gw_code rc;
 
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > CONFIG_MAX_SITES)
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > CONFIG_MAX_SITES)
         return gw_fail(err, GW_E_INPUT, "%s: \"sites\" must be a non-empty array (at most %d)",
                        origin, CONFIG_MAX_SITES);
     config_free_sites(cfg);
     cfg->sites = calloc(json_array_size(arr), sizeof *cfg->sites);
     if (!cfg->sites)
         return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         snprintf(where, sizeof where, "%s: sites[%zu]", origin, i);
         cfg->n_sites = i + 1;
         rc = parse_site(&cfg->sites[i], v, where, err);
@@ -233,8 +229,7 @@ static enum gw_code validate_tables(const struct config *cfg, struct gw_error *e
         const struct config_client *c = &cfg->clients[i];
 
         if (strcmp(c->role, "ris") == 0 && c->n_sites == 0)
-            return gw_fail(err, GW_E_INPUT, "client \"%s\": a ris client needs \"sites\"",
-                           c->name);
+            return gw_fail(err, GW_E_INPUT, "client \"%s\": a ris client needs \"sites\"", c->name);
         for (k = 0; k < c->n_sites; k++)
             if (!config_site_find(cfg, c->sites[k]))
                 return gw_fail(err, GW_E_INPUT, "client \"%s\": unknown site \"%s\"", c->name,
@@ -298,10 +293,18 @@ void config_free_sites(struct config *cfg)
 
     for (i = 0; i < cfg->n_sites; i++) {
         struct config_site *s = &cfg->sites[i];
-        char *fields[] = {s->id,           s->name,          s->org_system,
-                          s->org_value,    s->address,       s->sending_app,
-                          s->sending_facility, s->receiving_app, s->receiving_facility,
-                          s->message_type, s->delivery,      s->push_host};
+        char *fields[] = {s->id,
+                          s->name,
+                          s->org_system,
+                          s->org_value,
+                          s->address,
+                          s->sending_app,
+                          s->sending_facility,
+                          s->receiving_app,
+                          s->receiving_facility,
+                          s->message_type,
+                          s->delivery,
+                          s->push_host};
         size_t k;
 
         for (k = 0; k < sizeof fields / sizeof fields[0]; k++)

@@ -24,8 +24,7 @@ void fhir_check_contained_item(struct fhir_vctx *v, json_t *res)
                     "dom-2: a contained resource cannot contain resources itself");
         return;
     }
-    json_array_foreach(c->contained, i, item)
-    {
+    json_array_foreach (c->contained, i, item) {
         if (item == res) {
             c->in_contained = true;
             c->current = i;
@@ -47,8 +46,7 @@ void fhir_check_contained_refs(struct fhir_vctx *v, struct fhir_container *c)
     json_t *res;
     size_t i, k;
 
-    json_array_foreach(c->contained, i, res)
-    {
+    json_array_foreach (c->contained, i, res) {
         const char *id = json_string_value(json_object_get(res, "id"));
         size_t mark = fhir_path_push(&v->path, "contained", 9, (long)i);
 
@@ -74,8 +72,7 @@ json_t *fhir_bundle_urls(json_t *bundle)
 
     if (!urls)
         return NULL;
-    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
-    {
+    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
         const char *url = json_string_value(json_object_get(entry, "fullUrl"));
         json_t *res = json_object_get(entry, "resource");
         const char *rt = fhir_resource_type(res);
@@ -258,8 +255,7 @@ void fhir_check_bundle(struct fhir_vctx *v, json_t *bundle)
         fhir_vissue(v, FHIR_ERROR, "invariant", "total",
                     "bdl-1: total only when the Bundle is a searchset or a history");
     check_document(v, bundle, type);
-    json_array_foreach(entries, i, entry)
-    {
+    json_array_foreach (entries, i, entry) {
         size_t mark;
 
         if (!json_is_object(entry))

@@ -202,8 +202,7 @@ static void walk_object(struct walk *w, json_t *obj, const struct fhir_struct_de
 
         s = rt ? fhir_resource_find(rt, strlen(rt)) : NULL;
     }
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         size_t mark;
         const struct fhir_struct_def *vs = member_struct(w, s, key, &mark);
         json_t *repl = NULL;

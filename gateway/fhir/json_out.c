@@ -158,8 +158,7 @@ static void write_unknown(struct jw *w, json_t *obj, const struct fhir_struct_de
     const char *key;
     json_t *v;
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         size_t len = strlen(key);
         const char *name = key[0] == '_' ? key + 1 : key;
         size_t nlen = key[0] == '_' ? len - 1 : len;

@@ -59,8 +59,7 @@ static json_t *resolve(struct rctx *r, json_t *ref)
     if (!text)
         return NULL;
     if (text[0] == '#') {
-        json_array_foreach(json_object_get(r->sr, "contained"), i, res)
-        {
+        json_array_foreach (json_object_get(r->sr, "contained"), i, res) {
             const char *id = json_string_value(json_object_get(res, "id"));
 
             if (id && strcmp(id, text + 1) == 0)
@@ -84,8 +83,7 @@ static bool is_coded(json_t *cc)
     json_t *coding;
     size_t i;
 
-    json_array_foreach(json_object_get(cc, "coding"), i, coding)
-    {
+    json_array_foreach (json_object_get(cc, "coding"), i, coding) {
         if (json_is_string(json_object_get(coding, "system")) &&
             json_is_string(json_object_get(coding, "code")))
             return true;
@@ -127,8 +125,7 @@ static void check_ins(struct rctx *r, json_t *patient)
     json_t *ident;
     size_t i;
 
-    json_array_foreach(json_object_get(patient, "identifier"), i, ident)
-    {
+    json_array_foreach (json_object_get(patient, "identifier"), i, ident) {
         const char *sys = json_string_value(json_object_get(ident, "system"));
         const char *val = json_string_value(json_object_get(ident, "value"));
 
@@ -233,9 +230,9 @@ static void check_indication(struct rctx *r)
     size_t i;
     char at[64];
 
-    json_array_foreach(json_object_get(r->sr, "reasonCode"), i, cc) coded = coded || is_coded(cc);
-    json_array_foreach(json_object_get(r->sr, "reasonReference"), i, ref)
-    {
+    json_array_foreach (json_object_get(r->sr, "reasonCode"), i, cc)
+        coded = coded || is_coded(cc);
+    json_array_foreach (json_object_get(r->sr, "reasonReference"), i, ref) {
         res = resolve(r, ref);
         snprintf(at, sizeof at, ".reasonReference[%zu]", i);
         if (!res)

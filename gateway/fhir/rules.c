@@ -261,8 +261,7 @@ static bool has_key_prefix(json_t *obj, const char *prefix)
     const char *key;
     json_t *val;
 
-    json_object_foreach(obj, key, val)
-    {
+    json_object_foreach (obj, key, val) {
         if (strncmp(key, prefix, n) == 0 && key[n] >= 'A' && key[n] <= 'Z')
             return true;
     }

@@ -153,8 +153,7 @@ static void check_binding(struct fhir_vctx *v, json_t *j, const struct fhir_elem
             fhir_valueset_has(vs, json_string_value(json_object_get(j, "system")),
                               json_string_value(json_object_get(j, "code"))))
             return;
-        json_array_foreach(codings, i, c)
-        {
+        json_array_foreach (codings, i, c) {
             const char *sys = json_string_value(json_object_get(c, "system"));
             const char *cc = json_string_value(json_object_get(c, "code"));
 
@@ -352,8 +351,7 @@ static void check_keys(struct fhir_vctx *v, json_t *obj, const struct fhir_struc
     const char *key;
     json_t *val;
 
-    json_object_foreach(obj, key, val)
-    {
+    json_object_foreach (obj, key, val) {
         size_t len = strlen(key);
         bool ext = key[0] == '_';
 

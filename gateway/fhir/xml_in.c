@@ -388,8 +388,7 @@ static void drop_null_arrays(struct xin *x, json_t *obj)
     json_t *val;
     void *tmp;
 
-    json_object_foreach_safe(obj, tmp, key, val)
-    {
+    json_object_foreach_safe (obj, tmp, key, val) {
         size_t i, n = json_array_size(val);
 
         if (!json_is_array(val) || n == 0)

@@ -149,8 +149,7 @@ static bool has_children(json_t *obj, const struct fhir_struct_def *s)
     const char *key;
     json_t *v;
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         e = fhir_elem_lookup(s, key, strlen(key), &t);
         if (!e || !(e->flags & FHIR_EL_XML_ATTR))
             return true;
@@ -281,8 +280,7 @@ static void check_known(struct xw *w, json_t *obj, const struct fhir_struct_def 
     const char *key;
     json_t *v;
 
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach (obj, key, v) {
         bool under = key[0] == '_';
 
         if (s->kind == FHIR_KIND_RESOURCE && strcmp(key, "resourceType") == 0)

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HTTP_MAX_ALLOW 128
+#define HTTP_MAX_ALLOW    128
 #define HTTP_MAX_RESPONSE (256 * 1024 * 1024)
-#define HTTP_MAX_QUERY (64 * 1024)
+#define HTTP_MAX_QUERY    (64 * 1024)
 
 struct param_walk {
     struct http_request *req;
@@ -101,8 +101,7 @@ static enum gw_code render(struct http_server *srv, struct http_request *req,
                            struct http_response *resp, struct gw_error *err)
 {
     struct gw_buf out;
-    enum http_format fmt = req->want_format == HTTP_FORMAT_XML ? HTTP_FORMAT_XML
-                                                                : HTTP_FORMAT_JSON;
+    enum http_format fmt = req->want_format == HTTP_FORMAT_XML ? HTTP_FORMAT_XML : HTTP_FORMAT_JSON;
     enum gw_code rc;
     size_t len;
 
@@ -138,10 +137,10 @@ static void count_and_log(struct http_server *srv, const struct http_request *re
     gw_metric_add("gateway_http_requests_total", labels, 1);
     snprintf(labels, sizeof labels, "route=\"%s\"", req->route);
     gw_metric_observe("gateway_http_request_seconds", labels, seconds);
-    fields = json_pack("{s:s, s:s, s:s, s:i, s:f, s:s, s:s}", "request_id", req->request_id,
-                       "method", req->method, "route", req->route, "status", status,
-                       "seconds", seconds, "client",
-                       req->who->client_name ? req->who->client_name : "-", "peer", req->peer);
+    fields =
+        json_pack("{s:s, s:s, s:s, s:i, s:f, s:s, s:s}", "request_id", req->request_id, "method",
+                  req->method, "route", req->route, "status", status, "seconds", seconds, "client",
+                  req->who->client_name ? req->who->client_name : "-", "peer", req->peer);
     gw_log_fields(GW_LOG_INFO, "http-request", fields, "%s", "");
     json_decref(fields);
 }
@@ -170,8 +169,8 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
     struct MHD_Response *r;
     enum MHD_Result ok;
 
-    if (!resp->status || (!resp->resource && !resp->body && resp->status != 204 &&
-                          resp->status != 304)) {
+    if (!resp->status ||
+        (!resp->resource && !resp->body && resp->status != 204 && resp->status != 304)) {
         gw_log(GW_LOG_ERROR, "handler-set-nothing", "route %s", req->route);
         http_respond_error(resp, 500, "exception", "the server failed to answer", NULL);
     }
@@ -271,9 +270,9 @@ static int admit(const struct http_route *route, struct http_request *req, const
     if (has_body && (route->flags & (HTTP_FHIR_BODY | HTTP_HL7_BODY))) {
         req->body_format =
             http_format_from_content_type(http_request_header(req, "Content-Type"), &charset_ok);
-        if (!charset_ok || ((route->flags & HTTP_FHIR_BODY) &&
-                            req->body_format != HTTP_FORMAT_JSON &&
-                            req->body_format != HTTP_FORMAT_XML) ||
+        if (!charset_ok ||
+            ((route->flags & HTTP_FHIR_BODY) && req->body_format != HTTP_FORMAT_JSON &&
+             req->body_format != HTTP_FORMAT_XML) ||
             ((route->flags & HTTP_HL7_BODY) && req->body_format != HTTP_FORMAT_HL7)) {
             *issue = "not-supported";
             *why = (route->flags & HTTP_HL7_BODY)

@@ -33,9 +33,9 @@ enum http_format {
     HTTP_FORMAT_TEXT, /* text/plain (metrics, health) */
 };
 
-#define HTTP_MAX_PARAMS 64
+#define HTTP_MAX_PARAMS   64
 #define HTTP_MAX_CAPTURES 4
-#define HTTP_MAX_HEADERS 16
+#define HTTP_MAX_HEADERS  16
 
 struct http_param {
     const char *name;
@@ -45,9 +45,9 @@ struct http_param {
 /* One request, as handlers see it. Strings are valid until the handler returns. */
 struct http_request {
     const char *method;
-    const char *path;   /* without the query string */
-    const char *route;  /* the matched route's name, for metrics and audit */
-    const char *captures[HTTP_MAX_CAPTURES]; /* {x} parts of the pattern, in order */
+    const char *path;                          /* without the query string */
+    const char *route;                         /* the matched route's name, for metrics and audit */
+    const char *captures[HTTP_MAX_CAPTURES];   /* {x} parts of the pattern, in order */
     struct http_param params[HTTP_MAX_PARAMS]; /* query parameters, in order, repeats kept */
     size_t n_params;
     const char *query; /* the raw query string as received ("" when none) */
@@ -124,8 +124,8 @@ struct http_route {
 };
 
 /* Renders a FHIR resource in fmt into out (the fhir module's serializer). */
-typedef enum gw_code (*http_render_fn)(json_t *resource, enum http_format fmt,
-                                       struct gw_buf *out, struct gw_error *err);
+typedef enum gw_code (*http_render_fn)(json_t *resource, enum http_format fmt, struct gw_buf *out,
+                                       struct gw_error *err);
 /* Records a request the server refused by itself (401, 403, 404, 405, 406,
  * 413, 415) in the audit trail; runs before the answer is sent. */
 typedef void (*http_refusal_fn)(void *ctx, const struct http_request *req, int status,

@@ -7,8 +7,8 @@
 json_t *http_outcome_new(const char *severity, const char *code, const char *diagnostics,
                          const char *expression)
 {
-    json_t *issue = json_pack("{s:s, s:s, s:s}", "severity", severity, "code", code,
-                              "diagnostics", diagnostics ? diagnostics : "");
+    json_t *issue = json_pack("{s:s, s:s, s:s}", "severity", severity, "code", code, "diagnostics",
+                              diagnostics ? diagnostics : "");
     json_t *oo;
 
     if (!issue)

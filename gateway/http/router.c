@@ -33,7 +33,7 @@ bool http_route_match(const char *pattern, const char *path, char *copy, size_t 
         }
         if (!pend || !send)
             return !pend && !send; /* both must end together */
-        *send = '\0';             /* ends the capture, if any */
+        *send = '\0';              /* ends the capture, if any */
         p = pend + 1;
         s = send + 1;
     }

@@ -21,9 +21,9 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#define HTTP_MAX_PEM (1024 * 1024)
+#define HTTP_MAX_PEM        (1024 * 1024)
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
-#define HTTP_HEADER_MEMORY (64 * 1024)
+#define HTTP_HEADER_MEMORY  (64 * 1024)
 
 static enum gw_code read_file(const char *path, char **out, struct gw_error *err)
 {
@@ -169,9 +169,8 @@ static bool declared_too_large(struct http_server *srv, struct MHD_Connection *c
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct http_server *srv = cls;
     struct req_ctx *rc = *con_cls;
@@ -268,9 +267,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, int fd, const st
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
 }
 
 static void tls_files_free(struct tls_files *t)
@@ -304,8 +302,8 @@ static enum gw_code tls_files_load(const struct config *cfg, struct tls_files *t
         cert = (gnutls_datum_t){(unsigned char *)t->cert, (unsigned)strlen(t->cert)};
         key = (gnutls_datum_t){(unsigned char *)t->key, (unsigned)strlen(t->key)};
         ca = (gnutls_datum_t){(unsigned char *)t->ca, (unsigned)strlen(t->ca)};
-        if (gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL,
-                                                 0) < 0)
+        if (gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0) <
+            0)
             rc = gw_fail(err, GW_E_INPUT, "%s and %s are not a certificate and its key",
                          cfg->tls_cert, cfg->tls_key);
         else if (gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM) <= 0)

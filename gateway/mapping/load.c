@@ -135,8 +135,7 @@ static enum gw_code check_products(const char *file, const char *path, json_t *a
     enum gw_code rc;
     char sub[MAP_PATH_MAX];
 
-    json_array_foreach(arr, i, p)
-    {
+    json_array_foreach (arr, i, p) {
         map_path(sub, sizeof sub, "%s.product[%zu]", path, i);
         if (!json_is_object(p))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
@@ -195,8 +194,7 @@ static enum gw_code parse_target(struct map_set *set, const char *file, const ch
     arr = map_arena_alloc(&set->arena, json_array_size(deps) * sizeof *arr);
     if (!arr)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(deps, i, dj)
-    {
+    json_array_foreach (deps, i, dj) {
         map_path(sub, sizeof sub, "%s.dependsOn[%zu]", path, i);
         if ((rc = parse_dep(file, sub, dj, &arr[i], err)))
             return rc;
@@ -236,8 +234,7 @@ static enum gw_code parse_element(struct map_set *set, const char *file, const c
     arr = map_arena_alloc(&set->arena, json_array_size(targets) * sizeof *arr);
     if (!arr)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(targets, i, tj)
-    {
+    json_array_foreach (targets, i, tj) {
         map_path(sub, sizeof sub, "%s.target[%zu]", path, i);
         if ((rc = parse_target(set, file, sub, tj, &arr[i], err)))
             return rc;
@@ -275,8 +272,7 @@ static enum gw_code parse_group(struct map_set *set, const char *file, const cha
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     g->elements = arr;
     g->n_elements = json_array_size(elements);
-    json_array_foreach(elements, i, ej)
-    {
+    json_array_foreach (elements, i, ej) {
         map_path(sub, sizeof sub, "%s.element[%zu]", path, i);
         arr[i].index = i;
         if ((rc = parse_element(set, file, sub, g, ej, &arr[i], err)))
@@ -335,8 +331,7 @@ enum gw_code map_cmap_parse(struct map_set *set, const char *file, json_t *doc_n
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     m->groups = arr;
     m->n_groups = json_array_size(groups);
-    json_array_foreach(groups, i, gj)
-    {
+    json_array_foreach (groups, i, gj) {
         map_path(sub, sizeof sub, "ConceptMap.group[%zu]", i);
         arr[i].map = m;
         arr[i].index = i;

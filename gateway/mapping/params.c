@@ -107,8 +107,7 @@ static enum gw_code read_dependency(const struct map_set *set, json_t *p, struct
     int slot;
     bool any = false;
 
-    json_array_foreach(json_object_get(p, "part"), i, part)
-    {
+    json_array_foreach (json_object_get(p, "part"), i, part) {
         const char *name = map_json_str(part, "name");
 
         if (name && !strcmp(name, "element"))
@@ -122,8 +121,7 @@ static enum gw_code read_dependency(const struct map_set *set, json_t *p, struct
                        "parameter[%zu] dependency.element \"%s\" is not region, laterality, "
                        "guidance or ServiceRequest.bodySite",
                        idx, element ? element : "");
-    json_array_foreach(json_object_get(concept, "coding"), i, coding)
-    {
+    json_array_foreach (json_object_get(concept, "coding"), i, coding) {
         if (coding_value(set, slot, map_json_str(coding, "system"), map_json_str(coding, "code"),
                          rq))
             any = true;
@@ -184,8 +182,7 @@ static enum gw_code read_request(const struct map_set *set, json_t *params, stru
     if (!json_is_object(params) || !map_json_str(params, "resourceType") ||
         strcmp(map_json_str(params, "resourceType"), "Parameters") != 0)
         return gw_fail(err, GW_E_INPUT, "the body of $translate must be a Parameters resource");
-    json_array_foreach(json_object_get(params, "parameter"), i, p)
-    {
+    json_array_foreach (json_object_get(params, "parameter"), i, p) {
         if ((rc = read_param(set, p, i, rq, err)))
             return rc;
     }
@@ -293,8 +290,7 @@ enum gw_code map_translate_params(const struct map_set *set, json_t *params, jso
         if (rq.coding)
             n = run(set, &rq, map_json_str(rq.coding, "system"), map_json_str(rq.coding, "code"),
                     urlp, m, MATCHES_MAX, &total);
-        json_array_foreach(list, i, coding)
-        {
+        json_array_foreach (list, i, coding) {
             if (i == CODINGS_MAX)
                 return gw_fail(err, GW_E_LIMIT, "codeableConcept has more than %d codings",
                                CODINGS_MAX);

@@ -113,8 +113,7 @@ static bool status_is(json_t *res, const char *field, const char *const *bad)
     size_t i, k;
 
     if (!code && json_is_object(v)) { /* CodeableConcept: any coding */
-        json_array_foreach(json_object_get(v, "coding"), i, coding)
-        {
+        json_array_foreach (json_object_get(v, "coding"), i, coding) {
             for (k = 0; bad[k]; k++)
                 if (map_json_str(coding, "code") &&
                     strcmp(map_json_str(coding, "code"), bad[k]) == 0)
@@ -211,10 +210,8 @@ static int collect_body_sites(json_t *sr, struct coded_list *l)
     json_t *cc, *coding;
     size_t i, j;
 
-    json_array_foreach(json_object_get(sr, "bodySite"), i, cc)
-    {
-        json_array_foreach(json_object_get(cc, "coding"), j, coding)
-        {
+    json_array_foreach (json_object_get(sr, "bodySite"), i, cc) {
+        json_array_foreach (json_object_get(cc, "coding"), j, coding) {
             if (coded_add(l, coding, "ServiceRequest.bodySite[%zu].coding[%zu]", i, j))
                 return -1;
         }
@@ -227,10 +224,8 @@ static int collect_indications(const struct map_referral *ref, struct coded_list
     json_t *cc, *coding;
     size_t i, j;
 
-    json_array_foreach(json_object_get(ref->service_request, "reasonCode"), i, cc)
-    {
-        json_array_foreach(json_object_get(cc, "coding"), j, coding)
-        {
+    json_array_foreach (json_object_get(ref->service_request, "reasonCode"), i, cc) {
+        json_array_foreach (json_object_get(cc, "coding"), j, coding) {
             if (coded_add(l, coding, "ServiceRequest.reasonCode[%zu].coding[%zu]", i, j))
                 return -1;
         }
@@ -238,9 +233,8 @@ static int collect_indications(const struct map_referral *ref, struct coded_list
     for (i = 0; i < ref->n_conditions; i++) {
         if (condition_void(ref->conditions[i]))
             continue;
-        json_array_foreach(json_object_get(json_object_get(ref->conditions[i], "code"), "coding"),
-                           j, coding)
-        {
+        json_array_foreach (json_object_get(json_object_get(ref->conditions[i], "code"), "coding"),
+                            j, coding) {
             if (coded_add(l, coding, "Condition[%zu].code.coding[%zu]", i, j))
                 return -1;
         }
@@ -363,8 +357,7 @@ static enum gw_code check_gp_code(const struct map_set *set, json_t *sr, struct 
     d->gp_code = MAP_GP_UNCHECKED;
     if (d->is_unmapped)
         return GW_OK;
-    json_array_foreach(codings, i, c)
-    {
+    json_array_foreach (codings, i, c) {
         const char *system = map_system_canonical(map_json_str(c, "system"));
         const char *code = map_json_str(c, "code");
 

@@ -54,8 +54,7 @@ static enum gw_code key_list(struct map_set *set, const char *file, const char *
     keys = map_arena_alloc(&set->arena, json_array_size(arr) * sizeof *keys);
     if (!keys)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         if (!json_is_string(v) || map_code_key(system, json_string_value(v), key, sizeof key) < 0)
             return gw_fail(err, GW_E_INPUT, "%s: %s[%zu] is not a valid code of %s", file, path, i,
                            system);
@@ -108,8 +107,7 @@ static enum gw_code parse_codesets(struct map_set *set, const char *file, const 
     cs = map_arena_alloc(&set->arena, json_array_size(arr) * sizeof *cs);
     if (!cs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(arr, i, cj)
-    {
+    json_array_foreach (arr, i, cj) {
         map_path(sub, sizeof sub, "%s[%zu]", path, i);
         if ((rc = parse_codeset(set, file, sub, cj, &cs[i], err)))
             return rc;
@@ -154,8 +152,7 @@ static enum gw_code parse_observations(struct map_set *set, const char *file, co
     obs = map_arena_alloc(&set->arena, json_array_size(arr) * sizeof *obs);
     if (!obs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(arr, i, oj)
-    {
+    json_array_foreach (arr, i, oj) {
         map_path(sub, sizeof sub, "%s.observations[%zu]", path, i);
         if (!json_is_object(oj))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
@@ -264,8 +261,7 @@ enum gw_code map_rules_parse(struct map_set *set, const char *file, json_t *doc,
     set->rules = map_arena_alloc(&set->arena, json_array_size(rules) * sizeof *set->rules);
     if (!set->rules || !(set->rules_file = map_arena_strdup(&set->arena, file)))
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(rules, i, rj)
-    {
+    json_array_foreach (rules, i, rj) {
         map_path(sub, sizeof sub, "rules[%zu]", i);
         if ((rc = parse_rule(set, file, sub, rj, &set->rules[i], err)))
             return rc;
@@ -301,8 +297,7 @@ static enum gw_code parse_indication(struct map_set *set, const char *file, cons
     cs = map_arena_alloc(&set->arena, json_array_size(codings) * sizeof *cs);
     if (!cs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(codings, i, cj)
-    {
+    json_array_foreach (codings, i, cj) {
         map_path(sub, sizeof sub, "%s.codings[%zu]", path, i);
         if (!json_is_object(cj))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
@@ -341,8 +336,7 @@ static enum gw_code parse_procedure(struct map_set *set, const char *file, const
     p->systems = map_arena_alloc(&set->arena, json_array_size(systems) * sizeof *p->systems);
     if (!p->systems)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(systems, i, sj)
-    {
+    json_array_foreach (systems, i, sj) {
         if (!json_is_string(sj))
             return gw_fail(err, GW_E_INPUT, "%s: %s.systems[%zu] must be a string", file, path, i);
         p->systems[i] = map_system_canonical(json_string_value(sj));
@@ -372,8 +366,7 @@ enum gw_code map_indications_parse(struct map_set *set, const char *file, json_t
     set->indications_file = map_arena_strdup(&set->arena, file);
     if (!set->indications || !set->indications_file)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(inds, i, v)
-    {
+    json_array_foreach (inds, i, v) {
         map_path(sub, sizeof sub, "indications[%zu]", i);
         if ((rc = parse_indication(set, file, sub, v, &set->indications[i], err)))
             return rc;
@@ -385,8 +378,7 @@ enum gw_code map_indications_parse(struct map_set *set, const char *file, json_t
         map_arena_alloc(&set->arena, json_array_size(procs) * sizeof(struct map_procedure_def));
     if (!set->procedures)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
-    json_array_foreach(procs, i, v)
-    {
+    json_array_foreach (procs, i, v) {
         map_path(sub, sizeof sub, "procedures[%zu]", i);
         if ((rc = parse_procedure(set, file, sub, v, &set->procedures[i], err)))
             return rc;

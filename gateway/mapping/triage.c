@@ -32,8 +32,7 @@ static bool has_status(json_t *res, const char *field, const char *const *bad)
     size_t i, k;
 
     if (!code) {
-        json_array_foreach(json_object_get(v, "coding"), i, coding)
-        {
+        json_array_foreach (json_object_get(v, "coding"), i, coding) {
             for (k = 0; bad[k] && map_json_str(coding, "code"); k++)
                 if (strcmp(map_json_str(coding, "code"), bad[k]) == 0)
                     return true;
@@ -93,8 +92,7 @@ static bool referenced_by(json_t *sr, json_t *cond)
 
     if (!id)
         return false;
-    json_array_foreach(json_object_get(sr, "reasonReference"), i, ref)
-    {
+    json_array_foreach (json_object_get(sr, "reasonReference"), i, ref) {
         const char *r = map_json_str(ref, "reference"), *tail;
 
         if (!r)
@@ -117,8 +115,7 @@ bool map_is_indication_condition(const struct map_set *set, json_t *sr, json_t *
 
     if (referenced_by(sr, cond))
         return true;
-    json_array_foreach(json_object_get(json_object_get(cond, "code"), "coding"), i, coding)
-    {
+    json_array_foreach (json_object_get(json_object_get(cond, "code"), "coding"), i, coding) {
         struct map_query q = {.system = map_json_str(coding, "system"),
                               .code = map_json_str(coding, "code"),
                               .target_system = MAP_CS_PROCEDURE};
@@ -183,9 +180,8 @@ static enum gw_code rule_conditions(const struct map_rule *r, const struct map_r
     for (i = 0; r->n_conditions && i < ref->n_conditions; i++) {
         if (!condition_active(ref->conditions[i]))
             continue;
-        json_array_foreach(json_object_get(json_object_get(ref->conditions[i], "code"), "coding"),
-                           j, coding)
-        {
+        json_array_foreach (json_object_get(json_object_get(ref->conditions[i], "code"), "coding"),
+                            j, coding) {
             const char *sys = map_json_str(coding, "system"), *code = map_json_str(coding, "code");
 
             if (!map_codeset_has(r->conditions, r->n_conditions, sys, code))
@@ -210,8 +206,7 @@ static long first_match(json_t *cc, const struct map_codeset *cs, size_t n)
     json_t *coding;
     size_t j;
 
-    json_array_foreach(json_object_get(cc, "coding"), j, coding)
-    {
+    json_array_foreach (json_object_get(cc, "coding"), j, coding) {
         if (map_codeset_has(cs, n, map_json_str(coding, "system"), map_json_str(coding, "code")))
             return (long)j;
     }
@@ -283,8 +278,7 @@ static json_t *medication_concept(json_t *res, char *path, size_t cap)
     }
     if (!ref || ref[0] != '#')
         return NULL;
-    json_array_foreach(json_object_get(res, "contained"), c, m)
-    {
+    json_array_foreach (json_object_get(res, "contained"), c, m) {
         if (map_json_str(m, "id") && strcmp(map_json_str(m, "id"), ref + 1) == 0) {
             snprintf(path, cap, "contained[%zu].code", c);
             return json_object_get(m, "code");

@@ -19,14 +19,15 @@
 #include "fhir/fhir.h"
 
 #define INDEX_MAX_ENTRIES 4096
-#define INDEX_MAX_EXPR 2048
-#define INDEX_MAX_NODES 512
+#define INDEX_MAX_EXPR    2048
+#define INDEX_MAX_NODES   512
 
 /* Type suffixes that make a choice element's JSON name (R4 §2.6.2). */
 static const char *const choice_types[] = {
-    "DateTime", "Period", "String", "Boolean", "Integer", "Decimal", "Instant", "Date",
-    "Time", "Uri", "Code", "Quantity", "CodeableConcept", "Coding", "Reference", "Range",
-    "Ratio", "Age", "Duration", "Timing", "Identifier", "Attachment", "Canonical", NULL};
+    "DateTime",        "Period", "String",     "Boolean",    "Integer",   "Decimal",
+    "Instant",         "Date",   "Time",       "Uri",        "Code",      "Quantity",
+    "CodeableConcept", "Coding", "Reference",  "Range",      "Ratio",     "Age",
+    "Duration",        "Timing", "Identifier", "Attachment", "Canonical", NULL};
 
 struct nodes {
     json_t *items[INDEX_MAX_NODES];
@@ -56,8 +57,7 @@ static void step(const struct nodes *in, const char *name, size_t len, struct no
         json_t *v;
         bool exact = false;
 
-        json_object_foreach(in->items[i], key, v)
-        {
+        json_object_foreach (in->items[i], key, v) {
             if (strlen(key) == len && strncmp(key, name, len) == 0) {
                 push(out, v);
                 exact = true;
@@ -65,8 +65,7 @@ static void step(const struct nodes *in, const char *name, size_t len, struct no
         }
         if (exact)
             continue;
-        json_object_foreach(in->items[i], key, v)
-        {
+        json_object_foreach (in->items[i], key, v) {
             if (strncmp(key, name, len) != 0)
                 continue;
             for (k = 0; choice_types[k]; k++)
@@ -225,10 +224,18 @@ static bool eval_path(json_t *res, const char *type, const char *expr, struct no
 /* ------------------------------------------------------------ values */
 
 /* Base letters of U+00C0..U+017F (Latin-1 Supplement, Latin Extended-A), '?' where none. */
-static const char fold_table[] =
-    "AAAAAAACEEEEIIII" "DNOOOOO?OUUUUYTs" "aaaaaaaceeeeiiii" "dnooooo?ouuuuyty"
-    "AaAaAaCcCcCcCcDd" "DdEeEeEeEeEeGgGg" "GgGgHhHhIiIiIiIi" "IiJjJjKkkLlLlLlL"
-    "lLlNnNnNnnNnOoOo" "OoOoRrRrRrSsSsSs" "SsTtTtTtUuUuUuUu" "UuUuWwYyYZzZzZzs";
+static const char fold_table[] = "AAAAAAACEEEEIIII"
+                                 "DNOOOOO?OUUUUYTs"
+                                 "aaaaaaaceeeeiiii"
+                                 "dnooooo?ouuuuyty"
+                                 "AaAaAaCcCcCcCcDd"
+                                 "DdEeEeEeEeEeGgGg"
+                                 "GgGgHhHhIiIiIiIi"
+                                 "IiJjJjKkkLlLlLlL"
+                                 "lLlNnNnNnnNnOoOo"
+                                 "OoOoRrRrRrSsSsSs"
+                                 "SsTtTtTtUuUuUuUu"
+                                 "UuUuWwYyYZzZzZzs";
 
 char *rest_normalise(const char *s)
 {
@@ -307,7 +314,8 @@ static void add_token(struct rest_index *ix, const char *param, json_t *v)
     else if (json_is_boolean(v))
         add(ix, param, NULL, json_is_true(v) ? "true" : "false", 0, 0);
     else if ((coding = json_object_get(v, "coding")) != NULL)
-        json_array_foreach(coding, i, v) add_token(ix, param, v);
+        json_array_foreach (coding, i, v)
+            add_token(ix, param, v);
     else if (json_is_string(json_object_get(v, "code")))
         add(ix, param, json_string_value(json_object_get(v, "system")),
             json_string_value(json_object_get(v, "code")), 0, 0);
@@ -332,8 +340,8 @@ static void add_reference(struct rest_index *ix, const char *base, const char *p
         return;
     case FHIR_REF_ABSOLUTE:
         if (r.type && r.base_len == blen && strncmp(r.base, base, blen) == 0)
-            add(ix, param, NULL, own(ix, gw_strndup(r.type, (size_t)(r.id + r.id_len - r.type))),
-                0, 0);
+            add(ix, param, NULL, own(ix, gw_strndup(r.type, (size_t)(r.id + r.id_len - r.type))), 0,
+                0);
         else
             add(ix, param, NULL, ref, 0, 0);
         return;
@@ -370,9 +378,9 @@ static void add_string_value(struct rest_index *ix, const char *param, const cha
 
 static void add_string(struct rest_index *ix, const char *param, const char *exact_param, json_t *v)
 {
-    static const char *const parts[] = {"family", "given", "text", "prefix", "suffix", "line",
-                                        "city", "district", "state", "postalCode", "country",
-                                        NULL};
+    static const char *const parts[] = {"family", "given",      "text",    "prefix",
+                                        "suffix", "line",       "city",    "district",
+                                        "state",  "postalCode", "country", NULL};
     size_t i, k;
     json_t *x;
 
@@ -385,8 +393,9 @@ static void add_string(struct rest_index *ix, const char *param, const char *exa
         if (json_is_string(x))
             add_string_value(ix, param, exact_param, json_string_value(x));
         else
-            json_array_foreach(x, i, v) if (json_is_string(v))
-                add_string_value(ix, param, exact_param, json_string_value(v));
+            json_array_foreach (x, i, v)
+                if (json_is_string(v))
+                    add_string_value(ix, param, exact_param, json_string_value(v));
     }
 }
 
@@ -457,9 +466,7 @@ static void index_param(struct rest_index *ix, const char *base, json_t *res, co
         return;
     if (!evaluate(res, type, sp->expression, &w->all, &w->one, &w->tmp))
         return;
-    exact = sp->type == FHIR_SEARCH_STRING && w->all.n
-                ? own(ix, rest_exact_name(sp->name))
-                : NULL;
+    exact = sp->type == FHIR_SEARCH_STRING && w->all.n ? own(ix, rest_exact_name(sp->name)) : NULL;
     for (i = 0; i < w->all.n; i++) {
         json_t *v = w->all.items[i];
 

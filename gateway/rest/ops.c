@@ -30,8 +30,7 @@ static json_t *validate_resolve(void *vctx, const char *reference)
     char type[80], id[128];
     const char *slash = strchr(reference, '/');
 
-    json_array_foreach(json_object_get(v->bundle, "entry"), i, e)
-    {
+    json_array_foreach (json_object_get(v->bundle, "entry"), i, e) {
         const char *full = json_string_value(json_object_get(e, "fullUrl"));
         json_t *res = json_object_get(e, "resource");
         const char *rid = json_string_value(json_object_get(res, "id"));
@@ -71,8 +70,7 @@ static void validate_referrals(struct validate_ctx *v, json_t *res, json_t *outc
     if (!type || strcmp(type, "Bundle") != 0)
         return;
     v->bundle = res;
-    json_array_foreach(json_object_get(res, "entry"), i, e)
-    {
+    json_array_foreach (json_object_get(res, "entry"), i, e) {
         json_t *r = json_object_get(e, "resource");
         const char *rt = fhir_resource_type(r);
 
@@ -90,8 +88,7 @@ static json_t *subject_of(json_t *body)
 
     if (strcmp(fhir_resource_type(body), "Parameters") != 0)
         return json_incref(body);
-    json_array_foreach(json_object_get(body, "parameter"), i, p)
-    {
+    json_array_foreach (json_object_get(body, "parameter"), i, p) {
         const char *name = json_string_value(json_object_get(p, "name"));
 
         if (name && strcmp(name, "resource") == 0 && json_object_get(p, "resource"))
@@ -200,8 +197,7 @@ void rest_handle_translate(struct http_request *req, struct http_response *resp,
     map_set_unref(set);
 }
 
-void rest_handle_conceptmap_read(struct http_request *req, struct http_response *resp,
-                                 void *vctx)
+void rest_handle_conceptmap_read(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
@@ -220,8 +216,7 @@ void rest_handle_conceptmap_read(struct http_request *req, struct http_response 
     map_set_unref(set);
 }
 
-void rest_handle_conceptmap_search(struct http_request *req, struct http_response *resp,
-                                   void *vctx)
+void rest_handle_conceptmap_search(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
@@ -232,8 +227,7 @@ void rest_handle_conceptmap_search(struct http_request *req, struct http_respons
     ev.path = "GET /fhir/ConceptMap";
     if (set && !bundle)
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-    if (rest_audit_alone(ctx, &ev, bundle ? 200 : resp->status, bundle ? NULL : "failed") &&
-        bundle)
+    if (rest_audit_alone(ctx, &ev, bundle ? 200 : resp->status, bundle ? NULL : "failed") && bundle)
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
     else if (bundle)
         http_respond_resource(resp, 200, bundle);

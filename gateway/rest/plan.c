@@ -146,8 +146,7 @@ static void url_decode(char *s)
 
 /* A request shaped like req but carrying the query text of an If-None-Exist. */
 static enum gw_code parse_condition(struct rest_plan *p, const char *type, const char *query,
-                                    struct rest_search *s, struct http_request *fake,
-                                    char *copy)
+                                    struct rest_search *s, struct http_request *fake, char *copy)
 {
     char *amp, *eq, *q = copy;
     struct gw_error err;
@@ -354,8 +353,9 @@ static enum gw_code rewrite(struct rest_plan *p, struct store_txn *txn, json_t *
     if (depth > PLAN_MAX_REF_DEPTH)
         return GW_OK;
     if (json_is_array(v)) {
-        json_array_foreach(v, i, child) if ((rc = rewrite(p, txn, child, depth + 1, err)))
-            return rc;
+        json_array_foreach (v, i, child)
+            if ((rc = rewrite(p, txn, child, depth + 1, err)))
+                return rc;
         return GW_OK;
     }
     if (!json_is_object(v))
@@ -363,8 +363,9 @@ static enum gw_code rewrite(struct rest_plan *p, struct store_txn *txn, json_t *
     rc = rewrite_one(p, txn, v, err);
     if (rc)
         return rc;
-    json_object_foreach(v, key, child) if ((rc = rewrite(p, txn, child, depth + 1, err)))
-        return rc;
+    json_object_foreach (v, key, child)
+        if ((rc = rewrite(p, txn, child, depth + 1, err)))
+            return rc;
     return GW_OK;
 }
 
@@ -425,8 +426,7 @@ json_t *rest_plan_lookup(struct rest_plan *p, struct store_txn *txn, json_t *hol
     json_t *res;
 
     if (reference[0] == '#') { /* contained in holder */
-        json_array_foreach(json_object_get(holder, "contained"), i, res)
-        {
+        json_array_foreach (json_object_get(holder, "contained"), i, res) {
             const char *cid = json_string_value(json_object_get(res, "id"));
 
             if (cid && strcmp(cid, reference + 1) == 0)

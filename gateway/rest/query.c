@@ -21,8 +21,8 @@
 #define QUERY_MAX_VALUE 1024
 
 /* Parameters that shape the answer rather than select. */
-static const char *const result_params[] = {"_count", "_sort", "_include", "_total", "_format",
-                                            "_pretty", "_snapshot", "_offset", NULL};
+static const char *const result_params[] = {"_count",  "_sort",     "_include", "_total", "_format",
+                                            "_pretty", "_snapshot", "_offset",  NULL};
 
 static bool in_list(const char *s, const char *const *list)
 {
@@ -58,8 +58,7 @@ static enum gw_code not_applied(const struct http_request *req, json_t *outcome,
     bool strict = strict_handling(req);
 
     fhir_outcome_addf(outcome, strict ? FHIR_ERROR : FHIR_WARNING, "not-supported", NULL,
-                      "search parameter '%s' %s%s", name, why,
-                      strict ? "" : "; it was ignored");
+                      "search parameter '%s' %s%s", name, why, strict ? "" : "; it was ignored");
     return strict ? GW_E_INPUT : GW_OK;
 }
 
@@ -218,8 +217,8 @@ static enum gw_code date_value(char *raw, struct store_value *v, const char *nam
 }
 
 struct param_spec {
-    const char *name;      /* without modifier */
-    const char *modifier;  /* after ':' or NULL */
+    const char *name;     /* without modifier */
+    const char *modifier; /* after ':' or NULL */
     enum store_param_kind kind;
     struct fhir_search_param sp;
 };

@@ -83,21 +83,20 @@ static void add_related(struct rest_referral *rr, json_t *res)
 
 /* Conditions, observations and medications that travel with the referral:
  * its reasonReferences, its contained resources and the Bundle's entries. */
-static void gather(struct rest_plan *p, struct store_txn *txn, json_t *sr,
-                   struct rest_referral *rr)
+static void gather(struct rest_plan *p, struct store_txn *txn, json_t *sr, struct rest_referral *rr)
 {
     json_t *v;
     size_t i;
 
-    json_array_foreach(json_object_get(sr, "reasonReference"), i, v)
-    {
+    json_array_foreach (json_object_get(sr, "reasonReference"), i, v) {
         const char *ref = json_string_value(json_object_get(v, "reference"));
         json_t *c = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
 
         if (c)
             add_related(rr, c);
     }
-    json_array_foreach(json_object_get(sr, "contained"), i, v) add_related(rr, v);
+    json_array_foreach (json_object_get(sr, "contained"), i, v)
+        add_related(rr, v);
     for (i = 0; i < p->n_entries; i++)
         add_related(rr, p->entries[i].resource);
 }
@@ -116,8 +115,7 @@ static const struct config_site *site_of_performer(struct rest_plan *p, struct s
         return config_site_by_identifier(cfg, json_string_value(json_object_get(ident, "system")),
                                          json_string_value(json_object_get(ident, "value")));
     org = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
-    json_array_foreach(json_object_get(org, "identifier"), i, v)
-    {
+    json_array_foreach (json_object_get(org, "identifier"), i, v) {
         site = config_site_by_identifier(cfg, json_string_value(json_object_get(v, "system")),
                                          json_string_value(json_object_get(v, "value")));
         if (site)
@@ -137,8 +135,7 @@ static enum gw_code route(struct rest_plan *p, struct store_txn *txn, struct res
         rr->site = config_site_find(p->ctx->cfg, p->ctx->cfg->default_site);
         return GW_OK;
     }
-    json_array_foreach(performers, i, v)
-    {
+    json_array_foreach (performers, i, v) {
         rr->site = site_of_performer(p, txn, e->resource, v);
         if (rr->site)
             return GW_OK;
@@ -154,9 +151,9 @@ static enum gw_code route(struct rest_plan *p, struct store_txn *txn, struct res
 static enum gw_code decide(struct rest_plan *p, struct rest_entry *e, struct rest_referral *rr,
                            struct gw_error *err)
 {
-    struct map_referral view = {e->resource, rr->conditions, rr->n_conditions, rr->patient,
-                                rr->observations, rr->n_observations, rr->medications,
-                                rr->n_medications};
+    struct map_referral view = {e->resource,     rr->conditions,   rr->n_conditions,
+                                rr->patient,     rr->observations, rr->n_observations,
+                                rr->medications, rr->n_medications};
     size_t i;
     enum gw_code rc;
 
@@ -167,8 +164,7 @@ static enum gw_code decide(struct rest_plan *p, struct rest_entry *e, struct res
         return rc;
     rr->decided = true;
     for (i = 0; i < rr->decision.n_warnings; i++)
-        fhir_outcome_add(p->outcome, FHIR_WARNING, "business-rule", rr->decision.warnings[i],
-                         NULL);
+        fhir_outcome_add(p->outcome, FHIR_WARNING, "business-rule", rr->decision.warnings[i], NULL);
     if (rr->decision.gp_code == MAP_GP_ABSENT && !rr->decision.is_unmapped) {
         json_t *code = map_decision_code(&rr->decision);
 
@@ -192,8 +188,8 @@ static enum gw_code load_current(struct rest_plan *p, struct store_txn *txn, str
                          !p->req->who->org_id || strcmp(row.owner, p->req->who->org_id) != 0))) {
         if (rc == GW_OK)
             store_resource_cleanup(&row);
-        return rest_plan_fail(p, 404, GW_E_NOTFOUND, "not-found", NULL, "%s/%s not found",
-                              e->type, e->id);
+        return rest_plan_fail(p, 404, GW_E_NOTFOUND, "not-found", NULL, "%s/%s not found", e->type,
+                              e->id);
     }
     if (rc)
         return rc;
@@ -219,8 +215,8 @@ static enum gw_code check_profile(struct rest_plan *p, struct store_txn *txn, st
                                   const char *path)
 {
     struct resolver r = {p, txn, e->resource};
-    int n = fhir_validate_referral(e->resource, e->index >= 0 ? path : NULL, resolve, &r,
-                                   p->outcome);
+    int n =
+        fhir_validate_referral(e->resource, e->index >= 0 ? path : NULL, resolve, &r, p->outcome);
 
     if (n < 0)
         return GW_E_NOMEM;
@@ -232,8 +228,8 @@ static enum gw_code check_profile(struct rest_plan *p, struct store_txn *txn, st
     return GW_OK;
 }
 
-enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn,
-                                   struct rest_entry *e, struct gw_error *err)
+enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                   struct gw_error *err)
 {
     struct rest_referral *rr;
     char path[200];
@@ -318,11 +314,10 @@ static int add_flags(json_t *task, const struct map_decision *d)
 
         snprintf(text, sizeof text, "%s: %s (%s)", f->message ? f->message : f->display,
                  f->why ? f->why : "", f->expression ? f->expression : "");
-        if (json_array_append_new(inputs,
-                                  json_pack("{s:{s:[{s:s, s:s, s:s}]}, s:s}", "type", "coding",
-                                            "system", MAP_CS_TRIAGE, "code", f->code, "display",
-                                            f->display ? f->display : f->code, "valueString",
-                                            text)) ||
+        if (json_array_append_new(
+                inputs, json_pack("{s:{s:[{s:s, s:s, s:s}]}, s:s}", "type", "coding", "system",
+                                  MAP_CS_TRIAGE, "code", f->code, "display",
+                                  f->display ? f->display : f->code, "valueString", text)) ||
             json_array_append_new(notes, json_pack("{s:s}", "text", text)))
             return -1;
     }
@@ -342,16 +337,15 @@ static json_t *new_task(struct rest_plan *p, struct store_txn *txn, struct rest_
 
     gw_time_instant(store_txn_now(txn), instant);
     snprintf(focus, sizeof focus, "ServiceRequest/%s", e->id);
-    task = json_pack("{s:s, s:[{s:s}], s:s, s:o, s:s, s:{s:[{s:s, s:s}]}, s:{s:s}, s:s, s:s,"
-                     " s:{s:{s:s, s:s}, s:s}}",
-                     "resourceType", "Task", "basedOn", "reference", focus, "status", "requested",
-                     "businessStatus",
-                     status_concept(triage ? RIS_STATUS_TRIAGE : RIS_STATUS_RECEIVED), "intent",
-                     "order", "code", "coding", "system", "http://hl7.org/fhir/CodeSystem/task-code",
-                     "code", "fulfill", "focus", "reference", focus, "authoredOn", instant,
-                     "lastModified", instant, "owner", "identifier", "system",
-                     rr->site->org_system, "value", rr->site->org_value, "display",
-                     rr->site->name);
+    task = json_pack(
+        "{s:s, s:[{s:s}], s:s, s:o, s:s, s:{s:[{s:s, s:s}]}, s:{s:s}, s:s, s:s,"
+        " s:{s:{s:s, s:s}, s:s}}",
+        "resourceType", "Task", "basedOn", "reference", focus, "status", "requested",
+        "businessStatus", status_concept(triage ? RIS_STATUS_TRIAGE : RIS_STATUS_RECEIVED),
+        "intent", "order", "code", "coding", "system", "http://hl7.org/fhir/CodeSystem/task-code",
+        "code", "fulfill", "focus", "reference", focus, "authoredOn", instant, "lastModified",
+        instant, "owner", "identifier", "system", rr->site->org_system, "value",
+        rr->site->org_value, "display", rr->site->name);
     if (!task)
         return NULL;
     if ((who = task_reference(e->resource, "subject", rr->patient)) &&
@@ -378,8 +372,7 @@ static json_t *find_task(struct store_txn *txn, const char *sr_id, long *version
 {
     char focus[200];
     struct store_value v = {.value = focus};
-    struct store_cond c = {.param = "focus", .kind = STORE_REFERENCE, .values = &v,
-                           .n_values = 1};
+    struct store_cond c = {.param = "focus", .kind = STORE_REFERENCE, .values = &v, .n_values = 1};
     struct store_query q = {.type = "Task", .conds = &c, .n_conds = 1, .count = 1};
     struct store_page page;
     json_t *task = NULL;
@@ -452,8 +445,8 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
     return rc;
 }
 
-enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn,
-                                  struct rest_entry *e, struct gw_error *err)
+enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                  struct gw_error *err)
 {
     struct rest_referral *rr = e->referral;
     struct ris_referral view;
@@ -467,7 +460,9 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn,
         rc = cancel_task(p, txn, e, err);
     if (rc || !rr->send_order || !p->ctx->ris || !rr->site)
         return rc;
-    view = (struct ris_referral){e->resource, rr->patient, rr->requester, rr->conditions,
-                                 rr->n_conditions, rr->decided ? &rr->decision : NULL, rr->site};
+    view =
+        (struct ris_referral){e->resource,    rr->patient,      rr->requester,
+                              rr->conditions, rr->n_conditions, rr->decided ? &rr->decision : NULL,
+                              rr->site};
     return ris_order_enqueue(p->ctx->ris, txn, &view, rr->order, NULL, err);
 }

@@ -68,8 +68,7 @@ static void warnings_to_headers(struct http_response *resp, json_t *outcome)
     json_t *issue;
     size_t i;
 
-    json_array_foreach(json_object_get(outcome, "issue"), i, issue)
-    {
+    json_array_foreach (json_object_get(outcome, "issue"), i, issue) {
         const char *sev = json_string_value(json_object_get(issue, "severity"));
         const char *text = json_string_value(json_object_get(issue, "diagnostics"));
         char value[700];
@@ -118,7 +117,8 @@ void rest_handle_create(struct http_request *req, struct http_response *resp, vo
     rest_plan_init(&plan, ctx, req, "create");
     snprintf(plan.path, sizeof plan.path, "%s", path);
     e = rest_plan_add(&plan, req->captures[0], res);
-    if (!e || (http_request_header(req, "If-None-Exist") && !(e->if_none_exist = if_none_exist(req)))) {
+    if (!e ||
+        (http_request_header(req, "If-None-Exist") && !(e->if_none_exist = if_none_exist(req)))) {
         http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
         refuse_and_audit(ctx, &ev, resp);
     } else {
@@ -174,8 +174,8 @@ void rest_handle_update(struct http_request *req, struct http_response *resp, vo
 /* The Patient reference a stored resource is about, if any (borrowed from res). */
 static const char *patient_of(json_t *res)
 {
-    const char *ref = json_string_value(json_object_get(json_object_get(res, "subject"),
-                                                        "reference"));
+    const char *ref =
+        json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
 
     if (!ref)
         ref = json_string_value(json_object_get(json_object_get(res, "patient"), "reference"));
@@ -208,9 +208,8 @@ static enum gw_code read_audit_event(struct rest_ctx *ctx, const char *id,
 
 /* Reads type/id (version 0: current) as who may see it; answers and audits
  * refusals; on success the caller answers and must audit. */
-static bool read_visible(struct rest_ctx *ctx, struct http_request *req,
-                         struct http_response *resp, long version, struct store_resource *row,
-                         struct audit_event *ev)
+static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                         long version, struct store_resource *row, struct audit_event *ev)
 {
     struct gw_error err;
     struct store_resource current;
@@ -293,8 +292,8 @@ void rest_handle_vread(struct http_request *req, struct http_response *resp, voi
     char path[400], instance[300];
     long vid;
 
-    snprintf(path, sizeof path, "GET /fhir/%s/%s/_history/%s", req->captures[0],
-             req->captures[1], req->captures[2]);
+    snprintf(path, sizeof path, "GET /fhir/%s/%s/_history/%s", req->captures[0], req->captures[1],
+             req->captures[2]);
     snprintf(instance, sizeof instance, "%s/%s", req->captures[0], req->captures[1]);
     rest_audit_init(&ev, req, "vread", 'R');
     ev.path = path;
@@ -325,9 +324,11 @@ static json_t *history_entry(struct rest_ctx *ctx, const struct store_resource *
     snprintf(url, sizeof url, r->version == 1 ? "%s" : "%s/%s", r->type, r->id);
     gw_time_instant(r->last_updated_ms, instant);
     e = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}}", "fullUrl", full, "request", "method",
-                  r->deleted ? "DELETE" : r->version == 1 ? "POST" : "PUT", "url", url,
-                  "response", "status", r->version == 1 ? "201 Created" : "200 OK", "etag", etag,
-                  "lastModified", instant);
+                  r->deleted        ? "DELETE"
+                  : r->version == 1 ? "POST"
+                                    : "PUT",
+                  "url", url, "response", "status", r->version == 1 ? "201 Created" : "200 OK",
+                  "etag", etag, "lastModified", instant);
     if (e && res && json_object_set_new(e, "resource", res) == 0)
         return e;
     if (e && !res && !r->deleted) {

@@ -79,12 +79,10 @@ void rest_handle_bundle(struct http_request *req, struct http_response *resp, vo
 void rest_handle_validate(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_translate(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_conceptmap_read(struct http_request *req, struct http_response *resp, void *ctx);
-void rest_handle_conceptmap_search(struct http_request *req, struct http_response *resp,
-                                   void *ctx);
+void rest_handle_conceptmap_search(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_ris_pull(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_ris_acks(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_ris_messages(struct http_request *req, struct http_response *resp, void *ctx);
-
 
 /* routes.c: what each resource type supports; handlers consult it and the
  * CapabilityStatement is built from it, so the two cannot disagree. */
@@ -107,7 +105,6 @@ struct rest_type {
 /* The row for type, or NULL when the type is not served. */
 const struct rest_type *rest_type_find(const char *type);
 
-
 /* index.c: search index entries of a resource (strings owned by the index). */
 struct rest_index {
     struct store_index_entry *e;
@@ -128,12 +125,12 @@ char *rest_normalise(const char *s);
 char *rest_exact_name(const char *param);
 
 /* query.c: FHIR search parameters (R4 §3.1.1) into a store query. */
-#define REST_MAX_CONDS 32
-#define REST_MAX_VALUES 128
-#define REST_MAX_SORTS 4
-#define REST_MAX_INCLUDES 8
+#define REST_MAX_CONDS     32
+#define REST_MAX_VALUES    128
+#define REST_MAX_SORTS     4
+#define REST_MAX_INCLUDES  8
 #define REST_DEFAULT_COUNT 20
-#define REST_MAX_COUNT 500
+#define REST_MAX_COUNT     500
 
 struct rest_include {
     char *param;       /* the reference parameter of the matched type */
@@ -161,13 +158,14 @@ enum gw_code rest_search_parse(const char *type, const char *base, const struct 
                                struct rest_search *s, json_t *outcome, struct gw_error *err);
 void rest_search_cleanup(struct rest_search *s);
 
-/* ------------------------------------------------------------ writes (plan.c, referral.c, write.c) */
+/* ------------------------------------------------------------ writes (plan.c, referral.c, write.c)
+ */
 
 #define REST_MAX_ENTRIES 1000 /* entries in one transaction or batch Bundle */
 
 struct rest_entry {
-    long index;   /* position in Bundle.entry, -1 for a plain create/update */
-    bool is_put;  /* PUT (update) rather than POST (create) */
+    long index;  /* position in Bundle.entry, -1 for a plain create/update */
+    bool is_put; /* PUT (update) rather than POST (create) */
     char *type;
     char *id;
     json_t *resource; /* owned reference */
@@ -175,12 +173,12 @@ struct rest_entry {
     char *if_none_exist; /* conditional create query (after '?') */
     long if_match;       /* version an update requires, 0: any */
     /* results */
-    int status; /* 201 created, 200 updated or matched */
+    int status;   /* 201 created, 200 updated or matched */
     bool existed; /* a conditional create found it: nothing written */
     struct store_written written;
     char *owner; /* for updates: the stored owner and site are kept */
     char *site;
-    bool was_revoked; /* updates of ServiceRequests: the stored status */
+    bool was_revoked;               /* updates of ServiceRequests: the stored status */
     struct rest_referral *referral; /* ServiceRequests: what referral.c found */
 };
 
@@ -190,14 +188,14 @@ struct rest_plan {
     struct map_set *maps; /* a reference, or NULL */
     struct rest_entry *entries;
     size_t n_entries, cap_entries;
-    bool transaction;  /* all or nothing (a plain create or update is one too) */
+    bool transaction;        /* all or nothing (a plain create or update is one too) */
     const char *interaction; /* "create", "update", "transaction", "batch" */
-    json_t *outcome;   /* every issue found, warnings included */
-    int fail_status;   /* the HTTP status to answer when the plan failed */
-    json_t **loaded;   /* stored resources parsed while resolving (owned) */
+    json_t *outcome;         /* every issue found, warnings included */
+    int fail_status;         /* the HTTP status to answer when the plan failed */
+    json_t **loaded;         /* stored resources parsed while resolving (owned) */
     size_t n_loaded, cap_loaded;
     struct rest_strings strings; /* owned by the plan (audit references) */
-    const char *site;  /* the performing site of the plan's referral(s) */
+    const char *site;            /* the performing site of the plan's referral(s) */
     char path[300];
 };
 
@@ -230,12 +228,12 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
 struct rest_referral;
 /* Before the write: the referral profile (422), the site from performer, the
  * mapping (fills an empty code) and triage; for updates, what changes. */
-enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn,
-                                   struct rest_entry *e, struct gw_error *err);
+enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                   struct gw_error *err);
 /* After the write: the Task (created, or moved along on revocation) and the
  * RIS order (new, change or cancel). */
-enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn,
-                                  struct rest_entry *e, struct gw_error *err);
+enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                  struct gw_error *err);
 void rest_referral_free(struct rest_referral *r);
 
 /* write.c */
@@ -246,6 +244,5 @@ void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
                               struct http_response *resp);
 /* Answers a write by Prefer (return=minimal|representation|OperationOutcome). */
 void rest_answer_written(struct rest_ctx *ctx, const struct http_request *req,
-                         struct http_response *resp, const struct rest_entry *e,
-                         json_t *outcome);
+                         struct http_response *resp, const struct rest_entry *e, json_t *outcome);
 #endif

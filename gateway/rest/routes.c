@@ -8,13 +8,13 @@
 
 #include "fhir/fhir.h"
 
-#define GP AUTH_GP
-#define RIS AUTH_RIS
-#define AUDITOR AUTH_AUDITOR
-#define ADMIN AUTH_ADMIN
-#define CLIENTS AUTH_ANY_CLIENT
-#define FHIR_IO (HTTP_FHIR | HTTP_FHIR_BODY)
-#define ALL_READS (REST_READ | REST_VREAD | REST_HISTORY | REST_SEARCH)
+#define GP            AUTH_GP
+#define RIS           AUTH_RIS
+#define AUDITOR       AUTH_AUDITOR
+#define ADMIN         AUTH_ADMIN
+#define CLIENTS       AUTH_ANY_CLIENT
+#define FHIR_IO       (HTTP_FHIR | HTTP_FHIR_BODY)
+#define ALL_READS     (REST_READ | REST_VREAD | REST_HISTORY | REST_SEARCH)
 #define REFERRAL_PART (ALL_READS | REST_CREATE)
 
 static const struct rest_type types[] = {
@@ -112,13 +112,13 @@ static json_t *resource_entry(const struct rest_type *t)
     static const struct {
         unsigned bit;
         const char *code;
-    } names[] = {{REST_READ, "read"},         {REST_VREAD, "vread"},   {REST_UPDATE, "update"},
-                 {REST_HISTORY, "history-instance"}, {REST_CREATE, "create"},
-                 {REST_SEARCH, "search-type"}};
-    json_t *r = json_pack("{s:s, s:[], s:s, s:b, s:b, s:b}", "type", t->type, "interaction",
-                          "versioning", "versioned", "readHistory",
-                          (t->interactions & REST_VREAD) != 0, "updateCreate", 0,
-                          "conditionalCreate", (t->interactions & REST_CREATE) != 0);
+    } names[] = {{REST_READ, "read"},     {REST_VREAD, "vread"},
+                 {REST_UPDATE, "update"}, {REST_HISTORY, "history-instance"},
+                 {REST_CREATE, "create"}, {REST_SEARCH, "search-type"}};
+    json_t *r =
+        json_pack("{s:s, s:[], s:s, s:b, s:b, s:b}", "type", t->type, "interaction", "versioning",
+                  "versioned", "readHistory", (t->interactions & REST_VREAD) != 0, "updateCreate",
+                  0, "conditionalCreate", (t->interactions & REST_CREATE) != 0);
     size_t i;
 
     if (!r)
@@ -137,10 +137,9 @@ fail:
 
 static json_t *conceptmap_entry(void)
 {
-    return json_pack("{s:s, s:[{s:s}, {s:s}], s:[{s:s, s:s}]}", "type", "ConceptMap",
-                     "interaction", "code", "read", "code", "search-type", "operation", "name",
-                     "translate", "definition",
-                     "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate");
+    return json_pack("{s:s, s:[{s:s}, {s:s}], s:[{s:s, s:s}]}", "type", "ConceptMap", "interaction",
+                     "code", "read", "code", "search-type", "operation", "name", "translate",
+                     "definition", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate");
 }
 
 static json_t *rest_block(void)
@@ -178,9 +177,9 @@ json_t *rest_capability_statement(const struct rest_ctx *ctx)
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:s,"
                      " s:[s,s], s:[o]}",
                      "resourceType", "CapabilityStatement", "status", "active", "date", date,
-                     "kind", "instance", "name", "ReferralGateway", "publisher",
-                     "Referral gateway", "software", "name", "fhir-gateway", "version", "0.1.0",
-                     "implementation", "description", "Spinal injection referral gateway", "url",
-                     ctx->base, "fhirVersion", "4.0.1", "format", "application/fhir+json",
+                     "kind", "instance", "name", "ReferralGateway", "publisher", "Referral gateway",
+                     "software", "name", "fhir-gateway", "version", "0.1.0", "implementation",
+                     "description", "Spinal injection referral gateway", "url", ctx->base,
+                     "fhirVersion", "4.0.1", "format", "application/fhir+json",
                      "application/fhir+xml", "rest", rest_block());
 }

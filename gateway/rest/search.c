@@ -67,8 +67,7 @@ static bool already_in(json_t *entries, const char *type, const char *id)
     json_t *e;
     size_t i;
 
-    json_array_foreach(entries, i, e)
-    {
+    json_array_foreach (entries, i, e) {
         json_t *r = json_object_get(e, "resource");
         const char *t = json_string_value(json_object_get(r, "resourceType"));
         const char *rid = json_string_value(json_object_get(r, "id"));
@@ -136,8 +135,8 @@ static json_t *searchset(struct rest_ctx *ctx, const struct http_request *req,
                              &s->includes[k]))
                 goto fail;
     if (json_array_size(json_object_get(outcome, "issue")) &&
-        json_array_append_new(entries, json_pack("{s:O, s:{s:s}}", "resource", outcome, "search",
-                                                 "mode", "outcome")))
+        json_array_append_new(
+            entries, json_pack("{s:O, s:{s:s}}", "resource", outcome, "search", "mode", "outcome")))
         goto fail;
     return bundle;
 fail:
@@ -189,9 +188,8 @@ void rest_handle_search(struct http_request *req, struct http_response *resp, vo
     snprintf(path, sizeof path, "GET /fhir/%s", req->captures[0]);
     rest_audit_init(&ev, req, "search-type", 'E');
     ev.path = path;
-    ev.entities[ev.n_entities++] =
-        (struct audit_entity){.role = "24", .type = "2", .query = req->query,
-                              .description = req->captures[0]};
+    ev.entities[ev.n_entities++] = (struct audit_entity){
+        .role = "24", .type = "2", .query = req->query, .description = req->captures[0]};
     if (!rest_admit_type(req, resp, REST_SEARCH, false) || !outcome) {
         if (!resp->status)
             http_respond_error(resp, 503, "transient", "no memory for the search", NULL);

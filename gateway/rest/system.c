@@ -41,8 +41,9 @@ static bool mappings_ready(struct rest_ctx *ctx, struct gw_buf *b)
         gw_buf_printf(b, "mappings: ok (%zu maps from %s)\n", map_set_count(set),
                       map_set_label(set));
     if (ctx->maps && map_holder_error(ctx->maps, &err)) {
-        gw_buf_printf(b, "mappings: degraded: the last reload failed, the previous maps stay "
-                         "in force: %s\n",
+        gw_buf_printf(b,
+                      "mappings: degraded: the last reload failed, the previous maps stay "
+                      "in force: %s\n",
                       err.msg);
     }
     map_set_unref(set);

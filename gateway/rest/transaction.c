@@ -134,8 +134,7 @@ static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
 
     rest_plan_init(&plan, ctx, req, "transaction");
     snprintf(plan.path, sizeof plan.path, "POST /fhir (transaction)");
-    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
-    {
+    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
         rc = add_entry(&plan, entry, (long)i);
         if (rc)
             break;
@@ -155,8 +154,7 @@ static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
         for (i = 0; i < plan.n_entries; i++)
             json_array_append_new(json_object_get(answer, "entry"),
                                   response_entry(ctx, req, &plan.entries[i],
-                                                 i == first_referral(&plan) ? plan.outcome
-                                                                            : NULL));
+                                                 i == first_referral(&plan) ? plan.outcome : NULL));
         http_respond_resource(resp, 200, answer);
         json_decref(answer);
     }
@@ -191,8 +189,7 @@ static json_t *run_batch_entry(struct rest_ctx *ctx, struct http_request *req, j
     }
     if (!out) {
         snprintf(status, sizeof status, "%d", sub.status ? sub.status : 500);
-        out = json_pack("{s:{s:s, s:O*}}", "response", "status", status, "outcome",
-                        sub.resource);
+        out = json_pack("{s:{s:s, s:O*}}", "response", "status", status, "outcome", sub.resource);
     }
     json_decref(sub.resource);
     free(sub.body);
@@ -207,8 +204,7 @@ static void run_batch(struct rest_ctx *ctx, struct http_request *req, struct htt
     struct audit_event ev;
     size_t i;
 
-    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
-    {
+    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
         if (answer && json_array_append_new(json_object_get(answer, "entry"),
                                             run_batch_entry(ctx, req, entry, (long)i))) {
             json_decref(answer);
@@ -239,8 +235,7 @@ void rest_handle_bundle(struct http_request *req, struct http_response *resp, vo
     type = json_string_value(json_object_get(bundle, "type"));
     if (bundle && (!type || (strcmp(type, "transaction") != 0 && strcmp(type, "batch") != 0))) {
         http_respond_error(resp, 400, "invalid",
-                           "POST /fhir takes a Bundle of type transaction or batch",
-                           "Bundle.type");
+                           "POST /fhir takes a Bundle of type transaction or batch", "Bundle.type");
         json_decref(bundle);
         bundle = NULL;
     }

@@ -18,8 +18,11 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
     struct rest_index ix;
     struct store_put put = {.type = fhir_resource_type(resource),
                             .id = json_string_value(json_object_get(resource, "id")),
-                            .resource = resource, .owner = owner, .site = site,
-                            .if_match = if_match, .create = create};
+                            .resource = resource,
+                            .owner = owner,
+                            .site = site,
+                            .if_match = if_match,
+                            .create = create};
     enum gw_code rc;
 
     if (!put.type || !put.id)
@@ -34,9 +37,9 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
     return rc;
 }
 
-static enum gw_code put_hook(void *vctx, struct store_txn *txn, json_t *resource,
-                             const char *owner, const char *site, long if_match,
-                             struct store_written *out, struct gw_error *err)
+static enum gw_code put_hook(void *vctx, struct store_txn *txn, json_t *resource, const char *owner,
+                             const char *site, long if_match, struct store_written *out,
+                             struct gw_error *err)
 {
     return rest_put(vctx, txn, resource, owner, site, if_match, false, out, err);
 }
@@ -58,8 +61,8 @@ static enum gw_code write_entry(struct rest_plan *p, struct store_txn *txn, stru
     const char *owner = e->owner ? e->owner : p->req->who->org_id;
     const char *site = e->site ? e->site : p->site;
     char path[200];
-    enum gw_code rc = rest_put(p->ctx, txn, e->resource, owner, site, e->if_match, !e->is_put,
-                               &e->written, err);
+    enum gw_code rc =
+        rest_put(p->ctx, txn, e->resource, owner, site, e->if_match, !e->is_put, &e->written, err);
 
     if (rc == GW_E_CONFLICT) {
         rest_entry_path(e, path, sizeof path);
@@ -112,8 +115,8 @@ static const char *patient_of(struct rest_plan *p)
             json_object_get(json_object_get(p->entries[i].resource, "subject"), "reference"));
 
         if (!ref)
-            ref = json_string_value(json_object_get(
-                json_object_get(p->entries[i].resource, "patient"), "reference"));
+            ref = json_string_value(
+                json_object_get(json_object_get(p->entries[i].resource, "patient"), "reference"));
         if (ref && strncmp(ref, "Patient/", 8) == 0)
             return ref;
         if (strcmp(p->entries[i].type, "Patient") == 0 && p->entries[i].id)
@@ -157,8 +160,14 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     for (i = 0; !rc && i < p->n_entries; i++) { /* BALP: each entry of a transaction too */
         const struct rest_entry *e = &p->entries[i];
 
-        audit_base(p, &ev, e->existed ? "read" : e->is_put ? "update" : "create",
-                   e->existed ? 'R' : e->is_put ? 'U' : 'C', GW_OK, why);
+        audit_base(p, &ev,
+                   e->existed  ? "read"
+                   : e->is_put ? "update"
+                               : "create",
+                   e->existed  ? 'R'
+                   : e->is_put ? 'U'
+                               : 'C',
+                   GW_OK, why);
         audit_add_entity(&ev, reference_of(p, e), "4", "2", NULL);
         rc = audit_record(txn, &ev, err);
     }
@@ -199,6 +208,6 @@ void rest_answer_written(struct rest_ctx *ctx, const struct http_request *req,
     } else {
         http_respond_resource(resp, e->status, e->resource);
     }
-    rest_version_headers(ctx, resp, e->type, e->id, e->written.version,
-                         e->written.last_updated_ms, true);
+    rest_version_headers(ctx, resp, e->type, e->id, e->written.version, e->written.last_updated_ms,
+                         true);
 }

@@ -37,17 +37,17 @@ struct ris;
  * accepted, moved along by the RIS side): Task.focus is the ServiceRequest,
  * Task.businessStatus a code of this system. Find it with a store query on
  * Task, index "focus" = "ServiceRequest/<id>". */
-#define RIS_STATUS_SYSTEM "https://fhir-gateway.example/fhir/CodeSystem/referral-status"
-#define RIS_STATUS_RECEIVED "received"   /* accepted by the gateway, order queued */
-#define RIS_STATUS_TRIAGE "triage"       /* no procedure mapped: the practice decides */
-#define RIS_STATUS_ACCEPTED "accepted"   /* the RIS accepted the order (ORC-1 OK) */
-#define RIS_STATUS_REJECTED "rejected"   /* ORC-1 UA */
-#define RIS_STATUS_SCHEDULED "scheduled" /* ORC-5 SC, SIU^S12/S13 */
-#define RIS_STATUS_IN_PROGRESS "in-progress"
-#define RIS_STATUS_COMPLETED "completed"
-#define RIS_STATUS_REPORTED "reported"   /* ORU^R01: the report is available */
-#define RIS_STATUS_CANCELLED "cancelled"
-#define RIS_STATUS_ON_HOLD "on-hold"
+#define RIS_STATUS_SYSTEM          "https://fhir-gateway.example/fhir/CodeSystem/referral-status"
+#define RIS_STATUS_RECEIVED        "received"  /* accepted by the gateway, order queued */
+#define RIS_STATUS_TRIAGE          "triage"    /* no procedure mapped: the practice decides */
+#define RIS_STATUS_ACCEPTED        "accepted"  /* the RIS accepted the order (ORC-1 OK) */
+#define RIS_STATUS_REJECTED        "rejected"  /* ORC-1 UA */
+#define RIS_STATUS_SCHEDULED       "scheduled" /* ORC-5 SC, SIU^S12/S13 */
+#define RIS_STATUS_IN_PROGRESS     "in-progress"
+#define RIS_STATUS_COMPLETED       "completed"
+#define RIS_STATUS_REPORTED        "reported" /* ORU^R01: the report is available */
+#define RIS_STATUS_CANCELLED       "cancelled"
+#define RIS_STATUS_ON_HOLD         "on-hold"
 #define RIS_STATUS_DELIVERY_FAILED "delivery-failed" /* the order went to dead letters */
 /* The triage flags of the referral are Task.input entries typed with this system
  * (codes from the mapping's MAP_CS_TRIAGE), valueString the reason. */
@@ -79,10 +79,10 @@ void ris_destroy(struct ris *ris);
 
 /* A referral as the order builder sees it (all borrowed, resolved by rest/). */
 struct ris_referral {
-    json_t *service_request;     /* stored form: id and meta.versionId set */
-    json_t *patient;             /* the subject, may be NULL */
-    json_t *requester;           /* Practitioner or PractitionerRole, may be NULL */
-    json_t *const *conditions;   /* reasonReference Conditions */
+    json_t *service_request;   /* stored form: id and meta.versionId set */
+    json_t *patient;           /* the subject, may be NULL */
+    json_t *requester;         /* Practitioner or PractitionerRole, may be NULL */
+    json_t *const *conditions; /* reasonReference Conditions */
     size_t n_conditions;
     const struct map_decision *decision; /* procedure, region, laterality, flags; may be NULL */
     const struct config_site *site;      /* where the order goes */

@@ -108,8 +108,8 @@ bool ris_dtm_to_ms(const char *dtm, int64_t *ms)
             ;
     if (!offset(p, &has_off, &off))
         return false;
-    local =
-        gw_days_from_civil(y, mo, d) * MS_PER_DAY + ((int64_t)h * 3600 + (int64_t)mi * 60 + s) * 1000;
+    local = gw_days_from_civil(y, mo, d) * MS_PER_DAY +
+            ((int64_t)h * 3600 + (int64_t)mi * 60 + s) * 1000;
     if (!has_off)
         off = ris_local_offset_min(local - RIS_LOCAL_STD_OFFSET_MIN * MS_PER_MIN);
     *ms = local - off * MS_PER_MIN;

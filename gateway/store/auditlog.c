@@ -125,8 +125,7 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
         };
 
         if (!row.id || !row.json || !row.prev_hash || !row.hash) {
-            rc = gw_fail(err, GW_E_STORE, "audit row %lld has empty columns",
-                         (long long)row.seq);
+            rc = gw_fail(err, GW_E_STORE, "audit row %lld has empty columns", (long long)row.seq);
             break;
         }
         if (!fn(&row, ctx))

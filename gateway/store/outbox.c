@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define OUTBOX_COLUMNS                                                                             \
-    "o.seq, o.control_id, o.site, o.kind, o.ref_type, o.ref_id, o.message, o.state,"              \
+    "o.seq, o.control_id, o.site, o.kind, o.ref_type, o.ref_id, o.message, o.state,"               \
     " o.lease_until, o.attempts, o.created, o.last_error"
 
 void store_outbox_msg_cleanup(struct store_outbox_msg *m)
@@ -123,10 +123,9 @@ static void sites_in(struct sql *q, const char *const *sites, size_t n_sites)
     sql_text(q, ")");
 }
 
-enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites,
-                                    size_t n_sites, size_t max, int64_t lease_ms,
-                                    struct store_outbox_msg **out, size_t *n_out,
-                                    struct gw_error *err)
+enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites, size_t n_sites,
+                                    size_t max, int64_t lease_ms, struct store_outbox_msg **out,
+                                    size_t *n_out, struct gw_error *err)
 {
     struct sql q;
     sqlite3_stmt *s = NULL, *u = NULL;
@@ -355,8 +354,9 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
 
     *out = NULL;
     *n_out = 0;
-    rc = stmt_prepare(db, "SELECT site, state, COUNT(*), MIN(created) FROM outbox"
-                          " GROUP BY site, state ORDER BY site",
+    rc = stmt_prepare(db,
+                      "SELECT site, state, COUNT(*), MIN(created) FROM outbox"
+                      " GROUP BY site, state ORDER BY site",
                       &s, err);
     while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
@@ -412,8 +412,7 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
 }
 
 enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
-                                      const char *control_id, const char *ack,
-                                      struct gw_error *err)
+                                      const char *control_id, const char *ack, struct gw_error *err)
 {
     sqlite3_stmt *s;
     static const char sql[] = "INSERT INTO inbound (sender, control_id, received, ack)"

@@ -158,8 +158,9 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
 static enum gw_code point_current(struct store_txn *txn, const struct store_put *p, long version,
                                   int64_t seq, struct gw_error *err)
 {
-    static const char sql[] = "INSERT INTO resources (type, id, seq, version) VALUES (?1, ?2, ?3, ?4)"
-                              " ON CONFLICT (type, id) DO UPDATE SET seq = ?3, version = ?4";
+    static const char sql[] =
+        "INSERT INTO resources (type, id, seq, version) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (type, id) DO UPDATE SET seq = ?3, version = ?4";
     sqlite3_stmt *s;
     enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
@@ -178,10 +179,10 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
 enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
                           const struct store_index_entry *e, size_t n, struct gw_error *err)
 {
-    static const char search_sql[] =
-        "INSERT INTO search_index (seq, param, system, value, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    static const char audit_sql[] =
-        "INSERT INTO audit_index (seq, param, system, value, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    static const char search_sql[] = "INSERT INTO search_index (seq, param, system, value, lo, hi) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    static const char audit_sql[] = "INSERT INTO audit_index (seq, param, system, value, lo, hi) "
+                                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     sqlite3_stmt *s;
     enum gw_code rc;
     size_t i;

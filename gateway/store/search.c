@@ -15,20 +15,28 @@
 
 /* Where rows come from: resources (versions) or the audit log. */
 struct source {
-    const char *select;   /* columns in resource_from_row() order */
-    const char *from;     /* "versions v" */
-    const char *index;    /* index table */
-    const char *updated;  /* last-updated column */
+    const char *select;      /* columns in resource_from_row() order */
+    const char *from;        /* "versions v" */
+    const char *index;       /* index table */
+    const char *updated;     /* last-updated column */
     const char *updated_end; /* its exclusive end, one millisecond later */
     bool versioned;
 };
 
 static const struct source resources_src = {
     "v.seq, v.type, v.id, v.version, v.last_updated, v.deleted, v.owner, v.site, v.json",
-    "versions v", "search_index", "v.last_updated", "(v.last_updated + 1)", true};
+    "versions v",
+    "search_index",
+    "v.last_updated",
+    "(v.last_updated + 1)",
+    true};
 static const struct source audit_src = {
-    "v.seq, 'AuditEvent', v.id, 1, v.recorded, 0, NULL, NULL, v.json", "audit v", "audit_index",
-    "v.recorded", "(v.recorded + 1)", false};
+    "v.seq, 'AuditEvent', v.id, 1, v.recorded, 0, NULL, NULL, v.json",
+    "audit v",
+    "audit_index",
+    "v.recorded",
+    "(v.recorded + 1)",
+    false};
 
 /* Range predicate for a date value with a prefix; lo/hi name the row's range. */
 static void date_predicate(struct sql *q, const struct store_value *v, const char *lo,
@@ -150,7 +158,8 @@ static void condition(struct sql *q, const struct source *src, const struct stor
         column_condition(q, src, c);
         return;
     }
-    snprintf(buf, sizeof buf, " AND %sEXISTS (SELECT 1 FROM %s i WHERE i.seq = v.seq AND i.param = ",
+    snprintf(buf, sizeof buf,
+             " AND %sEXISTS (SELECT 1 FROM %s i WHERE i.seq = v.seq AND i.param = ",
              (c->negate || c->missing) ? "NOT " : "", src->index);
     sql_text(q, buf);
     sql_bind_text(q, c->param);
@@ -263,8 +272,8 @@ static enum gw_code snapshot_now(sqlite3 *db, const struct source *src, int64_t 
 }
 
 static enum gw_code count_total(sqlite3 *db, const struct source *src, const struct store_query *q,
-                                const char *history_id, bool history, int64_t snapshot,
-                                long *total, struct gw_error *err)
+                                const char *history_id, bool history, int64_t snapshot, long *total,
+                                struct gw_error *err)
 {
     struct sql sql;
     sqlite3_stmt *s = NULL;

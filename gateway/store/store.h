@@ -75,7 +75,16 @@ enum store_param_kind {
     STORE_NUMBER,    /* lo as value */
 };
 
-enum store_prefix { STORE_EQ, STORE_NE, STORE_LT, STORE_GT, STORE_LE, STORE_GE, STORE_SA, STORE_EB };
+enum store_prefix {
+    STORE_EQ,
+    STORE_NE,
+    STORE_LT,
+    STORE_GT,
+    STORE_LE,
+    STORE_GE,
+    STORE_SA,
+    STORE_EB
+};
 
 /* An index entry written with a version (or audit event). */
 struct store_index_entry {
@@ -179,9 +188,9 @@ struct store_put {
     const char *site;
     const struct store_index_entry *index;
     size_t n_index;
-    long if_match;  /* >0: the current version must be this (else GW_E_CONFLICT) */
-    bool create;    /* the resource must not exist yet (else GW_E_CONFLICT) */
-    bool deleted;   /* records a deletion */
+    long if_match;                /* >0: the current version must be this (else GW_E_CONFLICT) */
+    bool create;                  /* the resource must not exist yet (else GW_E_CONFLICT) */
+    bool deleted;                 /* records a deletion */
     store_serialize_fn serialize; /* NULL: compact Jansson output */
 };
 
@@ -206,8 +215,12 @@ enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *put,
  * pending: waiting; lease_until unused.   leased: offered to the RIS until
  * lease_until; attempts counts offers.    acked / dead: final, never offered
  * again. The control id never changes across offers. */
-enum store_outbox_state { STORE_OUTBOX_PENDING, STORE_OUTBOX_LEASED, STORE_OUTBOX_ACKED,
-                          STORE_OUTBOX_DEAD };
+enum store_outbox_state {
+    STORE_OUTBOX_PENDING,
+    STORE_OUTBOX_LEASED,
+    STORE_OUTBOX_ACKED,
+    STORE_OUTBOX_DEAD
+};
 
 struct store_outbox_msg {
     int64_t seq;
@@ -242,10 +255,9 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
                                   struct gw_error *err);
 /* Leases up to max pending (or lease-expired) messages of the sites, oldest
  * first, until now + lease_ms. *out is a new array of *n_out messages. */
-enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites,
-                                    size_t n_sites, size_t max, int64_t lease_ms,
-                                    struct store_outbox_msg **out, size_t *n_out,
-                                    struct gw_error *err);
+enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites, size_t n_sites,
+                                    size_t max, int64_t lease_ms, struct store_outbox_msg **out,
+                                    size_t *n_out, struct gw_error *err);
 /* Settles a message by control id: ack "AA" → acked, "AE"/"AR" → dead with
  * text. Only messages of the sites (NULL: any) are visible. GW_E_NOTFOUND when
  * no such message; an already settled message is left as it is (*was_final). */

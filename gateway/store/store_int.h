@@ -9,12 +9,12 @@
 
 #include <sqlite3.h>
 
-#define STORE_BUSY_TIMEOUT_MS 10000
-#define STORE_MAX_BINDS 512
-#define STORE_MAX_SQL (256 * 1024)
-#define STORE_MAX_JSON (64 * 1024 * 1024)
+#define STORE_BUSY_TIMEOUT_MS     10000
+#define STORE_MAX_BINDS           512
+#define STORE_MAX_SQL             (256 * 1024)
+#define STORE_MAX_JSON            (64 * 1024 * 1024)
 #define STORE_CHECKPOINT_EVERY_MS 1000
-#define STORE_STMT_CACHE 32 /* prepared statements kept for the writer */
+#define STORE_STMT_CACHE          32 /* prepared statements kept for the writer */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };

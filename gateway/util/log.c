@@ -22,11 +22,11 @@ void gw_log_set_level(enum gw_log_level level)
     log_min = level;
 }
 
-static void write_line(enum gw_log_level level, const char *event, json_t *fields,
-                       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void write_line(enum gw_log_level level, const char *event, json_t *fields, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 4, 0)));
 
-static void write_line(enum gw_log_level level, const char *event, json_t *fields,
-                       const char *fmt, va_list ap)
+static void write_line(enum gw_log_level level, const char *event, json_t *fields, const char *fmt,
+                       va_list ap)
 {
     struct gw_buf line, msg;
     char ts[GW_INSTANT_LEN];
@@ -45,8 +45,7 @@ static void write_line(enum gw_log_level level, const char *event, json_t *field
         gw_buf_json_escape(&line, msg.data, msg.len);
         gw_buf_puts(&line, "\"");
     }
-    json_object_foreach(fields, key, value)
-    {
+    json_object_foreach (fields, key, value) {
         char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
 
         if (!text)

@@ -10,16 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define METRIC_MAX_BUCKETS 24
+#define METRIC_MAX_BUCKETS    24
 #define METRIC_MAX_COLLECTORS 16
 
 struct series {
     struct series *next;
     char *labels;
-    double value;                            /* counter / gauge */
-    double sum;                              /* histogram */
-    uint64_t count;                          /* histogram */
-    uint64_t buckets[METRIC_MAX_BUCKETS];    /* histogram, non-cumulative */
+    double value;                         /* counter / gauge */
+    double sum;                           /* histogram */
+    uint64_t count;                       /* histogram */
+    uint64_t buckets[METRIC_MAX_BUCKETS]; /* histogram, non-cumulative */
 };
 
 struct family {
@@ -42,8 +42,8 @@ static struct family *families;
 static struct collector collectors[METRIC_MAX_COLLECTORS];
 static size_t n_collectors;
 
-static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                        0.1,   0.25,   0.5,   1,    2.5,   5, 10};
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,    1,     2.5,  5,     10};
 
 static struct family *family_get(const char *name, const char *type)
 {

@@ -172,8 +172,8 @@ static bool parse_clock(const char **p, int64_t *ms, int64_t *width)
     }
     if (!parse_zone(p, &zone))
         return false;
-    *ms = ((int64_t)hh * 3600 + mi * 60 + (ss > 59 ? 59 : ss)) * 1000 + frac -
-          (int64_t)zone * 60000;
+    *ms =
+        ((int64_t)hh * 3600 + mi * 60 + (ss > 59 ? 59 : ss)) * 1000 + frac - (int64_t)zone * 60000;
     return true;
 }
 

@@ -118,9 +118,9 @@ int64_t gw_mono_ms(void);
 /* Sleeps ms milliseconds (resuming after signals). */
 void gw_sleep_ms(long ms);
 
-#define GW_INSTANT_LEN 32 /* room for "2026-11-25T14:36:33.123Z" and NUL */
+#define GW_INSTANT_LEN   32 /* room for "2026-11-25T14:36:33.123Z" and NUL */
 #define GW_HTTP_DATE_LEN 40
-#define GW_HL7_TS_LEN 24
+#define GW_HL7_TS_LEN    24
 
 /* FHIR instant with milliseconds in UTC: 2026-11-25T14:36:33.123Z. */
 void gw_time_instant(int64_t ms, char out[GW_INSTANT_LEN]);

@@ -21,9 +21,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct config cfg;
-static struct config_site site = {"bachaumont", "Bachaumont Radiology",
-                                  "urn:oid:1.2.250.1.71.4.2.2", "750000102", NULL, "FHIRGW",
-                                  "FHIRGW", "RIS", "BACHAUMONT", "OMI^O23", "pull", NULL, 0};
+static struct config_site site = {"bachaumont",
+                                  "Bachaumont Radiology",
+                                  "urn:oid:1.2.250.1.71.4.2.2",
+                                  "750000102",
+                                  NULL,
+                                  "FHIRGW",
+                                  "FHIRGW",
+                                  "RIS",
+                                  "BACHAUMONT",
+                                  "OMI^O23",
+                                  "pull",
+                                  NULL,
+                                  0};
 static struct store *st;
 static struct ris *ris;
 
@@ -38,7 +48,10 @@ static enum gw_code put(void *ctx, struct store_txn *txn, json_t *res, const cha
     struct store_index_entry idx[2];
     struct store_put p = {.type = json_string_value(json_object_get(res, "resourceType")),
                           .id = json_string_value(json_object_get(res, "id")),
-                          .resource = res, .owner = owner, .site = s, .index = idx,
+                          .resource = res,
+                          .owner = owner,
+                          .site = s,
+                          .index = idx,
                           .if_match = if_match};
 
     (void)ctx;
@@ -51,8 +64,8 @@ static enum gw_code put(void *ctx, struct store_txn *txn, json_t *res, const cha
 
 static enum gw_code seed(struct store_txn *txn, void *ctx, struct gw_error *err)
 {
-    json_t *sr = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "resourceType", "ServiceRequest",
-                           "id", "fuzz-order", "status", "active", "intent", "order", "subject",
+    json_t *sr = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "resourceType", "ServiceRequest", "id",
+                           "fuzz-order", "status", "active", "intent", "order", "subject",
                            "reference", "Patient/p1");
     json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "resourceType", "Task", "id",
                              "fuzz-task", "status", "requested", "intent", "order", "focus",
@@ -77,10 +90,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     gw_log_set_level(GW_LOG_ERROR);
     snprintf(url, sizeof url, "sqlite:/tmp/fuzz-ris-%ld.db", (long)getpid());
-    cfg = (struct config){.store = url, .commit_timeout_ms = 10000, .max_batch = 16,
-                          .read_connections = 1, .audit_hmac_key = "", .mllp_listen = "",
-                          .mllp_max_frame_bytes = 1 << 20, .lease_s = 60, .max_pull = 10,
-                          .sites = &site, .n_sites = 1, .default_site = "bachaumont"};
+    cfg = (struct config){.store = url,
+                          .commit_timeout_ms = 10000,
+                          .max_batch = 16,
+                          .read_connections = 1,
+                          .audit_hmac_key = "",
+                          .mllp_listen = "",
+                          .mllp_max_frame_bytes = 1 << 20,
+                          .lease_s = 60,
+                          .max_pull = 10,
+                          .sites = &site,
+                          .n_sites = 1,
+                          .default_site = "bachaumont"};
     if (store_open(&cfg, &st, &err) != GW_OK || ris_create(&cfg, st, &hooks, &ris, &err) != GW_OK ||
         store_write(st, seed, NULL, NULL, &err) != GW_OK) {
         fprintf(stderr, "fuzz setup: %s\n", err.msg);

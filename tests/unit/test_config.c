@@ -130,8 +130,7 @@ static void host_and_port_split(void)
     CHECK_INT(config_split_hostport("[::1]:8443", host, sizeof host, &port, NULL), GW_OK);
     CHECK_STR(host, "::1");
     CHECK_INT(port, 8443);
-    CHECK_INT(config_split_hostport("localhost:99999", host, sizeof host, &port, NULL),
-              GW_E_INPUT);
+    CHECK_INT(config_split_hostport("localhost:99999", host, sizeof host, &port, NULL), GW_E_INPUT);
     CHECK_INT(config_split_hostport(":80", host, sizeof host, &port, NULL), GW_E_INPUT);
 }
 

@@ -140,8 +140,7 @@ static void dump_outcome(const char *what, json_t *outcome)
     size_t i;
 
     fprintf(stderr, "    %s:\n", what);
-    json_array_foreach(json_object_get(outcome, "issue"), i, issue)
-    {
+    json_array_foreach (json_object_get(outcome, "issue"), i, issue) {
         const char *expr =
             json_string_value(json_array_get(json_object_get(issue, "expression"), 0));
 
@@ -779,8 +778,7 @@ static json_t *resolve_in_bundle(void *ctx, const char *reference)
     json_t *bundle = ctx, *entry;
     size_t i;
 
-    json_array_foreach(json_object_get(bundle, "entry"), i, entry)
-    {
+    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
         json_t *res = json_object_get(entry, "resource");
         const char *url = json_string_value(json_object_get(entry, "fullUrl"));
         const char *rt = fhir_resource_type(res);
@@ -807,8 +805,7 @@ static void run_referral(json_t *res, json_t *oc)
         fhir_validate_referral(res, NULL, NULL, NULL, oc);
         return;
     }
-    json_array_foreach(json_object_get(res, "entry"), i, entry)
-    {
+    json_array_foreach (json_object_get(res, "entry"), i, entry) {
         json_t *sr = json_object_get(entry, "resource");
 
         if (strcmp(fhir_resource_type(sr), "ServiceRequest") != 0)
@@ -827,8 +824,7 @@ static bool same_issues(json_t *got, json_t *want)
 
     if (json_array_size(gi) != json_array_size(want))
         return false;
-    json_array_foreach(want, i, w)
-    {
+    json_array_foreach (want, i, w) {
         const char *wd = json_string_value(json_object_get(w, "diagnostics"));
         const char *gd;
 

@@ -39,8 +39,7 @@ static void patterns_capture_segments(void)
     char scratch[128];
     const char *caps[HTTP_MAX_CAPTURES] = {0};
 
-    CHECK(http_route_match("/fhir/{type}/{id}", "/fhir/Patient/12", scratch, sizeof scratch,
-                           caps));
+    CHECK(http_route_match("/fhir/{type}/{id}", "/fhir/Patient/12", scratch, sizeof scratch, caps));
     CHECK_STR(caps[0], "Patient");
     CHECK_STR(caps[1], "12");
     CHECK(!http_route_match("/fhir/{type}/{id}", "/fhir/Patient", scratch, sizeof scratch, caps));

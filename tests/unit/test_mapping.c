@@ -55,8 +55,7 @@ static json_t *concept(json_t *pairs)
     json_t *codings = json_array(), *p;
     size_t i;
 
-    json_array_foreach(pairs, i, p)
-    {
+    json_array_foreach (pairs, i, p) {
         json_array_append_new(codings, json_pack("{s:s, s:s}", "system",
                                                  sys_of(json_string_value(json_array_get(p, 0))),
                                                  "code", json_string_value(json_array_get(p, 1))));
@@ -138,15 +137,14 @@ static json_t *make_service_request(json_t *c)
     if (json_object_get(c, "reason"))
         json_object_set_new(sr, "reasonCode",
                             json_pack("[o]", concept(json_object_get(c, "reason"))));
-    json_array_foreach(json_object_get(c, "bodySite"), i, s)
+    json_array_foreach (json_object_get(c, "bodySite"), i, s)
         json_array_append_new(sites, concept(s));
     if (json_array_size(sites))
         json_object_set(sr, "bodySite", sites);
     json_decref(sites);
     if (json_object_get(c, "code"))
         json_object_set_new(sr, "code", concept(json_object_get(c, "code")));
-    json_array_foreach(json_object_get(c, "conditions"), i, cond)
-    {
+    json_array_foreach (json_object_get(c, "conditions"), i, cond) {
         char ref[32];
 
         snprintf(ref, sizeof ref, "Condition/c%zu", i);
@@ -188,8 +186,7 @@ static int expect_flags(const struct map_decision *d, json_t *exp)
     for (i = 0; !bad && i < d->n_flags; i++)
         if (strcmp(json_string_value(json_array_get(want, i)), d->flags[i].code) != 0)
             bad++;
-    json_object_foreach(exprs, key, v)
-    {
+    json_object_foreach (exprs, key, v) {
         for (i = 0; i < d->n_flags; i++)
             if (strcmp(d->flags[i].code, key) == 0)
                 break;
@@ -229,12 +226,12 @@ static int run_case(json_t *c)
     size_t i;
     int bad = 0;
 
-    json_array_foreach(json_object_get(c, "conditions"), i, v) conds[ref.n_conditions++] =
-        make_condition(v, i);
-    json_array_foreach(json_object_get(c, "medications"), i, v) meds[ref.n_medications++] =
-        make_medication(v);
-    json_array_foreach(json_object_get(c, "observations"), i, v) obs[ref.n_observations++] =
-        make_observation(v);
+    json_array_foreach (json_object_get(c, "conditions"), i, v)
+        conds[ref.n_conditions++] = make_condition(v, i);
+    json_array_foreach (json_object_get(c, "medications"), i, v)
+        meds[ref.n_medications++] = make_medication(v);
+    json_array_foreach (json_object_get(c, "observations"), i, v)
+        obs[ref.n_observations++] = make_observation(v);
     patient = json_object_get(c, "patient")
                   ? json_deep_copy(json_object_get(c, "patient"))
                   : json_pack("{s:s, s:s}", "gender", "male", "birthDate", "1970-05-01");
@@ -286,8 +283,7 @@ static void referral_cases_from_the_table_decide_as_expected(void)
 
     CHECK(doc != NULL);
     CHECK(json_array_size(json_object_get(doc, "cases")) >= 40);
-    json_array_foreach(json_object_get(doc, "cases"), i, c)
-    {
+    json_array_foreach (json_object_get(doc, "cases"), i, c) {
         if (run_case(c)) {
             failed++;
             fprintf(stderr, "  FAILED case %zu: %s\n", i,
@@ -422,9 +418,9 @@ static const char *param_str(json_t *out, const char *name, const char *field)
     json_t *p;
     size_t i;
 
-    json_array_foreach(json_object_get(out, "parameter"), i,
-                       p) if (strcmp(json_string_value(json_object_get(p, "name")), name) ==
-                              0) return json_string_value(json_object_get(p, field));
+    json_array_foreach (json_object_get(out, "parameter"), i, p)
+        if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
+            return json_string_value(json_object_get(p, field));
     return NULL;
 }
 
@@ -433,13 +429,12 @@ static json_t *match_part(json_t *out, size_t which, const char *name)
     json_t *p, *part;
     size_t i, j, seen = 0;
 
-    json_array_foreach(json_object_get(out, "parameter"), i, p)
-    {
+    json_array_foreach (json_object_get(out, "parameter"), i, p) {
         if (strcmp(json_string_value(json_object_get(p, "name")), "match") != 0 || seen++ != which)
             continue;
-        json_array_foreach(json_object_get(p, "part"), j,
-                           part) if (strcmp(json_string_value(json_object_get(part, "name")),
-                                            name) == 0) return part;
+        json_array_foreach (json_object_get(p, "part"), j, part)
+            if (strcmp(json_string_value(json_object_get(part, "name")), name) == 0)
+                return part;
     }
     return NULL;
 }

@@ -43,9 +43,15 @@ static enum gw_code put_apply(struct store_txn *txn, void *ctx, struct gw_error 
     struct put_ctx *p = ctx;
     struct store_index_entry idx[1] = {{"identifier", "urn:test", p->identifier, 0, 0}};
     json_t *res = json_pack("{s:s, s:s}", "resourceType", p->type, "id", p->id);
-    struct store_put put = {.type = p->type, .id = p->id, .resource = res, .owner = p->owner,
-                            .site = p->site, .index = idx, .n_index = p->identifier ? 1 : 0,
-                            .if_match = p->if_match, .create = p->create};
+    struct store_put put = {.type = p->type,
+                            .id = p->id,
+                            .resource = res,
+                            .owner = p->owner,
+                            .site = p->site,
+                            .index = idx,
+                            .n_index = p->identifier ? 1 : 0,
+                            .if_match = p->if_match,
+                            .create = p->create};
     enum gw_code rc = store_txn_put(txn, &put, &p->written, err);
 
     json_decref(res);
@@ -209,8 +215,8 @@ struct outbox_ctx {
 static enum gw_code outbox_add_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
 {
     struct outbox_ctx *o = ctx;
-    struct store_outbox_new m = {o->control_id, "s1", o->kind, "ServiceRequest", o->ref_id,
-                                 "MSH|^~\\&|\r", 10};
+    struct store_outbox_new m = {o->control_id, "s1",           o->kind, "ServiceRequest",
+                                 o->ref_id,     "MSH|^~\\&|\r", 10};
 
     return store_txn_outbox_add(txn, &m, err);
 }
@@ -227,8 +233,8 @@ static enum gw_code outbox_settle_apply(struct store_txn *txn, void *ctx, struct
 {
     struct outbox_ctx *o = ctx;
     struct store_outbox_msg m;
-    enum gw_code rc = store_txn_outbox_settle(txn, o->control_id, NULL, 0, o->ack, "refused",
-                                              &m, &o->was_final, err);
+    enum gw_code rc = store_txn_outbox_settle(txn, o->control_id, NULL, 0, o->ack, "refused", &m,
+                                              &o->was_final, err);
 
     store_outbox_msg_cleanup(&m);
     return rc;
@@ -375,7 +381,8 @@ static void date_search_honours_prefixes(void)
     struct store *st = open_fresh();
     struct store_query q = {.type = "Patient", .count = 10};
     struct store_value v = {.prefix = STORE_GE};
-    struct store_cond c = {.param = "_lastUpdated", .kind = STORE_DATE, .values = &v, .n_values = 1};
+    struct store_cond c = {
+        .param = "_lastUpdated", .kind = STORE_DATE, .values = &v, .n_values = 1};
     struct put_ctx p = {"Patient", "d1", "orgA", NULL, NULL, 0, true, {0}};
     struct store_page page;
 

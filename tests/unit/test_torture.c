@@ -17,7 +17,6 @@
 
 #include <stdlib.h>
 
-
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
