@@ -191,11 +191,17 @@ def test_capability_statement_lists_search_parameters_that_work(gateway):
         "read", "vread", "history-instance", "search-type"}
     assert "focus" in {p["name"] for p in res["Task"]["searchParam"]}
     assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"transaction", "batch"}
-    # every listed parameter is accepted in strict mode
-    for rtype in ("ServiceRequest", "Task", "Patient", "Condition"):
-        for p in res[rtype]["searchParam"]:
+    # every listed parameter of every type is accepted in strict mode, and so is
+    # every listed _include
+    for rtype, r_entry in res.items():
+        cert = "auditor" if rtype == "AuditEvent" else "gp"
+        for p in r_entry.get("searchParam", []):
             value = {"date": "2026", "reference": "Patient/x", "token": "x",
                      "string": "x", "uri": "http://x"}.get(p["type"], "x")
-            r = gateway.get("/fhir/%s?%s=%s" % (rtype, p["name"], q(value)),
+            r = gateway.get("/fhir/%s?%s=%s" % (rtype, p["name"], q(value)), cert=cert,
                             headers={"Prefer": "handling=strict"})
             assert r.status == 200, (rtype, p, r)
+        for inc in r_entry.get("searchInclude", []):
+            r = gateway.get("/fhir/%s?_include=%s" % (rtype, q(inc)), cert=cert,
+                            headers={"Prefer": "handling=strict"})
+            assert r.status == 200, (rtype, inc, r)
