@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -313,6 +314,11 @@ static int audit_command(const struct cli *cli)
     cfg = load_config(cli);
     if (!cfg)
         return 2;
+    if (strncmp(cfg->store, "sqlite:", 7) == 0 && access(cfg->store + 7, F_OK) != 0) {
+        fprintf(stderr, "fhir-gateway: no store at %s\n", cfg->store + 7);
+        config_destroy(cfg);
+        return 2;
+    }
     if (store_open(cfg, &st, &err) != GW_OK) {
         fprintf(stderr, "fhir-gateway: %s\n", err.msg);
         config_destroy(cfg);

@@ -395,3 +395,13 @@ def test_every_hl7_message_kind_is_audited(gateway):
     answer = peer.send("127.0.0.1", gateway.mllp_port, peer.order_status("no-such", "SC", "SC"))
     assert answer.get("MSA", 1) == "AE"
     assert [(t, o) for t, _, o in kinds_after(before)] == [("110107", "4")]
+
+
+def test_cli_refuses_a_missing_store_and_bad_arguments(gateway, workdir):
+    r = gateway.run_cli("audit", "verify", "--store", "sqlite:" + workdir + "/nope.db")
+    assert r.returncode == 2 and b"no store at" in r.stderr
+    r = gateway.run_cli("audit", "export", "--store", "sqlite:" + gateway.store_path,
+                        "--since", "yesterday")
+    assert r.returncode == 2 and b"--since" in r.stderr
+    r = gateway.run_cli("audit", "frobnicate")
+    assert r.returncode == 2 and b"usage" in r.stderr
