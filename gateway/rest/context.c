@@ -235,6 +235,15 @@ enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int 
     return rc;
 }
 
+void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct http_response *resp,
+                         int status, json_t *resource)
+{
+    if (rest_audit_alone(ctx, ev, status, NULL) != GW_OK)
+        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+    else
+        http_respond_resource(resp, status, resource);
+}
+
 /* The server's refusals (401, 403, 404, 405, 406, 413, 415) are audited too. */
 void rest_on_refusal(void *vctx, const struct http_request *req, int status, const char *why)
 {

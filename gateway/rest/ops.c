@@ -129,10 +129,8 @@ void rest_handle_validate(struct http_request *req, struct http_response *resp, 
                          "no problem found: this resource would be accepted", NULL);
     if (!outcome)
         http_respond_error(resp, 503, "transient", "no memory", NULL);
-    else if (rest_audit_alone(ctx, &ev, 200, NULL))
-        http_respond_error(resp, 503, "transient", "the operation could not be audited", NULL);
     else
-        http_respond_resource(resp, 200, outcome);
+        rest_answer_audited(ctx, &ev, resp, 200, outcome);
     while (v.n_loaded)
         json_decref(v.loaded[--v.n_loaded]);
     json_decref(res);
@@ -187,11 +185,10 @@ void rest_handle_translate(struct http_request *req, struct http_response *resp,
     if (params && map_translate_params(set, params, &answer, &err) != GW_OK)
         http_respond_error(resp, gw_code_http_status(err.code), gw_code_issue_code(err.code),
                            err.msg, NULL);
-    if (rest_audit_alone(ctx, &ev, answer ? 200 : resp->status, answer ? NULL : "refused") &&
-        answer)
-        http_respond_error(resp, 503, "transient", "the operation could not be audited", NULL);
-    else if (answer)
-        http_respond_resource(resp, 200, answer);
+    if (answer)
+        rest_answer_audited(ctx, &ev, resp, 200, answer);
+    else
+        rest_audit_alone(ctx, &ev, resp->status, "refused");
     json_decref(answer);
     json_decref(params);
     map_set_unref(set);
@@ -208,10 +205,10 @@ void rest_handle_conceptmap_read(struct http_request *req, struct http_response 
     ev.path = "GET /fhir/ConceptMap/{id}";
     if (set && !map)
         http_respond_error(resp, 404, "not-found", "no loaded ConceptMap has this id", NULL);
-    if (rest_audit_alone(ctx, &ev, map ? 200 : resp->status, map ? NULL : "not found") && map)
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    else if (map)
-        http_respond_resource(resp, 200, map);
+    if (map)
+        rest_answer_audited(ctx, &ev, resp, 200, map);
+    else
+        rest_audit_alone(ctx, &ev, resp->status, "not found");
     json_decref(map);
     map_set_unref(set);
 }
@@ -227,10 +224,10 @@ void rest_handle_conceptmap_search(struct http_request *req, struct http_respons
     ev.path = "GET /fhir/ConceptMap";
     if (set && !bundle)
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-    if (rest_audit_alone(ctx, &ev, bundle ? 200 : resp->status, bundle ? NULL : "failed") && bundle)
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    else if (bundle)
-        http_respond_resource(resp, 200, bundle);
+    if (bundle)
+        rest_answer_audited(ctx, &ev, resp, 200, bundle);
+    else
+        rest_audit_alone(ctx, &ev, resp->status, "failed");
     json_decref(bundle);
     map_set_unref(set);
 }

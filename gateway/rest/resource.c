@@ -377,10 +377,8 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
         }
     if (!bundle)
         http_respond_error(resp, 503, "transient", "no memory for the history", NULL);
-    else if (rest_audit_alone(ctx, &ev, 200, NULL))
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
     else
-        http_respond_resource(resp, 200, bundle);
+        rest_answer_audited(ctx, &ev, resp, 200, bundle);
     json_decref(bundle);
     store_page_cleanup(&page);
 }

@@ -57,6 +57,10 @@ const struct rest_type *rest_admit_type(const struct http_request *req, struct h
 /* An audit event pre-filled from the request (client, peer, request id, path). */
 void rest_audit_init(struct audit_event *ev, const struct http_request *req, const char *subtype,
                      char action);
+/* Answers resource with status once ev (a successful access) is recorded;
+ * answers 503 instead when it cannot be: an unaudited access is no access. */
+void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct http_response *resp,
+                         int status, json_t *resource);
 /* Records ev alone with the outcome of status. Returns GW_OK, or the store's
  * failure (logged): a read whose access cannot be audited must not be answered. */
 enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int status,

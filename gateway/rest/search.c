@@ -212,12 +212,10 @@ void rest_handle_search(struct http_request *req, struct http_response *resp, vo
         http_respond_gw_error(resp, &err);
     else if (!bundle)
         http_respond_error(resp, 503, "transient", "no memory for the search result", NULL);
-    if (rest_audit_alone(ctx, &ev, resp->status ? resp->status : 200, rc ? err.msg : NULL) ==
-            GW_OK &&
-        bundle)
-        http_respond_resource(resp, 200, bundle);
-    else if (bundle)
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+    if (bundle)
+        rest_answer_audited(ctx, &ev, resp, 200, bundle);
+    else
+        rest_audit_alone(ctx, &ev, resp->status, rc ? err.msg : "failed");
     while (n_refs)
         free(refs[--n_refs]);
     store_page_cleanup(&page);

@@ -215,10 +215,8 @@ static void run_batch(struct rest_ctx *ctx, struct http_request *req, struct htt
     ev.path = "POST /fhir (batch)";
     if (!answer)
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-    else if (rest_audit_alone(ctx, &ev, 200, NULL))
-        http_respond_error(resp, 503, "transient", "the batch could not be audited", NULL);
     else
-        http_respond_resource(resp, 200, answer);
+        rest_answer_audited(ctx, &ev, resp, 200, answer);
     json_decref(answer);
 }
 
