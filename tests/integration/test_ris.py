@@ -197,6 +197,25 @@ def test_revoking_a_referral_sends_ca_after_the_nw(gateway):
     assert task_of(gateway, sr["id"])["status"] == "cancelled"
 
 
+def test_amending_a_referral_sends_xo_with_the_new_content(gateway):
+    sr = create(gateway)
+    _, msgs = pull(gateway)
+    ack(gateway, msgs[0])
+    amended = copy.deepcopy(sr)
+    amended["priority"] = "urgent"
+    amended["note"] = [{"text": "Douleur aggravée | à voir vite"}]
+    r = gateway.put("/fhir/ServiceRequest/" + sr["id"], amended,
+                    headers={"If-Match": 'W/"%s"' % sr["meta"]["versionId"]})
+    assert r.status == 200, r
+    _, after = pull(gateway)
+    assert len(after) == 1 and after[0].get("ORC", 1) == "XO"
+    assert after[0].get("ORC", 2) == sr["id"]
+    notes = [after[0].get("NTE", 3, occurrence=i) for i in range(len(after[0].all("NTE")))]
+    assert "Douleur aggravée | à voir vite" in notes, notes
+    assert after[0].get("TQ1", 9) == "A"  # urgent: as soon as possible (HL7 table 0485)
+    assert task_of(gateway, sr["id"])["status"] == "requested"
+
+
 def test_metrics_show_outbox_depth_and_age(gateway):
     for _ in range(2):
         create(gateway)
