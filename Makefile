@@ -6,6 +6,7 @@
 # `make help` lists the targets.
 
 B       ?= build
+MAKEFLAGS += --no-print-directory
 CC      ?= cc
 PKGS    := libmicrohttpd gnutls jansson libxml-2.0 openssl sqlite3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
