@@ -23,7 +23,7 @@ for t in "$@"; do
     fi
     if [ $? -eq 0 ]; then
         passed=$((passed + 1))
-        echo "fuzz_$t: $(echo "$out" | grep -E '^#[0-9]+.*(DONE|INITED)' | tail -n 1)"
+        echo "fuzz_$t: $(echo "$out" | grep -aE '^#[0-9]+.*(DONE|INITED)' | tail -n 1)"
     else
         failed=$((failed + 1))
         echo "$out" | tail -n 40
