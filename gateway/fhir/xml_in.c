@@ -64,19 +64,16 @@ static bool open_element(struct xscan *s)
 
 static bool push_element(struct xscan *s)
 {
+    size_t *c;
+
     if (s->depth >= s->lim->max_depth)
         return xhit(s, "max_depth", s->lim->max_depth);
-    if (s->depth == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        size_t *c = realloc(s->children, cap * sizeof *c);
-
-        if (!c) {
-            s->nomem = true;
-            return false;
-        }
-        s->children = c;
-        s->cap = cap;
+    c = gw_grow(s->children, &s->cap, s->depth, sizeof *c, 32);
+    if (!c) {
+        s->nomem = true;
+        return false;
     }
+    s->children = c;
     s->children[s->depth++] = 0;
     return true;
 }

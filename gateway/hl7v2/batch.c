@@ -118,15 +118,10 @@ static enum gw_code add_item(struct bparser *p, size_t off, size_t len)
         return gw_fail(p->err, GW_E_LIMIT, "batch holds more than %d messages",
                        HL7_MAX_BATCH_MESSAGES);
     }
-    if (b->n_items == b->cap_items) {
-        size_t cap = b->cap_items ? b->cap_items * 2 : 8;
-        struct batch_item *grown = realloc(b->items, cap * sizeof *grown);
-
-        if (!grown)
-            return gw_fail(p->err, GW_E_NOMEM, "no memory for batch messages");
-        b->items = grown;
-        b->cap_items = cap;
-    }
+    it = gw_grow(b->items, &b->cap_items, b->n_items, sizeof *it, 8);
+    if (!it)
+        return gw_fail(p->err, GW_E_NOMEM, "no memory for batch messages");
+    b->items = it;
     it = &b->items[b->n_items++];
     memset(it, 0, sizeof *it);
     it->off = off;

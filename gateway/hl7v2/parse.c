@@ -415,15 +415,10 @@ static enum gw_code add_segment(struct parser *p, size_t s, size_t e)
         return gw_fail(p->err, GW_E_LIMIT, "the message has more than %d segments",
                        HL7_MAX_SEGMENTS);
     }
-    if (m->n_segs == m->cap_segs) {
-        size_t cap = m->cap_segs ? m->cap_segs * 2 : 16;
-        struct hl7_seg *grown = realloc(m->segs, cap * sizeof *grown);
-
-        if (!grown)
-            return gw_fail(p->err, GW_E_NOMEM, "no memory for segments");
-        m->segs = grown;
-        m->cap_segs = cap;
-    }
+    seg = gw_grow(m->segs, &m->cap_segs, m->n_segs, sizeof *seg, 16);
+    if (!seg)
+        return gw_fail(p->err, GW_E_NOMEM, "no memory for segments");
+    m->segs = seg;
     seg = &m->segs[m->n_segs];
     *seg = (struct hl7_seg){.msg = m, .index = (uint32_t)m->n_segs, .is_header = m->n_segs == 0};
     memcpy(seg->name, name, 4);

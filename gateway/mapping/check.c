@@ -88,7 +88,7 @@ static enum gw_code check_group(struct map_report *r, const struct map_group *g)
     enum gw_code rc = GW_OK;
     size_t i, j, k;
 
-    map_path(path, sizeof path, "ConceptMap.group[%zu]", g->index);
+    gw_format(path, sizeof path, "ConceptMap.group[%zu]", g->index);
     if (!map_system_known(g->source))
         rc = issue(r, MAP_SEV_ERROR, "unknown-system", file, path, "source system %s is unknown",
                    g->source_written);
@@ -98,7 +98,7 @@ static enum gw_code check_group(struct map_report *r, const struct map_group *g)
     for (i = 0; !rc && i < g->n_elements; i++) {
         const struct map_element *e = &g->elements[i];
 
-        map_path(path, sizeof path, "ConceptMap.group[%zu].element[%zu]", g->index, i);
+        gw_format(path, sizeof path, "ConceptMap.group[%zu].element[%zu]", g->index, i);
         for (j = 0; !rc && j < i; j++)
             if (strcmp(g->elements[j].key, e->key) == 0)
                 rc = issue(r, MAP_SEV_ERROR, "duplicate", file, path,
@@ -203,7 +203,7 @@ static enum gw_code check_indications(struct map_report *r, const struct map_set
             const struct map_codeset *c = &ind->codings[j];
             const struct map_target *t = procedure_of(set, c->system, c->codes[0]);
 
-            map_path(path, sizeof path, "indications[%zu].codings[%zu]", i, j);
+            gw_format(path, sizeof path, "indications[%zu].codings[%zu]", i, j);
             if (!map_system_known(c->system))
                 rc = issue(r, MAP_SEV_ERROR, "unknown-system", set->indications_file, path,
                            "system %s is unknown", c->system);
@@ -290,7 +290,7 @@ static enum gw_code check_procedures(struct map_report *r, const struct map_set 
         gw_buf_printf(&r->coverage, "%-28s", p->code);
         cover_procedure(r, set, p->code);
         gw_buf_putc(&r->coverage, '\n');
-        map_path(path, sizeof path, "procedures[%zu]", i);
+        gw_format(path, sizeof path, "procedures[%zu]", i);
         for (j = 0; !rc && j < p->n_systems; j++) {
             if (has_code_in(set, p->code, p->systems[j], &comment))
                 continue;
@@ -318,7 +318,7 @@ static enum gw_code check_rules(struct map_report *r, const struct map_set *set)
             const struct map_codeset *cs =
                 j < ru->n_conditions ? &ru->conditions[j] : &ru->medications[j - ru->n_conditions];
 
-            map_path(path, sizeof path, "rules[%zu]", i);
+            gw_format(path, sizeof path, "rules[%zu]", i);
             if (!map_system_known(cs->system))
                 rc = issue(r, MAP_SEV_ERROR, "unknown-system", set->rules_file, path,
                            "system %s is unknown", cs->system);

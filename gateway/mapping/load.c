@@ -136,7 +136,7 @@ static enum gw_code check_products(const char *file, const char *path, json_t *a
     char sub[MAP_PATH_MAX];
 
     json_array_foreach (arr, i, p) {
-        map_path(sub, sizeof sub, "%s.product[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.product[%zu]", path, i);
         if (!json_is_object(p))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
         if ((rc = get_str(file, sub, p, "property", true, &s, err)))
@@ -195,7 +195,7 @@ static enum gw_code parse_target(struct map_set *set, const char *file, const ch
     if (!arr)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (deps, i, dj) {
-        map_path(sub, sizeof sub, "%s.dependsOn[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.dependsOn[%zu]", path, i);
         if ((rc = parse_dep(file, sub, dj, &arr[i], err)))
             return rc;
     }
@@ -235,7 +235,7 @@ static enum gw_code parse_element(struct map_set *set, const char *file, const c
     if (!arr)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (targets, i, tj) {
-        map_path(sub, sizeof sub, "%s.target[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.target[%zu]", path, i);
         if ((rc = parse_target(set, file, sub, tj, &arr[i], err)))
             return rc;
     }
@@ -273,7 +273,7 @@ static enum gw_code parse_group(struct map_set *set, const char *file, const cha
     g->elements = arr;
     g->n_elements = json_array_size(elements);
     json_array_foreach (elements, i, ej) {
-        map_path(sub, sizeof sub, "%s.element[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.element[%zu]", path, i);
         arr[i].index = i;
         if ((rc = parse_element(set, file, sub, g, ej, &arr[i], err)))
             return rc;
@@ -332,7 +332,7 @@ enum gw_code map_cmap_parse(struct map_set *set, const char *file, json_t *doc_n
     m->groups = arr;
     m->n_groups = json_array_size(groups);
     json_array_foreach (groups, i, gj) {
-        map_path(sub, sizeof sub, "ConceptMap.group[%zu]", i);
+        gw_format(sub, sizeof sub, "ConceptMap.group[%zu]", i);
         arr[i].map = m;
         arr[i].index = i;
         if ((rc = parse_group(set, file, sub, gj, &arr[i], &n_rows, err)))
@@ -512,6 +512,7 @@ static enum gw_code list_dir(const char *dir, struct dir_files *d, struct gw_err
     DIR *dp = opendir(dir);
     struct dirent *de;
     size_t cap = 0, len;
+    char **grown;
 
     if (!dp)
         return gw_fail(err, GW_E_IO, "%s: cannot open the mappings folder (%s)", dir,
@@ -524,16 +525,12 @@ static enum gw_code list_dir(const char *dir, struct dir_files *d, struct gw_err
             closedir(dp);
             return gw_fail(err, GW_E_LIMIT, "%s: more than %d JSON files", dir, MAP_MAX_FILES);
         }
-        if (d->n == cap) {
-            char **grown = realloc(d->names, (cap ? cap * 2 : 16) * sizeof *grown);
-
-            if (!grown) {
-                closedir(dp);
-                return gw_fail(err, GW_E_NOMEM, "no memory listing %s", dir);
-            }
-            d->names = grown;
-            cap = cap ? cap * 2 : 16;
+        grown = gw_grow(d->names, &cap, d->n, sizeof *grown, 16);
+        if (!grown) {
+            closedir(dp);
+            return gw_fail(err, GW_E_NOMEM, "no memory listing %s", dir);
         }
+        d->names = grown;
         if (!(d->names[d->n] = map_strf("%s/%s", dir, de->d_name))) {
             closedir(dp);
             return gw_fail(err, GW_E_NOMEM, "no memory listing %s", dir);

@@ -184,8 +184,7 @@ int map_decision_warn(struct map_decision *d, const char *fmt, ...)
 /* A malloc'ed printf (NULL on OOM or too long for MAP_TEXT_MAX). */
 #define MAP_TEXT_MAX 2048
 char *map_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Formats a JSON path into dst (cap bytes); a path too long ends in "..." (messages only). */
+/* JSON paths for messages are formatted with gw_format() into this many bytes. */
 #define MAP_PATH_MAX 192
-void map_path(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

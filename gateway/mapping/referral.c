@@ -71,15 +71,10 @@ static int coded_add(struct coded_list *l, json_t *coding, const char *fmt, ...)
 
     if (!map_json_str(coding, "system") || !map_json_str(coding, "code"))
         return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        struct coded *grown = realloc(l->items, cap * sizeof *grown);
-
-        if (!grown)
-            return -1;
-        l->items = grown;
-        l->cap = cap;
-    }
+    c = gw_grow(l->items, &l->cap, l->n, sizeof *c, 8);
+    if (!c)
+        return -1;
+    l->items = c;
     c = &l->items[l->n++];
     c->system = map_json_str(coding, "system");
     c->code = map_json_str(coding, "code");

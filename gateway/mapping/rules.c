@@ -83,10 +83,10 @@ static enum gw_code parse_codeset(struct map_set *set, const char *file, const c
     if (!codes && !prefixes)
         return gw_fail(err, GW_E_INPUT, "%s: %s needs codes or prefixes", file, path);
     cs->system = map_system_canonical(system);
-    map_path(sub, sizeof sub, "%s.codes", path);
+    gw_format(sub, sizeof sub, "%s.codes", path);
     if ((rc = key_list(set, file, sub, cs->system, codes, &cs->codes, &cs->n_codes, err)))
         return rc;
-    map_path(sub, sizeof sub, "%s.prefixes", path);
+    gw_format(sub, sizeof sub, "%s.prefixes", path);
     return key_list(set, file, sub, cs->system, prefixes, &cs->prefixes, &cs->n_prefixes, err);
 }
 
@@ -108,7 +108,7 @@ static enum gw_code parse_codesets(struct map_set *set, const char *file, const 
     if (!cs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (arr, i, cj) {
-        map_path(sub, sizeof sub, "%s[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s[%zu]", path, i);
         if ((rc = parse_codeset(set, file, sub, cj, &cs[i], err)))
             return rc;
     }
@@ -153,7 +153,7 @@ static enum gw_code parse_observations(struct map_set *set, const char *file, co
     if (!obs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (arr, i, oj) {
-        map_path(sub, sizeof sub, "%s.observations[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.observations[%zu]", path, i);
         if (!json_is_object(oj))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
         if ((rc = opt_array(file, sub, oj, "code", &codes, err)) ||
@@ -161,10 +161,10 @@ static enum gw_code parse_observations(struct map_set *set, const char *file, co
             return rc;
         if (!codes)
             return gw_fail(err, GW_E_INPUT, "%s: %s.code is missing", file, sub);
-        map_path(sub2, sizeof sub2, "%s.code", sub);
+        gw_format(sub2, sizeof sub2, "%s.code", sub);
         if ((rc = parse_codesets(set, file, sub2, codes, &obs[i].codes, &obs[i].n_codes, err)))
             return rc;
-        map_path(sub2, sizeof sub2, "%s.values", sub);
+        gw_format(sub2, sizeof sub2, "%s.values", sub);
         if ((rc = parse_codesets(set, file, sub2, values, &obs[i].values, &obs[i].n_values, err)))
             return rc;
     }
@@ -231,10 +231,10 @@ static enum gw_code parse_rule(struct map_set *set, const char *file, const char
     if (!conds && !obs && !meds)
         return gw_fail(err, GW_E_INPUT, "%s: %s needs conditions, observations or medications",
                        file, path);
-    map_path(sub, sizeof sub, "%s.conditions", path);
+    gw_format(sub, sizeof sub, "%s.conditions", path);
     if ((rc = parse_codesets(set, file, sub, conds, &r->conditions, &r->n_conditions, err)))
         return rc;
-    map_path(sub, sizeof sub, "%s.medications", path);
+    gw_format(sub, sizeof sub, "%s.medications", path);
     if ((rc = parse_codesets(set, file, sub, meds, &r->medications, &r->n_medications, err)) ||
         (rc = parse_observations(set, file, path, obs, r, err)))
         return rc;
@@ -262,7 +262,7 @@ enum gw_code map_rules_parse(struct map_set *set, const char *file, json_t *doc,
     if (!set->rules || !(set->rules_file = map_arena_strdup(&set->arena, file)))
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (rules, i, rj) {
-        map_path(sub, sizeof sub, "rules[%zu]", i);
+        gw_format(sub, sizeof sub, "rules[%zu]", i);
         if ((rc = parse_rule(set, file, sub, rj, &set->rules[i], err)))
             return rc;
         for (j = 0; j < i; j++)
@@ -298,7 +298,7 @@ static enum gw_code parse_indication(struct map_set *set, const char *file, cons
     if (!cs)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (codings, i, cj) {
-        map_path(sub, sizeof sub, "%s.codings[%zu]", path, i);
+        gw_format(sub, sizeof sub, "%s.codings[%zu]", path, i);
         if (!json_is_object(cj))
             return gw_fail(err, GW_E_INPUT, "%s: %s must be an object", file, sub);
         if ((rc = req_str(file, sub, cj, "system", &system, err)) ||
@@ -367,7 +367,7 @@ enum gw_code map_indications_parse(struct map_set *set, const char *file, json_t
     if (!set->indications || !set->indications_file)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (inds, i, v) {
-        map_path(sub, sizeof sub, "indications[%zu]", i);
+        gw_format(sub, sizeof sub, "indications[%zu]", i);
         if ((rc = parse_indication(set, file, sub, v, &set->indications[i], err)))
             return rc;
         set->n_indications++;
@@ -379,7 +379,7 @@ enum gw_code map_indications_parse(struct map_set *set, const char *file, json_t
     if (!set->procedures)
         return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     json_array_foreach (procs, i, v) {
-        map_path(sub, sizeof sub, "procedures[%zu]", i);
+        gw_format(sub, sizeof sub, "procedures[%zu]", i);
         if ((rc = parse_procedure(set, file, sub, v, &set->procedures[i], err)))
             return rc;
         set->n_procedures++;

@@ -78,20 +78,6 @@ char *map_strf(const char *fmt, ...)
     return gw_strndup(buf, (size_t)n);
 }
 
-void map_path(char *dst, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(dst, cap, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        dst[0] = '\0';
-    else if ((size_t)n >= cap && cap > 4)
-        memcpy(dst + cap - 4, "...", 4);
-}
-
 /* ---------------------------------------------------------------- systems */
 
 struct sysdef {

@@ -158,7 +158,7 @@ static enum gw_code rule_onset(const struct map_set *set, const struct map_rule 
         days = (long long)((a_lo - o_lo) / DAY_MS);
         if (days >= r->min_days)
             continue;
-        map_path(expr, sizeof expr, "Condition[%zu].%s", i, field);
+        gw_format(expr, sizeof expr, "Condition[%zu].%s", i, field);
         return add_flag(d, r,
                         map_strf("onset %s is %lld day%s before authoredOn %s (less than %ld)",
                                  onset, days, days == 1 || days == -1 ? "" : "s", authored,
@@ -187,7 +187,7 @@ static enum gw_code rule_conditions(const struct map_rule *r, const struct map_r
             if (!map_codeset_has(r->conditions, r->n_conditions, sys, code))
                 continue;
             *raised = true;
-            map_path(expr, sizeof expr, "Condition[%zu].code.coding[%zu]", i, j);
+            gw_format(expr, sizeof expr, "Condition[%zu].code.coding[%zu]", i, j);
             return add_flag(
                 d, r,
                 map_strf("Condition[%zu] is %s %s%s%s%s", i, sysname(sys), code,
@@ -247,11 +247,11 @@ static enum gw_code rule_observations(const struct map_rule *r, const struct map
             continue;
         *raised = true;
         if (!orule->n_values) {
-            map_path(expr, sizeof expr, "Observation[%zu].code", i);
+            gw_format(expr, sizeof expr, "Observation[%zu].code", i);
             return add_flag(d, r, map_strf("Observation[%zu] is recorded", i), expr);
         }
         coding = json_array_get(json_object_get(value, "coding"), (size_t)j);
-        map_path(expr, sizeof expr, "Observation[%zu].valueCodeableConcept.coding[%ld]", i, j);
+        gw_format(expr, sizeof expr, "Observation[%zu].valueCodeableConcept.coding[%ld]", i, j);
         return add_flag(
             d, r,
             map_strf("Observation[%zu] has the value %s %s%s%s%s", i,
@@ -308,7 +308,7 @@ static enum gw_code rule_medications(const struct map_rule *r, const struct map_
             continue;
         *raised = true;
         coding = json_array_get(json_object_get(cc, "coding"), (size_t)j);
-        map_path(expr, sizeof expr, "%s[%zu].%s.coding[%ld]", rt, idx, path, j);
+        gw_format(expr, sizeof expr, "%s[%zu].%s.coding[%ld]", rt, idx, path, j);
         return add_flag(
             d, r,
             map_strf("%s[%zu] is %s %s%s%s%s", rt, idx, sysname(map_json_str(coding, "system")),

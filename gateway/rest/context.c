@@ -42,23 +42,20 @@ void rest_set_port(struct rest_ctx *ctx, int port)
 
 const char *rest_strings_keep(struct rest_strings *list, char *p)
 {
+    char **grown;
+
     if (!p || list->failed) {
         free(p);
         list->failed = true;
         return NULL;
     }
-    if (list->n == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 16;
-        char **grown = realloc(list->items, cap * sizeof *grown);
-
-        if (!grown) {
-            free(p);
-            list->failed = true;
-            return NULL;
-        }
-        list->items = grown;
-        list->cap = cap;
+    grown = gw_grow(list->items, &list->cap, list->n, sizeof *list->items, 16);
+    if (!grown) {
+        free(p);
+        list->failed = true;
+        return NULL;
     }
+    list->items = grown;
     list->items[list->n++] = p;
     return p;
 }

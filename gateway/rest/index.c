@@ -288,19 +288,16 @@ static const char *own(struct rest_index *ix, char *p)
 static void add(struct rest_index *ix, const char *param, const char *system, const char *value,
                 int64_t lo, int64_t hi)
 {
+    struct store_index_entry *grown;
+
     if (ix->failed || ix->n >= INDEX_MAX_ENTRIES)
         return;
-    if (ix->n == ix->cap) {
-        size_t cap = ix->cap ? ix->cap * 2 : 32;
-        struct store_index_entry *grown = realloc(ix->e, cap * sizeof *grown);
-
-        if (!grown) {
-            ix->failed = true;
-            return;
-        }
-        ix->e = grown;
-        ix->cap = cap;
+    grown = gw_grow(ix->e, &ix->cap, ix->n, sizeof *grown, 32);
+    if (!grown) {
+        ix->failed = true;
+        return;
     }
+    ix->e = grown;
     ix->e[ix->n++] = (struct store_index_entry){param, system, value, lo, hi};
 }
 

@@ -59,32 +59,15 @@ void rest_plan_cleanup(struct rest_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Grows *arr (of elem bytes) to hold one more; false on OOM. */
-static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    void *grown;
-    size_t c;
-
-    if (n < *cap)
-        return true;
-    c = *cap ? *cap * 2 : 8;
-    grown = realloc(*arr, c * elem);
-    if (!grown)
-        return false;
-    memset((char *)grown + *cap * elem, 0, (c - *cap) * elem);
-    *arr = grown;
-    *cap = c;
-    return true;
-}
-
 struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *resource_new)
 {
-    struct rest_entry *e;
+    struct rest_entry *e = gw_grow(p->entries, &p->cap_entries, p->n_entries, sizeof *e, 8);
 
-    if (!grow((void **)&p->entries, &p->cap_entries, p->n_entries, sizeof *p->entries)) {
+    if (!e) {
         json_decref(resource_new);
         return NULL;
     }
+    p->entries = e;
     e = &p->entries[p->n_entries];
     memset(e, 0, sizeof *e);
     e->index = -1;
@@ -408,10 +391,13 @@ enum gw_code rest_plan_resolve(struct rest_plan *p, struct store_txn *txn, struc
 
 static json_t *keep_loaded(struct rest_plan *p, json_t *res)
 {
-    if (!res || !grow((void **)&p->loaded, &p->cap_loaded, p->n_loaded, sizeof *p->loaded)) {
+    json_t **grown = res ? gw_grow(p->loaded, &p->cap_loaded, p->n_loaded, sizeof *grown, 8) : NULL;
+
+    if (!grown) {
         json_decref(res);
         return NULL;
     }
+    p->loaded = grown;
     p->loaded[p->n_loaded++] = res;
     return res;
 }

@@ -133,7 +133,7 @@ static enum gw_code effect_for(struct ris_plan *p, const char *placer, const cha
             *err = why;
         return rc;
     }
-    ris_text(e->sr_ref, sizeof e->sr_ref, "ServiceRequest/%s", e->order.id);
+    gw_format(e->sr_ref, sizeof e->sr_ref, "ServiceRequest/%s", e->order.id);
     if (!p->patient) {
         const char *subject = str(json_object_get(e->order.sr, "subject"), "reference");
 

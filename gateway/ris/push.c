@@ -86,14 +86,14 @@ static bool connect_peer(struct ris_worker *w, char *why, size_t cap)
     snprintf(port, sizeof port, "%d", s->push_port);
     gai = getaddrinfo(s->push_host, port, &hints, &res);
     if (gai != 0) {
-        ris_text(why, cap, "cannot resolve %s (%s)", w->peer, gai_strerror(gai));
+        gw_format(why, cap, "cannot resolve %s (%s)", w->peer, gai_strerror(gai));
         return false;
     }
     for (ai = res; ai && w->fd < 0; ai = ai->ai_next)
         w->fd = connect_within(ai, (int)timeout);
     freeaddrinfo(res);
     if (w->fd < 0)
-        ris_text(why, cap, "cannot connect to %s", w->peer);
+        gw_format(why, cap, "cannot connect to %s", w->peer);
     return w->fd >= 0;
 }
 
@@ -109,14 +109,14 @@ static bool read_ack(struct attempt *a, const char *frame, size_t len, bool *mat
     *matched = false;
     if (hl7_msg_parse(frame, len, &msg, NULL, &err) != GW_OK ||
         hl7_ack_read(msg, &ack, &err) != GW_OK) {
-        ris_text(a->text, sizeof a->text, "unreadable ACK: %s", err.msg);
+        gw_format(a->text, sizeof a->text, "unreadable ACK: %s", err.msg);
         hl7_msg_destroy(msg);
         return false;
     }
     if (strcmp(ack.control_id, a->m->control_id) == 0) { /* else an old ACK: skip it */
         *matched = true;
         snprintf(a->code, sizeof a->code, "%s", ack.code);
-        ris_text(a->text, sizeof a->text, "%s", ack.text ? ack.text : "");
+        gw_format(a->text, sizeof a->text, "%s", ack.text ? ack.text : "");
         a->outcome =
             strcmp(ack.code, "AA") == 0 || strcmp(ack.code, "CA") == 0 ? PUSH_ACKED : PUSH_REFUSED;
     }
@@ -145,19 +145,19 @@ static void wait_ack(struct attempt *a, int64_t deadline)
             return;
         }
         if (now >= deadline) {
-            ris_text(a->text, sizeof a->text, "no ACK within %ld ms",
-                     w->ris->cfg->push_ack_timeout_ms);
+            gw_format(a->text, sizeof a->text, "no ACK within %ld ms",
+                      w->ris->cfg->push_ack_timeout_ms);
             return;
         }
         if (poll(&pf, 1,
                  (int)(deadline - now < RIS_PUSH_POLL_MS ? deadline - now : RIS_PUSH_POLL_MS)) <= 0)
             continue;
         if (hl7_mllp_read(&w->dec, w->fd, (int)(deadline - now), &frame, &len, &err) != GW_OK) {
-            ris_text(a->text, sizeof a->text, "%s", err.msg);
+            gw_format(a->text, sizeof a->text, "%s", err.msg);
             return;
         }
         if (!frame) {
-            ris_text(a->text, sizeof a->text, "the peer closed the connection");
+            gw_format(a->text, sizeof a->text, "the peer closed the connection");
             return;
         }
         if (!read_ack(a, frame, len, &matched) || matched)
@@ -176,7 +176,7 @@ static void exchange(struct attempt *a)
     if (w->fd < 0 && !connect_peer(w, a->text, sizeof a->text))
         return;
     if (hl7_mllp_write(w->fd, a->m->message, a->m->message_len, (int)timeout, &err) != GW_OK) {
-        ris_text(a->text, sizeof a->text, "%s", err.msg);
+        gw_format(a->text, sizeof a->text, "%s", err.msg);
         return;
     }
     wait_ack(a, gw_mono_ms() + timeout);
@@ -217,8 +217,8 @@ static enum gw_code attempt_audit(struct store_txn *txn, void *vctx, enum gw_cod
                  : a->outcome == PUSH_ACKED   ? AUDIT_SUCCESS
                  : a->outcome == PUSH_REFUSED ? AUDIT_MINOR_FAILURE
                                               : AUDIT_SERIOUS_FAILURE;
-    ris_text(desc, sizeof desc, "%s%s", a->outcome == PUSH_REFUSED ? "refused by the RIS: " : "",
-             a->text[0] ? a->text : a->code);
+    gw_format(desc, sizeof desc, "%s%s", a->outcome == PUSH_REFUSED ? "refused by the RIS: " : "",
+              a->text[0] ? a->text : a->code);
     ev.outcome_desc = outcome ? why->msg : ev.outcome ? desc : NULL;
     snprintf(ref, sizeof ref, "%s/%s", a->m->ref_type, a->m->ref_id);
     audit_add_entity(&ev, ref, "20", "2", a->m->control_id);

@@ -35,20 +35,6 @@ enum gw_code ris_control_id(char out[RIS_MAX_CONTROL_ID], struct gw_error *err)
     return GW_OK;
 }
 
-void ris_text(char *out, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        out[0] = '\0';
-    else if ((size_t)n >= cap && cap > 4)
-        memcpy(out + cap - 4, "...", 4);
-}
-
 bool ris_is_fhir_id(const char *text)
 {
     size_t i;

@@ -96,8 +96,6 @@ void ris_sleep(struct ris *ris, long ms);
 /* Counters of /metrics; site labels are escaped here. */
 void ris_metric_delivery(const char *site, const char *result);
 void ris_metric_retry(const char *site);
-/* printf into out (cap bytes); a cut text ends in "..." (never silently). */
-void ris_text(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* True when text is a FHIR id ([A-Za-z0-9.-]{1,64}). */
 bool ris_is_fhir_id(const char *text);
 

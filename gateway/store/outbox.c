@@ -360,15 +360,15 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
                       &s, err);
     while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
         if (n == cap) {
-            struct store_outbox_stats *grown = realloc(list, (cap + 8) * sizeof *list);
+            size_t old = cap;
+            struct store_outbox_stats *grown = gw_grow(list, &cap, n, sizeof *list, 8);
 
             if (!grown) {
                 rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
                 break;
             }
-            memset(grown + cap, 0, 8 * sizeof *grown);
+            memset(grown + old, 0, (cap - old) * sizeof *grown); /* stats_row() adds to zeros */
             list = grown;
-            cap += 8;
         }
         if (stats_row(s, list, &n))
             rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");

@@ -168,3 +168,23 @@ char *gw_buf_steal(struct gw_buf *b, size_t *len_out)
     b->cap = 0;
     return p;
 }
+
+void *gw_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    size_t c;
+    void *grown;
+
+    if (n < *cap)
+        return items;
+    c = *cap ? *cap : first;
+    if (*cap && c > SIZE_MAX / 2)
+        return NULL;
+    if (*cap)
+        c *= 2;
+    if (!elem || c > SIZE_MAX / elem)
+        return NULL;
+    grown = realloc(items, c * elem);
+    if (grown)
+        *cap = c;
+    return grown;
+}

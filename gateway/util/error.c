@@ -56,21 +56,35 @@ const char *gw_code_hl7_ack(enum gw_code code)
     return row_of(code)->hl7_ack;
 }
 
+void gw_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(dst, cap, fmt, ap);
+
+    if (n < 0)
+        dst[0] = '\0';
+    else if ((size_t)n >= cap && cap > 4)
+        memcpy(dst + cap - 4, "...", 4);
+}
+
+void gw_format(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    gw_vformat(dst, cap, fmt, ap);
+    va_end(ap);
+}
+
 enum gw_code gw_fail(struct gw_error *err, enum gw_code code, const char *fmt, ...)
 {
     va_list ap;
-    int n;
 
     if (!err)
         return code;
     err->code = code;
     va_start(ap, fmt);
-    n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    gw_vformat(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        err->msg[0] = '\0';
-    else if ((size_t)n >= sizeof err->msg)
-        memcpy(err->msg + sizeof err->msg - 4, "...", 4);
     return code;
 }
 

@@ -44,6 +44,12 @@ struct gw_error {
 enum gw_code gw_fail(struct gw_error *err, enum gw_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* printf into dst (cap bytes); a text that does not fit ends in "..." so a
+ * cut is never silent. For messages and labels, never for data. */
+void gw_format(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void gw_vformat(char *dst, size_t cap, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 /* Clears err to GW_OK with an empty message (err may be NULL). */
 void gw_error_clear(struct gw_error *err);
 
@@ -83,6 +89,12 @@ enum gw_code gw_buf_finish(struct gw_buf *b, const char *what, struct gw_error *
 /* Hands the bytes to the caller (free() them); the buffer is left empty.
  * Returns NULL when the buffer holds an error; *len_out gets the length. */
 char *gw_buf_steal(struct gw_buf *b, size_t *len_out);
+
+/* Room for one more element in a growable array of n used elements of elem
+ * bytes: returns items when n < *cap, else a copy with twice the room (first
+ * when empty) and *cap updated; NULL when memory runs out or the size would
+ * overflow, and then items is unchanged and still the caller's. */
+void *gw_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
 
 /* ---------------------------------------------------------------- strings */
 

@@ -58,6 +58,38 @@ static void buf_grows_and_stops_at_its_cap(void)
     gw_buf_cleanup(&b);
 }
 
+static void grow_doubles_from_first_and_refuses_overflow(void)
+{
+    size_t cap = 0, i;
+    int *a = NULL, *g;
+
+    for (i = 0; i < 20; i++) {
+        g = gw_grow(a, &cap, i, sizeof *a, 4);
+        CHECK(g != NULL);
+        if (!g)
+            break;
+        a = g;
+        a[i] = (int)i;
+    }
+    CHECK_INT(cap, 32); /* 4, 8, 16, 32 */
+    CHECK_INT(a[19], 19);
+    CHECK(gw_grow(a, &cap, 5, sizeof *a, 4) == a); /* room left: unchanged */
+    cap = SIZE_MAX / 2 + 1;
+    CHECK(gw_grow(a, &cap, cap, sizeof *a, 4) == NULL);
+    CHECK_INT(cap, SIZE_MAX / 2 + 1);
+    free(a);
+}
+
+static void format_marks_a_cut_text(void)
+{
+    char small[8];
+
+    gw_format(small, sizeof small, "%s", "abcdefghij");
+    CHECK_STR(small, "abcd...");
+    gw_format(small, sizeof small, "%d", 42);
+    CHECK_STR(small, "42");
+}
+
 static void json_escape_escapes_quotes_and_controls(void)
 {
     struct gw_buf b;
@@ -176,6 +208,8 @@ int main(void)
     RUN(fail_records_code_and_truncates_long_messages);
     RUN(code_table_gives_http_issue_and_ack);
     RUN(buf_grows_and_stops_at_its_cap);
+    RUN(grow_doubles_from_first_and_refuses_overflow);
+    RUN(format_marks_a_cut_text);
     RUN(json_escape_escapes_quotes_and_controls);
     RUN(utf8_accepts_accents_and_rejects_malformed_bytes);
     RUN(parse_long_rejects_junk_and_range);
