@@ -124,14 +124,12 @@ static enum gw_code render(struct http_server *srv, struct http_request *req,
     return rc;
 }
 
-static void count_and_log(struct http_server *srv, const struct http_request *req, int status,
-                          int64_t started_mono)
+static void count_and_log(const struct http_request *req, int status, int64_t started_mono)
 {
     char labels[200];
     double seconds = (double)(gw_mono_ms() - started_mono) / 1000.0;
     json_t *fields;
 
-    (void)srv;
     snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"", req->route,
              req->method, status);
     gw_metric_add("gateway_http_requests_total", labels, 1);
@@ -189,7 +187,7 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
     ok = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
     rc->answered = true;
-    count_and_log(srv, req, resp->status, rc->started_mono);
+    count_and_log(req, resp->status, rc->started_mono);
     http_response_cleanup(resp);
     return ok;
 }

@@ -328,8 +328,7 @@ static int add_flags(json_t *task, const struct map_decision *d)
     return 0;
 }
 
-static json_t *new_task(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
-                        struct rest_referral *rr)
+static json_t *new_task(struct store_txn *txn, struct rest_entry *e, struct rest_referral *rr)
 {
     char instant[GW_INSTANT_LEN], focus[200];
     bool triage = !rr->decided || rr->decision.is_unmapped;
@@ -359,7 +358,6 @@ static json_t *new_task(struct rest_plan *p, struct store_txn *txn, struct rest_
         goto fail;
     if (rr->decided && add_flags(task, &rr->decision))
         goto fail;
-    (void)p;
     return task;
 fail:
     json_decref(task);
@@ -423,7 +421,7 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
                                 struct rest_referral *rr, struct gw_error *err)
 {
     char id[GW_UUID_LEN];
-    json_t *task = new_task(p, txn, e, rr);
+    json_t *task = new_task(txn, e, rr);
     struct store_written w;
     enum gw_code rc = gw_uuid(id, err);
 

@@ -241,8 +241,8 @@ static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct 
     return true;
 }
 
-static void answer_row(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
-                       struct store_resource *row, struct audit_event *ev)
+static void answer_row(struct rest_ctx *ctx, struct http_response *resp, struct store_resource *row,
+                       struct audit_event *ev)
 {
     json_t *res = row->deleted ? NULL : rest_parse_stored(row);
 
@@ -258,7 +258,6 @@ static void answer_row(struct rest_ctx *ctx, struct http_request *req, struct ht
         rest_version_headers(ctx, resp, row->type, row->id, row->version, row->last_updated_ms,
                              false);
     }
-    (void)req;
     json_decref(res);
 }
 
@@ -280,7 +279,7 @@ void rest_handle_read(struct http_request *req, struct http_response *resp, void
     }
     if (!read_visible(ctx, req, resp, 0, &row, &ev))
         return;
-    answer_row(ctx, req, resp, &row, &ev);
+    answer_row(ctx, resp, &row, &ev);
     store_resource_cleanup(&row);
 }
 
@@ -309,7 +308,7 @@ void rest_handle_vread(struct http_request *req, struct http_response *resp, voi
     }
     if (!read_visible(ctx, req, resp, vid, &row, &ev))
         return;
-    answer_row(ctx, req, resp, &row, &ev);
+    answer_row(ctx, resp, &row, &ev);
     store_resource_cleanup(&row);
 }
 

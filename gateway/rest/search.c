@@ -14,8 +14,8 @@
 
 #define SEARCH_MAX_LINK (REST_MAX_BASE + 70 * 1024)
 
-static json_t *link(const char *relation, const char *base, const char *type,
-                    const struct rest_search *s, int64_t snapshot, long offset)
+static json_t *page_link(const char *relation, const char *base, const char *type,
+                         const struct rest_search *s, int64_t snapshot, long offset)
 {
     struct gw_buf url;
     json_t *l = NULL;
@@ -37,15 +37,15 @@ static int add_links(json_t *bundle, struct rest_ctx *ctx, const struct rest_sea
     json_t *links = json_object_get(bundle, "link");
     long count = (long)s->q.count, offset = (long)s->q.offset;
 
-    if (json_array_append_new(links, link("self", ctx->base, s->type, s, page->snapshot,
-                                          s->q.snapshot ? offset : -1)))
+    if (json_array_append_new(links, page_link("self", ctx->base, s->type, s, page->snapshot,
+                                               s->q.snapshot ? offset : -1)))
         return -1;
-    if (page->has_more && json_array_append_new(links, link("next", ctx->base, s->type, s,
-                                                            page->snapshot, offset + count)))
+    if (page->has_more && json_array_append_new(links, page_link("next", ctx->base, s->type, s,
+                                                                 page->snapshot, offset + count)))
         return -1;
     if (offset > 0 &&
-        json_array_append_new(links, link("previous", ctx->base, s->type, s, page->snapshot,
-                                          offset > count ? offset - count : 0)))
+        json_array_append_new(links, page_link("previous", ctx->base, s->type, s, page->snapshot,
+                                               offset > count ? offset - count : 0)))
         return -1;
     return 0;
 }
