@@ -16,7 +16,7 @@ GW_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -Igateway \
 GW_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 PYTHON  ?= /usr/bin/python3
 PYTEST  ?= $(PYTHON) -m pytest
-FHIR_DEFS ?= ../shared/fhir-r4
+FHIR_DEFS := build/fhir-defs
 Q       ?= @
 
 MODULES := util config auth http fhir mapping hl7v2 store audit ris rest
@@ -45,8 +45,8 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
-.PHONY: all deps deps-test run test check unit integration certs clean help model lint fmt \
-        fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
+.PHONY: all deps deps-test deps-model run test check unit integration tools-test certs clean help \
+        model docs lint fmt fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -56,13 +56,17 @@ help:
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
-	@echo "make model      regenerate gateway/fhir/model_gen.c from FHIR_DEFS"
+	@echo "make model      regenerate gateway/fhir/model_gen.c from the pinned FHIR R4 package"
+	@echo "make docs       regenerate the option table in docs/OPERATIONS.md"
 
 deps:
 	@tools/deps.sh run
 
 deps-test:
 	@tools/deps.sh test
+
+deps-model:
+	@tools/deps.sh model
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -99,10 +103,15 @@ unit: $(UNIT_BINS)
 integration: $(B)/fhir-gateway certs
 	GATEWAY_BIN=$(abspath $(B)/fhir-gateway) $(PYTEST) -q tests/integration
 
+# The committed generated files and doc tables are what their sources give.
+tools-test:
+	$(PYTEST) -q tests/tools
+
 test: deps-test
 	$(MAKE) all certs
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) tools-test
 ifeq ($(HAVE_CLANG),yes)
 	$(MAKE) fuzz-short
 endif
@@ -112,8 +121,14 @@ check: deps-test certs lint
 	$(MAKE) B=build/check OPT="$(SAN)" LDFLAGS="$(SAN)" all unit integration
 	$(MAKE) fuzz-replay
 
-model:
-	$(PYTHON) tools/gen_model.py $(FHIR_DEFS) gateway/fhir/model_gen.c
+# The FHIR R4 definitions come from a pinned npm package, checked and unpacked
+# under build/ (tools/fhir-defs.sh); the generator writes the C tables from them.
+model: deps-model
+	@tools/fhir-defs.sh $(FHIR_DEFS)
+	$(PYTHON) tools/gen_model.py $(FHIR_DEFS)/r4 gateway/fhir/model_gen.c
+
+docs:
+	$(PYTHON) tools/options_doc.py --write docs/OPERATIONS.md
 
 lint:
 	@tools/lint.sh

@@ -2,7 +2,9 @@
 # deps.sh -- installs the Debian packages the gateway needs and nothing more.
 #
 #   tools/deps.sh run    build and run
-#   tools/deps.sh test   build, run and every test (unit, integration, fuzz replay)
+#   tools/deps.sh test   build, run and every test (unit, integration, fuzz replay, and the
+#                        model check, which fetches the pinned FHIR definitions with npm)
+#   tools/deps.sh model  make model: npm (Debian's package, unless an npm is already there)
 #
 # Installs only what is missing (apt-get, with sudo when not root); prints
 # nothing and changes nothing when everything is there.
@@ -12,10 +14,15 @@ RUN_PKGS="make gcc libc6-dev pkg-config openssl libmicrohttpd-dev libgnutls28-de
 libxml2-dev libssl-dev libsqlite3-dev"
 TEST_PKGS="python3 python3-pytest clang libclang-rt-14-dev time"
 
+# npm may come from Debian's package or from Node.js's own; any npm will do.
+NPM_PKG=""
+command -v npm >/dev/null 2>&1 || NPM_PKG="npm"
+
 case "${1:-run}" in
 run) want="$RUN_PKGS" ;;
-test) want="$RUN_PKGS $TEST_PKGS" ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+test) want="$RUN_PKGS $TEST_PKGS $NPM_PKG" ;;
+model) want="python3 openssl $NPM_PKG" ;;
+*) echo "usage: $0 run|test|model" >&2; exit 2 ;;
 esac
 
 missing=""
