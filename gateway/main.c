@@ -1,5 +1,6 @@
 /* main.c -- the fhir-gateway command line (DESIGN §8): serve, audit verify,
- * audit export, mappings check, translate, version; signals and wiring.
+ * audit export, store backup, mappings check, translate, version; signals and
+ * wiring.
  *
  * serve: SIGTERM/SIGINT drain requests in flight then exit 0; SIGHUP reloads
  * the client table. Signals are taken synchronously with sigwait() in the
@@ -33,6 +34,8 @@ struct cli {
     const char *code;
     const char *region;
     const char *laterality;
+    const char *anchor;
+    bool force;
     const char *args[8];
     size_t n_args;
 };
@@ -45,8 +48,9 @@ static int usage(FILE *f)
             "usage:\n"
             "  fhir-gateway serve [--config FILE] [--listen HOST:PORT] [--mllp-listen HOST:PORT]\n"
             "                     [--store URL] [--mappings DIR]\n"
-            "  fhir-gateway audit verify [--config FILE] [--store URL]\n"
+            "  fhir-gateway audit verify [--config FILE] [--store URL] [--anchor SEQ:HASH]\n"
             "  fhir-gateway audit export [--config FILE] [--store URL] [--since T] [--until T]\n"
+            "  fhir-gateway store backup FILE [--config FILE] [--store URL] [--force]\n"
             "  fhir-gateway mappings check [DIR]\n"
             "  fhir-gateway translate --system URI --code CODE [--region R] [--laterality L]\n"
             "  fhir-gateway version\n\n"
@@ -64,7 +68,7 @@ static bool parse_args(int argc, char **argv, struct cli *cli)
 {
     static const char *const names[] = {"--config",   "--listen", "--mllp-listen", "--store",
                                         "--mappings", "--since",  "--until",       "--system",
-                                        "--code",     "--region", "--laterality"};
+                                        "--code",     "--region", "--laterality",  "--anchor"};
     const char **slots[] = {&cli->flags.config_file,
                             &cli->flags.listen,
                             &cli->flags.mllp_listen,
@@ -75,7 +79,8 @@ static bool parse_args(int argc, char **argv, struct cli *cli)
                             &cli->system,
                             &cli->code,
                             &cli->region,
-                            &cli->laterality};
+                            &cli->laterality,
+                            &cli->anchor};
     int i;
     size_t k;
 
@@ -84,6 +89,10 @@ static bool parse_args(int argc, char **argv, struct cli *cli)
             cli->args[0] = "help";
             cli->n_args = 1;
             return true;
+        }
+        if (strcmp(argv[i], "--force") == 0) {
+            cli->force = true;
+            continue;
         }
         for (k = 0; k < sizeof names / sizeof names[0]; k++)
             if (strcmp(argv[i], names[k]) == 0)
@@ -288,6 +297,25 @@ static int serve(const struct cli *cli)
     return 0;
 }
 
+/* Opens the existing store of cfg (never creating one); NULL after saying why. */
+static struct store *open_existing_store(const struct config *cfg, int *status)
+{
+    struct store *st = NULL;
+    struct gw_error err;
+
+    if (strncmp(cfg->store, "sqlite:", 7) == 0 && access(cfg->store + 7, F_OK) != 0) {
+        fprintf(stderr, "fhir-gateway: no store at %s\n", cfg->store + 7);
+        *status = 2;
+        return NULL;
+    }
+    if (store_open(cfg, &st, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        *status = 1;
+        return NULL;
+    }
+    return st;
+}
+
 static bool parse_time_arg(const char *text, int64_t *lo)
 {
     int64_t hi;
@@ -301,6 +329,7 @@ static int audit_command(const struct cli *cli)
     struct store *st = NULL;
     struct gw_error err;
     struct audit_verify_result res;
+    struct audit_anchor anchor;
     int64_t since = 0, until = 0;
     long n = 0;
     int status = 2;
@@ -311,25 +340,28 @@ static int audit_command(const struct cli *cli)
         fprintf(stderr, "fhir-gateway: --since/--until take a FHIR date or dateTime\n");
         return 2;
     }
+    if (cli->anchor && !audit_anchor_parse(cli->anchor, &anchor)) {
+        fprintf(stderr, "fhir-gateway: --anchor takes SEQ:HASH as verify prints it (a sequence "
+                        "number, a colon and 64 lower-case hex digits)\n");
+        return 2;
+    }
     cfg = load_config(cli);
     if (!cfg)
         return 2;
-    if (strncmp(cfg->store, "sqlite:", 7) == 0 && access(cfg->store + 7, F_OK) != 0) {
-        fprintf(stderr, "fhir-gateway: no store at %s\n", cfg->store + 7);
+    st = open_existing_store(cfg, &status);
+    if (!st) {
         config_destroy(cfg);
-        return 2;
-    }
-    if (store_open(cfg, &st, &err) != GW_OK) {
-        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
-        config_destroy(cfg);
-        return 1;
+        return status;
     }
     if (strcmp(cli->args[1], "verify") == 0) {
-        if (audit_verify(st, cfg->audit_hmac_key, &res, &err) != GW_OK) {
+        if (audit_verify_anchored(st, cfg->audit_hmac_key, cli->anchor ? &anchor : NULL, &res,
+                                  &err) != GW_OK) {
             fprintf(stderr, "fhir-gateway: %s\n", err.msg);
             status = 2;
         } else if (res.intact) {
             printf("audit chain intact: %ld events checked\n", res.checked);
+            if (res.last_seq)
+                printf("anchor: %lld:%s\n", (long long)res.last_seq, res.last_hash);
             status = 0;
         } else {
             printf("audit chain broken at event %s (sequence %lld): %s\n", res.broken_id,
@@ -348,6 +380,46 @@ static int audit_command(const struct cli *cli)
         }
         audit_cli(st, "audit-export", 'R', status ? GW_E_IO : GW_OK, "audit export");
     }
+    store_destroy(st);
+    config_destroy(cfg);
+    return status;
+}
+
+/* store backup FILE: exit 0 with what the copy holds; 1 when the copy failed;
+ * 2 for usage, a missing store, or a FILE that exists without --force. */
+static int store_command(const struct cli *cli)
+{
+    struct config *cfg;
+    struct store *st;
+    struct store_backup_info info;
+    struct gw_error err;
+    char what[GW_ERROR_MSG_MAX];
+    enum gw_code rc;
+    int status = 2;
+
+    if (cli->n_args != 3 || strcmp(cli->args[1], "backup") != 0)
+        return usage(stderr);
+    cfg = load_config(cli);
+    if (!cfg)
+        return 2;
+    st = open_existing_store(cfg, &status);
+    if (!st) {
+        config_destroy(cfg);
+        return status;
+    }
+    rc = store_backup(st, cli->args[2], cli->force, &info, &err);
+    if (rc) {
+        fprintf(stderr, "fhir-gateway: store backup: %s\n", err.msg);
+        status = rc == GW_E_CONFLICT || rc == GW_E_INPUT ? 2 : 1;
+    } else {
+        printf("backup written to %s: %lld bytes, schema %d, %lld ms\n", cli->args[2],
+               (long long)info.bytes, info.schema_version, (long long)info.elapsed_ms);
+        if (info.audit_seq)
+            printf("anchor: %lld:%s\n", (long long)info.audit_seq, info.audit_hash);
+        status = 0;
+    }
+    gw_format(what, sizeof what, "store backup to %s", cli->args[2]);
+    audit_cli(st, "store-backup", 'R', rc, rc ? err.msg : what);
     store_destroy(st);
     config_destroy(cfg);
     return status;
@@ -426,6 +498,8 @@ int main(int argc, char **argv)
         status = serve(&cli);
     else if (strcmp(cli.args[0], "audit") == 0)
         status = audit_command(&cli);
+    else if (strcmp(cli.args[0], "store") == 0)
+        status = store_command(&cli);
     else if (strcmp(cli.args[0], "mappings") == 0)
         status = mappings_command(&cli);
     else if (strcmp(cli.args[0], "translate") == 0)

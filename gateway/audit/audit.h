@@ -97,11 +97,28 @@ struct audit_verify_result {
     int64_t broken_seq; /* first event at fault (0 when intact) */
     char broken_id[80]; /* its AuditEvent id, when known */
     char reason[200];   /* what is wrong with it */
+    int64_t last_seq;   /* the last event checked (0: none): with last_hash, the anchor */
+    char last_hash[65];
 };
+
+/* An anchor: the sequence and hash of an event, kept outside the store so that
+ * events cut from the chain's end (which a chain alone cannot show) are seen. */
+struct audit_anchor {
+    int64_t seq;
+    char hash[65];
+};
+
+/* Parses "SEQ:HASH" (as verify prints it); false when text is not one. */
+bool audit_anchor_parse(const char *text, struct audit_anchor *out);
 
 /* Walks the whole chain from the first event; key is the HMAC key ("" none). */
 enum gw_code audit_verify(struct store *st, const char *key, struct audit_verify_result *out,
                           struct gw_error *err);
+/* As audit_verify, and the chain must still hold anchor's event with its hash
+ * (anchor NULL: no such check). */
+enum gw_code audit_verify_anchored(struct store *st, const char *key,
+                                   const struct audit_anchor *anchor,
+                                   struct audit_verify_result *out, struct gw_error *err);
 
 /* Writes the events recorded in [since_ms, until_ms) (0: unbounded) as NDJSON
  * to out, one AuditEvent per line, streaming. *n_out counts them. */

@@ -5,9 +5,14 @@
  * previous row's hash (an inserted or reordered row), the hash recomputed
  * from prev_hash and the stored text equals the stored hash (an altered row),
  * and the text's id is the row's id. The first failure is named.
+ *
+ * An anchor (SEQ:HASH of an event, printed by an earlier verify and kept
+ * elsewhere) covers what a chain cannot show by itself: events cut from its
+ * end. The anchored event must still be there, with the same hash.
  */
 #include "audit/audit.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +20,8 @@ struct walk {
     const char *key;
     char prev_hash[65];
     int64_t prev_seq;
+    const struct audit_anchor *anchor; /* may be NULL */
+    bool anchor_seen;
     struct audit_verify_result *res;
 };
 
@@ -51,20 +58,71 @@ static bool check_row(const struct store_audit_row *row, void *ctx)
         return broken(w, row, "its content does not match its hash (altered)");
     if (!id_matches(row))
         return broken(w, row, "its content names another event (altered)");
+    if (w->anchor && row->seq == w->anchor->seq) {
+        if (strcmp(row->hash, w->anchor->hash) != 0)
+            return broken(w, row, "its hash is not the anchored one (the chain was rewritten)");
+        w->anchor_seen = true;
+    }
     memcpy(w->prev_hash, row->hash, sizeof w->prev_hash);
     w->prev_seq = row->seq;
     w->res->checked++;
     return true;
 }
 
-enum gw_code audit_verify(struct store *st, const char *key, struct audit_verify_result *out,
-                          struct gw_error *err)
+bool audit_anchor_parse(const char *text, struct audit_anchor *out)
 {
-    struct walk w = {.key = key, .prev_hash = STORE_AUDIT_GENESIS, .prev_seq = 0, .res = out};
+    const char *colon = strchr(text, ':');
+    char seq[24];
+    long n;
+    size_t i;
+
+    if (!colon || colon == text || (size_t)(colon - text) >= sizeof seq || strlen(colon + 1) != 64)
+        return false;
+    memcpy(seq, text, (size_t)(colon - text));
+    seq[colon - text] = '\0';
+    if (!gw_parse_long(seq, 1, LONG_MAX, &n))
+        return false;
+    for (i = 0; i < 64; i++) {
+        char c = colon[1 + i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        out->hash[i] = c;
+    }
+    out->hash[64] = '\0';
+    out->seq = n;
+    return true;
+}
+
+enum gw_code audit_verify_anchored(struct store *st, const char *key,
+                                   const struct audit_anchor *anchor,
+                                   struct audit_verify_result *out, struct gw_error *err)
+{
+    struct walk w = {.key = key, .prev_hash = STORE_AUDIT_GENESIS, .anchor = anchor, .res = out};
+    enum gw_code rc;
 
     memset(out, 0, sizeof *out);
     out->intact = true;
-    return store_audit_scan(st, 0, 0, check_row, &w, err);
+    rc = store_audit_scan(st, 0, 0, check_row, &w, err);
+    if (rc || !out->intact)
+        return rc;
+    out->last_seq = w.prev_seq;
+    memcpy(out->last_hash, w.prev_seq ? w.prev_hash : "", w.prev_seq ? sizeof w.prev_hash : 1);
+    if (anchor && !w.anchor_seen) {
+        out->intact = false;
+        out->broken_seq = anchor->seq;
+        snprintf(out->reason, sizeof out->reason,
+                 "the anchored event %lld is gone: the chain ends at %lld (events were cut "
+                 "from its end)",
+                 (long long)anchor->seq, (long long)w.prev_seq);
+    }
+    return GW_OK;
+}
+
+enum gw_code audit_verify(struct store *st, const char *key, struct audit_verify_result *out,
+                          struct gw_error *err)
+{
+    return audit_verify_anchored(st, key, NULL, out, err);
 }
 
 struct export_walk {

@@ -323,4 +323,24 @@ void store_audit_hash(const char *key, const char *prev_hash, const char *text, 
 /* The hash a chain starts from. */
 #define STORE_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* ------------------------------------------------------------ backup */
+
+struct store_backup_info {
+    int schema_version;  /* of the copy (PRAGMA user_version) */
+    int64_t bytes;       /* size of the copy */
+    int64_t audit_seq;   /* the copy's last audit event, 0 when it has none */
+    char audit_hash[65]; /* that event's chain hash, "" when none */
+    int64_t elapsed_ms;
+};
+
+/* Copies a consistent snapshot of the store to the file path while the store
+ * keeps serving (writers are not blocked): every commit that returned before
+ * the copy began is in it. The copy is a single self-contained file (mode
+ * 0600), checked, fsynced and put in place atomically. An existing path is
+ * refused (GW_E_CONFLICT) unless overwrite; a folder or the store itself is
+ * GW_E_INPUT; file system failures GW_E_IO; a database refusal GW_E_STORE.
+ * On failure path is left as it was. Blocks for the time of the copy. */
+enum gw_code store_backup(struct store *st, const char *path, bool overwrite,
+                          struct store_backup_info *info, struct gw_error *err);
+
 #endif
