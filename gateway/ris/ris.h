@@ -86,6 +86,8 @@ struct ris_referral {
     size_t n_conditions;
     const struct map_decision *decision; /* procedure, region, laterality, flags; may be NULL */
     const struct config_site *site;      /* where the order goes */
+    const char *owner; /* the referral's organisation: a stored subject or requester is read
+                          only when it belongs to it (NULL: none is read) */
 };
 
 enum ris_order_kind {
@@ -95,8 +97,11 @@ enum ris_order_kind {
 };
 
 /* Builds the order message for r (OMI^O23 or ORM^O01 as r->site says) and
- * adds it to the outbox inside txn. control_id (may be NULL) receives the
- * new MSH-10 (RIS_MAX_CONTROL_ID bytes). */
+ * adds it to the outbox inside txn. A patient or requester r leaves NULL is
+ * looked up from the ServiceRequest's reference: contained, or stored and
+ * owned by r->owner (the visibility rule of a read by the referral's
+ * organisation); nothing else ever reaches the order. control_id (may be
+ * NULL) receives the new MSH-10 (RIS_MAX_CONTROL_ID bytes). */
 #define RIS_MAX_CONTROL_ID 64
 enum gw_code ris_order_enqueue(struct ris *ris, struct store_txn *txn, const struct ris_referral *r,
                                enum ris_order_kind kind, char *control_id, struct gw_error *err);

@@ -202,7 +202,7 @@ static void omi_order_carries_patient_provider_procedure_and_imaging_fields(void
     json_t *gp = json_array_get(json_object_get(sr, "contained"), 1);
     struct map_decision d;
     struct map_flag flag;
-    struct ris_referral r = {sr, pat, gp, NULL, 0, &d, &test_sites[0]};
+    struct ris_referral r = {sr, pat, gp, NULL, 0, &d, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
 
     fill_decision(&d, &flag);
@@ -263,7 +263,7 @@ out:
 static void orm_order_is_v2_3_1_with_timing_in_orc_and_a_zds(void)
 {
     json_t *sr = make_referral("order-2", NULL);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[1]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[1], "montorgueil"};
     struct hl7_msg *m;
 
     json_object_set_new(sr, "code",
@@ -294,7 +294,7 @@ static void notes_with_separators_and_line_breaks_round_trip(void)
 {
     const char *note = "a|b^c~d\\e&f\nsecond line — é";
     json_t *sr = make_referral("order-3", note);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0], "montorgueil"};
     struct hl7_msg *m = build(&r, RIS_ORDER_NEW);
     size_t i;
     bool found = false;
@@ -312,7 +312,7 @@ static void unmapped_referral_sends_the_indication_and_a_triage_note(void)
 {
     json_t *sr = make_referral("order-4", NULL);
     struct map_decision d;
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
 
     memset(&d, 0, sizeof d);
@@ -329,7 +329,7 @@ static void unmapped_referral_sends_the_indication_and_a_triage_note(void)
 static void change_and_cancel_use_xo_and_ca(void)
 {
     json_t *sr = make_referral("order-5", NULL);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0], "montorgueil"};
     struct hl7_msg *xo = build(&r, RIS_ORDER_CHANGE), *ca = build(&r, RIS_ORDER_CANCEL);
 
     CHECK_STR(xo ? get(xo, "ORC", 1, 1, 1) : NULL, "XO");
@@ -390,7 +390,7 @@ static enum gw_code seed_apply(struct store_txn *txn, void *ctx, struct gw_error
 {
     struct seed *s = ctx;
     json_t *sr = make_referral(s->id, NULL), *task;
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, s->site};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, s->site, "montorgueil"};
     struct store_written w;
     char focus[RIS_MAX_REF], id[GW_UUID_LEN];
     enum gw_code rc;
@@ -618,6 +618,59 @@ static const char *post_ack(struct fixture *f, const struct hl7_msg *msg, const 
 }
 
 /* ------------------------------------------------------------ outbox cases */
+
+struct stored_patient {
+    const char *id, *owner, *family;
+};
+
+static enum gw_code patient_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    const struct stored_patient *sp = ctx;
+    json_t *pat =
+        json_pack("{s:s, s:s, s:[{s:s}], s:s, s:s}", "resourceType", "Patient", "id", sp->id,
+                  "name", "family", sp->family, "gender", "male", "birthDate", "1961-02-03");
+    struct store_written w;
+    enum gw_code rc = pat ? test_put(NULL, txn, pat, sp->owner, NULL, 0, &w, err)
+                          : gw_fail(err, GW_E_NOMEM, "no memory");
+
+    json_decref(pat);
+    return rc;
+}
+
+/* The PID-5 family name of the order seeded for a referral whose subject is
+ * a stored Patient owned by owner (the referral belongs to montorgueil). */
+static char *family_in_order(const char *owner)
+{
+    struct fixture f;
+    struct seed s = {0};
+    struct stored_patient sp = {"p-stored", owner, "Valmontier"};
+    struct store_outbox_msg *list = NULL;
+    size_t n = 0;
+    struct hl7_msg *m = NULL;
+    char *family = NULL;
+
+    if (!open_fixture(&f))
+        return NULL;
+    s.subject = "Patient/p-stored";
+    if (store_write(f.st, patient_apply, NULL, &sp, NULL) == GW_OK && seed(&f, "ref-own", &s) &&
+        store_outbox_for(f.st, "ServiceRequest", "ref-own", &list, &n, NULL) == GW_OK && n == 1 &&
+        hl7_msg_parse(list[0].message, list[0].message_len, &m, NULL, NULL) == GW_OK)
+        family = gw_strdup(get(m, "PID", 5, 1, 1) ? get(m, "PID", 5, 1, 1) : "");
+    hl7_msg_destroy(m);
+    store_outbox_list_free(list, n);
+    close_fixture(&f);
+    return family;
+}
+
+static void order_reads_a_stored_patient_only_of_the_referrals_organisation(void)
+{
+    char *own = family_in_order("montorgueil"), *other = family_in_order("batignolles");
+
+    CHECK_STR(own, "Valmontier");
+    CHECK_STR(other, ""); /* another organisation's patient never reaches PID */
+    free(own);
+    free(other);
+}
 
 static void enqueue_writes_the_order_in_the_referral_commit(void)
 {
@@ -1007,6 +1060,7 @@ int main(void)
     RUN(study_uid_is_the_decimal_of_the_uuid_and_stable);
     RUN(hl7_times_without_offset_are_paris_time);
     RUN(enqueue_writes_the_order_in_the_referral_commit);
+    RUN(order_reads_a_stored_patient_only_of_the_referrals_organisation);
     RUN(pull_leases_and_an_expired_lease_offers_the_same_message_again);
     RUN(refused_ack_makes_a_dead_letter_shown_on_the_task);
     RUN(acks_for_unknown_messages_and_bad_bodies_are_refused);
