@@ -98,13 +98,30 @@ void rest_destroy(struct rest_ctx *ctx)
     free(ctx);
 }
 
-bool rest_visible(const struct auth_identity *who, const struct store_resource *r)
+/* A RIS sees a row when one of its sites was granted it (store/sites.c). */
+static bool site_visible(const struct rest_ctx *ctx, struct store_txn *txn,
+                         const struct auth_identity *who, const struct store_resource *r)
+{
+    const char *const *sites = (const char *const *)who->sites;
+    struct gw_error err;
+    bool visible = false;
+    enum gw_code rc =
+        txn ? store_txn_site_visible(txn, r->type, r->id, sites, who->n_sites, &visible, &err)
+            : store_site_visible(ctx->store, r->type, r->id, sites, who->n_sites, &visible, &err);
+
+    if (rc)
+        gw_log(GW_LOG_ERROR, "visibility-failed", "%s", err.msg);
+    return rc == GW_OK && visible;
+}
+
+bool rest_visible(const struct rest_ctx *ctx, struct store_txn *txn,
+                  const struct auth_identity *who, const struct store_resource *r)
 {
     switch (who->role) {
     case AUTH_GP:
         return r->owner && who->org_id && strcmp(r->owner, who->org_id) == 0;
     case AUTH_RIS:
-        return auth_serves_site(who, r->site);
+        return site_visible(ctx, txn, who, r);
     case AUTH_ADMIN:
         return true;
     default:

@@ -90,24 +90,38 @@ static void add_related(struct rest_referral *rr, json_t *res)
     }
 }
 
+static size_t count_referrals(const struct rest_plan *p)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < p->n_entries; i++)
+        n += strcmp(p->entries[i].type, "ServiceRequest") == 0;
+    return n;
+}
+
 /* Conditions, observations and medications that travel with the referral:
- * its reasonReferences, its contained resources and the Bundle's entries. */
+ * its reasonReferences and supportingInfo, its contained resources and, when
+ * it is the Bundle's only referral, the Bundle's other entries. A Bundle with
+ * several referrals (for several sites) gives each only what it references. */
 static void gather(struct rest_plan *p, struct store_txn *txn, json_t *sr, struct rest_referral *rr)
 {
+    static const char *const elements[] = {"reasonReference", "supportingInfo"};
     json_t *v;
-    size_t i;
+    size_t i, k;
 
-    json_array_foreach (json_object_get(sr, "reasonReference"), i, v) {
-        const char *ref = json_string_value(json_object_get(v, "reference"));
-        json_t *c = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
+    for (k = 0; k < sizeof elements / sizeof *elements; k++)
+        json_array_foreach (json_object_get(sr, elements[k]), i, v) {
+            const char *ref = json_string_value(json_object_get(v, "reference"));
+            json_t *c = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
 
-        if (c)
-            add_related(rr, c);
-    }
+            if (c)
+                add_related(rr, c);
+        }
     json_array_foreach (json_object_get(sr, "contained"), i, v)
         add_related(rr, v);
-    for (i = 0; i < p->n_entries; i++)
-        add_related(rr, p->entries[i].resource);
+    if (count_referrals(p) == 1)
+        for (i = 0; i < p->n_entries; i++)
+            add_related(rr, p->entries[i].resource);
 }
 
 /* The site a performer names: logical identifier, or a resolved Organization. */
@@ -348,7 +362,6 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
         e->site = gw_strdup(rr->site->id);
         if (!e->site)
             return gw_fail(err, GW_E_NOMEM, "no memory for a referral");
-        p->site = rr->site->id;
     }
     return decide(p, e, rr, err);
 }
@@ -519,6 +532,67 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
     return rc;
 }
 
+/* ------------------------------------------------------------ site visibility */
+
+/* True when res is a plan entry or a stored resource the plan loaded (not
+ * one contained in the referral, which travels inside it). */
+static bool is_standalone(const struct rest_plan *p, json_t *res)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++)
+        if (p->entries[i].resource == res)
+            return true;
+    for (i = 0; i < p->n_loaded; i++)
+        if (p->loaded[i] == res)
+            return true;
+    return false;
+}
+
+static enum gw_code grant(struct rest_plan *p, struct store_txn *txn, json_t *res, const char *site,
+                          struct gw_error *err)
+{
+    const char *type = fhir_resource_type(res);
+    const char *id = json_string_value(json_object_get(res, "id"));
+
+    if (!res || !type || !id || !is_standalone(p, res))
+        return GW_OK;
+    return store_txn_site_grant(txn, type, id, site, err);
+}
+
+/* The referral's site sees what the referral references and what its order
+ * was made from, each resolved as the caller sees it (rest_plan_lookup): a
+ * reference to another organisation's resource grants nothing. */
+static enum gw_code grant_site(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                               struct rest_referral *rr, struct gw_error *err)
+{
+    static const char *const elements[] = {"subject", "requester", "performer", "reasonReference",
+                                           "supportingInfo"};
+    const char *site = rr->site->id;
+    enum gw_code rc = GW_OK;
+    size_t i, k;
+
+    for (k = 0; !rc && k < sizeof elements / sizeof *elements; k++) {
+        json_t *el = json_object_get(e->resource, elements[k]);
+        size_t n = json_is_array(el) ? json_array_size(el) : 1;
+
+        for (i = 0; !rc && i < n; i++) {
+            const char *ref = json_string_value(
+                json_object_get(json_is_array(el) ? json_array_get(el, i) : el, "reference"));
+
+            if (ref)
+                rc = grant(p, txn, rest_plan_lookup(p, txn, e->resource, ref), site, err);
+        }
+    }
+    for (i = 0; !rc && i < rr->n_conditions; i++)
+        rc = grant(p, txn, rr->conditions[i], site, err);
+    for (i = 0; !rc && i < rr->n_observations; i++)
+        rc = grant(p, txn, rr->observations[i], site, err);
+    for (i = 0; !rc && i < rr->n_medications; i++)
+        rc = grant(p, txn, rr->medications[i], site, err);
+    return rc;
+}
+
 enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
                                   struct gw_error *err)
 {
@@ -528,9 +602,11 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
 
     if (!rr)
         return GW_OK;
-    if (!e->is_put)
+    if (rr->site)
+        rc = grant_site(p, txn, e, rr, err);
+    if (!rc && !e->is_put)
         rc = create_task(p, txn, e, rr, err);
-    else if (rr->order == RIS_ORDER_CANCEL)
+    else if (!rc && rr->order == RIS_ORDER_CANCEL)
         rc = cancel_task(p, txn, e, err);
     if (rc || !rr->send_order || !p->ctx->ris || !rr->site)
         return rc;

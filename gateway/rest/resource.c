@@ -184,6 +184,22 @@ static const char *patient_of(json_t *res)
     return ref && strncmp(ref, "Patient/", 8) == 0 ? ref : NULL;
 }
 
+/* ref ("Patient/<id>"), when who may see that Patient, else NULL: a resource
+ * may reference another organisation's patient, whom its reader's
+ * AuditEvent must not name. */
+static const char *visible_patient(struct rest_ctx *ctx, const struct auth_identity *who,
+                                   const char *ref)
+{
+    struct store_resource row;
+    bool visible;
+
+    if (!ref || store_read(ctx->store, "Patient", ref + 8, 0, &row, NULL) != GW_OK)
+        return NULL;
+    visible = !row.deleted && rest_visible(ctx, NULL, who, &row);
+    store_resource_cleanup(&row);
+    return visible ? ref : NULL;
+}
+
 /* AuditEvents live in the audit chain, not among versioned resources. */
 static enum gw_code read_audit_event(struct rest_ctx *ctx, const char *id,
                                      struct store_resource *out, struct gw_error *err)
@@ -224,7 +240,7 @@ static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct 
     } else {
         rc = store_read(ctx->store, req->captures[0], req->captures[1], 0, &current, &err);
     }
-    if (rc == GW_OK && !rest_visible(req->who, &current)) {
+    if (rc == GW_OK && !rest_visible(ctx, NULL, req->who, &current)) {
         store_resource_cleanup(&current);
         rc = gw_fail(&err, GW_E_NOTFOUND, "%s/%s not found", req->captures[0], req->captures[1]);
     }
@@ -246,7 +262,7 @@ static void answer_row(struct rest_ctx *ctx, struct http_response *resp, struct 
 {
     json_t *res = row->deleted ? NULL : rest_parse_stored(row);
 
-    ev->patient = res ? patient_of(res) : NULL;
+    ev->patient = res ? visible_patient(ctx, ev->who, patient_of(res)) : NULL;
     if (rest_audit_alone(ctx, ev, row->deleted ? 410 : 200, row->deleted ? "deleted" : NULL))
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
     else if (row->deleted)

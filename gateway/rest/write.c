@@ -59,10 +59,10 @@ static enum gw_code write_entry(struct rest_plan *p, struct store_txn *txn, stru
                                 struct gw_error *err)
 {
     const char *owner = e->owner ? e->owner : p->req->who->org_id;
-    const char *site = e->site ? e->site : p->site;
     char path[200];
-    enum gw_code rc =
-        rest_put(p->ctx, txn, e->resource, owner, site, e->if_match, !e->is_put, &e->written, err);
+    enum gw_code rc = /* only referrals carry a site: others are granted by referral.c */
+        rest_put(p->ctx, txn, e->resource, owner, e->site, e->if_match, !e->is_put, &e->written,
+                 err);
 
     if (rc == GW_E_CONFLICT) {
         rest_entry_path(e, path, sizeof path);

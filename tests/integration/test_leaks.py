@@ -174,4 +174,8 @@ def test_transaction_entries_cannot_point_the_audit_at_another_patient(gateway):
                                "request": {"method": "POST", "url": "Condition"}})
     r = gateway.post("/fhir", bundle, cert="gp2")
     assert r.status in (200, 422), r
+    if r.status == 200:  # GP2 reads its own Condition back: still not GP1's patient's event
+        stray_id = [e["response"]["location"].split("/")[1] for e in r.json()["entry"]
+                    if e["response"]["location"].startswith("Condition/")][0]
+        assert gateway.get("/fhir/Condition/" + stray_id, cert="gp2").status == 200
     assert_gp2_events_do_not_name(gateway, gp1["Patient"])

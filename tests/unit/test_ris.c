@@ -495,15 +495,16 @@ static bool valid_fhir(json_t *res)
     return n == 0;
 }
 
-/* Sends text inbound; returns the parsed ACK (and its text in *raw when asked). */
-static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **raw)
+/* Sends text inbound from from; returns the parsed ACK (and its text in *raw when asked). */
+static struct hl7_msg *send_inbound_from(struct fixture *f, const struct ris_sender *from,
+                                         const char *text, char **raw)
 {
     char *ack = NULL;
     size_t len = 0;
     struct hl7_msg *msg = NULL;
     struct gw_error err;
 
-    if (ris_inbound(f->ris, "127.0.0.1:9", NULL, text, strlen(text), &ack, &len, &err) != GW_OK) {
+    if (ris_inbound(f->ris, from, text, strlen(text), &ack, &len, &err) != GW_OK) {
         fprintf(stderr, "inbound: %s\n", err.msg);
         return NULL;
     }
@@ -514,6 +515,14 @@ static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **
     else
         free(ack);
     return msg;
+}
+
+/* As send_inbound_from, from a trusted MLLP peer that speaks for every site. */
+static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **raw)
+{
+    struct ris_sender from = {"127.0.0.1:9", "test-ris", NULL, true};
+
+    return send_inbound_from(f, &from, text, raw);
 }
 
 static const char *msa(const struct hl7_msg *ack)
@@ -982,6 +991,44 @@ static void the_same_message_twice_gets_the_same_ack_and_one_effect(void)
     close_fixture(&f);
 }
 
+static void duplicates_are_per_client_and_a_client_speaks_only_for_its_sites(void)
+{
+    static char *drouot_only[] = {"drouot"};
+    struct auth_identity drouot = {.role = AUTH_RIS, .sites = drouot_only, .n_sites = 1};
+    struct ris_sender a = {"127.0.0.1:9", "ris-a", NULL, true};
+    struct ris_sender b = {"127.0.0.1:9", "ris-b", NULL, true};
+    struct ris_sender d = {"127.0.0.1:9", "ris-d", &drouot, true};
+    struct fixture f;
+    struct seed s = {0};
+    char text[1024], *first = NULL, *other = NULL, *again = NULL;
+    struct hl7_msg *a1, *b1, *a2, *d1;
+
+    if (!open_fixture(&f)) {
+        check_fail(__FILE__, __LINE__, "the fixture did not open");
+        return;
+    }
+    CHECK(seed(&f, "ref-who", &s));
+    snprintf(text, sizeof text, siu_template, "SIU-WHO", "ref-who");
+    a1 = send_inbound_from(&f, &a, text, &first);
+    b1 = send_inbound_from(&f, &b, text, &other);
+    a2 = send_inbound_from(&f, &a, text, &again);
+    d1 = send_inbound_from(&f, &d, text, NULL); /* MSH-4 BACHAUMONT: not a Drouot facility */
+    CHECK_STR(msa(a1), "AA");
+    CHECK_STR(msa(b1), "AA");
+    CHECK(first && other && strcmp(first, other) != 0); /* b never gets a's recorded ACK */
+    CHECK_STR(first, again);
+    CHECK_STR(msa(d1), "AR");
+    CHECK_STR(d1 ? hl7_msg_get(d1, "ERR", 0, 3, 0, 1, 1) : NULL, "103");
+    hl7_msg_destroy(a1);
+    hl7_msg_destroy(b1);
+    hl7_msg_destroy(a2);
+    hl7_msg_destroy(d1);
+    free(first);
+    free(other);
+    free(again);
+    close_fixture(&f);
+}
+
 static void unreadable_or_unsupported_messages_get_ar(void)
 {
     struct fixture f;
@@ -1069,6 +1116,7 @@ int main(void)
     RUN(oru_makes_a_valid_report_and_completes_the_referral);
     RUN(unknown_order_is_answered_ae_and_changes_nothing);
     RUN(the_same_message_twice_gets_the_same_ack_and_one_effect);
+    RUN(duplicates_are_per_client_and_a_client_speaks_only_for_its_sites);
     RUN(unreadable_or_unsupported_messages_get_ar);
     RUN(a_revoked_referral_stays_revoked_when_the_ris_schedules_it);
     {

@@ -356,10 +356,10 @@ static void audit_rows_chain_and_failed_work_keeps_only_its_event(void)
 static enum gw_code inbound_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
 {
     char **ack = ctx;
-    enum gw_code rc = store_txn_inbound_seen(txn, "RIS", "m1", ack, err);
+    enum gw_code rc = store_txn_inbound_seen(txn, "ris", "RIS", "m1", ack, err);
 
     if (rc == GW_E_NOTFOUND)
-        return store_txn_inbound_record(txn, "RIS", "m1", "ACK-1", err);
+        return store_txn_inbound_record(txn, "ris", "RIS", "m1", "ACK-1", err);
     return rc;
 }
 
