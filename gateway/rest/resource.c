@@ -7,6 +7,7 @@
  */
 #include "rest/rest_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,24 +63,60 @@ static void refuse_and_audit(struct rest_ctx *ctx, struct audit_event *ev,
     rest_audit_alone(ctx, ev, resp->status ? resp->status : 500, why);
 }
 
-/* Answers a write with warnings in Warning headers (the resource is the body). */
+#define REST_MAX_WARNINGS      4   /* Warning headers on one answer */
+#define REST_MAX_WARNING_BYTES 400 /* one Warning header value */
+
+/* True when text is made of the characters of a FHIRPath element path
+ * ("Bundle.entry[2].resource.subject.resolve().identifier"): no value. */
+static bool is_plain_path(const char *text)
+{
+    for (; text && *text; text++)
+        if (!isalnum((unsigned char)*text) && !strchr(".[]()_-", *text))
+            return false;
+    return text != NULL;
+}
+
+/* One Warning value: 199 fhir-gateway "<code> warning at <path>; ...". */
+static void warning_value(struct gw_buf *value, json_t *issue)
+{
+    const char *code = json_string_value(json_object_get(issue, "code"));
+    const char *where = json_string_value(json_array_get(json_object_get(issue, "expression"), 0));
+    struct gw_buf text;
+
+    gw_buf_init(&text, REST_MAX_WARNING_BYTES);
+    gw_buf_printf(&text, "%s warning", is_plain_path(code) ? code : "processing");
+    if (is_plain_path(where))
+        gw_buf_printf(&text, " at %s", where);
+    gw_buf_puts(&text, "; the details are in the OperationOutcome "
+                       "(Prefer: return=OperationOutcome)");
+    gw_buf_puts(value, "199 fhir-gateway ");
+    gw_buf_quoted_string(value, text.err ? "warning" : text.data);
+    gw_buf_cleanup(&text);
+}
+
+/* Answers a write with warnings in Warning headers (the resource is the body).
+ * A header says that there is a warning, of which kind and where, never what
+ * it is about: diagnostics may quote patient data (an INS-NIR, a name), and
+ * logs and proxies keep headers. The value is an RFC 9110 quoted-string in
+ * ASCII; the full issues are in the OperationOutcome. */
 static void warnings_to_headers(struct http_response *resp, json_t *outcome)
 {
     json_t *issue;
-    size_t i;
+    size_t i, n = 0;
 
     json_array_foreach (json_object_get(outcome, "issue"), i, issue) {
         const char *sev = json_string_value(json_object_get(issue, "severity"));
-        const char *text = json_string_value(json_object_get(issue, "diagnostics"));
-        char value[700];
+        struct gw_buf value;
 
-        if (!sev || strcmp(sev, "warning") != 0 || !text || i >= 4)
+        if (!sev || strcmp(sev, "warning") != 0 || n == REST_MAX_WARNINGS)
             continue;
-        snprintf(value, sizeof value, "199 fhir-gateway \"%s\"", text);
-        for (char *c = value; *c; c++)
-            if (*c == '\r' || *c == '\n')
-                *c = ' ';
-        http_header_add(resp, "Warning", value);
+        gw_buf_init(&value, 2 * REST_MAX_WARNING_BYTES);
+        warning_value(&value, issue);
+        if (!value.err) {
+            http_header_add(resp, "Warning", value.data);
+            n++;
+        }
+        gw_buf_cleanup(&value);
     }
 }
 
