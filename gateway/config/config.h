@@ -102,8 +102,9 @@ struct config {
     long push_ack_timeout_ms;
     long max_pull;
     /* audit */
-    char *instance_id;    /* AuditEvent.source.observer */
-    char *audit_hmac_key; /* optional secret for the chain, may be "" */
+    char *instance_id;           /* AuditEvent.source.observer */
+    char *audit_hmac_key;        /* optional secret for the chain, may be "" */
+    long audit_refusal_period_s; /* window of the aggregated anonymous refusals */
     /* logging */
     char *log_level;
     /* tables */

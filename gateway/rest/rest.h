@@ -20,6 +20,7 @@
 
 struct rest_ctx;
 
+struct audit_refusals;
 struct map_holder;
 struct ris;
 
@@ -29,6 +30,7 @@ struct rest_parts {
     const struct config *cfg;
     struct store *store;
     struct map_holder *maps;
+    struct audit_refusals *refusals; /* counts anonymous refusals; NULL: one event each */
 };
 
 /* On GW_OK *out is new; free with rest_destroy(). */

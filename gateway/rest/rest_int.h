@@ -16,7 +16,8 @@ struct rest_ctx {
     struct store *store;
     struct map_holder *maps;
     struct ris *ris;
-    char base[REST_MAX_BASE]; /* e.g. https://127.0.0.1:8443/fhir */
+    struct audit_refusals *refusals; /* may be NULL */
+    char base[REST_MAX_BASE];        /* e.g. https://127.0.0.1:8443/fhir */
     int64_t started_ms;
 };
 

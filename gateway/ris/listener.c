@@ -13,7 +13,7 @@
  * under that identity and may concern only those sites. An address in
  * mllp_allow alone (the development setup: loopback) speaks as
  * "mllp:<address>" for every site. Any other address is closed at once,
- * logged and audited.
+ * logged and audited (counted per address and period: audit/refusals.c).
  */
 #include "ris/ris_int.h"
 
@@ -227,6 +227,8 @@ static bool configured_identity(const struct config *cfg, const struct config_ml
  * and audited, then closed. */
 static bool admit_peer(struct ris *ris, const struct sockaddr *sa, socklen_t len, struct conn *c)
 {
+    static const char why[] =
+        "the address is not allowed to send MLLP messages (mllp_peers, mllp_allow)";
     const struct config_mllp_peer *m;
     char host[RIS_HOST_MAX];
     struct audit_event ev;
@@ -245,12 +247,16 @@ static bool admit_peer(struct ris *ris, const struct sockaddr *sa, socklen_t len
     if (listed(ris->cfg->mllp_allow, host))
         return true;
     gw_log(GW_LOG_WARN, "mllp-peer-refused", "%s is not in mllp_peers or mllp_allow", host);
+    if (ris->refusals) { /* no identity: counted per address and period */
+        audit_refusals_note(ris->refusals, "MLLP", host, "MLLP connection", why);
+        return false;
+    }
     memset(&ev, 0, sizeof ev);
     ev.kind = AUDIT_HL7_IMPORT;
     ev.subtype = "connection";
     ev.action = 'E';
     ev.outcome = AUDIT_MINOR_FAILURE;
-    ev.outcome_desc = "the address is not allowed to send MLLP messages (mllp_peers, mllp_allow)";
+    ev.outcome_desc = why;
     ev.peer = host;
     ev.actor_name = host;
     ev.path = "MLLP";

@@ -70,6 +70,10 @@ enum gw_code ris_create(const struct config *cfg, struct store *store,
 /* Starts the MLLP listener (cfg->mllp_listen, unless empty) and a push worker
  * per push site; logs {"event":"mllp-listening","port":N} once listening. */
 enum gw_code ris_start(struct ris *ris, struct gw_error *err);
+/* Counts the MLLP connections refused (no identity) in r instead of one
+ * AuditEvent each; call before ris_start(). r may be NULL. */
+struct audit_refusals;
+void ris_set_refusals(struct ris *ris, struct audit_refusals *r);
 /* The MLLP port bound (0 when not listening). */
 int ris_mllp_port(const struct ris *ris);
 /* Stops threads (finishing the message in hand) and frees. Accepts NULL. */
