@@ -49,7 +49,8 @@ static long detail_count(json_t *ev, long *n_paths, const char **channel)
             const char *type = json_string_value(json_object_get(d, "type"));
 
             if (strcmp(type, "count") == 0)
-                count = atol(json_string_value(json_object_get(d, "valueString")));
+                gw_parse_long(json_string_value(json_object_get(d, "valueString")), 0, 1L << 40,
+                              &count);
             else if (strcmp(type, "path") == 0)
                 (*n_paths)++;
         }
