@@ -95,7 +95,10 @@ static size_t take_closed(struct audit_refusals *r, bool everything, struct wind
     int64_t now = gw_mono_ms();
     size_t i = 0, n = 0;
 
-    *out = calloc(r->n_windows + 1, sizeof **out);
+    *out = NULL;
+    if (r->n_windows == 0)
+        return 0;
+    *out = calloc(r->n_windows, sizeof **out);
     if (!*out)
         return 0; /* tried again at the next tick */
     while (i < r->n_windows) {
