@@ -5,7 +5,7 @@
 #
 # Writes into DIR: ca.pem/ca.key (a development CA), server.pem/server.key
 # (localhost, 127.0.0.1, ::1), a certificate and key per development client
-# (gp, gp2, ris, auditor), unlisted.pem/key (signed by the CA but in no client
+# (gp, gp2, ris, ris-bachaumont, ris-drouot, auditor), unlisted.pem/key (signed by the CA but in no client
 # table, for tests), and clients.json, the client table the gateway reads
 # without --config. Keys are EC P-256. Never use these outside development.
 set -eu
@@ -47,6 +47,8 @@ issue server "/C=FR/O=Referral Gateway Development/CN=localhost" serverAuth \
 issue gp "/C=FR/L=Paris/O=Cabinet Médical Montorgueil/CN=Dr Claire Martin" clientAuth ""
 issue gp2 "/C=FR/L=Paris/O=Maison de Santé Batignolles/CN=Dr Karim Benali" clientAuth ""
 issue ris "/C=FR/L=Paris/O=RIS Bachaumont Drouot/CN=ris" clientAuth ""
+issue ris-bachaumont "/C=FR/L=Paris/O=Bachaumont Radiology/CN=ris-bachaumont" clientAuth ""
+issue ris-drouot "/C=FR/L=Paris/O=Clinique Drouot/CN=ris-drouot" clientAuth ""
 issue auditor "/C=FR/L=Paris/O=Délégué à la protection des données/CN=auditor" clientAuth ""
 issue unlisted "/C=FR/O=Unlisted Practice/CN=unlisted" clientAuth ""
 chmod 644 ./*.pem
@@ -63,6 +65,11 @@ cat > clients.json <<JSON
     {"name": "ris", "fingerprint": "$(fingerprint ris)", "role": "ris",
      "organization": {"id": "ris-paris", "name": "RIS Bachaumont Drouot"},
      "sites": ["bachaumont", "drouot"]},
+    {"name": "ris-bachaumont", "fingerprint": "$(fingerprint ris-bachaumont)", "role": "ris",
+     "organization": {"id": "bachaumont", "name": "Bachaumont Radiology"},
+     "sites": ["bachaumont"]},
+    {"name": "ris-drouot", "fingerprint": "$(fingerprint ris-drouot)", "role": "ris",
+     "organization": {"id": "drouot", "name": "Clinique Drouot"}, "sites": ["drouot"]},
     {"name": "auditor", "fingerprint": "$(fingerprint auditor)", "role": "auditor",
      "organization": {"id": "dpo", "name": "Délégué à la protection des données"}}
   ]

@@ -164,6 +164,7 @@ struct running {
     struct config *cfg;
     struct map_holder *maps;
     struct store *store;
+    struct audit_refusals *refusals;
     struct rest_ctx *rest;
     struct ris *ris;
     struct auth_table *clients;
@@ -179,6 +180,7 @@ static void stop_all(struct running *r)
 {
     http_server_stop(r->http);
     ris_destroy(r->ris);
+    audit_refusals_destroy(r->refusals); /* no refusal comes after the listeners stopped */
     if (r->store)
         audit_cli(r->store, "stop", 'E', GW_OK, "the gateway stopped");
     rest_destroy(r->rest);
@@ -198,6 +200,7 @@ static enum gw_code start_ris(struct running *r, struct gw_error *err)
     rc = ris_create(r->cfg, r->store, &hooks, &r->ris, err);
     if (rc)
         return rc;
+    ris_set_refusals(r->ris, r->refusals);
     rest_set_ris(r->rest, r->ris);
     return ris_start(r->ris, err);
 }
@@ -211,8 +214,11 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
     rc = map_holder_create(r->cfg->mappings_dir, &r->maps, err);
     if (!rc)
         rc = store_open(r->cfg, &r->store, err);
+    if (!rc)
+        rc = audit_refusals_create(r->store, r->cfg->audit_refusal_period_s, &r->refusals, err);
     if (!rc) {
-        parts = (struct rest_parts){.cfg = r->cfg, .store = r->store, .maps = r->maps};
+        parts = (struct rest_parts){
+            .cfg = r->cfg, .store = r->store, .maps = r->maps, .refusals = r->refusals};
         rc = rest_create(&parts, &r->rest, err);
     }
     if (!rc)

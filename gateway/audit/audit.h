@@ -37,6 +37,21 @@ enum audit_kind {
     AUDIT_HL7_IMPORT, /* an HL7 v2 message received: subtype the message type */
     AUDIT_HL7_EXPORT, /* an HL7 v2 message sent or handed out */
     AUDIT_CLI,        /* a command-line action on the store */
+    AUDIT_SECURITY,   /* refusals of peers without an identity, counted (DCM 110113 Security
+                         Alert, subtype 110126 Node Authentication) */
+};
+
+#define AUDIT_REFUSAL_SAMPLES   5   /* paths kept per aggregated event */
+#define AUDIT_REFUSAL_MAX_PEERS 256 /* addresses tracked per channel; others share a window */
+
+/* What an aggregated event counts (AuditEvent.period and an entity's details). */
+struct audit_tally {
+    const char *channel;        /* "HTTPS" or "MLLP" */
+    long count;                 /* refusals */
+    int64_t first_ms, last_ms;  /* the first and the last */
+    const char *const *samples; /* paths asked for (at most AUDIT_REFUSAL_SAMPLES) */
+    size_t n_samples;
+    bool other_addresses; /* the shared window past AUDIT_REFUSAL_MAX_PEERS addresses */
 };
 
 /* One resource (or query) the event is about. */
@@ -62,6 +77,7 @@ struct audit_event {
     const char *request_id;          /* X-Request-Id, or the MLLP control id */
     const char *path;                /* what was asked, e.g. "POST /fhir/ServiceRequest" */
     const char *patient;             /* "Patient/…" the interaction is about, may be NULL */
+    const struct audit_tally *tally; /* AUDIT_SECURITY: what the event counts */
     struct audit_entity entities[AUDIT_MAX_ENTITIES];
     size_t n_entities;
 };
@@ -90,6 +106,26 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev,
  * such as refusals). Blocks until it is on disk. */
 enum gw_code audit_record_alone(struct store *st, const struct audit_event *ev,
                                 struct gw_error *err);
+
+/* ------------------------------------------------------------ refusals without an identity */
+
+/* Refusals of peers that show no identity (HTTPS without a listed
+ * certificate, MLLP connections from addresses not admitted), counted per
+ * channel and address: one AuditEvent per peer and window of period_s
+ * seconds with the count, first and last time and a sample of paths, written
+ * by a background thread when the window closes (refusals.c). */
+struct audit_refusals;
+
+/* Starts the counters and their thread. On GW_OK *out is new. */
+enum gw_code audit_refusals_create(struct store *st, long period_s, struct audit_refusals **out,
+                                   struct gw_error *err);
+/* Counts one refusal over channel ("HTTPS", "MLLP") from address, asking for
+ * path (may be NULL), refused because why. Never blocks on the store. */
+void audit_refusals_note(struct audit_refusals *r, const char *channel, const char *address,
+                         const char *path, const char *why);
+/* Records every window still open (nothing counted is lost), stops the
+ * thread and frees. Call it before the store is destroyed. Accepts NULL. */
+void audit_refusals_destroy(struct audit_refusals *r);
 
 struct audit_verify_result {
     long checked; /* events checked */

@@ -10,6 +10,7 @@
  */
 #include "audit/audit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,8 @@ static json_t *event_type(const struct audit_event *ev)
         return coding(DCM, "110106", "Export");
     case AUDIT_CLI:
         return coding(DCM, "110100", "Application Activity");
+    case AUDIT_SECURITY:
+        return coding(DCM, "110113", "Security Alert");
     default:
         return coding(EVENT_TYPE, "rest", "Restful Operation");
     }
@@ -93,6 +96,8 @@ static json_t *event_subtype(const struct audit_event *ev)
         return coding(V2_MESSAGE, sub, NULL);
     if (ev->kind == AUDIT_CLI)
         return coding(GATEWAY_ACTOR, sub, NULL);
+    if (ev->kind == AUDIT_SECURITY)
+        return coding(DCM, "110126", "Node Authentication");
     return coding(RESTFUL, sub, NULL);
 }
 
@@ -198,6 +203,51 @@ static int add_entities(json_t *ae, const struct audit_event *ev)
     return 0;
 }
 
+static int add_detail(json_t *details, const char *type, const char *value)
+{
+    return json_array_append_new(details,
+                                 json_pack("{s:s, s:s}", "type", type, "valueString", value));
+}
+
+/* An aggregated event: AuditEvent.period, and an entity whose details give
+ * the count, the first and last time and the sampled paths. */
+static int add_tally(json_t *ae, const struct audit_event *ev)
+{
+    const struct audit_tally *t = ev->tally;
+    char first[GW_INSTANT_LEN], last[GW_INSTANT_LEN], count[24], text[200];
+    json_t *details = json_array(), *ent;
+    size_t i;
+
+    gw_time_instant(t->first_ms, first);
+    gw_time_instant(t->last_ms, last);
+    snprintf(count, sizeof count, "%ld", t->count);
+    snprintf(text, sizeof text, "%ld refusal%s over %s of clients without an identity%s", t->count,
+             t->count == 1 ? "" : "s", t->channel, t->other_addresses ? ", other addresses" : "");
+    if (!details || add_detail(details, "count", count) || add_detail(details, "first", first) ||
+        add_detail(details, "last", last)) {
+        json_decref(details);
+        return -1;
+    }
+    for (i = 0; i < t->n_samples; i++)
+        if (add_detail(details, "path", t->samples[i])) {
+            json_decref(details);
+            return -1;
+        }
+    ent = json_pack("{s:o, s:o, s:s, s:s, s:o}", "type", coding(ENTITY_TYPE, "2", NULL), "role",
+                    coding(OBJECT_ROLE, "20", NULL), "name", t->channel, "description", text,
+                    "detail", details);
+    if (!ent ||
+        json_object_set_new(ae, "period", json_pack("{s:s, s:s}", "start", first, "end", last))) {
+        json_decref(ent);
+        return -1;
+    }
+    if (!json_object_get(ae, "entity") && json_object_set_new(ae, "entity", json_array())) {
+        json_decref(ent);
+        return -1;
+    }
+    return json_array_append_new(json_object_get(ae, "entity"), ent);
+}
+
 json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t recorded_ms)
 {
     char instant[GW_INSTANT_LEN], action[2] = {ev->action ? ev->action : 'E', 0};
@@ -219,6 +269,8 @@ json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t 
     if (ev->outcome_desc && json_object_set_new(ae, "outcomeDesc", json_string(ev->outcome_desc)))
         goto fail;
     if (add_entities(ae, ev))
+        goto fail;
+    if (ev->tally && add_tally(ae, ev))
         goto fail;
     if (ev->request_id || ev->path) {
         struct audit_entity req = {

@@ -105,6 +105,8 @@ static enum gw_code apply_file(struct config *cfg, json_t *root, const char *pat
             rc = config_parse_clients(cfg, v, path, err);
         else if (strcmp(key, "sites") == 0)
             rc = config_parse_sites(cfg, v, path, err);
+        else if (strcmp(key, "mllp_peers") == 0)
+            rc = config_parse_mllp_peers(cfg, v, path, err);
         else if (o)
             rc = set_option_json(cfg, o, v, path, err);
         else
@@ -256,7 +258,30 @@ void config_destroy(struct config *cfg)
             free(*string_slot(cfg, &config_options[i]));
     config_free_clients(cfg);
     config_free_sites(cfg);
+    config_free_mllp_peers(cfg);
     free(cfg);
+}
+
+const struct config_client *config_client_find(const struct config *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; name && i < cfg->n_clients; i++)
+        if (strcmp(cfg->clients[i].name, name) == 0)
+            return &cfg->clients[i];
+    return NULL;
+}
+
+const struct config_mllp_peer *config_mllp_peer_find(const struct config *cfg, const char *address)
+{
+    size_t i;
+
+    if (address && strncmp(address, "::ffff:", 7) == 0 && strchr(address, '.'))
+        address += 7; /* an IPv4-mapped IPv6 address */
+    for (i = 0; address && i < cfg->n_mllp_peers; i++)
+        if (strcmp(cfg->mllp_peers[i].address, address) == 0)
+            return &cfg->mllp_peers[i];
+    return NULL;
 }
 
 const struct config_site *config_site_find(const struct config *cfg, const char *id)

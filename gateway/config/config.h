@@ -54,6 +54,17 @@ struct config_site {
     int push_port;
 };
 
+/* An MLLP peer (plain TCP: its address is all it shows) and who it speaks as:
+ * a RIS client of the client table (its name and sites), or a name of its
+ * own with the sites listed here. Exactly one of client and sites is set. */
+struct config_mllp_peer {
+    char *address; /* numeric IPv4 or IPv6 address */
+    char *client;  /* a ris client's name, or NULL */
+    char *name;    /* with sites: the identity in dedupe and audit, or NULL */
+    char **sites;
+    size_t n_sites;
+};
+
 struct config {
     /* http */
     char *listen;   /* HOST:PORT */
@@ -91,8 +102,9 @@ struct config {
     long push_ack_timeout_ms;
     long max_pull;
     /* audit */
-    char *instance_id;    /* AuditEvent.source.observer */
-    char *audit_hmac_key; /* optional secret for the chain, may be "" */
+    char *instance_id;           /* AuditEvent.source.observer */
+    char *audit_hmac_key;        /* optional secret for the chain, may be "" */
+    long audit_refusal_period_s; /* window of the aggregated anonymous refusals */
     /* logging */
     char *log_level;
     /* tables */
@@ -100,6 +112,8 @@ struct config {
     size_t n_clients;
     struct config_site *sites;
     size_t n_sites;
+    struct config_mllp_peer *mllp_peers;
+    size_t n_mllp_peers;
 };
 
 /* Command-line overrides; NULL members leave the value alone. */
@@ -118,6 +132,10 @@ enum gw_code config_load(const struct config_flags *flags, struct config **out,
                          struct gw_error *err);
 void config_destroy(struct config *cfg);
 
+/* Looks up a client of the table by name; NULL when absent. */
+const struct config_client *config_client_find(const struct config *cfg, const char *name);
+/* The mllp_peers row for a numeric address ("::ffff:a.b.c.d" matches a.b.c.d); NULL when none. */
+const struct config_mllp_peer *config_mllp_peer_find(const struct config *cfg, const char *address);
 /* Looks up a site by id; NULL when absent. */
 const struct config_site *config_site_find(const struct config *cfg, const char *id);
 /* The site whose organisation identifier is (system, value); NULL when none. */

@@ -27,7 +27,10 @@ enum gw_code config_parse_clients(struct config *cfg, json_t *arr, const char *o
                                   struct gw_error *err);
 enum gw_code config_parse_sites(struct config *cfg, json_t *arr, const char *origin,
                                 struct gw_error *err);
+enum gw_code config_parse_mllp_peers(struct config *cfg, json_t *arr, const char *origin,
+                                     struct gw_error *err);
 enum gw_code config_validate(const struct config *cfg, struct gw_error *err);
 void config_free_clients(struct config *cfg);
 void config_free_sites(struct config *cfg);
+void config_free_mllp_peers(struct config *cfg);
 #endif

@@ -51,6 +51,8 @@ const struct option_row config_options[] = {
     L(max_pull, 100, 1, 10000, "most orders one GET /ris/orders returns"),
     S(instance_id, "fhir-gateway", "this instance's name in AuditEvent.source"),
     S(audit_hmac_key, "", "secret mixed into the audit hash chain (empty: none)"),
+    L(audit_refusal_period_s, 60, 1, 3600,
+      "refusals of clients without an identity: one AuditEvent per address and this period"),
     S(log_level, "info", "debug, info, warn or error"),
 };
 

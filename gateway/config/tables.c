@@ -6,6 +6,7 @@
  */
 #include "config/config_int.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,9 @@ static enum gw_code parse_org(struct config_org *org, json_t *v, const char *whe
     return rc;
 }
 
-static enum gw_code parse_client_sites(struct config_client *c, json_t *arr, const char *where,
-                                       struct gw_error *err)
+/* A "sites" array of site ids into *sites / *n_sites (absent: none). */
+static enum gw_code parse_site_list(char ***sites, size_t *n_sites, json_t *arr, const char *where,
+                                    struct gw_error *err)
 {
     size_t i;
     json_t *v;
@@ -81,17 +83,24 @@ static enum gw_code parse_client_sites(struct config_client *c, json_t *arr, con
         return GW_OK;
     if (!json_is_array(arr) || json_array_size(arr) > CONFIG_MAX_SITES)
         return gw_fail(err, GW_E_INPUT, "%s: \"sites\" must be an array of site ids", where);
-    c->sites = calloc(json_array_size(arr) + 1, sizeof *c->sites);
-    if (!c->sites)
+    *sites = calloc(json_array_size(arr) + 1, sizeof **sites);
+    if (!*sites)
         return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
     json_array_foreach (arr, i, v) {
         if (!json_is_string(v))
             return gw_fail(err, GW_E_INPUT, "%s: sites[%zu] must be a string", where, i);
-        if (config_set_string(&c->sites[i], json_string_value(v), err))
+        if (config_set_string(&(*sites)[i], json_string_value(v), err))
             return GW_E_NOMEM;
-        c->n_sites = i + 1;
+        *n_sites = i + 1;
     }
     return GW_OK;
+}
+
+static void free_site_list(char **sites, size_t n_sites)
+{
+    while (n_sites)
+        free(sites[--n_sites]);
+    free(sites);
 }
 
 static enum gw_code parse_client(struct config_client *c, json_t *v, const char *where,
@@ -111,7 +120,7 @@ static enum gw_code parse_client(struct config_client *c, json_t *v, const char 
     if (!rc)
         rc = parse_org(&c->org, json_object_get(v, "organization"), where, err);
     if (!rc)
-        rc = parse_client_sites(c, json_object_get(v, "sites"), where, err);
+        rc = parse_site_list(&c->sites, &c->n_sites, json_object_get(v, "sites"), where, err);
     if (rc)
         return rc;
     if (!c->fingerprint && !c->subject)
@@ -217,6 +226,83 @@ enum gw_code config_parse_sites(struct config *cfg, json_t *arr, const char *ori
     return GW_OK;
 }
 
+static enum gw_code parse_mllp_peer(struct config_mllp_peer *m, json_t *v, const char *where,
+                                    struct gw_error *err)
+{
+    unsigned char addr[16];
+    enum gw_code rc;
+
+    if (!json_is_object(v))
+        return gw_fail(err, GW_E_INPUT, "%s: must be an object", where);
+    rc = take_string(v, "address", true, &m->address, where, err);
+    if (!rc)
+        rc = take_string(v, "client", false, &m->client, where, err);
+    if (!rc)
+        rc = take_string(v, "name", false, &m->name, where, err);
+    if (!rc)
+        rc = parse_site_list(&m->sites, &m->n_sites, json_object_get(v, "sites"), where, err);
+    if (rc)
+        return rc;
+    if (inet_pton(AF_INET, m->address, addr) != 1 && inet_pton(AF_INET6, m->address, addr) != 1)
+        return gw_fail(err, GW_E_INPUT, "%s: address \"%s\" is not a numeric IP address", where,
+                       m->address);
+    if (!m->client == !m->n_sites)
+        return gw_fail(err, GW_E_INPUT,
+                       "%s: give either \"client\" (a ris client) or \"name\" and \"sites\"",
+                       where);
+    if (!m->name != !m->n_sites)
+        return gw_fail(err, GW_E_INPUT, "%s: \"name\" goes with \"sites\" (and only there)", where);
+    return GW_OK;
+}
+
+enum gw_code config_parse_mllp_peers(struct config *cfg, json_t *arr, const char *origin,
+                                     struct gw_error *err)
+{
+    char where[CONFIG_WHERE_MAX];
+    size_t i;
+    json_t *v;
+    enum gw_code rc;
+
+    if (!json_is_array(arr) || json_array_size(arr) > CONFIG_MAX_CLIENTS)
+        return gw_fail(err, GW_E_INPUT, "%s: \"mllp_peers\" must be an array (at most %d)", origin,
+                       CONFIG_MAX_CLIENTS);
+    config_free_mllp_peers(cfg);
+    cfg->mllp_peers = calloc(json_array_size(arr) + 1, sizeof *cfg->mllp_peers);
+    if (!cfg->mllp_peers)
+        return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
+    json_array_foreach (arr, i, v) {
+        snprintf(where, sizeof where, "%s: mllp_peers[%zu]", origin, i);
+        cfg->n_mllp_peers = i + 1;
+        rc = parse_mllp_peer(&cfg->mllp_peers[i], v, where, err);
+        if (rc)
+            return rc;
+    }
+    return GW_OK;
+}
+
+static enum gw_code validate_mllp_peers(const struct config *cfg, struct gw_error *err)
+{
+    size_t i, k;
+
+    for (i = 0; i < cfg->n_mllp_peers; i++) {
+        const struct config_mllp_peer *m = &cfg->mllp_peers[i];
+        const struct config_client *c = config_client_find(cfg, m->client);
+
+        for (k = 0; k < i; k++)
+            if (strcmp(cfg->mllp_peers[k].address, m->address) == 0)
+                return gw_fail(err, GW_E_INPUT, "mllp_peers: address %s is listed twice",
+                               m->address);
+        if (m->client && (!c || strcmp(c->role, "ris") != 0))
+            return gw_fail(err, GW_E_INPUT, "mllp_peers[%zu]: \"%s\" is not a ris client", i,
+                           m->client);
+        for (k = 0; k < m->n_sites; k++)
+            if (!config_site_find(cfg, m->sites[k]))
+                return gw_fail(err, GW_E_INPUT, "mllp_peers[%zu]: unknown site \"%s\"", i,
+                               m->sites[k]);
+    }
+    return GW_OK;
+}
+
 static enum gw_code validate_tables(const struct config *cfg, struct gw_error *err)
 {
     size_t i, k;
@@ -238,7 +324,7 @@ static enum gw_code validate_tables(const struct config *cfg, struct gw_error *e
     if (!config_site_find(cfg, cfg->default_site))
         return gw_fail(err, GW_E_INPUT, "default_site \"%s\" is not among the sites",
                        cfg->default_site);
-    return GW_OK;
+    return validate_mllp_peers(cfg, err);
 }
 
 enum gw_code config_validate(const struct config *cfg, struct gw_error *err)
@@ -265,7 +351,7 @@ enum gw_code config_validate(const struct config *cfg, struct gw_error *err)
 
 void config_free_clients(struct config *cfg)
 {
-    size_t i, k;
+    size_t i;
 
     for (i = 0; i < cfg->n_clients; i++) {
         struct config_client *c = &cfg->clients[i];
@@ -278,9 +364,7 @@ void config_free_clients(struct config *cfg)
         free(c->org.name);
         free(c->org.system);
         free(c->org.value);
-        for (k = 0; k < c->n_sites; k++)
-            free(c->sites[k]);
-        free(c->sites);
+        free_site_list(c->sites, c->n_sites);
     }
     free(cfg->clients);
     cfg->clients = NULL;
@@ -313,4 +397,21 @@ void config_free_sites(struct config *cfg)
     free(cfg->sites);
     cfg->sites = NULL;
     cfg->n_sites = 0;
+}
+
+void config_free_mllp_peers(struct config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->n_mllp_peers; i++) {
+        struct config_mllp_peer *m = &cfg->mllp_peers[i];
+
+        free(m->address);
+        free(m->client);
+        free(m->name);
+        free_site_list(m->sites, m->n_sites);
+    }
+    free(cfg->mllp_peers);
+    cfg->mllp_peers = NULL;
+    cfg->n_mllp_peers = 0;
 }

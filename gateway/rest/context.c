@@ -20,6 +20,7 @@ enum gw_code rest_create(const struct rest_parts *parts, struct rest_ctx **out,
     ctx->cfg = parts->cfg;
     ctx->store = parts->store;
     ctx->maps = parts->maps;
+    ctx->refusals = parts->refusals;
     ctx->started_ms = gw_now_ms();
     rest_set_port(ctx, 0);
     *out = ctx;
@@ -98,13 +99,30 @@ void rest_destroy(struct rest_ctx *ctx)
     free(ctx);
 }
 
-bool rest_visible(const struct auth_identity *who, const struct store_resource *r)
+/* A RIS sees a row when one of its sites was granted it (store/sites.c). */
+static bool site_visible(const struct rest_ctx *ctx, struct store_txn *txn,
+                         const struct auth_identity *who, const struct store_resource *r)
+{
+    const char *const *sites = (const char *const *)who->sites;
+    struct gw_error err;
+    bool visible = false;
+    enum gw_code rc =
+        txn ? store_txn_site_visible(txn, r->type, r->id, sites, who->n_sites, &visible, &err)
+            : store_site_visible(ctx->store, r->type, r->id, sites, who->n_sites, &visible, &err);
+
+    if (rc)
+        gw_log(GW_LOG_ERROR, "visibility-failed", "%s", err.msg);
+    return rc == GW_OK && visible;
+}
+
+bool rest_visible(const struct rest_ctx *ctx, struct store_txn *txn,
+                  const struct auth_identity *who, const struct store_resource *r)
 {
     switch (who->role) {
     case AUTH_GP:
         return r->owner && who->org_id && strcmp(r->owner, who->org_id) == 0;
     case AUTH_RIS:
-        return auth_serves_site(who, r->site);
+        return site_visible(ctx, txn, who, r);
     case AUTH_ADMIN:
         return true;
     default:
@@ -241,7 +259,10 @@ void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct ht
         http_respond_resource(resp, status, resource);
 }
 
-/* The server's refusals (401, 403, 404, 405, 406, 413, 415) are audited too. */
+/* The server's refusals (401, 403, 404, 405, 406, 413, 415) are audited too:
+ * an identified client's one event each, a client without an identity's
+ * counted per address and period (audit/refusals.c), so that nobody can
+ * flood the trail anonymously. */
 void rest_on_refusal(void *vctx, const struct http_request *req, int status, const char *why)
 {
     struct rest_ctx *ctx = vctx;
@@ -249,6 +270,10 @@ void rest_on_refusal(void *vctx, const struct http_request *req, int status, con
     char path[300];
 
     snprintf(path, sizeof path, "%s %s", req->method, req->path);
+    if (req->who->role == AUTH_NONE && ctx->refusals) {
+        audit_refusals_note(ctx->refusals, "HTTPS", req->peer, path, why);
+        return;
+    }
     rest_audit_init(&ev, req, req->route, 'E');
     ev.path = path;
     rest_audit_alone(ctx, &ev, status, why);

@@ -49,7 +49,7 @@ static json_t *validate_resolve(void *vctx, const char *reference)
     snprintf(id, sizeof id, "%s", slash + 1);
     if (store_read(v->ctx->store, type, id, 0, &row, NULL) != GW_OK)
         return NULL;
-    if (!row.deleted && rest_visible(v->req->who, &row))
+    if (!row.deleted && rest_visible(v->ctx, NULL, v->req->who, &row))
         v->loaded[v->n_loaded] = rest_parse_stored(&row);
     store_resource_cleanup(&row);
     return v->loaded[v->n_loaded] ? v->loaded[v->n_loaded++] : NULL;

@@ -433,7 +433,8 @@ json_t *rest_plan_lookup(struct rest_plan *p, struct store_txn *txn, json_t *hol
             return p->entries[i].resource;
     if (store_txn_read(txn, type, id, 0, &row, NULL) != GW_OK)
         return NULL;
-    res = row.deleted || !rest_visible(p->req->who, &row) ? NULL : rest_parse_stored(&row);
+    res = row.deleted || !rest_visible(p->ctx, txn, p->req->who, &row) ? NULL
+                                                                       : rest_parse_stored(&row);
     store_resource_cleanup(&row);
     return keep_loaded(p, res);
 }

@@ -5,7 +5,14 @@
  * New referral: prepare (profile → 422, site, mapping fills an empty code),
  * then the write, then finish (Task requested/received or triage, order NW).
  * Update: revoked → Task cancelled and order CA; still active → profile and
- * mapping again and order XO; a revoked referral cannot come back.
+ * mapping again and order XO; a revoked referral cannot come back. Neither
+ * may change who the referral is about or who wrote it: subject and
+ * requester (and the contained resources they designate) stay exactly as
+ * stored, else 422 naming the element.
+ *
+ * Every resource an order, a Task or an AuditEvent is made from is resolved
+ * through rest_plan_lookup(): plan entries, contained resources, or stored
+ * resources the caller may read (rest_visible), never anything else.
  */
 #include "rest/rest_int.h"
 
@@ -19,6 +26,7 @@
 
 struct rest_referral {
     const struct config_site *site;
+    json_t *stored;    /* updates: the current stored version (owned) */
     json_t *patient;   /* borrowed from the plan */
     json_t *requester; /* borrowed from the plan */
     json_t *conditions[REFERRAL_MAX_RELATED];
@@ -39,6 +47,7 @@ void rest_referral_free(struct rest_referral *r)
         return;
     if (r->decided)
         map_decision_cleanup(&r->decision);
+    json_decref(r->stored);
     free(r);
 }
 
@@ -81,24 +90,38 @@ static void add_related(struct rest_referral *rr, json_t *res)
     }
 }
 
+static size_t count_referrals(const struct rest_plan *p)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < p->n_entries; i++)
+        n += strcmp(p->entries[i].type, "ServiceRequest") == 0;
+    return n;
+}
+
 /* Conditions, observations and medications that travel with the referral:
- * its reasonReferences, its contained resources and the Bundle's entries. */
+ * its reasonReferences and supportingInfo, its contained resources and, when
+ * it is the Bundle's only referral, the Bundle's other entries. A Bundle with
+ * several referrals (for several sites) gives each only what it references. */
 static void gather(struct rest_plan *p, struct store_txn *txn, json_t *sr, struct rest_referral *rr)
 {
+    static const char *const elements[] = {"reasonReference", "supportingInfo"};
     json_t *v;
-    size_t i;
+    size_t i, k;
 
-    json_array_foreach (json_object_get(sr, "reasonReference"), i, v) {
-        const char *ref = json_string_value(json_object_get(v, "reference"));
-        json_t *c = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
+    for (k = 0; k < sizeof elements / sizeof *elements; k++)
+        json_array_foreach (json_object_get(sr, elements[k]), i, v) {
+            const char *ref = json_string_value(json_object_get(v, "reference"));
+            json_t *c = ref ? rest_plan_lookup(p, txn, sr, ref) : NULL;
 
-        if (c)
-            add_related(rr, c);
-    }
+            if (c)
+                add_related(rr, c);
+        }
     json_array_foreach (json_object_get(sr, "contained"), i, v)
         add_related(rr, v);
-    for (i = 0; i < p->n_entries; i++)
-        add_related(rr, p->entries[i].resource);
+    if (count_referrals(p) == 1)
+        for (i = 0; i < p->n_entries; i++)
+            add_related(rr, p->entries[i].resource);
 }
 
 /* The site a performer names: logical identifier, or a resolved Organization. */
@@ -176,16 +199,14 @@ static enum gw_code decide(struct rest_plan *p, struct rest_entry *e, struct res
 
 /* Stored status and ownership of an updated ServiceRequest. */
 static enum gw_code load_current(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
-                                 struct gw_error *err)
+                                 struct rest_referral *rr, struct gw_error *err)
 {
     struct store_resource row;
-    json_t *old;
     const char *status;
     enum gw_code rc = store_txn_read(txn, e->type, e->id, 0, &row, err);
 
-    if (rc == GW_E_NOTFOUND ||
-        (rc == GW_OK && (row.deleted || !rest_visible(p->req->who, &row) || !row.owner ||
-                         !p->req->who->org_id || strcmp(row.owner, p->req->who->org_id) != 0))) {
+    if (rc == GW_E_NOTFOUND || (rc == GW_OK && (row.deleted || !row.owner || !p->req->who->org_id ||
+                                                strcmp(row.owner, p->req->who->org_id) != 0))) {
         if (rc == GW_OK)
             store_resource_cleanup(&row);
         return rest_plan_fail(p, 404, GW_E_NOTFOUND, "not-found", NULL, "%s/%s not found", e->type,
@@ -193,15 +214,84 @@ static enum gw_code load_current(struct rest_plan *p, struct store_txn *txn, str
     }
     if (rc)
         return rc;
-    old = rest_parse_stored(&row);
-    status = json_string_value(json_object_get(old, "status"));
+    rr->stored = rest_parse_stored(&row);
+    if (!rr->stored) {
+        store_resource_cleanup(&row);
+        return gw_fail(err, GW_E_INTERNAL, "the stored %s/%s does not parse", e->type, e->id);
+    }
+    status = json_string_value(json_object_get(rr->stored, "status"));
     e->was_revoked = status && strcmp(status, "revoked") == 0;
     e->owner = row.owner;
     e->site = row.site;
     row.owner = row.site = NULL;
-    json_decref(old);
     store_resource_cleanup(&row);
     return GW_OK;
+}
+
+/* The contained resource a "#id" reference of element designates in sr, or NULL. */
+static json_t *contained_target(json_t *sr, const char *element)
+{
+    const char *ref = ref_of(sr, element);
+    json_t *v;
+    size_t i;
+
+    if (!ref || ref[0] != '#')
+        return NULL;
+    json_array_foreach (json_object_get(sr, "contained"), i, v) {
+        const char *id = json_string_value(json_object_get(v, "id"));
+
+        if (id && strcmp(id, ref + 1) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+/* True when element (a Reference) and what it designates inside the
+ * resource are the same in the stored and the new version. */
+static bool same_party(json_t *stored, json_t *next, const char *element)
+{
+    json_t *a = json_object_get(stored, element), *b = json_object_get(next, element);
+    json_t *ca = contained_target(stored, element), *cb = contained_target(next, element);
+
+    if (!a || !b)
+        return !a && !b;
+    if (!json_equal(a, b))
+        return false;
+    return (!ca && !cb) || (ca && cb && json_equal(ca, cb));
+}
+
+/* An amendment or revocation keeps the patient and the requester: changing
+ * them would send another person's data to the RIS under this referral's
+ * number (or take a referral away from its patient). 422 for each change. */
+static enum gw_code check_parties(struct rest_plan *p, struct rest_entry *e,
+                                  const struct rest_referral *rr, const char *path)
+{
+    static const char *const elements[] = {"subject", "requester"};
+    char expr[300];
+    size_t i;
+    enum gw_code rc = GW_OK;
+
+    for (i = 0; i < sizeof elements / sizeof *elements; i++) {
+        if (same_party(rr->stored, e->resource, elements[i]))
+            continue;
+        snprintf(expr, sizeof expr, "%s.%s", path, elements[i]);
+        rc = rest_plan_fail(p, 422, GW_E_INPUT, "business-rule", expr,
+                            "an amendment or revocation may not change the referral's %s: send "
+                            "a new referral (and revoke this one) instead",
+                            elements[i]);
+    }
+    return rc;
+}
+
+/* The patient and the requester, as the caller may see them. */
+static void resolve_parties(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                            struct rest_referral *rr)
+{
+    const char *subject = ref_of(e->resource, "subject");
+    const char *requester = ref_of(e->resource, "requester");
+
+    rr->patient = subject ? rest_plan_lookup(p, txn, e->resource, subject) : NULL;
+    rr->requester = requester ? rest_plan_lookup(p, txn, e->resource, requester) : NULL;
 }
 
 static bool is_revoked(json_t *sr)
@@ -240,27 +330,27 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
     if (!rr)
         return gw_fail(err, GW_E_NOMEM, "no memory for a referral");
     if (e->is_put) {
-        rc = load_current(p, txn, e, err);
+        rc = load_current(p, txn, e, rr, err);
         if (rc)
             return rc;
         rr->site = config_site_find(p->ctx->cfg, e->site);
         if (e->was_revoked)
             return rest_plan_fail(p, 422, GW_E_INPUT, "business-rule", "ServiceRequest.status",
                                   "this referral was revoked: send a new referral instead");
+        rc = check_parties(p, e, rr, path);
+        if (rc)
+            return gw_fail(err, rc, "an amendment may not change the patient or the requester");
         rr->send_order = true;
         rr->order = is_revoked(e->resource) ? RIS_ORDER_CANCEL : RIS_ORDER_CHANGE;
-        if (rr->order == RIS_ORDER_CANCEL)
-            return GW_OK; /* a revocation needs nothing else to be valid */
+        if (rr->order == RIS_ORDER_CANCEL) {
+            resolve_parties(p, txn, e, rr); /* the profile was checked when it was created */
+            return GW_OK;
+        }
     }
     rc = check_profile(p, txn, e, path);
     if (rc)
         return gw_fail(err, rc, "the referral breaks the referral profile");
-    rr->patient = ref_of(e->resource, "subject")
-                      ? rest_plan_lookup(p, txn, e->resource, ref_of(e->resource, "subject"))
-                      : NULL;
-    rr->requester = ref_of(e->resource, "requester")
-                        ? rest_plan_lookup(p, txn, e->resource, ref_of(e->resource, "requester"))
-                        : NULL;
+    resolve_parties(p, txn, e, rr);
     gather(p, txn, e->resource, rr);
     if (!e->is_put) {
         rc = route(p, txn, e, rr, path);
@@ -272,7 +362,6 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
         e->site = gw_strdup(rr->site->id);
         if (!e->site)
             return gw_fail(err, GW_E_NOMEM, "no memory for a referral");
-        p->site = rr->site->id;
     }
     return decide(p, e, rr, err);
 }
@@ -443,6 +532,67 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
     return rc;
 }
 
+/* ------------------------------------------------------------ site visibility */
+
+/* True when res is a plan entry or a stored resource the plan loaded (not
+ * one contained in the referral, which travels inside it). */
+static bool is_standalone(const struct rest_plan *p, json_t *res)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++)
+        if (p->entries[i].resource == res)
+            return true;
+    for (i = 0; i < p->n_loaded; i++)
+        if (p->loaded[i] == res)
+            return true;
+    return false;
+}
+
+static enum gw_code grant(struct rest_plan *p, struct store_txn *txn, json_t *res, const char *site,
+                          struct gw_error *err)
+{
+    const char *type = fhir_resource_type(res);
+    const char *id = json_string_value(json_object_get(res, "id"));
+
+    if (!res || !type || !id || !is_standalone(p, res))
+        return GW_OK;
+    return store_txn_site_grant(txn, type, id, site, err);
+}
+
+/* The referral's site sees what the referral references and what its order
+ * was made from, each resolved as the caller sees it (rest_plan_lookup): a
+ * reference to another organisation's resource grants nothing. */
+static enum gw_code grant_site(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                               struct rest_referral *rr, struct gw_error *err)
+{
+    static const char *const elements[] = {"subject", "requester", "performer", "reasonReference",
+                                           "supportingInfo"};
+    const char *site = rr->site->id;
+    enum gw_code rc = GW_OK;
+    size_t i, k;
+
+    for (k = 0; !rc && k < sizeof elements / sizeof *elements; k++) {
+        json_t *el = json_object_get(e->resource, elements[k]);
+        size_t n = json_is_array(el) ? json_array_size(el) : 1;
+
+        for (i = 0; !rc && i < n; i++) {
+            const char *ref = json_string_value(
+                json_object_get(json_is_array(el) ? json_array_get(el, i) : el, "reference"));
+
+            if (ref)
+                rc = grant(p, txn, rest_plan_lookup(p, txn, e->resource, ref), site, err);
+        }
+    }
+    for (i = 0; !rc && i < rr->n_conditions; i++)
+        rc = grant(p, txn, rr->conditions[i], site, err);
+    for (i = 0; !rc && i < rr->n_observations; i++)
+        rc = grant(p, txn, rr->observations[i], site, err);
+    for (i = 0; !rc && i < rr->n_medications; i++)
+        rc = grant(p, txn, rr->medications[i], site, err);
+    return rc;
+}
+
 enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
                                   struct gw_error *err)
 {
@@ -452,15 +602,17 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
 
     if (!rr)
         return GW_OK;
-    if (!e->is_put)
+    if (rr->site)
+        rc = grant_site(p, txn, e, rr, err);
+    if (!rc && !e->is_put)
         rc = create_task(p, txn, e, rr, err);
-    else if (rr->order == RIS_ORDER_CANCEL)
+    else if (!rc && rr->order == RIS_ORDER_CANCEL)
         rc = cancel_task(p, txn, e, err);
     if (rc || !rr->send_order || !p->ctx->ris || !rr->site)
         return rc;
-    view =
-        (struct ris_referral){e->resource,    rr->patient,      rr->requester,
-                              rr->conditions, rr->n_conditions, rr->decided ? &rr->decision : NULL,
-                              rr->site};
+    view = (struct ris_referral){e->resource,      rr->patient,
+                                 rr->requester,    rr->conditions,
+                                 rr->n_conditions, rr->decided ? &rr->decision : NULL,
+                                 rr->site,         e->owner ? e->owner : p->req->who->org_id};
     return ris_order_enqueue(p->ctx->ris, txn, &view, rr->order, NULL, err);
 }

@@ -7,6 +7,7 @@
  */
 #include "rest/rest_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,24 +63,60 @@ static void refuse_and_audit(struct rest_ctx *ctx, struct audit_event *ev,
     rest_audit_alone(ctx, ev, resp->status ? resp->status : 500, why);
 }
 
-/* Answers a write with warnings in Warning headers (the resource is the body). */
+#define REST_MAX_WARNINGS      4   /* Warning headers on one answer */
+#define REST_MAX_WARNING_BYTES 400 /* one Warning header value */
+
+/* True when text is made of the characters of a FHIRPath element path
+ * ("Bundle.entry[2].resource.subject.resolve().identifier"): no value. */
+static bool is_plain_path(const char *text)
+{
+    for (; text && *text; text++)
+        if (!isalnum((unsigned char)*text) && !strchr(".[]()_-", *text))
+            return false;
+    return text != NULL;
+}
+
+/* One Warning value: 199 fhir-gateway "<code> warning at <path>; ...". */
+static void warning_value(struct gw_buf *value, json_t *issue)
+{
+    const char *code = json_string_value(json_object_get(issue, "code"));
+    const char *where = json_string_value(json_array_get(json_object_get(issue, "expression"), 0));
+    struct gw_buf text;
+
+    gw_buf_init(&text, REST_MAX_WARNING_BYTES);
+    gw_buf_printf(&text, "%s warning", is_plain_path(code) ? code : "processing");
+    if (is_plain_path(where))
+        gw_buf_printf(&text, " at %s", where);
+    gw_buf_puts(&text, "; the details are in the OperationOutcome "
+                       "(Prefer: return=OperationOutcome)");
+    gw_buf_puts(value, "199 fhir-gateway ");
+    gw_buf_quoted_string(value, text.err ? "warning" : text.data);
+    gw_buf_cleanup(&text);
+}
+
+/* Answers a write with warnings in Warning headers (the resource is the body).
+ * A header says that there is a warning, of which kind and where, never what
+ * it is about: diagnostics may quote patient data (an INS-NIR, a name), and
+ * logs and proxies keep headers. The value is an RFC 9110 quoted-string in
+ * ASCII; the full issues are in the OperationOutcome. */
 static void warnings_to_headers(struct http_response *resp, json_t *outcome)
 {
     json_t *issue;
-    size_t i;
+    size_t i, n = 0;
 
     json_array_foreach (json_object_get(outcome, "issue"), i, issue) {
         const char *sev = json_string_value(json_object_get(issue, "severity"));
-        const char *text = json_string_value(json_object_get(issue, "diagnostics"));
-        char value[700];
+        struct gw_buf value;
 
-        if (!sev || strcmp(sev, "warning") != 0 || !text || i >= 4)
+        if (!sev || strcmp(sev, "warning") != 0 || n == REST_MAX_WARNINGS)
             continue;
-        snprintf(value, sizeof value, "199 fhir-gateway \"%s\"", text);
-        for (char *c = value; *c; c++)
-            if (*c == '\r' || *c == '\n')
-                *c = ' ';
-        http_header_add(resp, "Warning", value);
+        gw_buf_init(&value, 2 * REST_MAX_WARNING_BYTES);
+        warning_value(&value, issue);
+        if (!value.err) {
+            http_header_add(resp, "Warning", value.data);
+            n++;
+        }
+        gw_buf_cleanup(&value);
     }
 }
 
@@ -184,6 +221,22 @@ static const char *patient_of(json_t *res)
     return ref && strncmp(ref, "Patient/", 8) == 0 ? ref : NULL;
 }
 
+/* ref ("Patient/<id>"), when who may see that Patient, else NULL: a resource
+ * may reference another organisation's patient, whom its reader's
+ * AuditEvent must not name. */
+static const char *visible_patient(struct rest_ctx *ctx, const struct auth_identity *who,
+                                   const char *ref)
+{
+    struct store_resource row;
+    bool visible;
+
+    if (!ref || store_read(ctx->store, "Patient", ref + 8, 0, &row, NULL) != GW_OK)
+        return NULL;
+    visible = !row.deleted && rest_visible(ctx, NULL, who, &row);
+    store_resource_cleanup(&row);
+    return visible ? ref : NULL;
+}
+
 /* AuditEvents live in the audit chain, not among versioned resources. */
 static enum gw_code read_audit_event(struct rest_ctx *ctx, const char *id,
                                      struct store_resource *out, struct gw_error *err)
@@ -224,7 +277,7 @@ static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct 
     } else {
         rc = store_read(ctx->store, req->captures[0], req->captures[1], 0, &current, &err);
     }
-    if (rc == GW_OK && !rest_visible(req->who, &current)) {
+    if (rc == GW_OK && !rest_visible(ctx, NULL, req->who, &current)) {
         store_resource_cleanup(&current);
         rc = gw_fail(&err, GW_E_NOTFOUND, "%s/%s not found", req->captures[0], req->captures[1]);
     }
@@ -246,7 +299,7 @@ static void answer_row(struct rest_ctx *ctx, struct http_response *resp, struct 
 {
     json_t *res = row->deleted ? NULL : rest_parse_stored(row);
 
-    ev->patient = res ? patient_of(res) : NULL;
+    ev->patient = res ? visible_patient(ctx, ev->who, patient_of(res)) : NULL;
     if (rest_audit_alone(ctx, ev, row->deleted ? 410 : 200, row->deleted ? "deleted" : NULL))
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
     else if (row->deleted)

@@ -6,8 +6,10 @@
  * Promises:  every handled request writes its AuditEvent in the same commit
  *            as its data (or alone when it changes nothing); nothing is
  *            answered before that commit is on disk. A GP sees only its
- *            organisation's resources (others answer 404), a RIS what is
- *            routed to its sites, an auditor only AuditEvents.
+ *            organisation's resources (others answer 404), a RIS its sites'
+ *            referrals and exactly what they reference (resource_sites), an
+ *            auditor only AuditEvents. Orders, Tasks and AuditEvents are made
+ *            only from resources the caller may read.
  * Threads:   handlers run on any connection thread.
  * Ownership: the context borrows cfg and store; they outlive the server.
  */
@@ -20,6 +22,7 @@
 
 struct rest_ctx;
 
+struct audit_refusals;
 struct map_holder;
 struct ris;
 
@@ -29,6 +32,7 @@ struct rest_parts {
     const struct config *cfg;
     struct store *store;
     struct map_holder *maps;
+    struct audit_refusals *refusals; /* counts anonymous refusals; NULL: one event each */
 };
 
 /* On GW_OK *out is new; free with rest_destroy(). */

@@ -16,7 +16,8 @@ struct rest_ctx {
     struct store *store;
     struct map_holder *maps;
     struct ris *ris;
-    char base[REST_MAX_BASE]; /* e.g. https://127.0.0.1:8443/fhir */
+    struct audit_refusals *refusals; /* may be NULL */
+    char base[REST_MAX_BASE];        /* e.g. https://127.0.0.1:8443/fhir */
     int64_t started_ms;
 };
 
@@ -34,8 +35,11 @@ void rest_strings_free(struct rest_strings *list);
 /* The version an ETag names ("W/\"3\"" or "3"): >0, 0 when etag is NULL,
  * -1 when it is not such an ETag. */
 long rest_etag_version(const char *etag);
-/* True when who may see a stored row (owner/site scope); auditors see none. */
-bool rest_visible(const struct auth_identity *who, const struct store_resource *r);
+/* True when who may see a stored row: a GP its organisation's, a RIS what
+ * its sites' referrals reference (resource_sites, read inside txn when it is
+ * not NULL), an admin everything, auditors none. A failed lookup is "no". */
+bool rest_visible(const struct rest_ctx *ctx, struct store_txn *txn,
+                  const struct auth_identity *who, const struct store_resource *r);
 /* Fills the scope of a query for who (owner for gp, sites for ris). */
 void rest_scope_query(const struct auth_identity *who, struct store_query *q);
 /* Sets ETag, Last-Modified and (for writes) Location headers for a stored version. */
@@ -199,7 +203,6 @@ struct rest_plan {
     json_t **loaded;         /* stored resources parsed while resolving (owned) */
     size_t n_loaded, cap_loaded;
     struct rest_strings strings; /* owned by the plan (audit references) */
-    const char *site;            /* the performing site of the plan's referral(s) */
     char path[300];
 };
 

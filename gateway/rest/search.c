@@ -101,7 +101,7 @@ static int include_from(struct rest_ctx *ctx, const struct http_request *req, js
             already_in(entries, type, slash + 1) ||
             store_read(ctx->store, type, slash + 1, 0, &row, NULL) != GW_OK)
             continue;
-        if (!row.deleted && rest_visible(req->who, &row))
+        if (!row.deleted && rest_visible(ctx, NULL, req->who, &row))
             rc = json_array_append_new(entries, match_entry(ctx, &row, "include"));
         store_resource_cleanup(&row);
     }

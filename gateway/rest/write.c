@@ -59,10 +59,10 @@ static enum gw_code write_entry(struct rest_plan *p, struct store_txn *txn, stru
                                 struct gw_error *err)
 {
     const char *owner = e->owner ? e->owner : p->req->who->org_id;
-    const char *site = e->site ? e->site : p->site;
     char path[200];
-    enum gw_code rc =
-        rest_put(p->ctx, txn, e->resource, owner, site, e->if_match, !e->is_put, &e->written, err);
+    enum gw_code rc = /* only referrals carry a site: others are granted by referral.c */
+        rest_put(p->ctx, txn, e->resource, owner, e->site, e->if_match, !e->is_put, &e->written,
+                 err);
 
     if (rc == GW_E_CONFLICT) {
         rest_entry_path(e, path, sizeof path);
@@ -106,18 +106,21 @@ static const char *reference_of(struct rest_plan *p, const struct rest_entry *e)
     return rest_plan_keep(p, s);
 }
 
-static const char *patient_of(struct rest_plan *p)
+/* The patient the plan is about, for its AuditEvents: a Patient the caller
+ * may see (a plan entry or a visible stored one), never merely a reference
+ * an entry makes, which could name another organisation's patient. */
+static const char *patient_of(struct rest_plan *p, struct store_txn *txn)
 {
     size_t i;
 
     for (i = 0; i < p->n_entries; i++) {
-        const char *ref = json_string_value(
-            json_object_get(json_object_get(p->entries[i].resource, "subject"), "reference"));
+        json_t *res = p->entries[i].resource;
+        const char *ref =
+            json_string_value(json_object_get(json_object_get(res, "subject"), "reference"));
 
         if (!ref)
-            ref = json_string_value(
-                json_object_get(json_object_get(p->entries[i].resource, "patient"), "reference"));
-        if (ref && strncmp(ref, "Patient/", 8) == 0)
+            ref = json_string_value(json_object_get(json_object_get(res, "patient"), "reference"));
+        if (ref && strncmp(ref, "Patient/", 8) == 0 && rest_plan_lookup(p, txn, res, ref))
             return ref;
         if (strcmp(p->entries[i].type, "Patient") == 0 && p->entries[i].id)
             return reference_of(p, &p->entries[i]);
@@ -125,8 +128,9 @@ static const char *patient_of(struct rest_plan *p)
     return NULL;
 }
 
-static void audit_base(struct rest_plan *p, struct audit_event *ev, const char *subtype,
-                       char action, enum gw_code outcome, const struct gw_error *why)
+static void audit_base(struct rest_plan *p, struct store_txn *txn, struct audit_event *ev,
+                       const char *subtype, char action, enum gw_code outcome,
+                       const struct gw_error *why)
 {
     rest_audit_init(ev, p->req, subtype, action);
     ev->path = p->path;
@@ -134,7 +138,7 @@ static void audit_base(struct rest_plan *p, struct audit_event *ev, const char *
     if (outcome && p->fail_status)
         ev->outcome = audit_outcome_of_status(p->fail_status);
     ev->outcome_desc = outcome ? why->msg : NULL;
-    ev->patient = outcome ? NULL : patient_of(p);
+    ev->patient = outcome ? NULL : patient_of(p, txn);
 }
 
 static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outcome,
@@ -148,7 +152,7 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     size_t i;
     enum gw_code rc;
 
-    audit_base(p, &ev, p->interaction, action, outcome, why);
+    audit_base(p, txn, &ev, p->interaction, action, outcome, why);
     for (i = 0; !outcome && i < p->n_entries; i++)
         audit_add_entity(&ev, reference_of(p, &p->entries[i]), "4", "2", NULL);
     for (i = 0; !outcome && i < p->strings.n; i++)
@@ -160,7 +164,7 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     for (i = 0; !rc && i < p->n_entries; i++) { /* BALP: each entry of a transaction too */
         const struct rest_entry *e = &p->entries[i];
 
-        audit_base(p, &ev,
+        audit_base(p, txn, &ev,
                    e->existed  ? "read"
                    : e->is_put ? "update"
                                : "create",

@@ -408,6 +408,7 @@ out:
 void ris_handle_messages(struct ris *ris, struct http_request *req, struct http_response *resp)
 {
     struct hl7_batch *batch = parse_body(req, resp);
+    struct ris_sender from = {req->peer, req->who->client_name, req->who, false};
     struct gw_error err;
     char **answers = NULL;
     size_t *lens = NULL, i, n;
@@ -425,7 +426,7 @@ void ris_handle_messages(struct ris *ris, struct http_request *req, struct http_
         size_t len;
         const char *raw = hl7_batch_raw(batch, i, &len);
 
-        if (ris_inbound(ris, req->peer, req->who, raw, len, &answers[i], &lens[i], &err) != GW_OK) {
+        if (ris_inbound(ris, &from, raw, len, &answers[i], &lens[i], &err) != GW_OK) {
             http_respond_gw_error(resp, &err);
             goto out;
         }

@@ -1,10 +1,14 @@
 /* inbound.c -- one inbound HL7 v2 message from the RIS (MLLP listener or POST
  * /ris/messages): parse, dedupe, apply, answer.
  *
- * Promises: the message's effects, its dedupe row (sender = MSH-3^MSH-4,
- * control id = MSH-10, with the ACK text) and its Import AuditEvent land in
- * one commit, and the ACK is handed back only after it; the same message
- * again gets the recorded ACK and changes nothing. ACK codes: AA accepted;
+ * Promises: the message's effects, its dedupe row (the authenticated client,
+ * sender = MSH-3^MSH-4, control id = MSH-10, with the ACK text) and its
+ * Import AuditEvent land in one commit, and the ACK is handed back only
+ * after it; the same message from the same client again gets the recorded
+ * ACK and changes nothing, while another client never gets it (one RIS
+ * cannot replay, or pre-empt, another's control ids). A client speaks only
+ * for its own sites: MSH-4 must be the receiving_facility the gateway
+ * addresses one of them as, else AR. ACK codes: AA accepted;
  * AE for a message the gateway understood but cannot apply (unknown order,
  * unhandled message type or event, a missing or bad value); AR for what it
  * cannot read (no parse, unsupported version or processing id, a missing
@@ -20,7 +24,9 @@
 struct inbound {
     struct ris *ris;
     const char *peer;
-    const struct auth_identity *who;
+    const struct auth_identity *who; /* NULL: every site */
+    const char *client;              /* the authenticated identity: part of the dedupe key */
+    bool is_mllp;
     const char *raw;
     size_t raw_len;
     struct hl7_msg *msg;
@@ -170,6 +176,31 @@ static void check_header(struct inbound *in)
                         "HL7 version %s is not handled (2.3 to 2.9)", v ? v : "(empty)");
 }
 
+/* True when site serves as facility and the sender speaks for it. */
+static bool speaks_for(const struct inbound *in, const struct config_site *site,
+                       const char *facility)
+{
+    return strcmp(site->receiving_facility, facility) == 0 &&
+           (!in->who || auth_serves_site(in->who, site->id));
+}
+
+/* MSH-4 must name a site of the sender: the receiving_facility the gateway
+ * addresses that site's RIS as (MSH-6 of its orders); otherwise AR. */
+static void check_facility(struct inbound *in)
+{
+    const struct config *cfg = in->ris->cfg;
+    const char *facility = hl7_msg_sending_facility(in->msg);
+    size_t i;
+
+    for (i = 0; facility && i < cfg->n_sites; i++)
+        if (speaks_for(in, &cfg->sites[i], facility))
+            return;
+    ris_plan_refuse(&in->plan, "AR", HL7_ERR_TABLE_VALUE, "MSH", 1, 4,
+                    "sending facility %s (MSH-4) is not a site client %s may speak for: use the "
+                    "receiving facility of its own site's orders (MSH-6)",
+                    facility ? facility : "(empty)", in->client);
+}
+
 static enum gw_code build_ack(struct inbound *in, struct gw_error *err)
 {
     char id[RIS_MAX_CONTROL_ID];
@@ -193,7 +224,8 @@ static enum gw_code inbound_apply(struct store_txn *txn, void *vctx, struct gw_e
 {
     struct inbound *in = vctx;
     char *seen = NULL;
-    enum gw_code rc = store_txn_inbound_seen(txn, in->sender, in->control_id, &seen, err);
+    enum gw_code rc =
+        store_txn_inbound_seen(txn, in->client, in->sender, in->control_id, &seen, err);
 
     if (rc == GW_OK) {
         in->duplicate = true;
@@ -208,13 +240,15 @@ static enum gw_code inbound_apply(struct store_txn *txn, void *vctx, struct gw_e
     in->plan.txn = txn;
     check_header(in);
     if (strcmp(in->plan.code, "AA") == 0)
+        check_facility(in);
+    if (strcmp(in->plan.code, "AA") == 0)
         rc = ris_plan_build(&in->plan, err);
     if (!rc && strcmp(in->plan.code, "AA") == 0)
         rc = ris_plan_apply(&in->plan, err);
     if (!rc)
         rc = build_ack(in, err);
     if (!rc)
-        rc = store_txn_inbound_record(txn, in->sender, in->control_id, in->ack, err);
+        rc = store_txn_inbound_record(txn, in->client, in->sender, in->control_id, in->ack, err);
     return rc;
 }
 
@@ -228,7 +262,7 @@ static void base_event(struct audit_event *ev, const struct inbound *in)
     ev->peer = in->peer;
     ev->actor_name = in->sender ? in->sender : in->peer;
     ev->request_id = in->control_id;
-    ev->path = in->who ? "POST /ris/messages" : "MLLP";
+    ev->path = in->is_mllp ? "MLLP" : "POST /ris/messages";
 }
 
 static enum gw_code inbound_audit(struct store_txn *txn, void *vctx, enum gw_code outcome,
@@ -322,18 +356,25 @@ static enum gw_code commit(struct inbound *in, struct gw_error *err)
     return refuse_now(in, gw_code_hl7_ack(rc), &where, text, err);
 }
 
-enum gw_code ris_inbound(struct ris *ris, const char *sender, const struct auth_identity *who,
-                         const char *data, size_t len, char **ack, size_t *ack_len,
-                         struct gw_error *err)
+enum gw_code ris_inbound(struct ris *ris, const struct ris_sender *from, const char *data,
+                         size_t len, char **ack, size_t *ack_len, struct gw_error *err)
 {
-    struct inbound in = {.ris = ris, .peer = sender, .who = who, .raw = data, .raw_len = len};
+    struct inbound in = {.ris = ris,
+                         .peer = from->address,
+                         .who = from->who,
+                         .client = from->identity ? from->identity : from->address,
+                         .is_mllp = from->is_mllp,
+                         .raw = data,
+                         .raw_len = len};
     struct hl7_err where;
     struct gw_error why;
     enum gw_code rc;
 
     *ack = NULL;
     *ack_len = 0;
-    in.plan = (struct ris_plan){.ris = ris, .who = who, .code = "AA"};
+    in.plan = (struct ris_plan){.ris = ris, .who = from->who, .code = "AA"};
+    if (!in.client)
+        return gw_fail(err, GW_E_INTERNAL, "an inbound message needs a sender");
     if (hl7_msg_parse(data, len, &in.msg, &where, &why) != GW_OK) {
         rc = unreadable(&in, &where, &why, err);
         goto out;

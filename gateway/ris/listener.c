@@ -7,9 +7,13 @@
  * malformed message is answered AR with ERR; nothing a peer sends ends the
  * process. Transport: plain TCP on mllp_listen (TLS is optional in DESIGN
  * §3; bind the listener to a private address or put a TLS tunnel in front).
- * MLLP is plain TCP with no client identity: only addresses listed in
- * mllp_allow may connect (others are closed at once, logged and audited),
- * and an admitted peer speaks for any site (who is NULL for ris_inbound()).
+ * MLLP is plain TCP: a peer is known by its address only. An address in
+ * mllp_peers speaks as the identity configured there (a ris client's name
+ * and sites, or a name and sites of its own): its messages are deduplicated
+ * under that identity and may concern only those sites. An address in
+ * mllp_allow alone (the development setup: loopback) speaks as
+ * "mllp:<address>" for every site. Any other address is closed at once,
+ * logged and audited (counted per address and period: audit/refusals.c).
  */
 #include "ris/ris_int.h"
 
@@ -32,7 +36,10 @@
 struct conn {
     struct ris *ris;
     int fd;
-    char peer[RIS_PEER_MAX];
+    char peer[RIS_PEER_MAX];     /* "host:port", for logs and audit */
+    char identity[RIS_PEER_MAX]; /* who the peer speaks as (the dedupe key) */
+    struct auth_identity who;    /* its sites, when configured (has_who) */
+    bool has_who;
 };
 
 static void describe_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
@@ -98,6 +105,7 @@ static void conn_end(struct conn *c)
     close(c->fd); /* under the lock: the number is not shut down by ris_listener_stop() after */
     pthread_cond_broadcast(&ris->wake);
     pthread_mutex_unlock(&ris->lock);
+    auth_identity_cleanup(&c->who);
     free(c);
 }
 
@@ -124,6 +132,7 @@ static enum gw_code answer_oversized(struct conn *c, int timeout_ms, struct gw_e
 static void serve(struct conn *c, struct hl7_mllp *d)
 {
     int timeout_ms = (int)(c->ris->cfg->mllp_timeout_s * 1000);
+    struct ris_sender from = {c->peer, c->identity, c->has_who ? &c->who : NULL, true};
     struct gw_error err;
 
     for (;;) {
@@ -140,7 +149,7 @@ static void serve(struct conn *c, struct hl7_mllp *d)
         }
         if (rc || !frame)
             return; /* idle timeout, error or closed between frames */
-        rc = ris_inbound(c->ris, c->peer, NULL, frame, len, &ack, &ack_len, &err);
+        rc = ris_inbound(c->ris, &from, frame, len, &ack, &ack_len, &err);
         if (!rc)
             rc = hl7_mllp_write(c->fd, ack, ack_len, timeout_ms, &err);
         free(ack);
@@ -188,24 +197,66 @@ static bool listed(const char *list, const char *host)
     return false;
 }
 
-/* Refuses a peer that is not in mllp_allow: logged and audited, then closed. */
-static bool admit_peer(struct ris *ris, const struct sockaddr *sa, socklen_t len)
+/* The identity of the mllp_peers row m: a ris client's name and sites, or
+ * the row's own. False when out of memory. */
+static bool configured_identity(const struct config *cfg, const struct config_mllp_peer *m,
+                                struct conn *c)
 {
+    const struct config_client *client = m->client ? config_client_find(cfg, m->client) : NULL;
+    const char *name = client ? client->name : m->name;
+    char *const *sites = client ? client->sites : m->sites;
+    size_t i, n = client ? client->n_sites : m->n_sites;
+
+    snprintf(c->identity, sizeof c->identity, "%s", name);
+    c->has_who = true;
+    c->who.role = AUTH_RIS;
+    c->who.client_name = gw_strdup(name);
+    c->who.sites = calloc(n + 1, sizeof *c->who.sites);
+    if (!c->who.client_name || !c->who.sites)
+        return false;
+    for (i = 0; i < n; i++) {
+        if (!(c->who.sites[i] = gw_strdup(sites[i])))
+            return false;
+        c->who.n_sites = i + 1;
+    }
+    return true;
+}
+
+/* Who the peer speaks as: its mllp_peers row, else (mllp_allow alone)
+ * "mllp:<host>" for every site. Refuses a peer that is in neither: logged
+ * and audited, then closed. */
+static bool admit_peer(struct ris *ris, const struct sockaddr *sa, socklen_t len, struct conn *c)
+{
+    static const char why[] =
+        "the address is not allowed to send MLLP messages (mllp_peers, mllp_allow)";
+    const struct config_mllp_peer *m;
     char host[RIS_HOST_MAX];
     struct audit_event ev;
     struct gw_error err;
 
     if (getnameinfo(sa, len, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
         snprintf(host, sizeof host, "unknown");
+    m = config_mllp_peer_find(ris->cfg, host);
+    if (m && !configured_identity(ris->cfg, m, c)) {
+        gw_log(GW_LOG_ERROR, "mllp-peer-failed", "%s: no memory for its identity", host);
+        return false;
+    }
+    if (m)
+        return true;
+    snprintf(c->identity, sizeof c->identity, "mllp:%s", host); /* every site */
     if (listed(ris->cfg->mllp_allow, host))
         return true;
-    gw_log(GW_LOG_WARN, "mllp-peer-refused", "%s is not in mllp_allow", host);
+    gw_log(GW_LOG_WARN, "mllp-peer-refused", "%s is not in mllp_peers or mllp_allow", host);
+    if (ris->refusals) { /* no identity: counted per address and period */
+        audit_refusals_note(ris->refusals, "MLLP", host, "MLLP connection", why);
+        return false;
+    }
     memset(&ev, 0, sizeof ev);
     ev.kind = AUDIT_HL7_IMPORT;
     ev.subtype = "connection";
     ev.action = 'E';
     ev.outcome = AUDIT_MINOR_FAILURE;
-    ev.outcome_desc = "the address is not allowed to send MLLP messages (mllp_allow)";
+    ev.outcome_desc = why;
     ev.peer = host;
     ev.actor_name = host;
     ev.path = "MLLP";
@@ -221,8 +272,10 @@ static void start_conn(struct ris *ris, int fd, const struct sockaddr *sa, sockl
     pthread_t t;
     bool ok;
 
-    if (!admit_peer(ris, sa, len)) {
+    if (!c || !admit_peer(ris, sa, len, c)) {
         close(fd);
+        if (c)
+            auth_identity_cleanup(&c->who);
         free(c);
         return;
     }
@@ -235,6 +288,7 @@ static void start_conn(struct ris *ris, int fd, const struct sockaddr *sa, sockl
         gw_log(GW_LOG_WARN, "mllp-refused", "too many MLLP connections (%d) or stopping",
                RIS_MLLP_MAX_CONNECTIONS);
         close(fd);
+        auth_identity_cleanup(&c->who);
         free(c);
         return;
     }

@@ -430,8 +430,10 @@ enum gw_code ris_order_build(const struct ris_referral *r, enum ris_order_kind k
 /* ------------------------------------------------------------ enqueue */
 
 /* A resource the ServiceRequest refers to at element: contained ("#id", in
- * the ServiceRequest or in prior) or stored ("Type/id"). New reference or NULL. */
-static json_t *resolve(struct store_txn *txn, json_t *sr, json_t *prior, const char *element)
+ * the ServiceRequest or in prior) or stored ("Type/id") and owned by owner,
+ * as a read by the referral's organisation would see it. New reference or NULL. */
+static json_t *resolve(struct store_txn *txn, json_t *sr, json_t *prior, const char *element,
+                       const char *owner)
 {
     const char *ref = str(json_object_get(sr, element), "reference");
     struct store_resource row;
@@ -456,9 +458,9 @@ static json_t *resolve(struct store_txn *txn, json_t *sr, json_t *prior, const c
     if (!slash || (size_t)(slash - ref) >= sizeof type || !ris_is_fhir_id(slash + 1))
         return NULL;
     snprintf(type, sizeof type, "%.*s", (int)(slash - ref), ref);
-    if (store_txn_read(txn, type, slash + 1, 0, &row, NULL) != GW_OK)
+    if (!owner || store_txn_read(txn, type, slash + 1, 0, &row, NULL) != GW_OK)
         return NULL;
-    if (!row.deleted)
+    if (!row.deleted && row.owner && strcmp(row.owner, owner) == 0)
         found = json_loads(row.json, 0, NULL);
     store_resource_cleanup(&row);
     return found;
@@ -497,9 +499,9 @@ enum gw_code ris_order_enqueue(struct ris *ris, struct store_txn *txn, const str
     if (kind != RIS_ORDER_NEW)
         prior = load_prior(txn, r->service_request);
     if (!view.patient)
-        view.patient = patient = resolve(txn, r->service_request, prior, "subject");
+        view.patient = patient = resolve(txn, r->service_request, prior, "subject", r->owner);
     if (!view.requester)
-        view.requester = requester = resolve(txn, r->service_request, prior, "requester");
+        view.requester = requester = resolve(txn, r->service_request, prior, "requester", r->owner);
     rc = ris_control_id(id, err);
     if (!rc)
         rc = ris_order_build(&view, kind, id, store_txn_now(txn), prior, &msg, &len, err);

@@ -242,6 +242,11 @@ enum gw_code ris_start(struct ris *ris, struct gw_error *err)
     return rc;
 }
 
+void ris_set_refusals(struct ris *ris, struct audit_refusals *r)
+{
+    ris->refusals = r;
+}
+
 int ris_mllp_port(const struct ris *ris)
 {
     return ris ? ris->port : 0;

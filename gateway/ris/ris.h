@@ -70,6 +70,10 @@ enum gw_code ris_create(const struct config *cfg, struct store *store,
 /* Starts the MLLP listener (cfg->mllp_listen, unless empty) and a push worker
  * per push site; logs {"event":"mllp-listening","port":N} once listening. */
 enum gw_code ris_start(struct ris *ris, struct gw_error *err);
+/* Counts the MLLP connections refused (no identity) in r instead of one
+ * AuditEvent each; call before ris_start(). r may be NULL. */
+struct audit_refusals;
+void ris_set_refusals(struct ris *ris, struct audit_refusals *r);
 /* The MLLP port bound (0 when not listening). */
 int ris_mllp_port(const struct ris *ris);
 /* Stops threads (finishing the message in hand) and frees. Accepts NULL. */
@@ -86,6 +90,8 @@ struct ris_referral {
     size_t n_conditions;
     const struct map_decision *decision; /* procedure, region, laterality, flags; may be NULL */
     const struct config_site *site;      /* where the order goes */
+    const char *owner; /* the referral's organisation: a stored subject or requester is read
+                          only when it belongs to it (NULL: none is read) */
 };
 
 enum ris_order_kind {
@@ -95,8 +101,11 @@ enum ris_order_kind {
 };
 
 /* Builds the order message for r (OMI^O23 or ORM^O01 as r->site says) and
- * adds it to the outbox inside txn. control_id (may be NULL) receives the
- * new MSH-10 (RIS_MAX_CONTROL_ID bytes). */
+ * adds it to the outbox inside txn. A patient or requester r leaves NULL is
+ * looked up from the ServiceRequest's reference: contained, or stored and
+ * owned by r->owner (the visibility rule of a read by the referral's
+ * organisation); nothing else ever reaches the order. control_id (may be
+ * NULL) receives the new MSH-10 (RIS_MAX_CONTROL_ID bytes). */
 #define RIS_MAX_CONTROL_ID 64
 enum gw_code ris_order_enqueue(struct ris *ris, struct store_txn *txn, const struct ris_referral *r,
                                enum ris_order_kind kind, char *control_id, struct gw_error *err);
@@ -125,19 +134,31 @@ void ris_handle_acks(struct ris *ris, struct http_request *req, struct http_resp
  * is not HL7 v2 is 400. Each message goes through ris_inbound(). */
 void ris_handle_messages(struct ris *ris, struct http_request *req, struct http_response *resp);
 
-/* Processes one inbound ER7 message from sender (peer address or client
- * name) as the MLLP listener and POST /ris/messages do: on return *ack is a
- * new ER7 ACK (free()) to send back, after its effects are committed.
- * who (NULL for MLLP) limits the orders it may touch to who's sites. The
+/* Who sent an inbound message (all borrowed). */
+struct ris_sender {
+    const char *address;             /* network address, for the audit trail */
+    const char *identity;            /* the authenticated client: its certificate's client name
+                                        (HTTPS) or the MLLP peer's configured identity */
+    const struct auth_identity *who; /* the sites it speaks for; NULL: every site (an MLLP
+                                        peer admitted by mllp_allow alone) */
+    bool is_mllp;
+};
+
+/* Processes one inbound ER7 message from from, as the MLLP listener and POST
+ * /ris/messages do: on return *ack is a new ER7 ACK (free()) to send back,
+ * after its effects are committed. The sending facility (MSH-4) must be the
+ * receiving_facility of one of the sender's sites (else AR, audited), and
+ * only orders of those sites are touched. The
  * placer order number (ORC-2, OBR-2; SIU: SCH-26, else OBR-2, else ORC-2)
  * is <ServiceRequest id>^FHIRGW. ACK: AA applied; AE understood but not
  * applicable (unknown order, unhandled type or event, missing or bad value);
- * AR unreadable, unsupported version or processing id, a missing ORC / SCH /
- * OBR, or the store failed
+ * AR unreadable, unsupported version or processing id, a sending facility the
+ * sender may not speak for, a missing ORC / SCH / OBR, or the store failed
  * (then nothing is recorded: a resend is applied). Duplicates are keyed by
- * MSH-3^MSH-4 and MSH-10. Returns an error only when no ACK can be built. */
-enum gw_code ris_inbound(struct ris *ris, const char *sender, const struct auth_identity *who,
-                         const char *data, size_t len, char **ack, size_t *ack_len,
-                         struct gw_error *err);
+ * the sender's identity, MSH-3^MSH-4 and MSH-10: the same message from
+ * another client is never answered with this one's ACK. Returns an error
+ * only when no ACK can be built. */
+enum gw_code ris_inbound(struct ris *ris, const struct ris_sender *from, const char *data,
+                         size_t len, char **ack, size_t *ack_len, struct gw_error *err);
 
 #endif

@@ -63,6 +63,7 @@ struct ris {
     const struct config *cfg;
     struct store *store;
     struct ris_hooks hooks;
+    struct audit_refusals *refusals; /* anonymous refusals, counted; may be NULL */
     pthread_mutex_t lock;
     pthread_cond_t wake; /* work enqueued, a connection ended, or stopping */
     bool stopping;

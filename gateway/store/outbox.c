@@ -386,10 +386,11 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
     return GW_OK;
 }
 
-enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
+enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, const char *sender,
                                     const char *control_id, char **ack, struct gw_error *err)
 {
-    static const char seen_sql[] = "SELECT ack FROM inbound WHERE sender = ?1 AND control_id = ?2";
+    static const char seen_sql[] = "SELECT ack FROM inbound"
+                                   " WHERE client = ?1 AND sender = ?2 AND control_id = ?3";
     sqlite3_stmt *s;
     enum gw_code rc;
     int step;
@@ -398,8 +399,9 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
     rc = stmt_txn(txn, seen_sql, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, control_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, control_id, -1, SQLITE_STATIC);
     step = sqlite3_step(s);
     if (step == SQLITE_ROW)
         rc = column_dup(s, 0, ack) ? GW_OK : gw_fail(err, GW_E_NOMEM, "no memory for an ACK");
@@ -411,20 +413,21 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
     return rc;
 }
 
-enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
+enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *client, const char *sender,
                                       const char *control_id, const char *ack, struct gw_error *err)
 {
     sqlite3_stmt *s;
-    static const char sql[] = "INSERT INTO inbound (sender, control_id, received, ack)"
-                              " VALUES (?1, ?2, ?3, ?4)";
+    static const char sql[] = "INSERT INTO inbound (client, sender, control_id, received, ack)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5)";
     enum gw_code rc = stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, control_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, txn->now_ms);
-    sqlite3_bind_text(s, 4, ack, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, control_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, txn->now_ms);
+    sqlite3_bind_text(s, 5, ack, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "inbound record");
     stmt_release(s);

@@ -244,6 +244,8 @@ enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
         rc = point_current(txn, p, current + 1, seq, err);
     if (!rc)
         rc = index_insert(txn, false, seq, p->index, p->n_index, err);
+    if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
+        rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
     free(json);
     if (!rc && out)
         *out = (struct store_written){current + 1, txn->now_ms, seq};

@@ -52,6 +52,47 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;"
     "CREATE TRIGGER versions_append_only_update BEFORE UPDATE ON versions"
     "  BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;",
+
+    /* 2: which sites may see each resource (resource_sites), and inbound dedupe keyed on the
+     * authenticated client. A referral, its Task, Appointment and DiagnosticReport are seen by
+     * their own site; every other resource by the sites of the referrals that reference it
+     * (subject, requester, performer, reasonReference, supportingInfo) when it belongs to the
+     * referral's organisation. The site column of other stored rows is no longer read: a
+     * transaction stamped them with its last referral's site. Inbound rows recorded before
+     * this migration have no client (''): no client matches them. */
+    "CREATE TABLE resource_sites ("
+    "  type TEXT NOT NULL, id TEXT NOT NULL, site TEXT NOT NULL,"
+    "  PRIMARY KEY (type, id, site)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO resource_sites (type, id, site)"
+    "  SELECT r.type, r.id, v.site FROM resources r JOIN versions v ON v.seq = r.seq"
+    "  WHERE v.site IS NOT NULL"
+    "    AND r.type IN ('ServiceRequest', 'Task', 'Appointment', 'DiagnosticReport');"
+    "WITH referral (site, owner, json) AS ("
+    "  SELECT v.site, v.owner, v.json FROM resources r JOIN versions v ON v.seq = r.seq"
+    "  WHERE r.type = 'ServiceRequest' AND v.site IS NOT NULL AND v.deleted = 0),"
+    " ref (site, owner, text) AS ("
+    "  SELECT site, owner, json_extract(json, '$.subject.reference') FROM referral"
+    "  UNION ALL SELECT site, owner, json_extract(json, '$.requester.reference') FROM referral"
+    "  UNION ALL SELECT site, owner, json_extract(e.value, '$.reference')"
+    "    FROM referral, json_each(referral.json, '$.performer') e"
+    "  UNION ALL SELECT site, owner, json_extract(e.value, '$.reference')"
+    "    FROM referral, json_each(referral.json, '$.reasonReference') e"
+    "  UNION ALL SELECT site, owner, json_extract(e.value, '$.reference')"
+    "    FROM referral, json_each(referral.json, '$.supportingInfo') e)"
+    "INSERT OR IGNORE INTO resource_sites (type, id, site)"
+    "  SELECT t.type, t.id, ref.site FROM ref"
+    "  JOIN resources t ON t.type = substr(ref.text, 1, instr(ref.text, '/') - 1)"
+    "   AND t.id = substr(ref.text, instr(ref.text, '/') + 1)"
+    "  JOIN versions tv ON tv.seq = t.seq"
+    "  WHERE instr(ref.text, '/') > 1 AND tv.owner = ref.owner;"
+    "CREATE TABLE inbound_by_client ("
+    "  client TEXT NOT NULL, sender TEXT NOT NULL, control_id TEXT NOT NULL,"
+    "  received INTEGER NOT NULL, ack BLOB NOT NULL,"
+    "  PRIMARY KEY (client, sender, control_id)) WITHOUT ROWID;"
+    "INSERT INTO inbound_by_client (client, sender, control_id, received, ack)"
+    "  SELECT '', sender, control_id, received, ack FROM inbound;"
+    "DROP TABLE inbound;"
+    "ALTER TABLE inbound_by_client RENAME TO inbound;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

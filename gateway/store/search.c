@@ -173,24 +173,31 @@ static void condition(struct sql *q, const struct source *src, const struct stor
     sql_text(q, c->n_values ? "))" : ")");
 }
 
-static void scope(struct sql *q, const struct source *src, const struct store_query *qq)
+/* The RIS scope: the row is visible to one of the sites (resource_sites,
+ * whose primary key makes this an index seek per row). */
+static void site_scope(struct sql *q, const struct store_query *qq)
 {
     size_t i;
 
+    sql_text(q, " AND EXISTS (SELECT 1 FROM resource_sites rs WHERE rs.type = v.type"
+                " AND rs.id = v.id AND rs.site IN (NULL");
+    for (i = 0; i < qq->n_sites; i++) {
+        sql_text(q, ", ");
+        sql_bind_text(q, qq->sites[i]);
+    }
+    sql_text(q, "))");
+}
+
+static void scope(struct sql *q, const struct source *src, const struct store_query *qq)
+{
     if (!src->versioned)
         return;
     if (qq->owner) {
         sql_text(q, " AND v.owner = ");
         sql_bind_text(q, qq->owner);
     }
-    if (qq->sites) {
-        sql_text(q, " AND v.site IN (NULL");
-        for (i = 0; i < qq->n_sites; i++) {
-            sql_text(q, ", ");
-            sql_bind_text(q, qq->sites[i]);
-        }
-        sql_text(q, ")");
-    }
+    if (qq->sites)
+        site_scope(q, qq);
 }
 
 /* FROM ... WHERE ... for a search (history false) or a history listing. */

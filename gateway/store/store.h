@@ -127,7 +127,7 @@ struct store_query {
     const struct store_sort *sorts;
     size_t n_sorts;
     const char *owner;        /* only rows owned by this organisation; NULL: any */
-    const char *const *sites; /* only rows routed to one of these sites; NULL: any */
+    const char *const *sites; /* only rows visible to one of these sites; NULL: any */
     size_t n_sites;
     int64_t snapshot; /* see only what was committed up to this seq; 0: now */
     size_t offset;
@@ -185,7 +185,7 @@ struct store_put {
     const char *id;
     json_t *resource; /* borrowed; meta.versionId and meta.lastUpdated are set here */
     const char *owner;
-    const char *site;
+    const char *site; /* the site the resource is routed to (granted visibility), or NULL */
     const struct store_index_entry *index;
     size_t n_index;
     long if_match;                /* >0: the current version must be this (else GW_E_CONFLICT) */
@@ -286,14 +286,35 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
 
 /* ------------------------------------------------------------ inbound dedupe */
 
-/* Looks up the ACK already sent for (sender, control_id): GW_OK and a new
- * *ack (free()) when seen, GW_E_NOTFOUND otherwise. */
-enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *sender,
+/* Looks up the ACK already sent to client (the authenticated identity that
+ * sent the message) for (sender, control_id): GW_OK and a new *ack (free())
+ * when seen, GW_E_NOTFOUND otherwise. Another client's messages are never seen. */
+enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, const char *sender,
                                     const char *control_id, char **ack, struct gw_error *err);
-/* Records the ACK answered for (sender, control_id) in the txn. */
-enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *sender,
+/* Records the ACK answered to client for (sender, control_id) in the txn. */
+enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *client, const char *sender,
                                       const char *control_id, const char *ack,
                                       struct gw_error *err);
+
+/* ------------------------------------------------------------ site visibility */
+
+/* Which RIS sites may see a resource (resource_sites): a resource written
+ * with a site (store_put.site: a referral, its Task, Appointment and
+ * DiagnosticReport) is visible to that site; any other resource only once a
+ * referral of a site references it (store_txn_site_grant, in the referral's
+ * commit). Grants are never withdrawn. store_query.sites filters on them. */
+
+/* Makes type/id visible to site inside txn (granting twice is harmless). */
+enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const char *id,
+                                  const char *site, struct gw_error *err);
+/* Sets *visible when type/id is visible to one of the n_sites sites. */
+enum gw_code store_site_visible(struct store *st, const char *type, const char *id,
+                                const char *const *sites, size_t n_sites, bool *visible,
+                                struct gw_error *err);
+/* As store_site_visible, inside txn (it sees the txn's own grants). */
+enum gw_code store_txn_site_visible(struct store_txn *txn, const char *type, const char *id,
+                                    const char *const *sites, size_t n_sites, bool *visible,
+                                    struct gw_error *err);
 
 /* ------------------------------------------------------------ audit rows */
 

@@ -113,6 +113,19 @@ void gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void gw_buf_quoted_string(struct gw_buf *b, const char *s)
+{
+    gw_buf_putc(b, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\')
+            gw_buf_putc(b, '\\');
+        gw_buf_putc(b, c >= 0x20 && c < 0x7f ? (char)c : '?');
+    }
+    gw_buf_putc(b, '"');
+}
+
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

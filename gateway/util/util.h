@@ -84,6 +84,10 @@ void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
+/* Appends s as an RFC 9110 §5.6.4 quoted-string in ASCII: DQUOTE, '"' and
+ * '\\' escaped as quoted-pairs, printable ASCII kept, every other byte (controls,
+ * UTF-8) replaced by '?', DQUOTE. Safe in any header value. */
+void gw_buf_quoted_string(struct gw_buf *b, const char *s);
 /* Returns GW_OK, or the sticky error with a message naming what (e.g. "response body"). */
 enum gw_code gw_buf_finish(struct gw_buf *b, const char *what, struct gw_error *err);
 /* Hands the bytes to the caller (free() them); the buffer is left empty.

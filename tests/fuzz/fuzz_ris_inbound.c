@@ -115,10 +115,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct hl7_msg *in = NULL, *ack = NULL;
     char *text = NULL;
     size_t len = 0;
+    struct ris_sender from = {"127.0.0.1:9", "fuzz", NULL, true};
     struct gw_error err;
     const char *code;
 
-    if (ris_inbound(ris, "fuzz", NULL, (const char *)data, size, &text, &len, &err) != GW_OK)
+    if (ris_inbound(ris, &from, (const char *)data, size, &text, &len, &err) != GW_OK)
         abort(); /* an ACK can always be built */
     if (hl7_msg_parse(text, len, &ack, NULL, &err) != GW_OK)
         abort();

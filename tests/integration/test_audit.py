@@ -10,6 +10,7 @@ import resource
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -88,17 +89,24 @@ def test_every_interaction_in_the_capability_statement_is_audited(gateway):
     assert checked > 40
 
 
-def test_refused_requests_are_audited_with_who_and_why(gateway):
+def test_refused_requests_are_audited_with_who_and_why(make_gateway):
+    gateway = make_gateway(env={"GATEWAY_AUDIT_REFUSAL_PERIOD_S": "1"})
     before = last_seq(gateway)
-    gateway.get("/fhir/ServiceRequest", cert=None)           # 401
+    gateway.get("/fhir/ServiceRequest", cert=None)           # 401: counted, recorded within 1 s
     gateway.get("/fhir/ServiceRequest", cert="auditor")      # 403
     gateway.post("/fhir/ServiceRequest", "{", content_type="application/fhir+json")  # 400
-    events = [e for _, e in audit_rows(gateway, before)]
-    assert [e["outcome"] for e in events] == ["4", "4", "4"]
+    events = [e for _, e in audit_rows(gateway, before)][:2]
+    assert [e["outcome"] for e in events] == ["4", "4"]
     assert all(e.get("outcomeDesc") for e in events)
-    assert events[1]["agent"][0]["who"]["display"] == "auditor"
-    assert events[1]["agent"][0]["network"]["address"] == "127.0.0.1"
-    assert "role" not in events[0]["agent"][0]
+    assert events[0]["agent"][0]["who"]["display"] == "auditor"
+    assert events[0]["agent"][0]["network"]["address"] == "127.0.0.1"
+    deadline = time.time() + 10
+    while time.time() < deadline and len(audit_rows(gateway, before)) < 3:
+        time.sleep(0.1)
+    anonymous = [e for _, e in audit_rows(gateway, before)][2]
+    assert anonymous["type"]["code"] == "110113" and anonymous["outcome"] == "4"
+    assert anonymous.get("outcomeDesc") and "role" not in anonymous["agent"][0]
+    assert anonymous["agent"][0]["network"]["address"] == "127.0.0.1"
 
 
 def test_event_content_follows_balp(gateway):

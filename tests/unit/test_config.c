@@ -122,6 +122,39 @@ static void client_table_rows_are_checked(void)
     CHECK(strstr(err.msg, "root") != NULL);
 }
 
+static void mllp_peer_rows_are_checked(void)
+{
+    struct config *cfg = NULL;
+    struct gw_error err;
+    const struct config_mllp_peer *m;
+
+    CHECK_INT(load("\"mllp_peers\": [{\"address\": \"10.0.0.5\", \"client\": \"gp\"}]", &cfg, &err),
+              GW_E_INPUT);
+    CHECK(strstr(err.msg, "not a ris client") != NULL);
+    CHECK_INT(load("\"mllp_peers\": [{\"address\": \"ris.example\", \"name\": \"r\","
+                   " \"sites\": [\"drouot\"]}]",
+                   &cfg, &err),
+              GW_E_INPUT);
+    CHECK(strstr(err.msg, "numeric") != NULL);
+    CHECK_INT(
+        load("\"mllp_peers\": [{\"address\": \"10.0.0.5\", \"sites\": [\"drouot\"]}]", &cfg, &err),
+        GW_E_INPUT);
+    CHECK(strstr(err.msg, "mllp_peers[0]") != NULL);
+    CHECK_INT(load("\"mllp_peers\": [{\"address\": \"10.0.0.5\", \"name\": \"r\","
+                   " \"sites\": [\"nowhere\"]}]",
+                   &cfg, &err),
+              GW_E_INPUT);
+    CHECK(strstr(err.msg, "nowhere") != NULL);
+    CHECK_INT(load("\"mllp_peers\": [{\"address\": \"10.0.0.5\", \"name\": \"drouot-ris\","
+                   " \"sites\": [\"drouot\"]}]",
+                   &cfg, &err),
+              GW_OK);
+    m = cfg ? config_mllp_peer_find(cfg, "::ffff:10.0.0.5") : NULL;
+    CHECK_STR(m ? m->name : NULL, "drouot-ris");
+    CHECK(cfg && !config_mllp_peer_find(cfg, "10.0.0.6"));
+    config_destroy(cfg);
+}
+
 static void host_and_port_split(void)
 {
     char host[64];
@@ -143,6 +176,7 @@ int main(void)
     RUN(file_then_environment_then_flags);
     RUN(errors_name_the_key);
     RUN(client_table_rows_are_checked);
+    RUN(mllp_peer_rows_are_checked);
     RUN(host_and_port_split);
     return check_summary();
 }

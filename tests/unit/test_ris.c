@@ -202,7 +202,7 @@ static void omi_order_carries_patient_provider_procedure_and_imaging_fields(void
     json_t *gp = json_array_get(json_object_get(sr, "contained"), 1);
     struct map_decision d;
     struct map_flag flag;
-    struct ris_referral r = {sr, pat, gp, NULL, 0, &d, &test_sites[0]};
+    struct ris_referral r = {sr, pat, gp, NULL, 0, &d, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
 
     fill_decision(&d, &flag);
@@ -263,7 +263,7 @@ out:
 static void orm_order_is_v2_3_1_with_timing_in_orc_and_a_zds(void)
 {
     json_t *sr = make_referral("order-2", NULL);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[1]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[1], "montorgueil"};
     struct hl7_msg *m;
 
     json_object_set_new(sr, "code",
@@ -294,7 +294,7 @@ static void notes_with_separators_and_line_breaks_round_trip(void)
 {
     const char *note = "a|b^c~d\\e&f\nsecond line — é";
     json_t *sr = make_referral("order-3", note);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0], "montorgueil"};
     struct hl7_msg *m = build(&r, RIS_ORDER_NEW);
     size_t i;
     bool found = false;
@@ -312,7 +312,7 @@ static void unmapped_referral_sends_the_indication_and_a_triage_note(void)
 {
     json_t *sr = make_referral("order-4", NULL);
     struct map_decision d;
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
 
     memset(&d, 0, sizeof d);
@@ -329,7 +329,7 @@ static void unmapped_referral_sends_the_indication_and_a_triage_note(void)
 static void change_and_cancel_use_xo_and_ca(void)
 {
     json_t *sr = make_referral("order-5", NULL);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0], "montorgueil"};
     struct hl7_msg *xo = build(&r, RIS_ORDER_CHANGE), *ca = build(&r, RIS_ORDER_CANCEL);
 
     CHECK_STR(xo ? get(xo, "ORC", 1, 1, 1) : NULL, "XO");
@@ -390,7 +390,7 @@ static enum gw_code seed_apply(struct store_txn *txn, void *ctx, struct gw_error
 {
     struct seed *s = ctx;
     json_t *sr = make_referral(s->id, NULL), *task;
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, s->site};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, s->site, "montorgueil"};
     struct store_written w;
     char focus[RIS_MAX_REF], id[GW_UUID_LEN];
     enum gw_code rc;
@@ -495,15 +495,16 @@ static bool valid_fhir(json_t *res)
     return n == 0;
 }
 
-/* Sends text inbound; returns the parsed ACK (and its text in *raw when asked). */
-static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **raw)
+/* Sends text inbound from from; returns the parsed ACK (and its text in *raw when asked). */
+static struct hl7_msg *send_inbound_from(struct fixture *f, const struct ris_sender *from,
+                                         const char *text, char **raw)
 {
     char *ack = NULL;
     size_t len = 0;
     struct hl7_msg *msg = NULL;
     struct gw_error err;
 
-    if (ris_inbound(f->ris, "127.0.0.1:9", NULL, text, strlen(text), &ack, &len, &err) != GW_OK) {
+    if (ris_inbound(f->ris, from, text, strlen(text), &ack, &len, &err) != GW_OK) {
         fprintf(stderr, "inbound: %s\n", err.msg);
         return NULL;
     }
@@ -514,6 +515,14 @@ static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **
     else
         free(ack);
     return msg;
+}
+
+/* As send_inbound_from, from a trusted MLLP peer that speaks for every site. */
+static struct hl7_msg *send_inbound(struct fixture *f, const char *text, char **raw)
+{
+    struct ris_sender from = {"127.0.0.1:9", "test-ris", NULL, true};
+
+    return send_inbound_from(f, &from, text, raw);
 }
 
 static const char *msa(const struct hl7_msg *ack)
@@ -618,6 +627,59 @@ static const char *post_ack(struct fixture *f, const struct hl7_msg *msg, const 
 }
 
 /* ------------------------------------------------------------ outbox cases */
+
+struct stored_patient {
+    const char *id, *owner, *family;
+};
+
+static enum gw_code patient_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    const struct stored_patient *sp = ctx;
+    json_t *pat =
+        json_pack("{s:s, s:s, s:[{s:s}], s:s, s:s}", "resourceType", "Patient", "id", sp->id,
+                  "name", "family", sp->family, "gender", "male", "birthDate", "1961-02-03");
+    struct store_written w;
+    enum gw_code rc = pat ? test_put(NULL, txn, pat, sp->owner, NULL, 0, &w, err)
+                          : gw_fail(err, GW_E_NOMEM, "no memory");
+
+    json_decref(pat);
+    return rc;
+}
+
+/* The PID-5 family name of the order seeded for a referral whose subject is
+ * a stored Patient owned by owner (the referral belongs to montorgueil). */
+static char *family_in_order(const char *owner)
+{
+    struct fixture f;
+    struct seed s = {0};
+    struct stored_patient sp = {"p-stored", owner, "Valmontier"};
+    struct store_outbox_msg *list = NULL;
+    size_t n = 0;
+    struct hl7_msg *m = NULL;
+    char *family = NULL;
+
+    if (!open_fixture(&f))
+        return NULL;
+    s.subject = "Patient/p-stored";
+    if (store_write(f.st, patient_apply, NULL, &sp, NULL) == GW_OK && seed(&f, "ref-own", &s) &&
+        store_outbox_for(f.st, "ServiceRequest", "ref-own", &list, &n, NULL) == GW_OK && n == 1 &&
+        hl7_msg_parse(list[0].message, list[0].message_len, &m, NULL, NULL) == GW_OK)
+        family = gw_strdup(get(m, "PID", 5, 1, 1) ? get(m, "PID", 5, 1, 1) : "");
+    hl7_msg_destroy(m);
+    store_outbox_list_free(list, n);
+    close_fixture(&f);
+    return family;
+}
+
+static void order_reads_a_stored_patient_only_of_the_referrals_organisation(void)
+{
+    char *own = family_in_order("montorgueil"), *other = family_in_order("batignolles");
+
+    CHECK_STR(own, "Valmontier");
+    CHECK_STR(other, ""); /* another organisation's patient never reaches PID */
+    free(own);
+    free(other);
+}
 
 static void enqueue_writes_the_order_in_the_referral_commit(void)
 {
@@ -929,6 +991,44 @@ static void the_same_message_twice_gets_the_same_ack_and_one_effect(void)
     close_fixture(&f);
 }
 
+static void duplicates_are_per_client_and_a_client_speaks_only_for_its_sites(void)
+{
+    static char *drouot_only[] = {"drouot"};
+    struct auth_identity drouot = {.role = AUTH_RIS, .sites = drouot_only, .n_sites = 1};
+    struct ris_sender a = {"127.0.0.1:9", "ris-a", NULL, true};
+    struct ris_sender b = {"127.0.0.1:9", "ris-b", NULL, true};
+    struct ris_sender d = {"127.0.0.1:9", "ris-d", &drouot, true};
+    struct fixture f;
+    struct seed s = {0};
+    char text[1024], *first = NULL, *other = NULL, *again = NULL;
+    struct hl7_msg *a1, *b1, *a2, *d1;
+
+    if (!open_fixture(&f)) {
+        check_fail(__FILE__, __LINE__, "the fixture did not open");
+        return;
+    }
+    CHECK(seed(&f, "ref-who", &s));
+    snprintf(text, sizeof text, siu_template, "SIU-WHO", "ref-who");
+    a1 = send_inbound_from(&f, &a, text, &first);
+    b1 = send_inbound_from(&f, &b, text, &other);
+    a2 = send_inbound_from(&f, &a, text, &again);
+    d1 = send_inbound_from(&f, &d, text, NULL); /* MSH-4 BACHAUMONT: not a Drouot facility */
+    CHECK_STR(msa(a1), "AA");
+    CHECK_STR(msa(b1), "AA");
+    CHECK(first && other && strcmp(first, other) != 0); /* b never gets a's recorded ACK */
+    CHECK_STR(first, again);
+    CHECK_STR(msa(d1), "AR");
+    CHECK_STR(d1 ? hl7_msg_get(d1, "ERR", 0, 3, 0, 1, 1) : NULL, "103");
+    hl7_msg_destroy(a1);
+    hl7_msg_destroy(b1);
+    hl7_msg_destroy(a2);
+    hl7_msg_destroy(d1);
+    free(first);
+    free(other);
+    free(again);
+    close_fixture(&f);
+}
+
 static void unreadable_or_unsupported_messages_get_ar(void)
 {
     struct fixture f;
@@ -1007,6 +1107,7 @@ int main(void)
     RUN(study_uid_is_the_decimal_of_the_uuid_and_stable);
     RUN(hl7_times_without_offset_are_paris_time);
     RUN(enqueue_writes_the_order_in_the_referral_commit);
+    RUN(order_reads_a_stored_patient_only_of_the_referrals_organisation);
     RUN(pull_leases_and_an_expired_lease_offers_the_same_message_again);
     RUN(refused_ack_makes_a_dead_letter_shown_on_the_task);
     RUN(acks_for_unknown_messages_and_bad_bodies_are_refused);
@@ -1015,6 +1116,7 @@ int main(void)
     RUN(oru_makes_a_valid_report_and_completes_the_referral);
     RUN(unknown_order_is_answered_ae_and_changes_nothing);
     RUN(the_same_message_twice_gets_the_same_ack_and_one_effect);
+    RUN(duplicates_are_per_client_and_a_client_speaks_only_for_its_sites);
     RUN(unreadable_or_unsupported_messages_get_ar);
     RUN(a_revoked_referral_stays_revoked_when_the_ris_schedules_it);
     {

@@ -204,6 +204,46 @@ static void search_filters_by_token_owner_and_site(void)
     store_destroy(st);
 }
 
+static enum gw_code grant_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    (void)ctx;
+    return store_txn_site_grant(txn, "Patient", "b", "s1", err);
+}
+
+static void a_site_sees_what_it_was_granted_and_searches_agree(void)
+{
+    struct store *st = open_fresh();
+    struct put_ctx a = {"Patient", "a", "orgA", "s1", "111", 0, true, {0}};
+    struct put_ctx b = {"Patient", "b", "orgA", NULL, "222", 0, true, {0}};
+    const char *s1[] = {"s1"}, *s2[] = {"s2", "s3"};
+    struct store_query q = {.type = "Patient", .sites = s1, .n_sites = 1, .count = 10};
+    struct store_page page;
+    bool seen = true;
+
+    CHECK_INT(put(st, &a), GW_OK); /* routed to s1: visible to it */
+    CHECK_INT(put(st, &b), GW_OK); /* no site: visible to none until granted */
+    CHECK_INT(store_site_visible(st, "Patient", "b", s1, 1, &seen, NULL), GW_OK);
+    CHECK(!seen);
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 1);
+    store_page_cleanup(&page);
+    CHECK_INT(store_write(st, grant_apply, NULL, NULL, NULL), GW_OK);
+    CHECK_INT(store_write(st, grant_apply, NULL, NULL, NULL), GW_OK); /* twice: harmless */
+    CHECK_INT(store_site_visible(st, "Patient", "b", s1, 1, &seen, NULL), GW_OK);
+    CHECK(seen);
+    CHECK_INT(store_site_visible(st, "Patient", "b", s2, 2, &seen, NULL), GW_OK);
+    CHECK(!seen);
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 2);
+    store_page_cleanup(&page);
+    q.sites = s2;
+    q.n_sites = 2;
+    CHECK_INT(store_search(st, &q, &page, NULL), GW_OK);
+    CHECK_INT(page.n_items, 0);
+    store_page_cleanup(&page);
+    store_destroy(st);
+}
+
 struct outbox_ctx {
     const char *control_id, *ref_id, *kind;
     struct store_outbox_msg *leased;
@@ -356,10 +396,10 @@ static void audit_rows_chain_and_failed_work_keeps_only_its_event(void)
 static enum gw_code inbound_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
 {
     char **ack = ctx;
-    enum gw_code rc = store_txn_inbound_seen(txn, "RIS", "m1", ack, err);
+    enum gw_code rc = store_txn_inbound_seen(txn, "ris", "RIS", "m1", ack, err);
 
     if (rc == GW_E_NOTFOUND)
-        return store_txn_inbound_record(txn, "RIS", "m1", "ACK-1", err);
+        return store_txn_inbound_record(txn, "ris", "RIS", "m1", "ACK-1", err);
     return rc;
 }
 
@@ -418,6 +458,7 @@ int main(void)
     RUN(concurrent_writers_all_commit);
     RUN(search_pages_a_stable_snapshot);
     RUN(search_filters_by_token_owner_and_site);
+    RUN(a_site_sees_what_it_was_granted_and_searches_agree);
     RUN(outbox_keeps_order_per_referral_and_settles_once);
     RUN(audit_rows_chain_and_failed_work_keeps_only_its_event);
     RUN(inbound_remembers_the_ack_of_each_message);

@@ -100,6 +100,16 @@ static void json_escape_escapes_quotes_and_controls(void)
     gw_buf_cleanup(&b);
 }
 
+static void quoted_string_escapes_quotes_and_keeps_only_printable_ascii(void)
+{
+    struct gw_buf b;
+
+    gw_buf_init(&b, 100);
+    gw_buf_quoted_string(&b, "a\"b\\c\r\n\x7f\xc3\xa9 d");
+    CHECK_STR(b.data, "\"a\\\"b\\\\c????? d\"");
+    gw_buf_cleanup(&b);
+}
+
 static void utf8_accepts_accents_and_rejects_malformed_bytes(void)
 {
     CHECK(gw_utf8_valid("Hélène Dupré", strlen("Hélène Dupré")));
@@ -211,6 +221,7 @@ int main(void)
     RUN(grow_doubles_from_first_and_refuses_overflow);
     RUN(format_marks_a_cut_text);
     RUN(json_escape_escapes_quotes_and_controls);
+    RUN(quoted_string_escapes_quotes_and_keeps_only_printable_ascii);
     RUN(utf8_accepts_accents_and_rejects_malformed_bytes);
     RUN(parse_long_rejects_junk_and_range);
     RUN(time_formats_instant_http_and_hl7);

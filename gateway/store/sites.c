@@ -1,0 +1,85 @@
+/* sites.c -- which RIS sites may see which resources (resource_sites).
+ *
+ * A RIS sees exactly what its sites' referrals reference (DESIGN §7): the
+ * referral, its Task, Appointment and DiagnosticReport carry their site, and
+ * each resource a referral references is granted to the referral's site in
+ * the referral's commit. A resource two referrals share is granted to both
+ * sites. The primary key (type, id, site) makes every check an index seek.
+ */
+#include "store/store_int.h"
+
+enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const char *id,
+                                  const char *site, struct gw_error *err)
+{
+    static const char sql[] =
+        "INSERT OR IGNORE INTO resource_sites (type, id, site) VALUES (?1, ?2, ?3)";
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, site, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "site grant");
+    stmt_release(s);
+    return rc;
+}
+
+static const char visible_sql[] =
+    "SELECT 1 FROM resource_sites WHERE type = ?1 AND id = ?2 AND site = ?3";
+
+/* One seek per site (a RIS serves few): stops at the first that sees it. */
+static enum gw_code probe(sqlite3 *db, sqlite3_stmt *s, const char *type, const char *id,
+                          const char *const *sites, size_t n_sites, bool *visible,
+                          struct gw_error *err)
+{
+    size_t i;
+    int step;
+
+    *visible = false;
+    for (i = 0; i < n_sites && !*visible; i++) {
+        sqlite3_reset(s);
+        sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, sites[i], -1, SQLITE_STATIC);
+        step = sqlite3_step(s);
+        if (step == SQLITE_ROW)
+            *visible = true;
+        else if (step != SQLITE_DONE)
+            return store_fail_db(db, err, "site visibility");
+    }
+    return GW_OK;
+}
+
+enum gw_code store_site_visible(struct store *st, const char *type, const char *id,
+                                const char *const *sites, size_t n_sites, bool *visible,
+                                struct gw_error *err)
+{
+    sqlite3 *db = reader_acquire(st);
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(db, visible_sql, &s, err);
+
+    *visible = false;
+    if (!rc)
+        rc = probe(db, s, type, id, sites, n_sites, visible, err);
+    sqlite3_finalize(s);
+    reader_release(st, db);
+    return rc;
+}
+
+enum gw_code store_txn_site_visible(struct store_txn *txn, const char *type, const char *id,
+                                    const char *const *sites, size_t n_sites, bool *visible,
+                                    struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, visible_sql, &s, err);
+
+    *visible = false;
+    if (rc)
+        return rc;
+    rc = probe(txn->db, s, type, id, sites, n_sites, visible, err);
+    stmt_release(s);
+    return rc;
+}

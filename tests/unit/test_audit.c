@@ -1,0 +1,153 @@
+/* test_audit.c -- the AuditEvents of refusals without an identity: counted per
+ * channel and address, one event per window with the count, the period and a
+ * sample of paths; addresses past the cap share a window; the counts add up
+ * exactly once the counters are destroyed. Each case uses a fresh store. */
+#include "check.h"
+#include "audit/audit.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/gw-audit-XXXXXX";
+static int n_db;
+
+static struct store *open_fresh(void)
+{
+    static char url[200];
+    struct config cfg;
+    struct store *st = NULL;
+    struct gw_error err;
+
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(url, sizeof url, "sqlite:%s/t%d.db", dir, n_db++);
+    cfg.store = url;
+    cfg.commit_timeout_ms = 10000;
+    cfg.max_batch = 64;
+    cfg.read_connections = 1;
+    cfg.audit_hmac_key = "";
+    if (store_open(&cfg, &st, &err) != GW_OK)
+        fprintf(stderr, "store_open: %s\n", err.msg);
+    return st;
+}
+
+/* What the Security Alert events of a store add up to. */
+struct sums {
+    long events, other_windows;
+    long count[2]; /* HTTPS, MLLP */
+    long max_samples;
+};
+
+static long detail_count(json_t *ev, long *n_paths, const char **channel)
+{
+    json_t *ent, *d;
+    size_t i, k;
+    long count = -1;
+
+    *n_paths = 0;
+    json_array_foreach (json_object_get(ev, "entity"), i, ent) {
+        json_array_foreach (json_object_get(ent, "detail"), k, d) {
+            const char *type = json_string_value(json_object_get(d, "type"));
+
+            if (strcmp(type, "count") == 0)
+                gw_parse_long(json_string_value(json_object_get(d, "valueString")), 0, 1L << 40,
+                              &count);
+            else if (strcmp(type, "path") == 0)
+                (*n_paths)++;
+        }
+        if (json_object_get(ent, "detail"))
+            *channel = json_string_value(json_object_get(ent, "name"));
+    }
+    return count;
+}
+
+static bool add_row(const struct store_audit_row *row, void *ctx)
+{
+    struct sums *s = ctx;
+    json_t *ev = json_loads(row->json, 0, NULL);
+    const char *type = json_string_value(json_object_get(json_object_get(ev, "type"), "code"));
+    const char *channel = "";
+    long n_paths, count;
+
+    if (type && strcmp(type, "110113") == 0) {
+        count = detail_count(ev, &n_paths, &channel);
+        s->events++;
+        s->count[strcmp(channel, "MLLP") == 0] += count;
+        if (n_paths > s->max_samples)
+            s->max_samples = n_paths;
+        if (!json_object_get(json_object_get(ev, "agent"), "network") &&
+            !json_object_get(json_array_get(json_object_get(ev, "agent"), 0), "network"))
+            s->other_windows++;
+        CHECK(json_string_value(json_object_get(json_object_get(ev, "period"), "start")) != NULL);
+    }
+    json_decref(ev);
+    return true;
+}
+
+static void many_addresses_share_a_window_past_the_cap_and_the_counts_add_up(void)
+{
+    struct store *st = open_fresh();
+    struct audit_refusals *r = NULL;
+    struct sums s = {0};
+    char addr[32], path[64];
+    int i, k;
+
+    CHECK(st && audit_refusals_create(st, 3600, &r, NULL) == GW_OK);
+    if (!r) {
+        store_destroy(st);
+        return;
+    }
+    for (i = 0; i < AUDIT_REFUSAL_MAX_PEERS + 44; i++)
+        for (k = 0; k < 3; k++) {
+            snprintf(addr, sizeof addr, "10.0.%d.%d", i / 250, i % 250);
+            snprintf(path, sizeof path, "GET /fhir/Patient/%d", k + i);
+            audit_refusals_note(r, "HTTPS", addr, path, "no certificate");
+        }
+    for (i = 0; i < 7; i++)
+        audit_refusals_note(r, "MLLP", "192.0.2.7", "MLLP connection", "not allowed");
+    audit_refusals_destroy(r); /* records every open window */
+    CHECK(store_audit_scan(st, 0, 0, add_row, &s, NULL) == GW_OK);
+    CHECK_INT(s.count[0], 3 * (AUDIT_REFUSAL_MAX_PEERS + 44));
+    CHECK_INT(s.count[1], 7);
+    CHECK_INT(s.events, AUDIT_REFUSAL_MAX_PEERS + 1 + 1); /* + the others' window, + MLLP */
+    CHECK_INT(s.other_windows, 1);
+    CHECK(s.max_samples >= 1 && s.max_samples <= AUDIT_REFUSAL_SAMPLES);
+    store_destroy(st);
+}
+
+static void an_aggregated_event_carries_its_period_count_and_samples(void)
+{
+    const char *samples[] = {"GET /fhir/Patient", "POST /fhir"};
+    struct audit_tally t = {"HTTPS", 42, 1700000000000, 1700000059000, samples, 2, false};
+    struct audit_event ev = {.kind = AUDIT_SECURITY,
+                             .action = 'E',
+                             .outcome = AUDIT_MINOR_FAILURE,
+                             .outcome_desc = "no certificate",
+                             .peer = "203.0.113.9",
+                             .tally = &t};
+    json_t *ae = audit_event_build(&ev, "id-1", 1700000060000);
+    json_t *ent = json_array_get(json_object_get(ae, "entity"), 0);
+    char *text = ae ? json_dumps(ae, JSON_COMPACT) : NULL;
+
+    CHECK_STR(json_string_value(json_object_get(json_object_get(ae, "type"), "code")), "110113");
+    CHECK_STR(json_string_value(
+                  json_object_get(json_array_get(json_object_get(ae, "subtype"), 0), "code")),
+              "110126");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(ae, "period"), "start")),
+              "2023-11-14T22:13:20.000Z");
+    CHECK_STR(json_string_value(json_object_get(ent, "name")), "HTTPS");
+    CHECK_INT(json_array_size(json_object_get(ent, "detail")), 5); /* count, first, last, 2 paths */
+    CHECK(text && strstr(text, "\"valueString\":\"42\"") != NULL);
+    CHECK(text && strstr(text, "203.0.113.9") != NULL);
+    free(text);
+    json_decref(ae);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    gw_log_set_level(GW_LOG_ERROR);
+    RUN(many_addresses_share_a_window_past_the_cap_and_the_counts_add_up);
+    RUN(an_aggregated_event_carries_its_period_count_and_samples);
+    return check_summary();
+}
