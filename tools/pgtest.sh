@@ -4,8 +4,10 @@
 #   tools/pgtest.sh start [DIR]   creates (when needed) and starts a server whose data, socket,
 #                                 port file and log all live in DIR (default: a new temporary
 #                                 folder); prints DIR. Starting a running server does nothing.
-#   tools/pgtest.sh stop DIR      stops it (fast shutdown; immediate after 30 s); keeps the data
+#   tools/pgtest.sh stop DIR [MODE]  stops it, keeping the data: MODE fast (default; immediate
+#                                 after 30 s) or immediate (as a crash: recovery at next start)
 #   tools/pgtest.sh url DIR       prints postgresql://gateway@127.0.0.1:PORT/gateway
+#   tools/pgtest.sh psql DIR ARGS...  runs the server's psql on its database gateway
 #   tools/pgtest.sh destroy DIR   stops it and removes DIR
 #   tools/pgtest.sh exec CMD...   starts a server in a new folder, runs CMD with GW_TEST_PG_URL
 #                                 and GW_TEST_PG_DIR set, destroys the server however CMD ends,
@@ -124,10 +126,7 @@ EOF
 }
 
 start() {
-    dir=${1:-}
-    if [ -z "$dir" ]; then
-        dir=$(mktemp -d "${TMPDIR:-/tmp}/gw-pg.XXXXXX")
-    fi
+    dir=$1
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if [ -n "$(ls -A "$dir")" ] && ! is_ours "$dir"; then
@@ -176,10 +175,11 @@ start() {
 }
 
 stop() {
-    dir=$1
+    dir=$1 mode=${2:-fast}
+    case "$mode" in fast | immediate) ;; *) die "stop mode: fast or immediate, not $mode" ;; esac
     [ -d "$dir/data" ] || return 0
     is_running "$dir" || return 0
-    (cd "$dir" && as_server "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1) ||
+    (cd "$dir" && as_server "$BIN/pg_ctl" -D "$dir/data" -m "$mode" -w -t 30 stop >/dev/null 2>&1) ||
         (cd "$dir" && as_server "$BIN/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1) ||
         die "the server in $dir did not stop"
 }
@@ -203,8 +203,18 @@ destroy() {
     fi
 }
 
+# start in a new temporary folder, removed again when the server does not start.
+start_new() {
+    new=$(mktemp -d "${TMPDIR:-/tmp}/gw-pg.XXXXXX")
+    if ! (start "$new"); then
+        destroy "$new" 2>/dev/null || true
+        rm -rf "$new"
+        exit 1
+    fi
+}
+
 run_with_server() {
-    dir=$(start)
+    dir=$(start_new) || exit 1
     trap 'destroy "$dir"' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -216,13 +226,23 @@ run_with_server() {
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-start) start "${1:-}" ;;
-stop) [ $# -eq 1 ] || die "usage: $0 stop DIR"; stop "$1" ;;
+start) if [ -n "${1:-}" ]; then start "$1"; else start_new; fi ;;
+stop)
+    case $# in 1 | 2) ;; *) die "usage: $0 stop DIR [fast|immediate]" ;; esac
+    stop "$@"
+    ;;
 url) [ $# -eq 1 ] || die "usage: $0 url DIR"; url "$1" ;;
+psql)
+    [ $# -ge 1 ] || die "usage: $0 psql DIR ARGS..."
+    u=$(url "$1")
+    shift
+    exec "$BIN/psql" -X -v ON_ERROR_STOP=1 "$@" "$u"
+    ;;
 destroy) [ $# -eq 1 ] || die "usage: $0 destroy DIR"; destroy "$1" ;;
 exec) [ $# -gt 0 ] || die "usage: $0 exec CMD..."; run_with_server "$@" ;;
 *)
-    echo "usage: $0 start [DIR] | stop DIR | url DIR | destroy DIR | exec CMD..." >&2
+    echo "usage: $0 start [DIR] | stop DIR [fast|immediate] | url DIR | psql DIR ARGS..." >&2
+    echo "       $0 destroy DIR | exec CMD..." >&2
     exit 2
     ;;
 esac
