@@ -19,6 +19,8 @@
 # Run as root (CI), the server runs as the unprivileged user `postgres` (Debian's package
 # creates it; `nobody` otherwise), which owns DIR: PostgreSQL refuses to run as root.
 # The binaries come from /usr/lib/postgresql/*/bin (newest version), never from PATH.
+# The cluster's locale is C.UTF-8, as on a typical server, not C: a C collation would
+# hide that LIKE 'prefix%' cannot use a plain index under a linguistic collation.
 #
 # Environment: PGTEST_WATCH=PID destroys the server once process PID is gone (so a killed
 # test run leaves nothing running); PGTEST_FSYNC=off trades durability for speed (default on);
@@ -111,7 +113,7 @@ init_cluster() {
     [ -d "$dir/data" ] && echo "pgtest: replacing the incomplete or foreign cluster in $dir/data" >&2
     rm -rf "$dir/data" "$dir/initialised"
     (cd "$dir" && as_server "$BIN/initdb" -D "$dir/data" -U gateway -A trust -E UTF8 \
-        --locale=C --no-sync >"$dir/initdb.log" 2>&1) ||
+        --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1) ||
         die "initdb failed (see $dir/initdb.log): $(tail -n 5 "$dir/initdb.log")"
     cat >>"$dir/data/postgresql.conf" <<EOF
 # tools/pgtest.sh: loopback and this folder's socket only
