@@ -24,6 +24,9 @@ struct pgc {
     char *session_sql;
     char target[PGC_TARGET_LEN];
     bool lost;
+    bool in_txn_before; /* a transaction was open when the last statement was sent */
+    bool lost_in_txn;   /* the connection was lost inside a transaction: it stays "in a
+                           transaction" for pgc_read() until pgc_ensure() */
     enum pgc_class last_class;
     char last_sqlstate[6];
     long reconnects;
@@ -205,8 +208,10 @@ static void set_last(struct pgc *c, enum pgc_class cls, const char *sqlstate)
 {
     c->last_class = cls;
     gw_format(c->last_sqlstate, sizeof c->last_sqlstate, "%s", sqlstate ? sqlstate : "");
-    if (cls == PGC_LOST)
+    if (cls == PGC_LOST && !c->lost) {
         c->lost = true;
+        c->lost_in_txn = c->in_txn_before;
+    }
 }
 
 /* Records and reports a failed statement (res may be NULL: no result at all). */
@@ -318,6 +323,7 @@ static enum gw_code connect_once(struct pgc *c, struct gw_error *err)
     PQfinish(c->conn);
     c->conn = conn;
     c->lost = false;
+    c->lost_in_txn = false;
     c->n_cached = 0; /* prepared statements die with their session */
     set_last(c, PGC_OK, NULL);
     return GW_OK;
@@ -456,8 +462,11 @@ enum gw_code pgc_ensure(struct pgc *c, struct gw_error *err)
 
 bool pgc_in_transaction(const struct pgc *c)
 {
-    PGTransactionStatusType t = c->conn ? PQtransactionStatus(c->conn) : PQTRANS_UNKNOWN;
+    PGTransactionStatusType t;
 
+    if (c->lost)
+        return c->lost_in_txn; /* libpq says UNKNOWN: what was true when it broke */
+    t = c->conn ? PQtransactionStatus(c->conn) : PQTRANS_UNKNOWN;
     return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
@@ -495,6 +504,7 @@ static enum gw_code check_runnable(struct pgc *c, const char *what, const struct
         return gw_fail(err, GW_E_LIMIT, "%s: more than %d values", what, PGC_MAX_PARAMS);
     if (!c->conn || c->lost)
         return fail_lost(c, what, err);
+    c->in_txn_before = pgc_in_transaction(c);
     return GW_OK;
 }
 

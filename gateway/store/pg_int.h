@@ -101,7 +101,9 @@ bool pgc_ok(const struct pgc *c);
 /* Makes the connection again when it is lost (one attempt, no waiting), redoing the
  * session setup; GW_OK when it is usable. Call only outside a transaction. */
 enum gw_code pgc_ensure(struct pgc *c, struct gw_error *err);
-/* True when a transaction is open on c (BEGIN ran, no COMMIT/ROLLBACK yet). */
+/* True when a transaction is open on c (BEGIN ran, no COMMIT/ROLLBACK yet). After the
+ * connection was lost inside a transaction it stays true until pgc_ensure(): the
+ * transaction is gone and nothing may carry on as if outside one. */
 bool pgc_in_transaction(const struct pgc *c);
 /* The class and SQLSTATE of the last failure on c (PGC_OK and "" after a success). */
 enum pgc_class pgc_last_class(const struct pgc *c);

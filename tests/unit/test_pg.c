@@ -456,9 +456,13 @@ static void transaction_losing_its_connection_fails_instead_of_reconnecting(void
     gw_sleep_ms(100);
     CHECK_INT(pgc_read(c, "read", "SELECT 1", NULL, NULL, &err), GW_E_STORE);
     CHECK_INT(pgc_last_class(c), PGC_LOST);
+    CHECK(pgc_in_transaction(c)); /* from the caller's side, until it calls pgc_ensure */
+    /* A later read in the same (dead) transaction must not reconnect and run outside it. */
+    CHECK_INT(pgc_read(c, "read again", "SELECT 1", NULL, NULL, &err), GW_E_STORE);
     CHECK_INT(pgc_reconnects(c), 0);
     CHECK_INT(pgc_ensure(c, &err), GW_OK);
     CHECK(!pgc_in_transaction(c));
+    CHECK_INT(pgc_read(c, "read after", "SELECT 1", NULL, NULL, &err), GW_OK);
 out:
     pgc_close(c);
     pgc_close(killer);
