@@ -8,7 +8,7 @@
 B       ?= build
 MAKEFLAGS += --no-print-directory
 CC      ?= cc
-PKGS    := libmicrohttpd gnutls jansson libxml-2.0 openssl sqlite3
+PKGS    := libmicrohttpd gnutls jansson libxml-2.0 openssl sqlite3 libpq
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 OPT     ?= -O2 -g
 GW_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -Igateway \
@@ -33,6 +33,7 @@ UNIT_DEPS_hl7v2   := util hl7v2
 UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
+UNIT_DEPS_pg      := util store
 UNIT_DEPS_audit   := util config auth store audit
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_DEPS_torture := util hl7v2 fhir mapping
@@ -97,11 +98,13 @@ run: deps all certs
 	@mkdir -p var
 	$(B)/fhir-gateway serve
 
+# The unit tests get a throwaway PostgreSQL server (tools/pgtest.sh: GW_TEST_PG_URL);
+# the integration suite starts its own (a fixture), and fails when it cannot.
 unit: $(UNIT_BINS)
-	@tools/run-unit.sh $(UNIT_BINS)
+	@tools/pgtest.sh exec tools/run-unit.sh $(UNIT_BINS)
 
 integration: $(B)/fhir-gateway certs
-	GATEWAY_BIN=$(abspath $(B)/fhir-gateway) $(PYTEST) -q tests/integration
+	GW_PG_REQUIRED=1 GATEWAY_BIN=$(abspath $(B)/fhir-gateway) $(PYTEST) -q tests/integration
 
 # The committed generated files and doc tables are what their sources give.
 tools-test:

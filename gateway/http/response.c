@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 json_t *http_outcome_new(const char *severity, const char *code, const char *diagnostics,
                          const char *expression)
@@ -21,6 +22,29 @@ json_t *http_outcome_new(const char *severity, const char *code, const char *dia
     return oo;
 }
 
+/* Seconds a client is asked to wait before retrying a 503 (RFC 9110 §10.2.3): the
+ * store's failures (a full disk, a lost database) and overload are transient, and
+ * /readyz notices recovery within a second or two. */
+#define HTTP_RETRY_AFTER_S "5"
+
+static bool has_header(const struct http_response *resp, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < resp->n_headers; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Every 503 says when to come back. */
+static void set_status(struct http_response *resp, int status)
+{
+    resp->status = status;
+    if (status == 503 && !has_header(resp, "Retry-After"))
+        http_header_add(resp, "Retry-After", HTTP_RETRY_AFTER_S);
+}
+
 static void replace_body(struct http_response *resp)
 {
     json_decref(resp->resource);
@@ -33,7 +57,7 @@ static void replace_body(struct http_response *resp)
 void http_respond_resource(struct http_response *resp, int status, json_t *resource)
 {
     replace_body(resp);
-    resp->status = status;
+    set_status(resp, status);
     resp->resource = json_incref(resource);
 }
 
@@ -43,7 +67,7 @@ void http_respond_error(struct http_response *resp, int status, const char *issu
     json_t *oo = http_outcome_new("error", issue_code, diagnostics, expression);
 
     replace_body(resp);
-    resp->status = status;
+    set_status(resp, status);
     resp->resource = oo; /* NULL on OOM: the server answers 500 */
 }
 
@@ -57,7 +81,7 @@ void http_respond_owned(struct http_response *resp, int status, const char *cont
                         char *data, size_t len)
 {
     replace_body(resp);
-    resp->status = status;
+    set_status(resp, status);
     resp->content_type = content_type;
     resp->body = data;
     resp->body_len = len;

@@ -14,7 +14,8 @@ enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what)
         return gw_fail(err, GW_E_STORE, "%s: the database is busy", what);
     if ((code & 0xff) == SQLITE_NOMEM)
         return gw_fail(err, GW_E_NOMEM, "%s: out of memory", what);
-    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_IOERR)
+    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_IOERR ||
+        (code & 0xff) == SQLITE_READONLY)
         return gw_fail(err, GW_E_IO, "%s: %s", what, sqlite3_errmsg(db));
     return gw_fail(err, GW_E_STORE, "%s: %s", what, sqlite3_errmsg(db));
 }

@@ -9,11 +9,15 @@
  * SQLITE_OK, or with a failure code if that COMMIT failed.
  */
 #include "store/store_int.h"
+#include "store/pg_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define STORE_PROBE_EVERY_MS 1000 /* while writes fail, store_ping() tries one this often */
 
 static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
@@ -208,6 +212,39 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     return GW_OK;
 }
 
+/* Records what the batch says about the store's health: a failed commit, or a
+ * job that met an I/O error, marks the store faulty; any other outcome of a
+ * committed batch clears the mark. Runs before the batch's waiters are woken
+ * (their jobs live on their stacks). */
+static void note_health(struct store *st, const struct job *batch, enum gw_code commit_rc,
+                        const struct gw_error *commit_err)
+{
+    struct store_fault *f = &st->fault;
+    const struct gw_error *why = commit_rc ? commit_err : NULL;
+    const struct job *j;
+    int64_t now = gw_now_ms();
+
+    for (j = batch; j && !why; j = j->next)
+        if (j->rc == GW_E_IO)
+            why = &j->err;
+    pthread_mutex_lock(&f->lock);
+    if (why) {
+        if (f->code == GW_OK) {
+            f->since_ms = now;
+            gw_log(GW_LOG_ERROR, "store-writes-failing", "%s", why->msg);
+        }
+        f->code = why->code ? why->code : GW_E_STORE;
+        gw_format(f->msg, sizeof f->msg, "%s%s", commit_rc ? "the commit failed: " : "", why->msg);
+        f->last_ms = now;
+    } else if (f->code != GW_OK) {
+        gw_log(GW_LOG_INFO, "store-writes-recovered",
+               "a commit succeeded after failures since %lld", (long long)f->since_ms);
+        f->code = GW_OK;
+        f->msg[0] = '\0';
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -227,6 +264,7 @@ static void *writer_main(void *arg)
         rc = commit_batch(st, batch, &err);
         if (rc)
             gw_log(GW_LOG_ERROR, "store-commit-failed", "%s", err.msg);
+        note_health(st, batch, rc, &err);
         gw_metric_observe("gateway_store_commit_batch_size", "", (double)n);
         gw_metric_observe("gateway_store_commit_seconds", "",
                           (double)(gw_mono_ms() - started) / 1000.0);
@@ -353,10 +391,29 @@ static enum gw_code open_readers(struct store *st, long n, struct gw_error *err)
     return GW_OK;
 }
 
+/* The PostgreSQL backend is not complete: only its connection layer (pg_conn.c)
+ * exists. The URL is checked all the same, and named without its password. */
+static enum gw_code refuse_postgresql(const char *url, struct gw_error *err)
+{
+    char target[PGC_TARGET_LEN];
+    enum gw_code rc = pgc_check_conninfo(url, err);
+
+    if (rc)
+        return rc;
+    pgc_describe(url, target);
+    return gw_fail(err, GW_E_INPUT,
+                   "store postgresql://%s: the PostgreSQL backend is not complete in this build "
+                   "(only its connection layer is); use sqlite:PATH",
+                   target);
+}
+
 static enum gw_code store_init(struct store *st, const struct config *cfg, struct gw_error *err)
 {
     enum gw_code rc;
 
+    if (strncmp(cfg->store, "postgresql://", 13) == 0 ||
+        strncmp(cfg->store, "postgres://", 11) == 0)
+        return refuse_postgresql(cfg->store, err);
     if (strncmp(cfg->store, "sqlite:", 7) != 0)
         return gw_fail(err, GW_E_INPUT, "store \"%s\": this build serves sqlite:PATH stores",
                        cfg->store);
@@ -398,6 +455,7 @@ enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_
     pthread_cond_init(&st->q_cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
+    pthread_mutex_init(&st->fault.lock, NULL);
     gw_metric_histogram("gateway_store_commit_batch_size", "requests committed per transaction",
                         batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     gw_metric_describe("gateway_store_commit_seconds", "histogram",
@@ -447,14 +505,60 @@ void store_destroy(struct store *st)
     pthread_cond_destroy(&st->q_cv);
     pthread_cond_destroy(&st->done_cv);
     pthread_cond_destroy(&st->ckpt_cv);
+    pthread_mutex_destroy(&st->fault.lock);
     free(st);
+}
+
+/* A write that reaches the disk and changes nothing: the schema version rewritten
+ * as it is (page 1 goes to the WAL at COMMIT). */
+static enum gw_code probe_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    char sql[64];
+
+    (void)ctx;
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d", txn->st->schema_version);
+    return stmt_exec(txn->db, sql, err);
+}
+
+/* True (and *out filled) while the writer's last outcome was a failure. When one
+ * is due, first tries a write, so a store whose disk has room again (and that no
+ * request writes to, as a balancer keeps traffic away while /readyz fails) is
+ * seen healthy again. */
+static bool writes_failing(struct store *st, struct store_fault *out)
+{
+    struct store_fault *f = &st->fault;
+    bool probe;
+
+    pthread_mutex_lock(&f->lock);
+    probe = f->code != GW_OK && gw_mono_ms() - f->probe_mono_ms >= STORE_PROBE_EVERY_MS;
+    if (probe)
+        f->probe_mono_ms = gw_mono_ms();
+    pthread_mutex_unlock(&f->lock);
+    if (probe)
+        store_write(st, probe_apply, NULL, NULL, NULL);
+    pthread_mutex_lock(&f->lock);
+    out->code = f->code;
+    memcpy(out->msg, f->msg, sizeof out->msg);
+    out->since_ms = f->since_ms;
+    out->last_ms = f->last_ms;
+    pthread_mutex_unlock(&f->lock);
+    return out->code != GW_OK;
 }
 
 enum gw_code store_ping(struct store *st, struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    enum gw_code rc = stmt_exec(db, "SELECT 1 FROM versions LIMIT 1", err);
+    struct store_fault f;
+    sqlite3 *db;
+    enum gw_code rc;
 
+    if (writes_failing(st, &f)) {
+        char since[GW_INSTANT_LEN];
+
+        gw_time_instant(f.since_ms, since);
+        return gw_fail(err, f.code, "writes fail since %s: %s", since, f.msg);
+    }
+    db = reader_acquire(st);
+    rc = stmt_exec(db, "SELECT 1 FROM versions LIMIT 1", err);
     reader_release(st, db);
     return rc;
 }

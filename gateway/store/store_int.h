@@ -29,6 +29,18 @@ struct job {
     struct gw_error err;
 };
 
+/* The writer's health, for store_ping() (/readyz): the last failure that says the
+ * store cannot write (a failed commit, or a job that met an I/O error: a full disk,
+ * a read-only file), kept until a commit succeeds again. Guarded by its lock. */
+struct store_fault {
+    pthread_mutex_t lock;
+    enum gw_code code; /* GW_OK: healthy */
+    char msg[GW_ERROR_MSG_MAX];
+    int64_t since_ms;      /* first failure of this run of failures (epoch ms) */
+    int64_t last_ms;       /* the latest one */
+    int64_t probe_mono_ms; /* when store_ping() last tried a write */
+};
+
 /* The writer's prepared statements, keyed by their (static) SQL text. */
 struct stmt_cache {
     const char *sql[STORE_STMT_CACHE];
@@ -59,6 +71,7 @@ struct store {
     bool stopping;
     int64_t last_commit_ms;
     int schema_version;
+    struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */
     sqlite3 *cdb;
     pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping) */

@@ -207,3 +207,68 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- PostgreSQL (issue 12)
+
+PGTEST = os.path.join(REPO, "tools", "pgtest.sh")
+
+
+class PgServer:
+    """The suite's throwaway PostgreSQL server (tools/pgtest.sh): its URL, a fresh
+    database per test, psql, and stop/start for the tests where the database goes away
+    (the URL stays the same across a restart)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.url = self._script("url").strip()
+
+    def _script(self, *args, input=None):
+        r = subprocess.run([PGTEST] + list(args[:1]) + [self.folder] + list(args[1:]),
+                           input=input, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("tools/pgtest.sh %s: %s" % (args[0], r.stderr.strip()))
+        return r.stdout
+
+    def stop(self, mode="fast"):
+        """fast: a clean shutdown; immediate: as a crash (recovery at the next start)."""
+        self._script("stop", mode)
+
+    def start(self):
+        self._script("start")
+
+    def psql(self, sql):
+        """Runs sql on the database gateway; returns psql's unaligned, tuples-only output."""
+        return self._script("psql", "-A", "-t", "-q", "-c", sql)
+
+    def new_database(self):
+        """A new empty database; returns its URL."""
+        name = "t_" + os.urandom(6).hex()
+        self.psql("CREATE DATABASE %s" % name)
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Starts the server once for the session and destroys it at the end, even when tests
+    fail (and, through PGTEST_WATCH, even when the run is killed). Under `make test`
+    (GW_PG_REQUIRED=1) a server that cannot start fails every test that needs it;
+    elsewhere those tests are skipped with the reason."""
+    env = dict(os.environ, PGTEST_WATCH=str(os.getpid()))
+    r = subprocess.run([PGTEST, "start"], capture_output=True, text=True, env=env, timeout=180)
+    if r.returncode != 0:
+        why = "the PostgreSQL test server did not start: " + (r.stderr.strip() or r.stdout)
+        if os.environ.get("GW_PG_REQUIRED") == "1":
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    server = PgServer(r.stdout.strip().splitlines()[-1])
+    try:
+        yield server
+    finally:
+        subprocess.run([PGTEST, "destroy", server.folder], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a new, empty database on the test server."""
+    return pg_server.new_database()
