@@ -5,7 +5,7 @@
 #
 # Writes into DIR: ca.pem/ca.key (a development CA), server.pem/server.key
 # (localhost, 127.0.0.1, ::1), a certificate and key per development client
-# (gp, gp2, ris, auditor), unlisted.pem/key (signed by the CA but in no client
+# (gp, gp2, ris, practice, auditor), unlisted.pem/key (signed by the CA but in no client
 # table, for tests), and clients.json, the client table the gateway reads
 # without --config. Keys are EC P-256. Never use these outside development.
 set -eu
@@ -47,6 +47,7 @@ issue server "/C=FR/O=Referral Gateway Development/CN=localhost" serverAuth \
 issue gp "/C=FR/L=Paris/O=Cabinet Médical Montorgueil/CN=Dr Claire Martin" clientAuth ""
 issue gp2 "/C=FR/L=Paris/O=Maison de Santé Batignolles/CN=Dr Karim Benali" clientAuth ""
 issue ris "/C=FR/L=Paris/O=RIS Bachaumont Drouot/CN=ris" clientAuth ""
+issue practice "/C=FR/L=Paris/O=Radiologie Bachaumont Drouot/CN=practice" clientAuth ""
 issue auditor "/C=FR/L=Paris/O=Délégué à la protection des données/CN=auditor" clientAuth ""
 issue unlisted "/C=FR/O=Unlisted Practice/CN=unlisted" clientAuth ""
 chmod 644 ./*.pem
@@ -62,6 +63,9 @@ cat > clients.json <<JSON
                       "system": "urn:oid:1.2.250.1.71.4.2.2", "value": "750000002"}},
     {"name": "ris", "fingerprint": "$(fingerprint ris)", "role": "ris",
      "organization": {"id": "ris-paris", "name": "RIS Bachaumont Drouot"},
+     "sites": ["bachaumont", "drouot"]},
+    {"name": "practice", "fingerprint": "$(fingerprint practice)", "role": "practice",
+     "organization": {"id": "radiologie-paris", "name": "Radiologie Bachaumont Drouot"},
      "sites": ["bachaumont", "drouot"]},
     {"name": "auditor", "fingerprint": "$(fingerprint auditor)", "role": "auditor",
      "organization": {"id": "dpo", "name": "Délégué à la protection des données"}}

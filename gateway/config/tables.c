@@ -15,7 +15,7 @@
 #define CONFIG_MAX_CLIENTS 4096
 #define CONFIG_WHERE_MAX   300
 
-static const char *const roles[] = {"gp", "ris", "auditor", "admin", NULL};
+static const char *const roles[] = {"gp", "ris", "practice", "auditor", "admin", NULL};
 static const char *const message_types[] = {"OMI^O23", "ORM^O01", NULL};
 static const char *const deliveries[] = {"pull", "push", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -119,7 +119,8 @@ static enum gw_code parse_client(struct config_client *c, json_t *v, const char 
     if (c->fingerprint && !is_hex64(c->fingerprint))
         return gw_fail(err, GW_E_INPUT, "%s: fingerprint must be 64 lower-case hex digits", where);
     if (!one_of(c->role, roles))
-        return gw_fail(err, GW_E_INPUT, "%s: role \"%s\" is not gp, ris, auditor or admin", where,
+        return gw_fail(err, GW_E_INPUT,
+                       "%s: role \"%s\" is not gp, ris, practice, auditor or admin", where,
                        c->role);
     return GW_OK;
 }
