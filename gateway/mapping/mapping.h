@@ -312,7 +312,9 @@ enum gw_code map_decision_add_flag(struct map_decision *d, const char *code, con
 void map_decision_clear_flags(struct map_decision *d);
 /* When d->is_from_text, adds the indication read (marked with MAP_EXT_FROM_TEXT and
  * userSelected false) to service_request (borrowed): to the codings of the reasonCode whose
- * text it came from, else as a new reasonCode. Returns 0, or -1 when out of memory. */
+ * text it came from, else as a new reasonCode; nothing when it is there already. Codings so
+ * marked are never read as the GP's own: map_referral_decide() reads their words again.
+ * Returns 0, or -1 when out of memory. */
 int map_decision_mark_text(const struct map_decision *d, json_t *service_request);
 
 /* The practice's choice of procedure (the triage decision). */

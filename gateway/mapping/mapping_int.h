@@ -243,7 +243,7 @@ enum gw_code map_synonyms_parse(struct map_set *set, const char *file, json_t *d
                                 struct gw_error *err);
 /* words.c: folds text (accents, case) into out without spaces or punctuation; *n_tokens gets
  * the number of words. Returns the length, 0 when there is no word, -1 when it does not fit
- * in cap bytes (with NUL). */
+ * in cap bytes (with NUL), -2 when out of memory. */
 long map_words_compact(const char *text, size_t len, char *out, size_t cap, size_t *n_tokens);
 /* words.c: reads the words of ref (reasonCode[].text, the Conditions' code.text, note[].text,
  * in that order). With want_indication, the first entry of the synonym table that a text says

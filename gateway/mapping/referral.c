@@ -219,6 +219,22 @@ static int collect_body_sites(json_t *sr, struct coded_list *l)
     return 0;
 }
 
+/* A coding the gateway read from words earlier (MAP_EXT_FROM_TEXT): not the GP's code, so the
+ * words are read again instead. */
+static bool read_from_words(json_t *coding)
+{
+    json_t *ext;
+    size_t i;
+
+    json_array_foreach (json_object_get(coding, "extension"), i, ext) {
+        const char *url = map_json_str(ext, "url");
+
+        if (url && strcmp(url, MAP_EXT_FROM_TEXT) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int collect_indications(const struct map_referral *ref, struct coded_list *l)
 {
     json_t *cc, *coding;
@@ -226,6 +242,8 @@ static int collect_indications(const struct map_referral *ref, struct coded_list
 
     json_array_foreach (json_object_get(ref->service_request, "reasonCode"), i, cc) {
         json_array_foreach (json_object_get(cc, "coding"), j, coding) {
+            if (read_from_words(coding))
+                continue;
             if (coded_add(l, coding, "ServiceRequest.reasonCode[%zu].coding[%zu]", i, j))
                 return -1;
         }
@@ -625,6 +643,7 @@ static void coding_free(struct map_coding *c)
     free(c->system);
     free(c->code);
     free(c->display);
+    memset(c, 0, sizeof *c);
 }
 
 void map_decision_cleanup(struct map_decision *d)
@@ -746,12 +765,28 @@ static json_t *text_coding(const struct map_decision *d)
                      d->indication.display, "userSelected", 0);
 }
 
+/* True when a reasonCode already holds the coding read from words (an amendment resends it). */
+static bool already_marked(json_t *reasons, const char *code)
+{
+    json_t *cc, *coding;
+    size_t i, j;
+
+    json_array_foreach (reasons, i, cc) {
+        json_array_foreach (json_object_get(cc, "coding"), j, coding) {
+            if (read_from_words(coding) && map_json_str(coding, "code") &&
+                strcmp(map_json_str(coding, "code"), code) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
 int map_decision_mark_text(const struct map_decision *d, json_t *service_request)
 {
     json_t *reasons = json_object_get(service_request, "reasonCode"), *cc, *codings;
     json_t *coding;
 
-    if (!d->is_from_text)
+    if (!d->is_from_text || already_marked(reasons, d->indication.code))
         return 0;
     if (!(coding = text_coding(d)))
         return -1;

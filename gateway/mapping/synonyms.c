@@ -49,6 +49,8 @@ static enum gw_code parse_phrase(struct map_set *set, const char *file, const ch
     if (!text || !gw_utf8_valid(text, json_string_length(v)))
         return expect(false, file, path, "a UTF-8 string", err);
     len = map_words_compact(text, json_string_length(v), compact, sizeof compact, &p->n_tokens);
+    if (len == -2)
+        return gw_fail(err, GW_E_NOMEM, "no memory for %s", file);
     if (len < 0)
         return gw_fail(err, GW_E_LIMIT, "%s: %s \"%.80s\" has more than %d letters", file, path,
                        text, MAP_WORDS_MAX);

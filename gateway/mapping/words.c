@@ -200,8 +200,12 @@ long map_words_compact(const char *text, size_t len, char *out, size_t cap, size
     size_t i, used = 0;
 
     *n_tokens = 0;
-    if (cap == 0 || text_cut(text, len, &x))
+    if (cap == 0)
         return -1;
+    if (text_cut(text, len, &x)) {
+        text_cleanup(&x);
+        return -2;
+    }
     for (i = 0; i < x.n; i++) {
         if (used + x.t[i].len + 1 > cap) {
             text_cleanup(&x);

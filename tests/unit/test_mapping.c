@@ -433,6 +433,15 @@ static void an_indication_read_from_words_is_marked_on_the_referral(void)
                   json_array_get(json_object_get(ext, "extension"), 1), "valueString")),
               "Hernie discale");
     map_decision_cleanup(&d);
+    /* decided again (an amendment, the practice's decision): the marked coding is not the
+     * GP's, the words are read again, and the coding is not marked twice */
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(d.is_from_text && d.laterality == MAP_LAT_LEFT);
+    CHECK_INT(map_decision_mark_text(&d, sr), 0);
+    CHECK_INT(json_array_size(
+                  json_object_get(json_array_get(json_object_get(sr, "reasonCode"), 0), "coding")),
+              1);
+    map_decision_cleanup(&d);
     /* words in a note become a reasonCode of their own */
     json_object_del(sr, "reasonCode");
     json_object_set_new(sr, "note", json_pack("[{s:s}]", "text", "NCB droite"));
