@@ -229,8 +229,9 @@ static enum gw_code validate_tables(const struct config *cfg, struct gw_error *e
     for (i = 0; i < cfg->n_clients; i++) {
         const struct config_client *c = &cfg->clients[i];
 
-        if (strcmp(c->role, "ris") == 0 && c->n_sites == 0)
-            return gw_fail(err, GW_E_INPUT, "client \"%s\": a ris client needs \"sites\"", c->name);
+        if ((strcmp(c->role, "ris") == 0 || strcmp(c->role, "practice") == 0) && c->n_sites == 0)
+            return gw_fail(err, GW_E_INPUT, "client \"%s\": a %s client needs \"sites\"", c->name,
+                           c->role);
         for (k = 0; k < c->n_sites; k++)
             if (!config_site_find(cfg, c->sites[k]))
                 return gw_fail(err, GW_E_INPUT, "client \"%s\": unknown site \"%s\"", c->name,

@@ -330,7 +330,7 @@ static enum gw_code choose(const struct map_set *set, const struct coded_list *i
 /* "ServiceRequest.note[0].text (L5-S1)": where a region or side read from words comes from. */
 static char *words_expression(const char *expr, const char *words)
 {
-    return words ? map_strf("%s (\"%s\")", expr, words) : gw_strdup(expr);
+    return words ? map_strf("%s ('%s')", expr, words) : gw_strdup(expr);
 }
 
 static enum gw_code words_site(struct map_decision *d, const struct map_words *w)
@@ -353,7 +353,7 @@ static enum gw_code words_site(struct map_decision *d, const struct map_words *w
 static enum gw_code words_warning(struct map_decision *d)
 {
     return map_decision_warn(d,
-                             "the indication was read from the words \"%s\" (%s) as %s %s: the "
+                             "the indication was read from the words '%s' (%s) as %s %s: the "
                              "referral waits in the practice's triage until the practice "
                              "confirms it (proposed procedure: %s)",
                              d->text_words, d->indication_expression,
@@ -417,7 +417,7 @@ static enum gw_code read_words(const struct map_set *set, const struct map_refer
 static enum gw_code flag_words(struct map_decision *d)
 {
     char *why = map_strf(
-        "\"%s\" read as %s %s%s%s%s%s%s%s, proposed procedure %s", d->text_words,
+        "'%s' read as %s %s%s%s%s%s%s%s, proposed procedure %s", d->text_words,
         map_system_name(d->indication.system), d->indication.code, d->region ? ", region " : "",
         d->region ? map_region_name(d->region) : "", d->laterality ? ", laterality " : "",
         d->laterality ? map_laterality_name(d->laterality) : "", d->text_days >= 0 ? ", " : "",

@@ -180,7 +180,7 @@ static enum gw_code onset_from_words(const struct map_rule *r, struct map_decisi
     if (d->text_days < 0 || d->text_days >= r->min_days)
         return GW_OK;
     return add_flag(d, r,
-                    map_strf("the text says \"%s\": %ld day%s (less than %ld)", d->text_days_words,
+                    map_strf("the text says '%s': %ld day%s (less than %ld)", d->text_days_words,
                              d->text_days, d->text_days == 1 ? "" : "s", r->min_days),
                     d->text_days_expression);
 }

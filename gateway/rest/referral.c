@@ -278,6 +278,84 @@ static enum gw_code refuse_declined(struct rest_plan *p, struct store_txn *txn,
                           "send a new referral instead");
 }
 
+/* The practice's procedure code in a ServiceRequest.code the practice chose (extension
+ * MAP_EXT_CHOSEN_BY_PRACTICE), or NULL. */
+static const char *practice_procedure(json_t *code)
+{
+    json_t *v;
+    bool chosen = false;
+    size_t i;
+
+    json_array_foreach (json_object_get(code, "extension"), i, v) {
+        const char *url = json_string_value(json_object_get(v, "url"));
+
+        chosen = chosen || (url && strcmp(url, MAP_EXT_CHOSEN_BY_PRACTICE) == 0);
+    }
+    json_array_foreach (json_object_get(code, "coding"), i, v) {
+        const char *system = json_string_value(json_object_get(v, "system"));
+
+        if (chosen && system && strcmp(system, MAP_CS_PROCEDURE) == 0)
+            return json_string_value(json_object_get(v, "code"));
+    }
+    return NULL;
+}
+
+/* An amendment without ServiceRequest.code keeps the procedure the practice chose: GP
+ * software resends its own copy of the referral, which never had it. */
+static enum gw_code keep_practice_choice(struct store_txn *txn, struct rest_entry *e,
+                                         struct gw_error *err)
+{
+    struct store_resource row;
+    json_t *old, *code;
+    enum gw_code rc = GW_OK;
+
+    if (json_object_get(e->resource, "code") ||
+        store_txn_read(txn, e->type, e->id, 0, &row, NULL) != GW_OK)
+        return GW_OK;
+    old = rest_parse_stored(&row);
+    store_resource_cleanup(&row);
+    code = json_object_get(old, "code");
+    if (practice_procedure(code) && json_object_set(e->resource, "code", code))
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for the practice's procedure");
+    json_decref(old);
+    return rc;
+}
+
+/* The CCAM coding of a code (it says the guidance too), else NULL. */
+static const char *ccam_of(json_t *code)
+{
+    json_t *v;
+    size_t i;
+
+    json_array_foreach (json_object_get(code, "coding"), i, v) {
+        const char *system = json_string_value(json_object_get(v, "system"));
+
+        if (system && strcmp(map_system_canonical(system), MAP_SYS_CCAM) == 0)
+            return json_string_value(json_object_get(v, "code"));
+    }
+    return NULL;
+}
+
+/* The order of an amended referral names the procedure the practice chose, not a new
+ * mapping's. */
+static enum gw_code follow_practice_choice(struct rest_plan *p, struct rest_entry *e,
+                                           struct rest_referral *rr, struct gw_error *err)
+{
+    json_t *code = json_object_get(e->resource, "code");
+    const char *proc = practice_procedure(code), *ccam = ccam_of(code);
+    struct map_choice c = {ccam ? MAP_SYS_CCAM : MAP_CS_PROCEDURE, ccam ? ccam : proc,
+                           MAP_REGION_NONE, MAP_LAT_NONE, MAP_GUIDANCE_NONE};
+    struct gw_error why;
+    enum gw_code rc;
+
+    if (!proc || !rr->decided)
+        return GW_OK;
+    rc = map_decision_choose(p->maps, &rr->decision, &c, &why);
+    if (rc == GW_E_NOMEM)
+        return gw_fail(err, rc, "%s", why.msg);
+    return GW_OK; /* a procedure the maps no longer know: the stored code still names it */
+}
+
 enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
                                    struct gw_error *err)
 {
@@ -302,8 +380,10 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
         if (rr->order == RIS_ORDER_CANCEL)
             return GW_OK; /* a revocation needs nothing else to be valid */
         rc = refuse_declined(p, txn, e);
+        if (!rc)
+            rc = keep_practice_choice(txn, e, err);
         if (rc)
-            return gw_fail(err, rc, "the practice declined this referral");
+            return rc == GW_E_NOMEM ? rc : gw_fail(err, rc, "the practice declined this referral");
     }
     rc = check_profile(p, txn, e, path);
     if (rc)
@@ -327,7 +407,10 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
             return gw_fail(err, GW_E_NOMEM, "no memory for a referral");
         p->site = rr->site->id;
     }
-    return decide(p, e, rr, err);
+    rc = decide(p, e, rr, err);
+    if (!rc && e->is_put)
+        rc = follow_practice_choice(p, e, rr, err);
+    return rc;
 }
 
 /* ------------------------------------------------------------ Task */

@@ -160,3 +160,29 @@ def test_a_referral_with_neither_codes_nor_words_is_refused(gateway):
     assert "an indication, coded or in words" in r.json()["issue"][0]["diagnostics"]
     body["reasonCode"] = [{"coding": [{"system": ICD10, "code": "M54.5"}]}]
     assert gateway.post("/fhir/ServiceRequest", body).status == 201
+
+
+def test_the_readme_example_in_words_goes_through_the_practices_decision(gateway):
+    """README, "Triage: the practice decides": the same files and calls."""
+    import json
+    import os
+    from conftest import REPO
+
+    with open(os.path.join(REPO, "tests", "data", "fhir", "examples",
+                           "referral-in-words.json")) as f:
+        body = json.load(f)
+    r = gateway.post("/fhir/ServiceRequest", body)
+    assert r.status == 201, r
+    worklist = gateway.get("/fhir/Task?business-status=triage", cert="practice").json()
+    task = worklist["entry"][0]["resource"]
+    assert {"periradicular-injection", "AHLH014"} <= proposal(task)
+    decision = {"resourceType": "Parameters", "parameter": [
+        {"name": "decision", "valueCode": "accept"},
+        {"name": "procedure", "valueCoding": {"system": PROCEDURES,
+                                              "code": "periradicular-injection"}}]}
+    r = gateway.post("/fhir/Task/%s/$decide" % task["id"], decision, cert="practice",
+                     headers={"If-Match": 'W/"1"'})
+    assert r.status == 200, r
+    assert pull(gateway)[0].get("OBR", 4, 1) == "AHLH014"
+    assert gateway.get("/fhir/Task?business-status=triage", cert="practice").json().get(
+        "entry") in (None, [])

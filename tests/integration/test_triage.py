@@ -302,3 +302,23 @@ def test_decide_refuses_clearly(gateway):
     r = decide(gateway, task["id"], headers={"If-Match": 'W/"%s"' % task["meta"]["versionId"]},
                **accept)
     assert r.status == 200, r
+
+
+def test_a_gp_amendment_keeps_the_procedure_the_practice_chose(gateway):
+    body = unmapped_referral()
+    sr = create(gateway, body).json()
+    task = task_of(gateway, sr["id"], cert="practice")
+    r = decide(gateway, task["id"], decision="accept", procedure=(CCAM, "LHLH002"))
+    assert r.status == 200, r
+    ack(gateway, pull(gateway)[0])
+    own_copy = copy.deepcopy(body)  # the GP's software resends what it sent, without code
+    own_copy["id"] = sr["id"]
+    own_copy["note"] = [{"text": "Douleur aggravée"}]
+    version = gateway.get("/fhir/ServiceRequest/" + sr["id"]).json()["meta"]["versionId"]
+    r = gateway.put("/fhir/ServiceRequest/" + sr["id"], own_copy,
+                    headers={"If-Match": 'W/"%s"' % version})
+    assert r.status == 200, r
+    assert "LHLH002" in {c["code"] for c in r.json()["code"]["coding"]}
+    amended = pull(gateway)
+    assert len(amended) == 1 and amended[0].get("ORC", 1) == "XO"
+    assert amended[0].get("OBR", 4, 1) == "LHLH002"
