@@ -465,10 +465,11 @@ static void note_side(struct seen *s, const struct text *x, size_t i, size_t k,
     s->side_bits |= 1u << l;
 }
 
-/* Records the levels, region words, sides and first duration of x, in one sentence (or
- * everywhere when sentence is -1). Negated words give no region nor side. */
+/* Records the levels, region words, sides (unless durations_only) and the first duration of x,
+ * in one sentence (or everywhere when sentence is -1). Negated words give no region nor side. */
 static void survey(const struct map_synonyms *syn, const struct text *x, long sentence,
-                   struct seen *s, long *days, const char **d_src, size_t *d_from, size_t *d_to)
+                   bool durations_only, struct seen *s, long *days, const char **d_src,
+                   size_t *d_from, size_t *d_to)
 {
     size_t i, k, last = 0;
     enum map_region r;
@@ -484,7 +485,7 @@ static void survey(const struct map_synonyms *syn, const struct text *x, long se
             *d_from = x->t[i].from;
             *d_to = x->t[last].to;
         }
-        if (x->t[i].negated)
+        if (durations_only || x->t[i].negated)
             continue;
         if ((r = level_of(x, i, syn)) != MAP_REGION_NONE) {
             note_level(s, x, i, r, syn);
@@ -541,7 +542,7 @@ static enum gw_code take_match(struct reading *rd, const struct text *x, const c
     if (!(w->phrase = copy_bytes(x->src, x->t[at].from, x->t[at + k - 1].to)) ||
         !(w->expr = gw_strdup(expr)))
         return GW_E_NOMEM;
-    survey(rd->syn, x, (long)x->t[at].sentence, &rd->local, &rd->local_days, &rd->ld_src,
+    survey(rd->syn, x, (long)x->t[at].sentence, false, &rd->local, &rd->local_days, &rd->ld_src,
            &rd->ld_from, &rd->ld_to);
     return GW_OK;
 }
@@ -562,13 +563,14 @@ static enum gw_code read_text(struct reading *rd, const char *text, const char *
         text_cleanup(&x);
         return GW_E_NOMEM;
     }
-    mark_negations(&x, rd->syn);
+    if (rd->want) /* a coded referral needs only its durations, which negations leave alone */
+        mark_negations(&x, rd->syn);
     if (rd->want && !rd->found && (e = find_entry(&x, rd->syn, &at, &k)) != NULL)
         rc = take_match(rd, &x, expr, reason_index, e, at, k);
     if (!rc) {
         long before = rd->global_days;
 
-        survey(rd->syn, &x, -1, &rd->global, &rd->global_days, &rd->gd_src, &rd->gd_from,
+        survey(rd->syn, &x, -1, !rd->want, &rd->global, &rd->global_days, &rd->gd_src, &rd->gd_from,
                &rd->gd_to);
         if (before < 0 && rd->global_days >= 0 && !(rd->out->days_expr = gw_strdup(expr)))
             rc = GW_E_NOMEM;
