@@ -5,8 +5,8 @@
 #
 # Writes into DIR: ca.pem/ca.key (a development CA), server.pem/server.key
 # (localhost, 127.0.0.1, ::1), a certificate and key per development client
-# (gp, gp2, ris, ris-bachaumont, ris-drouot, auditor), unlisted.pem/key (signed by the CA but in no client
-# table, for tests), and clients.json, the client table the gateway reads
+# (gp, gp2, ris, ris-bachaumont, ris-drouot, practice, auditor), unlisted.pem/key
+# (signed by the CA but in no client table, for tests), and clients.json, the client table the gateway reads
 # without --config. Keys are EC P-256. Never use these outside development.
 set -eu
 dir=${1:-certs/dev}
@@ -49,6 +49,7 @@ issue gp2 "/C=FR/L=Paris/O=Maison de Santé Batignolles/CN=Dr Karim Benali" clie
 issue ris "/C=FR/L=Paris/O=RIS Bachaumont Drouot/CN=ris" clientAuth ""
 issue ris-bachaumont "/C=FR/L=Paris/O=Bachaumont Radiology/CN=ris-bachaumont" clientAuth ""
 issue ris-drouot "/C=FR/L=Paris/O=Clinique Drouot/CN=ris-drouot" clientAuth ""
+issue practice "/C=FR/L=Paris/O=Radiologie Bachaumont Drouot/CN=practice" clientAuth ""
 issue auditor "/C=FR/L=Paris/O=Délégué à la protection des données/CN=auditor" clientAuth ""
 issue unlisted "/C=FR/O=Unlisted Practice/CN=unlisted" clientAuth ""
 chmod 644 ./*.pem
@@ -70,6 +71,9 @@ cat > clients.json <<JSON
      "sites": ["bachaumont"]},
     {"name": "ris-drouot", "fingerprint": "$(fingerprint ris-drouot)", "role": "ris",
      "organization": {"id": "drouot", "name": "Clinique Drouot"}, "sites": ["drouot"]},
+    {"name": "practice", "fingerprint": "$(fingerprint practice)", "role": "practice",
+     "organization": {"id": "radiologie-paris", "name": "Radiologie Bachaumont Drouot"},
+     "sites": ["bachaumont", "drouot"]},
     {"name": "auditor", "fingerprint": "$(fingerprint auditor)", "role": "auditor",
      "organization": {"id": "dpo", "name": "Délégué à la protection des données"}}
   ]

@@ -37,6 +37,8 @@ static enum auth_role role_from_name(const char *name)
         return AUTH_GP;
     if (strcmp(name, "ris") == 0)
         return AUTH_RIS;
+    if (strcmp(name, "practice") == 0)
+        return AUTH_PRACTICE;
     if (strcmp(name, "auditor") == 0)
         return AUTH_AUDITOR;
     if (strcmp(name, "admin") == 0)
@@ -248,6 +250,8 @@ const char *auth_role_name(enum auth_role role)
         return "gp";
     case AUTH_RIS:
         return "ris";
+    case AUTH_PRACTICE:
+        return "practice";
     case AUTH_AUDITOR:
         return "auditor";
     case AUTH_ADMIN:

@@ -25,8 +25,9 @@ enum auth_role {
     AUTH_RIS = 1 << 1,
     AUTH_AUDITOR = 1 << 2,
     AUTH_ADMIN = 1 << 3,
+    AUTH_PRACTICE = 1 << 4, /* the radiologist's software: triage decisions for its sites */
 };
-#define AUTH_ANY_CLIENT (AUTH_GP | AUTH_RIS | AUTH_AUDITOR | AUTH_ADMIN)
+#define AUTH_ANY_CLIENT (AUTH_GP | AUTH_RIS | AUTH_AUDITOR | AUTH_ADMIN | AUTH_PRACTICE)
 
 struct auth_identity {
     enum auth_role role; /* AUTH_NONE: no certificate, or one not in the table */
@@ -37,7 +38,7 @@ struct auth_identity {
     char *org_name;
     char *org_system;
     char *org_value;
-    char **sites; /* role ris: the sites it serves */
+    char **sites; /* roles ris and practice: the sites it serves */
     size_t n_sites;
 };
 
@@ -61,11 +62,11 @@ void auth_identity_cleanup(struct auth_identity *id);
 /* Deep copy of src into dst; GW_E_NOMEM on failure (dst then cleaned). */
 enum gw_code auth_identity_copy(struct auth_identity *dst, const struct auth_identity *src);
 
-/* The role's name ("gp", "ris", "auditor", "admin", "none"). */
+/* The role's name ("gp", "ris", "practice", "auditor", "admin", "none"). */
 const char *auth_role_name(enum auth_role role);
 /* True when id's role is one of the roles in mask. */
 bool auth_allows(const struct auth_identity *id, unsigned mask);
-/* True when a ris identity serves site_id. */
+/* True when a ris or practice identity serves site_id. */
 bool auth_serves_site(const struct auth_identity *id, const char *site_id);
 
 #endif

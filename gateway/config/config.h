@@ -31,9 +31,9 @@ struct config_client {
     char *name;
     char *fingerprint; /* 64 lower-case hex digits, or NULL */
     char *subject;     /* RFC 2253 subject DN, or NULL */
-    char *role;        /* "gp", "ris", "auditor", "admin" */
+    char *role;        /* "gp", "ris", "practice", "auditor", "admin" */
     struct config_org org;
-    char **sites; /* for role ris: the sites whose orders it receives */
+    char **sites; /* roles ris and practice: the sites whose referrals it sees */
     size_t n_sites;
 };
 

@@ -16,7 +16,7 @@
 #define CONFIG_MAX_CLIENTS 4096
 #define CONFIG_WHERE_MAX   300
 
-static const char *const roles[] = {"gp", "ris", "auditor", "admin", NULL};
+static const char *const roles[] = {"gp", "ris", "practice", "auditor", "admin", NULL};
 static const char *const message_types[] = {"OMI^O23", "ORM^O01", NULL};
 static const char *const deliveries[] = {"pull", "push", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -128,7 +128,8 @@ static enum gw_code parse_client(struct config_client *c, json_t *v, const char 
     if (c->fingerprint && !is_hex64(c->fingerprint))
         return gw_fail(err, GW_E_INPUT, "%s: fingerprint must be 64 lower-case hex digits", where);
     if (!one_of(c->role, roles))
-        return gw_fail(err, GW_E_INPUT, "%s: role \"%s\" is not gp, ris, auditor or admin", where,
+        return gw_fail(err, GW_E_INPUT,
+                       "%s: role \"%s\" is not gp, ris, practice, auditor or admin", where,
                        c->role);
     return GW_OK;
 }
@@ -314,8 +315,9 @@ static enum gw_code validate_tables(const struct config *cfg, struct gw_error *e
     for (i = 0; i < cfg->n_clients; i++) {
         const struct config_client *c = &cfg->clients[i];
 
-        if (strcmp(c->role, "ris") == 0 && c->n_sites == 0)
-            return gw_fail(err, GW_E_INPUT, "client \"%s\": a ris client needs \"sites\"", c->name);
+        if ((strcmp(c->role, "ris") == 0 || strcmp(c->role, "practice") == 0) && c->n_sites == 0)
+            return gw_fail(err, GW_E_INPUT, "client \"%s\": a %s client needs \"sites\"", c->name,
+                           c->role);
         for (k = 0; k < c->n_sites; k++)
             if (!config_site_find(cfg, c->sites[k]))
                 return gw_fail(err, GW_E_INPUT, "client \"%s\": unknown site \"%s\"", c->name,

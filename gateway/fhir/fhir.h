@@ -168,9 +168,10 @@ typedef json_t *(*fhir_resolve_fn)(void *ctx, const char *reference);
  * against the base specification): status "active"; intent "order" or "original-order";
  * subject resolving to a Patient with a name, a birthDate and a gender (a warning when it has
  * no INS-NIR identifier, system urn:oid:1.2.250.1.213.1.4.8, or one whose key is wrong);
- * requester resolving to a Practitioner or a PractitionerRole; at least one coded indication
- * (a reasonCode coding with system and code, or a reasonReference resolving to a Condition
- * with a coded code); authoredOn. resolve (may be NULL) and ctx find non-contained
+ * requester resolving to a Practitioner or a PractitionerRole; an indication, coded (a
+ * reasonCode coding with system and code, or a reasonReference resolving to a Condition with
+ * a coded code) or written (a reasonCode.text, a note.text, or such a Condition's code.text);
+ * authoredOn. resolve (may be NULL) and ctx find non-contained
  * references. path is the FHIRPath of service_request in the body ("Bundle.entry[2].resource")
  * or NULL for "ServiceRequest". Appends every issue to outcome; returns the number of errors
  * added (0: the referral is acceptable), or -1 when out of memory. */

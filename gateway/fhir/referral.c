@@ -223,10 +223,39 @@ static void check_requester(struct rctx *r)
                fhir_resource_type(res) ? fhir_resource_type(res) : "resource without type");
 }
 
+/* A string with a letter or digit in it: words a person wrote. */
+static bool has_words(json_t *s)
+{
+    const char *p = json_string_value(s);
+
+    for (; p && *p; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            (unsigned char)*p >= 0x80)
+            return true;
+    return false;
+}
+
+/* An indication in words: reasonCode[].text or note[].text of the referral. */
+static bool written(json_t *sr)
+{
+    json_t *v;
+    size_t i;
+
+    json_array_foreach (json_object_get(sr, "reasonCode"), i, v)
+        if (has_words(json_object_get(v, "text")))
+            return true;
+    json_array_foreach (json_object_get(sr, "note"), i, v)
+        if (has_words(json_object_get(v, "text")))
+            return true;
+    return false;
+}
+
+/* The profile asks for an indication coded (a reasonCode coding, a Condition with one) or
+ * written (reasonCode.text, note.text, a Condition's code.text): the mapping reads words. */
 static void check_indication(struct rctx *r)
 {
     json_t *cc, *ref, *res;
-    bool coded = false;
+    bool coded = false, in_words = written(r->sr);
     size_t i;
     char at[64];
 
@@ -242,11 +271,15 @@ static void check_indication(struct rctx *r)
                        : "(no reference)");
         else if (is_type(res, "Condition") && is_coded(json_object_get(res, "code")))
             coded = true;
+        else if (is_type(res, "Condition") &&
+                 has_words(json_object_get(json_object_get(res, "code"), "text")))
+            in_words = true;
     }
-    if (!coded)
+    if (!coded && !in_words)
         rissue(r, FHIR_ERROR, "required", ".reasonCode",
-               "a referral needs a coded indication: a reasonCode with a coding (system and "
-               "code, e.g. ICD-10 or SNOMED CT) or a reasonReference to a Condition with one");
+               "a referral needs an indication, coded or in words: a reasonCode with a coding "
+               "(system and code, e.g. ICD-10 or SNOMED CT) or a text, a note, or a "
+               "reasonReference to a Condition with a code or a code.text");
 }
 
 int fhir_validate_referral(json_t *service_request, const char *path, fhir_resolve_fn resolve_fn,

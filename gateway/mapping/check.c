@@ -1,9 +1,11 @@
 /* check.c -- `fhir-gateway mappings check`: what a person editing mappings/ needs to know
  * before a reload. Errors (exit status 1): a file that does not load, a system no one knows,
  * a row given twice, two targets that contradict each other under the same dependsOn, a listed
- * indication with no target. Warnings: a procedure without CCAM / CPT / SNOMED CT code, a row
- * without targets, a missing rules or indication file. Info: coverage, one line per listed
- * indication and procedure.
+ * indication with no target; in the synonym table, a code that maps to no procedure and a
+ * phrase given to two codes. Warnings: a procedure without CCAM / CPT / SNOMED CT code, a row
+ * without targets, a missing rules, indication or synonym file, a phrase a negation starts or
+ * given twice, a listed indication no phrase reads. Info: coverage, one line per listed
+ * indication and procedure, and the synonym table's counts.
  *
  * Promises: the check never stops at the first problem of a loaded set: it lists them all.
  */
@@ -252,13 +254,18 @@ static void cover_procedure(struct map_report *r, const struct map_set *set, con
     }
 }
 
+/* True when procedure code has a usable target in system; *comment gets the comment of an
+ * unmatched target, *inexact the first usable target whose equivalence is inexact (it
+ * serves, but a person should know how loosely). */
 static bool has_code_in(const struct map_set *set, const char *code, const char *system,
-                        const char **comment)
+                        const char **comment, const struct map_target **inexact)
 {
     char key[MAP_MAX_CODE + 1];
     size_t lo, hi, i, k;
+    bool found = false;
 
     *comment = NULL;
+    *inexact = NULL;
     if (map_code_key(MAP_CS_PROCEDURE, code, key, sizeof key) < 0)
         return false;
     map_index_range(set, MAP_CS_PROCEDURE, key, &lo, &hi);
@@ -268,18 +275,22 @@ static bool has_code_in(const struct map_set *set, const char *code, const char 
         if (strcmp(e->group->target, system) != 0)
             continue;
         for (k = 0; k < e->n_targets; k++) {
-            if (usable(&e->targets[k]))
-                return true;
-            if (e->targets[k].comment)
+            if (usable(&e->targets[k])) {
+                found = true;
+                if (e->targets[k].eq == MAP_EQ_INEXACT && !*inexact)
+                    *inexact = &e->targets[k];
+            } else if (e->targets[k].comment) {
                 *comment = e->targets[k].comment;
+            }
         }
     }
-    return false;
+    return found;
 }
 
 static enum gw_code check_procedures(struct map_report *r, const struct map_set *set)
 {
     enum gw_code rc = GW_OK;
+    const struct map_target *inexact;
     const char *comment;
     size_t i, j;
     char path[64];
@@ -292,8 +303,14 @@ static enum gw_code check_procedures(struct map_report *r, const struct map_set 
         gw_buf_putc(&r->coverage, '\n');
         gw_format(path, sizeof path, "procedures[%zu]", i);
         for (j = 0; !rc && j < p->n_systems; j++) {
-            if (has_code_in(set, p->code, p->systems[j], &comment))
+            if (has_code_in(set, p->code, p->systems[j], &comment, &inexact)) {
+                if (inexact)
+                    rc = issue(r, MAP_SEV_WARNING, "inexact", set->indications_file, path,
+                               "procedure %s is billed as %s %s, an inexact code: %s", p->code,
+                               sysname(p->systems[j]), inexact->code,
+                               inexact->comment ? inexact->comment : "(no comment)");
                 continue;
+            }
             rc = issue(r, MAP_SEV_WARNING, "no-code", set->indications_file, path,
                        "procedure %s has no %s code%s%s", p->code, sysname(p->systems[j]),
                        comment ? ": " : "", comment ? comment : "");
@@ -327,6 +344,151 @@ static enum gw_code check_rules(struct map_report *r, const struct map_set *set)
     return rc;
 }
 
+/* ---------------------------------------------------------------- synonyms */
+
+static bool phrase_same(const struct map_phrase *a, const struct map_phrase *b)
+{
+    return a->len == b->len && memcmp(a->compact, b->compact, a->len) == 0;
+}
+
+/* A negation cue that starts p ("pas de ..."): the reader would never find p. */
+static bool starts_negated(const struct map_synonyms *syn, const struct map_phrase *p)
+{
+    size_t i;
+
+    for (i = 0; i < syn->neg_before.n; i++) {
+        const struct map_phrase *n = &syn->neg_before.items[i];
+
+        if (n->n_tokens < p->n_tokens && strncmp(p->compact, n->compact, n->len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum gw_code check_entry_code(struct map_report *r, const struct map_set *set, size_t i,
+                                     const char *code)
+{
+    const struct map_synonym *e = &set->synonyms->entries[i];
+    char path[64];
+
+    gw_format(path, sizeof path, "entries[%zu]", i);
+    if (!map_system_known(e->system))
+        return issue(r, MAP_SEV_ERROR, "unknown-system", set->synonyms->file, path,
+                     "system %s is unknown", e->system);
+    if (!procedure_of(set, e->system, code))
+        return issue(r, MAP_SEV_ERROR, "unmapped", set->synonyms->file, path,
+                     "%s %s maps to no procedure: the words would be read for nothing",
+                     sysname(e->system), code);
+    return GW_OK;
+}
+
+/* Phrase j of entry i against the phrases before it. */
+static enum gw_code check_phrase(struct map_report *r, const struct map_synonyms *syn, size_t i,
+                                 size_t j)
+{
+    const struct map_synonym *e = &syn->entries[i];
+    const struct map_phrase *p = &e->phrases.items[j];
+    char path[80];
+    size_t a, b;
+
+    gw_format(path, sizeof path, "entries[%zu].phrases[%zu]", i, j);
+    if (starts_negated(syn, p))
+        return issue(r, MAP_SEV_WARNING, "negation", syn->file, path,
+                     "\"%s\" starts with a negation: the reader never takes it", p->compact);
+    for (a = 0; a <= i; a++) {
+        const struct map_synonym *o = &syn->entries[a];
+
+        for (b = 0; b < (a == i ? j : o->phrases.n); b++) {
+            if (!phrase_same(p, &o->phrases.items[b]))
+                continue;
+            if (strcmp(o->code, e->code) == 0 && o->laterality == e->laterality)
+                return issue(r, MAP_SEV_WARNING, "duplicate", syn->file, path,
+                             "\"%s\" is already entries[%zu].phrases[%zu]", p->compact, a, b);
+            return issue(r, MAP_SEV_ERROR, "conflict", syn->file, path,
+                         "\"%s\" means %s here and %s in entries[%zu]", p->compact, e->code,
+                         o->code, a);
+        }
+    }
+    return GW_OK;
+}
+
+/* True when (system, code) is one of ind's codings or, in ICD-10, a code under one (M48.06
+ * under M48.0). */
+static bool reads_indication(const struct map_indication *ind, const char *system, const char *code)
+{
+    char have[MAP_MAX_CODE + 1], want[MAP_MAX_CODE + 1];
+    size_t i, n;
+
+    if (!code || map_code_key(system, code, have, sizeof have) < 0)
+        return false;
+    for (i = 0; i < ind->n_codings; i++) {
+        const struct map_codeset *c = &ind->codings[i];
+
+        if (strcmp(c->system, system) != 0 ||
+            map_code_key(system, c->codes[0], want, sizeof want) < 0)
+            continue;
+        n = strlen(want);
+        if (map_system_norm(system) == MAP_NORM_ICD ? strncmp(have, want, n) == 0
+                                                    : strcmp(have, want) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* True when a synonym entry reads one of indication ind's codings. */
+static bool has_words(const struct map_synonyms *syn, const struct map_indication *ind)
+{
+    size_t i, k;
+
+    for (i = 0; i < syn->n_entries; i++) {
+        const struct map_synonym *e = &syn->entries[i];
+
+        if (reads_indication(ind, e->system, e->code))
+            return true;
+        for (k = 1; k < 5; k++)
+            if (reads_indication(ind, e->system, e->by_region[k]))
+                return true;
+    }
+    return false;
+}
+
+static enum gw_code check_synonyms(struct map_report *r, const struct map_set *set)
+{
+    const struct map_synonyms *syn = set->synonyms;
+    enum gw_code rc = GW_OK;
+    size_t i, j, k, with_words = 0;
+
+    if (!syn)
+        return issue(r, MAP_SEV_WARNING, "missing", NULL, NULL,
+                     "no " MAP_SYNONYMS_FILE ": indications written in words go to triage");
+    for (i = 0; !rc && i < syn->n_entries; i++) {
+        const struct map_synonym *e = &syn->entries[i];
+
+        r->n_synonyms++;
+        r->n_phrases += e->phrases.n;
+        rc = check_entry_code(r, set, i, e->code);
+        for (k = 1; !rc && k < 5; k++)
+            if (e->by_region[k])
+                rc = check_entry_code(r, set, i, e->by_region[k]);
+        for (j = 0; !rc && j < e->phrases.n; j++)
+            rc = check_phrase(r, syn, i, j);
+    }
+    for (i = 0; !rc && i < set->n_indications; i++) {
+        if (has_words(syn, &set->indications[i])) {
+            with_words++;
+            continue;
+        }
+        rc = issue(r, MAP_SEV_WARNING, "no-words", syn->file, NULL,
+                   "listed indication %s (%s) has no phrase: in words it goes to triage",
+                   set->indications[i].id, set->indications[i].label);
+    }
+    gw_buf_printf(&r->coverage,
+                  "%-28s %zu entries, %zu phrases; %zu/%zu listed indications read "
+                  "from words\n",
+                  "synonyms", r->n_synonyms, r->n_phrases, with_words, set->n_indications);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 static enum gw_code check_into(const struct map_set *set, struct map_report *r,
@@ -353,6 +515,8 @@ static enum gw_code check_into(const struct map_set *set, struct map_report *r,
         rc = check_procedures(r, set);
     if (!rc)
         rc = check_rules(r, set);
+    if (!rc)
+        rc = check_synonyms(r, set);
     if (!rc && r->coverage.err)
         rc = r->coverage.err;
     return rc ? gw_fail(err, rc, "no memory for the mappings report") : GW_OK;
@@ -446,9 +610,11 @@ json_t *map_report_json(const struct map_report *r)
             return NULL;
         }
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:o}", "errors", (json_int_t)r->n_errors, "warnings",
-                     (json_int_t)r->n_warnings, "indications", (json_int_t)r->n_indications,
-                     "indicationsMapped", (json_int_t)r->n_indications_mapped, "issues", issues);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "errors", (json_int_t)r->n_errors,
+                     "warnings", (json_int_t)r->n_warnings, "indications",
+                     (json_int_t)r->n_indications, "indicationsMapped",
+                     (json_int_t)r->n_indications_mapped, "synonyms", (json_int_t)r->n_synonyms,
+                     "phrases", (json_int_t)r->n_phrases, "issues", issues);
 }
 
 int map_report_exit_status(const struct map_report *r)

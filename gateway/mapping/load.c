@@ -375,7 +375,8 @@ static enum gw_code load_one(struct map_set *set, const struct map_file *f, stru
     if (!doc)
         return err ? err->code : GW_E_INPUT;
     if ((strcmp(base, RULES_FILE) == 0 && set->rules_doc) ||
-        (strcmp(base, INDICATIONS_FILE) == 0 && set->indications_doc)) {
+        (strcmp(base, INDICATIONS_FILE) == 0 && set->indications_doc) ||
+        (strcmp(base, MAP_SYNONYMS_FILE) == 0 && set->synonyms_doc)) {
         json_decref(doc);
         return gw_fail(err, GW_E_INPUT, "%s: given twice", f->name);
     }
@@ -386,6 +387,10 @@ static enum gw_code load_one(struct map_set *set, const struct map_file *f, stru
     if (strcmp(base, INDICATIONS_FILE) == 0) {
         set->indications_doc = doc;
         return map_indications_parse(set, f->name, doc, err);
+    }
+    if (strcmp(base, MAP_SYNONYMS_FILE) == 0) {
+        set->synonyms_doc = doc;
+        return map_synonyms_parse(set, f->name, doc, err);
     }
     rc = map_cmap_parse(set, f->name, doc, &set->maps[set->n_maps], err);
     set->n_maps++; /* counted even on failure so the document is released */

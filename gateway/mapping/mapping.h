@@ -1,7 +1,8 @@
 /* mapping.h -- indications to procedures through FHIR R4 ConceptMaps, and triage flags.
  *
  * A map set is everything loaded from one mappings/ folder: the ConceptMap JSON files, the
- * practice's list of indications (indications.json) and its triage rules (triage-rules.json).
+ * practice's list of indications (indications.json), its triage rules (triage-rules.json) and
+ * the synonym table that reads indications from the GP's words (indication-synonyms.json).
  * Translation follows the maps: an indication code (ICD-10 / CIM-10, SNOMED CT) maps to the
  * practice's procedure code (MAP_CS_PROCEDURE), which maps on to CCAM, CPT and SNOMED CT;
  * dependsOn on spinal region, laterality and image guidance picks between targets.
@@ -51,6 +52,14 @@
 #define MAP_PROP_GUIDANCE   MAP_BASE "/ConceptMap/property/guidance"
 /* Extension on ServiceRequest.code naming the maps (url|version) that chose the code. */
 #define MAP_EXT_CHOSEN_BY MAP_BASE "/StructureDefinition/code-chosen-by-map"
+/* Extension on ServiceRequest.code: the practice chose the procedure (valueReference to the
+ * Task that records the decision). */
+#define MAP_EXT_CHOSEN_BY_PRACTICE MAP_BASE "/StructureDefinition/code-chosen-by-practice"
+/* Extension on a reasonCode coding the gateway read from the GP's words (sub-extensions
+ * "source", the FHIRPath of the text, and "words", the words read). */
+#define MAP_EXT_FROM_TEXT MAP_BASE "/StructureDefinition/coding-from-text"
+/* The flag (MAP_CS_TRIAGE) raised when the indication was read from words. */
+#define MAP_FLAG_FROM_TEXT "indication-from-text"
 
 /* Limits: reaching one is GW_E_LIMIT naming the file. */
 #define MAP_MAX_FILE_BYTES (4 * 1024 * 1024)
@@ -132,7 +141,8 @@ const char *map_set_label(const struct map_set *set);
 int64_t map_set_loaded_at_ms(const struct map_set *set);
 size_t map_set_count(const struct map_set *set);
 /* {"label","loadedAt","maps":[{"id","url","version","file"}],"rules":"version",
- *  "indications":"version"}: for /readyz and logs. New reference, NULL on OOM. */
+ *  "indications":"version","synonyms":"version"}: for /readyz and logs. New reference, NULL
+ *  on OOM. */
 json_t *map_set_summary(const struct map_set *set);
 
 /* GET /fhir/ConceptMap: a searchset Bundle of the loaded ConceptMaps (copies), each entry's
@@ -254,6 +264,8 @@ enum map_gp_code {
 
 struct map_decision {
     bool is_unmapped;             /* no indication mapped: Task businessStatus triage */
+    bool is_from_text;            /* the indication was read from words: the practice confirms */
+    bool is_chosen_by_practice;   /* map_decision_choose() set the procedure */
     struct map_coding indication; /* the coding that chose the procedure */
     char *indication_expression;  /* "ServiceRequest.reasonCode[0].coding[0]" */
     struct map_coding procedure;  /* in MAP_CS_PROCEDURE */
@@ -262,7 +274,13 @@ struct map_decision {
     char *region_expression; /* element it came from, NULL when unknown */
     enum map_laterality laterality;
     char *laterality_expression;
-    char *chosen_by; /* "url|version" of the map that chose the procedure */
+    enum map_guidance guidance; /* NONE: fluoroscopy, the default */
+    char *text_words;           /* is_from_text: the words read ("lombosciatique") */
+    long text_reason_index;     /* is_from_text: the reasonCode holding them, -1 otherwise */
+    long text_days;             /* a duration read from the words, in days; -1 when none */
+    char *text_days_words;      /* "depuis 10 semaines" */
+    char *text_days_expression; /* "ServiceRequest.reasonCode[0].text" */
+    char *chosen_by; /* "url|version" of the map that chose the procedure (NULL: the practice) */
     char *codes_by;  /* "url|version" of the map that gave CCAM/CPT/SNOMED CT */
     enum map_gp_code gp_code;
     struct map_flag *flags;
@@ -273,8 +291,12 @@ struct map_decision {
 
 /* Decides the procedure, region, laterality and triage flags of a referral. On GW_OK *d is
  * filled (the caller calls map_decision_cleanup()); an unmapped indication is not an error:
- * d->is_unmapped is set with a warning. GW_E_INPUT when service_request is not a
- * ServiceRequest, GW_E_NOMEM. On failure *d is left empty. */
+ * d->is_unmapped is set with a warning. When no coding maps, the words of the referral are
+ * read with the synonym table: an indication found there is marked is_from_text (with a
+ * warning and the MAP_FLAG_FROM_TEXT flag) and never replaces a coded one that maps. A
+ * duration read from the words feeds the onset rule when no indication Condition has an
+ * onset. GW_E_INPUT when service_request is not a ServiceRequest, GW_E_NOMEM. On failure *d
+ * is left empty. */
 enum gw_code map_referral_decide(const struct map_set *set, const struct map_referral *ref,
                                  struct map_decision *d, struct gw_error *err);
 void map_decision_cleanup(struct map_decision *d);
@@ -283,6 +305,38 @@ void map_decision_cleanup(struct map_decision *d);
 json_t *map_decision_code(const struct map_decision *d);
 /* The whole decision as JSON (for the Task, logs and tests): new reference, NULL on OOM. */
 json_t *map_decision_json(const struct map_decision *d);
+/* Appends a flag to d (strings copied; why and expression may be NULL): GW_OK or
+ * GW_E_NOMEM. Drops every flag of d. For decisions rebuilt from a stored Task. */
+enum gw_code map_decision_add_flag(struct map_decision *d, const char *code, const char *display,
+                                   const char *message, const char *why, const char *expression);
+void map_decision_clear_flags(struct map_decision *d);
+/* When d->is_from_text, adds the indication read (marked with MAP_EXT_FROM_TEXT and
+ * userSelected false) to service_request (borrowed): to the codings of the reasonCode whose
+ * text it came from, else as a new reasonCode; nothing when it is there already. Codings so
+ * marked are never read as the GP's own: map_referral_decide() reads their words again.
+ * Returns 0, or -1 when out of memory. */
+int map_decision_mark_text(const struct map_decision *d, json_t *service_request);
+
+/* The practice's choice of procedure (the triage decision). */
+struct map_choice {
+    const char *system; /* MAP_CS_PROCEDURE, or a CCAM / CPT code of a procedure */
+    const char *code;
+    enum map_region region;         /* NONE: keep the decision's */
+    enum map_laterality laterality; /* NONE: keep the decision's */
+    enum map_guidance guidance;     /* NONE: what the code implies, else fluoroscopy */
+};
+
+/* The practice's procedure (*procedure, borrowed from the set) that (system, code) names: the
+ * procedure code itself, or a CCAM / CPT code the maps give for one (*guidance gets the
+ * guidance that code depends on, NONE otherwise). False when no procedure has it. */
+bool map_procedure_of_code(const struct map_set *set, const char *system, const char *code,
+                           const char **procedure, enum map_guidance *guidance);
+/* Applies the practice's choice to d (from map_referral_decide()): the procedure, the region
+ * and laterality given, and the CCAM / CPT / SNOMED CT codes for them; d is no longer
+ * unmapped nor waiting for confirmation, chosen_by is NULL and is_chosen_by_practice set.
+ * GW_E_INPUT when c names no procedure of the maps (err says so), GW_E_NOMEM. */
+enum gw_code map_decision_choose(const struct map_set *set, struct map_decision *d,
+                                 const struct map_choice *c, struct gw_error *err);
 
 /* ---------------------------------------------------------------- check */
 
@@ -300,13 +354,15 @@ struct map_report {
     struct map_issue *issues;
     size_t n_issues, n_errors, n_warnings;
     size_t n_maps, n_rows, n_indications, n_indications_mapped;
-    struct gw_buf coverage; /* one line per listed indication: codes -> procedure -> codes */
+    size_t n_synonyms, n_phrases; /* entries and phrases of indication-synonyms.json */
+    struct gw_buf coverage;       /* one line per listed indication: codes -> procedure -> codes */
 };
 
 /* `mappings check DIR`: loads dir (a load failure is reported as an error issue) and checks
- * unknown systems, duplicate and conflicting targets, listed indications without a target and
- * procedures without CCAM / CPT / SNOMED CT codes. GW_OK when the check ran (whatever it
- * found), GW_E_NOMEM otherwise. The caller calls map_report_cleanup(). */
+ * unknown systems, duplicate and conflicting targets, listed indications without a target,
+ * procedures without CCAM / CPT / SNOMED CT codes, and the synonym table (a code that maps to
+ * no procedure, a phrase given to two codes, a phrase that a negation starts). GW_OK when the check
+ * ran (whatever it found), GW_E_NOMEM otherwise. The caller calls map_report_cleanup(). */
 enum gw_code map_check_dir(const char *dir, struct map_report *r, struct gw_error *err);
 /* The same checks on a loaded set. */
 enum gw_code map_check_set(const struct map_set *set, struct map_report *r, struct gw_error *err);

@@ -135,6 +135,77 @@ struct map_procedure_def {
     size_t n_systems;
 };
 
+/* ---------------------------------------------------------------- words (synonyms.c, words.c) */
+
+#define MAP_WORDS_MAX      64   /* characters of a phrase once folded, spaces removed */
+#define MAP_WORDS_TEXT_MAX 8192 /* bytes of one text read for words; the rest is not read */
+#define MAP_WORDS_FIELDS   32   /* texts read per referral */
+#define MAP_WORDS_MAX_DAYS 36500
+
+/* A phrase as the reader compares it: accents folded, lower case, spaces and punctuation
+ * removed ("canal lombaire étroit" -> "canallombaireetroit"). */
+struct map_phrase {
+    const char *compact;
+    size_t len, n_tokens;
+};
+
+struct map_wordlist {
+    const struct map_phrase *items;
+    size_t n;
+};
+
+/* One entry of indication-synonyms.json: phrases that mean an indication code. */
+struct map_synonym {
+    const char *system, *code, *display; /* canonical system */
+    const char *by_region[5];            /* the code for each enum map_region; NULL: code */
+    enum map_region region;              /* the entry's own region (an abbreviation's), or NONE */
+    enum map_laterality laterality;      /* the entry's own side ("LSG"), or NONE */
+    struct map_wordlist phrases;
+    size_t index; /* position in the file: the first entry that matches wins */
+};
+
+struct map_level {
+    char letter; /* "c", "d", "t", "l", "s" */
+    enum map_region region;
+    long max; /* highest vertebra number */
+};
+
+struct map_amount {
+    const char *word; /* a number word ("six") or a unit ("semaines") */
+    long value;       /* the number, or the unit in days */
+};
+
+struct map_synonyms {
+    const char *file, *version;
+    struct map_synonym *entries;
+    size_t n_entries;
+    struct map_wordlist neg_before, neg_after, neg_end; /* negation cues and scope ends */
+    struct map_wordlist sides[4];                       /* by enum map_laterality; [0] unused */
+    struct map_wordlist regions[5];                     /* by enum map_region; [0] unused */
+    struct map_wordlist markers;                        /* words before a duration */
+    struct map_wordlist not_level_after;                /* "vitamine" before "D3" */
+    struct map_level *levels;
+    size_t n_levels;
+    struct map_amount *numbers, *units;
+    size_t n_numbers, n_units;
+};
+
+/* What the words of a referral say (map_words_read). Strings are malloc'ed. */
+struct map_words {
+    const struct map_synonym *entry; /* the indication read, NULL when none */
+    const char *code;                /* the entry's code for the region (borrowed from the set) */
+    char *phrase;                    /* the words as written */
+    char *expr;                      /* "ServiceRequest.note[0].text" */
+    long reason_index;               /* the reasonCode the words are in, -1 otherwise */
+    enum map_region region;          /* from the entry, a spinal level or a region word */
+    char *region_words;              /* "L5-S1" */
+    enum map_laterality laterality;  /* from the entry or side words */
+    char *side_words;                /* "gauche" */
+    long days;                       /* a duration, -1 when none was read */
+    char *days_words, *days_expr;    /* "depuis 10 semaines", where */
+    size_t n_cut;                    /* texts longer than MAP_WORDS_TEXT_MAX, read in part */
+};
+
 struct map_set {
     atomic_long refs;
     struct map_arena arena;
@@ -144,9 +215,10 @@ struct map_set {
     size_t n_maps;
     struct map_entry *index;
     size_t n_index;
-    json_t *rules_doc, *indications_doc;
+    json_t *rules_doc, *indications_doc, *synonyms_doc;
     const char *rules_file, *indications_file;
     const char *rules_version, *indications_version;
+    struct map_synonyms *synonyms; /* NULL without indication-synonyms.json */
     struct map_rule *rules;
     size_t n_rules;
     struct map_indication *indications;
@@ -165,6 +237,22 @@ enum gw_code map_rules_parse(struct map_set *set, const char *file, json_t *doc,
                              struct gw_error *err);
 enum gw_code map_indications_parse(struct map_set *set, const char *file, json_t *doc,
                                    struct gw_error *err);
+/* synonyms.c: indication-synonyms.json. */
+#define MAP_SYNONYMS_FILE "indication-synonyms.json"
+enum gw_code map_synonyms_parse(struct map_set *set, const char *file, json_t *doc,
+                                struct gw_error *err);
+/* words.c: folds text (accents, case) into out without spaces or punctuation; *n_tokens gets
+ * the number of words. Returns the length, 0 when there is no word, -1 when it does not fit
+ * in cap bytes (with NUL), -2 when out of memory. */
+long map_words_compact(const char *text, size_t len, char *out, size_t cap, size_t *n_tokens);
+/* words.c: reads the words of ref (reasonCode[].text, the Conditions' code.text, note[].text,
+ * in that order). With want_indication, the first entry of the synonym table that a text says
+ * (not negated) is the indication; region (may be NONE) picks its code by region. Durations
+ * are always read. On GW_OK *out is filled (map_words_cleanup()); GW_E_NOMEM otherwise. */
+enum gw_code map_words_read(const struct map_set *set, const struct map_referral *ref,
+                            bool want_indication, enum map_region region, struct map_words *out,
+                            struct gw_error *err);
+void map_words_cleanup(struct map_words *w);
 /* rules.c: true when (system, code) is in cs (code or prefix). */
 bool map_codeset_has(const struct map_codeset *cs, size_t n, const char *system, const char *code);
 /* translate.c: sorts the index of a set whose maps are parsed. */

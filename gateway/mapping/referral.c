@@ -8,6 +8,11 @@
  * code "<structure>:272741003=<side>" gives both. Without them, the indication codes are
  * translated the same way (M54.2 is cervical, ICD-10-CM M54.32 is left).
  *
+ * When no coding maps, the words of the referral are read (words.c): an indication read there
+ * chooses the procedure the same way, marked is_from_text, with a warning and a flag asking
+ * the practice to confirm; a coded indication that maps is never replaced by words.
+ * map_decision_choose() records the practice's own choice instead.
+ *
  * Promises: an unmapped or uncoded indication is a decision (is_unmapped + warning), never an
  * error; every string in a decision is the decision's own copy.
  */
@@ -214,6 +219,22 @@ static int collect_body_sites(json_t *sr, struct coded_list *l)
     return 0;
 }
 
+/* A coding the gateway read from words earlier (MAP_EXT_FROM_TEXT): not the GP's code, so the
+ * words are read again instead. */
+static bool read_from_words(json_t *coding)
+{
+    json_t *ext;
+    size_t i;
+
+    json_array_foreach (json_object_get(coding, "extension"), i, ext) {
+        const char *url = map_json_str(ext, "url");
+
+        if (url && strcmp(url, MAP_EXT_FROM_TEXT) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int collect_indications(const struct map_referral *ref, struct coded_list *l)
 {
     json_t *cc, *coding;
@@ -221,6 +242,8 @@ static int collect_indications(const struct map_referral *ref, struct coded_list
 
     json_array_foreach (json_object_get(ref->service_request, "reasonCode"), i, cc) {
         json_array_foreach (json_object_get(cc, "coding"), j, coding) {
+            if (read_from_words(coding))
+                continue;
             if (coded_add(l, coding, "ServiceRequest.reasonCode[%zu].coding[%zu]", i, j))
                 return -1;
         }
@@ -257,7 +280,8 @@ static enum gw_code procedure_code(const struct map_set *set, struct map_decisio
                           .code = d->procedure.code,
                           .target_system = system,
                           .region = d->region,
-                          .laterality = d->laterality};
+                          .laterality = d->laterality,
+                          .guidance = d->guidance};
     struct map_match m[MATCH_MAX];
     size_t n = map_translate(set, &q, m, MATCH_MAX, NULL), i;
 
@@ -299,6 +323,115 @@ static enum gw_code choose(const struct map_set *set, const struct coded_list *i
         }
     }
     return GW_OK;
+}
+
+/* ---------------------------------------------------------------- words */
+
+/* "ServiceRequest.note[0].text (L5-S1)": where a region or side read from words comes from. */
+static char *words_expression(const char *expr, const char *words)
+{
+    return words ? map_strf("%s ('%s')", expr, words) : gw_strdup(expr);
+}
+
+static enum gw_code words_site(struct map_decision *d, const struct map_words *w)
+{
+    if (!d->region && w->region) {
+        d->region = w->region;
+        free(d->region_expression);
+        if (!(d->region_expression = words_expression(w->expr, w->region_words)))
+            return GW_E_NOMEM;
+    }
+    if (!d->laterality && w->laterality) {
+        d->laterality = w->laterality;
+        free(d->laterality_expression);
+        if (!(d->laterality_expression = words_expression(w->expr, w->side_words)))
+            return GW_E_NOMEM;
+    }
+    return GW_OK;
+}
+
+static enum gw_code words_warning(struct map_decision *d)
+{
+    return map_decision_warn(d,
+                             "the indication was read from the words '%s' (%s) as %s %s: the "
+                             "referral waits in the practice's triage until the practice "
+                             "confirms it (proposed procedure: %s)",
+                             d->text_words, d->indication_expression,
+                             map_system_name(d->indication.system), d->indication.code,
+                             d->procedure.code)
+               ? GW_E_NOMEM
+               : GW_OK;
+}
+
+/* The indication the words say, when no coding chose a procedure. */
+static enum gw_code indication_from_words(const struct map_set *set, struct map_decision *d,
+                                          struct map_words *w)
+{
+    struct coded c;
+    struct coded_list one = {&c, 1, 1};
+    const char *rexpr = NULL, *lexpr = NULL;
+    enum gw_code rc;
+
+    if ((rc = words_site(d, w)))
+        return rc;
+    c.system = w->entry->system;
+    c.code = w->code;
+    c.display = w->code == w->entry->code ? w->entry->display : NULL;
+    gw_format(c.expr, sizeof c.expr, "%s", w->expr);
+    site_from(set, &c, d, &rexpr, &lexpr); /* the code's own region (M54.2: cervical) */
+    if ((rexpr && !d->region_expression && !(d->region_expression = gw_strdup(rexpr))) ||
+        (lexpr && !d->laterality_expression && !(d->laterality_expression = gw_strdup(lexpr))))
+        return GW_E_NOMEM;
+    if ((rc = choose(set, &one, d)) || !d->procedure.code)
+        return rc;
+    d->is_from_text = true;
+    d->text_words = w->phrase;
+    w->phrase = NULL;
+    d->text_reason_index = w->reason_index;
+    return words_warning(d);
+}
+
+/* Reads the words: durations always, the indication when no coding chose a procedure. */
+static enum gw_code read_words(const struct map_set *set, const struct map_referral *ref,
+                               struct map_decision *d, struct map_words *w, struct gw_error *err)
+{
+    bool want = !d->procedure.code;
+    enum gw_code rc = map_words_read(set, ref, want, d->region, w, err);
+
+    if (rc)
+        return rc;
+    d->text_days = w->days;
+    d->text_days_words = w->days_words;
+    d->text_days_expression = w->days_expr;
+    w->days_words = w->days_expr = NULL;
+    if (w->n_cut && map_decision_warn(d,
+                                      "%zu text%s longer than %d bytes %s read in part for the "
+                                      "indication's words",
+                                      w->n_cut, w->n_cut == 1 ? "" : "s", MAP_WORDS_TEXT_MAX,
+                                      w->n_cut == 1 ? "was" : "were"))
+        return GW_E_NOMEM;
+    return want && w->entry ? indication_from_words(set, d, w) : GW_OK;
+}
+
+/* The flag that asks the practice to confirm an indication read from words. */
+static enum gw_code flag_words(struct map_decision *d)
+{
+    char *why = map_strf(
+        "'%s' read as %s %s%s%s%s%s%s%s, proposed procedure %s", d->text_words,
+        map_system_name(d->indication.system), d->indication.code, d->region ? ", region " : "",
+        d->region ? map_region_name(d->region) : "", d->laterality ? ", laterality " : "",
+        d->laterality ? map_laterality_name(d->laterality) : "", d->text_days >= 0 ? ", " : "",
+        d->text_days >= 0 ? d->text_days_words : "", d->procedure.code);
+    enum gw_code rc;
+
+    if (!why)
+        return GW_E_NOMEM;
+    rc = map_decision_add_flag(d, MAP_FLAG_FROM_TEXT, "Indication read from words",
+                               "The GP wrote the indication in words, without a code: confirm the "
+                               "indication and choose the procedure",
+                               why, d->indication_expression);
+    free(why);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- the GP's code */
@@ -416,7 +549,8 @@ static enum gw_code warn_unmapped(const struct coded_list *ind, struct map_decis
     d->is_unmapped = true;
     if (ind->n == 0)
         return map_decision_warn(d, "the referral has no coded indication (reasonCode or "
-                                    "Condition.code): it goes to triage")
+                                    "Condition.code) and no words the synonym table reads: it "
+                                    "goes to triage")
                    ? GW_E_NOMEM
                    : GW_OK;
     list[0] = '\0';
@@ -457,14 +591,23 @@ static enum gw_code decide_codes(const struct map_set *set, struct map_decision 
     return GW_OK;
 }
 
+static void decision_init(struct map_decision *d)
+{
+    memset(d, 0, sizeof *d);
+    d->text_days = -1;
+    d->text_reason_index = -1;
+}
+
 enum gw_code map_referral_decide(const struct map_set *set, const struct map_referral *ref,
                                  struct map_decision *d, struct gw_error *err)
 {
     struct coded_list ind = {0};
+    struct map_words words;
     const char *rt = map_json_str(ref->service_request, "resourceType");
     enum gw_code rc;
 
-    memset(d, 0, sizeof *d);
+    decision_init(d);
+    memset(&words, 0, sizeof words);
     if (!rt || strcmp(rt, "ServiceRequest") != 0)
         return gw_fail(err, GW_E_INPUT, "the referral is not a ServiceRequest");
     rc = collect_indications(ref, &ind) ? GW_E_NOMEM : GW_OK;
@@ -472,6 +615,8 @@ enum gw_code map_referral_decide(const struct map_set *set, const struct map_ref
         rc = decide_site(set, ref, &ind, d);
     if (!rc)
         rc = choose(set, &ind, d);
+    if (!rc)
+        rc = read_words(set, ref, d, &words, err);
     if (!rc && !d->procedure.code)
         rc = warn_unmapped(&ind, d);
     if (!rc && d->procedure.code)
@@ -479,6 +624,9 @@ enum gw_code map_referral_decide(const struct map_set *set, const struct map_ref
     if (!rc)
         rc = check_gp_code(set, ref->service_request, d);
     free(ind.items);
+    map_words_cleanup(&words);
+    if (!rc && d->is_from_text)
+        rc = flag_words(d);
     if (!rc)
         rc = map_triage_flags(set, ref, d, err);
     if (rc) {
@@ -495,6 +643,7 @@ static void coding_free(struct map_coding *c)
     free(c->system);
     free(c->code);
     free(c->display);
+    memset(c, 0, sizeof *c);
 }
 
 void map_decision_cleanup(struct map_decision *d)
@@ -513,14 +662,10 @@ void map_decision_cleanup(struct map_decision *d)
     free(d->laterality_expression);
     free(d->chosen_by);
     free(d->codes_by);
-    for (i = 0; i < d->n_flags; i++) {
-        free(d->flags[i].code);
-        free(d->flags[i].display);
-        free(d->flags[i].message);
-        free(d->flags[i].why);
-        free(d->flags[i].expression);
-    }
-    free(d->flags);
+    free(d->text_words);
+    free(d->text_days_words);
+    free(d->text_days_expression);
+    map_decision_clear_flags(d);
     for (i = 0; i < d->n_warnings; i++)
         free(d->warnings[i]);
     free(d->warnings);
@@ -535,25 +680,37 @@ static int add_coding(json_t *arr, const struct map_coding *c)
                                                 c->code, "display", c->display));
 }
 
+static int add_extension(json_t *ext, const char *url, const char *canonical)
+{
+    if (!canonical)
+        return 0;
+    return json_array_append_new(ext,
+                                 json_pack("{s:s, s:s}", "url", url, "valueCanonical", canonical));
+}
+
 json_t *map_decision_code(const struct map_decision *d)
 {
-    json_t *codings, *ext, *cc;
+    json_t *codings, *ext;
 
     if (d->is_unmapped || !d->procedure.code)
         return NULL;
     codings = json_array();
-    if (!codings || add_coding(codings, &d->ccam) || add_coding(codings, &d->cpt) ||
-        add_coding(codings, &d->snomed) || add_coding(codings, &d->procedure)) {
+    ext = json_array();
+    if (!codings || !ext || add_coding(codings, &d->ccam) || add_coding(codings, &d->cpt) ||
+        add_coding(codings, &d->snomed) || add_coding(codings, &d->procedure) ||
+        add_extension(ext, MAP_EXT_CHOSEN_BY, d->chosen_by) ||
+        add_extension(ext, MAP_EXT_CHOSEN_BY, d->codes_by)) {
         json_decref(codings);
+        json_decref(ext);
         return NULL;
     }
-    ext = json_pack("[{s:s, s:s}, {s:s, s:s*}]", "url", MAP_EXT_CHOSEN_BY, "valueCanonical",
-                    d->chosen_by, "url", MAP_EXT_CHOSEN_BY, "valueCanonical", d->codes_by);
-    if (ext && !d->codes_by)
-        json_array_remove(ext, 1);
-    cc = json_pack("{s:o?, s:o, s:s*}", "extension", ext, "coding", codings, "text",
-                   d->procedure.display);
-    return cc;
+    if (json_array_size(ext) == 0) {
+        json_decref(ext);
+        ext = NULL;
+    }
+    /* "o" steals codings and ext, even when the pack fails */
+    return json_pack("{s:o?, s:o, s:s*}", "extension", ext, "coding", codings, "text",
+                     d->procedure.display);
 }
 
 static json_t *coding_json(const struct map_coding *c)
@@ -572,25 +729,192 @@ json_t *map_decision_json(const struct map_decision *d)
     for (i = 0; flags && i < d->n_flags; i++) {
         const struct map_flag *f = &d->flags[i];
 
-        json_array_append_new(flags, json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", f->code,
+        json_array_append_new(flags, json_pack("{s:s, s:s, s:s, s:s*, s:s*}", "code", f->code,
                                                "display", f->display, "message", f->message, "why",
                                                f->why, "expression", f->expression));
     }
     for (i = 0; warnings && i < d->n_warnings; i++)
         json_array_append_new(warnings, json_string(d->warnings[i]));
-    return json_pack("{s:b, s:o, s:s*, s:o, s:o, s:o, s:o, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, "
-                     "s:s, s:o?, s:o?}",
-                     "unmapped", d->is_unmapped, "indication", coding_json(&d->indication),
-                     "indicationExpression", d->indication_expression, "procedure",
-                     coding_json(&d->procedure), "ccam", coding_json(&d->ccam), "cpt",
-                     coding_json(&d->cpt), "snomed", coding_json(&d->snomed), "region",
-                     map_region_name(d->region), "regionExpression", d->region_expression,
-                     "laterality", map_laterality_name(d->laterality), "lateralityExpression",
-                     d->laterality_expression, "chosenBy", d->chosen_by, "codesBy", d->codes_by,
-                     "gpCode",
-                     d->gp_code == MAP_GP_ABSENT    ? "absent"
-                     : d->gp_code == MAP_GP_AGREES  ? "agrees"
-                     : d->gp_code == MAP_GP_DIFFERS ? "differs"
-                                                    : "unchecked",
-                     "flags", flags, "warnings", warnings);
+    return json_pack(
+        "{s:b, s:b, s:b, s:s*, s:I, s:s*, s:s*, s:o, s:s*, s:o, s:o, s:o, s:o, s:s*, "
+        "s:s*, s:s*, s:s*, s:s*, s:s*, s:s, s:o?, s:o?}",
+        "unmapped", d->is_unmapped, "fromText", d->is_from_text, "chosenByPractice",
+        d->is_chosen_by_practice, "textWords", d->text_words, "textDays", (json_int_t)d->text_days,
+        "textDaysWords", d->text_days_words, "guidance", map_guidance_name(d->guidance),
+        "indication", coding_json(&d->indication), "indicationExpression", d->indication_expression,
+        "procedure", coding_json(&d->procedure), "ccam", coding_json(&d->ccam), "cpt",
+        coding_json(&d->cpt), "snomed", coding_json(&d->snomed), "region",
+        map_region_name(d->region), "regionExpression", d->region_expression, "laterality",
+        map_laterality_name(d->laterality), "lateralityExpression", d->laterality_expression,
+        "chosenBy", d->chosen_by, "codesBy", d->codes_by, "gpCode",
+        d->gp_code == MAP_GP_ABSENT    ? "absent"
+        : d->gp_code == MAP_GP_AGREES  ? "agrees"
+        : d->gp_code == MAP_GP_DIFFERS ? "differs"
+                                       : "unchecked",
+        "flags", flags, "warnings", warnings);
+}
+
+/* ---------------------------------------------------------------- words in the referral */
+
+static json_t *text_coding(const struct map_decision *d)
+{
+    return json_pack("{s:[{s:s, s:[{s:s, s:s}, {s:s, s:s}]}], s:s, s:s, s:s*, s:b}", "extension",
+                     "url", MAP_EXT_FROM_TEXT, "extension", "url", "source", "valueString",
+                     d->indication_expression, "url", "words", "valueString", d->text_words,
+                     "system", d->indication.system, "code", d->indication.code, "display",
+                     d->indication.display, "userSelected", 0);
+}
+
+/* True when a reasonCode already holds the coding read from words (an amendment resends it). */
+static bool already_marked(json_t *reasons, const char *code)
+{
+    json_t *cc, *coding;
+    size_t i, j;
+
+    json_array_foreach (reasons, i, cc) {
+        json_array_foreach (json_object_get(cc, "coding"), j, coding) {
+            if (read_from_words(coding) && map_json_str(coding, "code") &&
+                strcmp(map_json_str(coding, "code"), code) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+int map_decision_mark_text(const struct map_decision *d, json_t *service_request)
+{
+    json_t *reasons = json_object_get(service_request, "reasonCode"), *cc, *codings;
+    json_t *coding;
+
+    if (!d->is_from_text || already_marked(reasons, d->indication.code))
+        return 0;
+    if (!(coding = text_coding(d)))
+        return -1;
+    cc = d->text_reason_index >= 0 ? json_array_get(reasons, (size_t)d->text_reason_index) : NULL;
+    if (cc) {
+        codings = json_object_get(cc, "coding");
+        if (!codings && (json_object_set_new(cc, "coding", json_array()) ||
+                         !(codings = json_object_get(cc, "coding")))) {
+            json_decref(coding);
+            return -1;
+        }
+        return json_array_append_new(codings, coding);
+    }
+    if (!reasons && (json_object_set_new(service_request, "reasonCode", json_array()) ||
+                     !(reasons = json_object_get(service_request, "reasonCode")))) {
+        json_decref(coding);
+        return -1;
+    }
+    return json_array_append_new(
+        reasons, json_pack("{s:[o], s:s}", "coding", coding, "text", d->text_words));
+}
+
+/* ---------------------------------------------------------------- the practice's choice */
+
+static bool target_has(const struct map_target *t, const char *system, const char *want)
+{
+    char have[MAP_MAX_CODE + 1];
+
+    return t->code && t->eq != MAP_EQ_UNMATCHED && t->eq != MAP_EQ_DISJOINT &&
+           map_code_key(system, t->code, have, sizeof have) > 0 && strcmp(have, want) == 0;
+}
+
+static enum map_guidance guidance_of(const struct map_target *t)
+{
+    size_t k;
+
+    for (k = 0; k < t->n_deps; k++)
+        if (t->deps[k].kind == MAP_DEP_GUIDANCE)
+            return (enum map_guidance)t->deps[k].value;
+    return MAP_GUIDANCE_NONE;
+}
+
+bool map_procedure_of_code(const struct map_set *set, const char *system, const char *code,
+                           const char **procedure, enum map_guidance *guidance)
+{
+    const char *canon = map_system_canonical(system);
+    char want[MAP_MAX_CODE + 1];
+    size_t i, j, e, t;
+
+    *procedure = NULL;
+    *guidance = MAP_GUIDANCE_NONE;
+    if (!canon || !code || map_code_key(canon, code, want, sizeof want) < 0)
+        return false;
+    for (i = 0; i < set->n_maps; i++) {
+        for (j = 0; j < set->maps[i].n_groups; j++) {
+            const struct map_group *g = &set->maps[i].groups[j];
+
+            if (g->map->is_retired || strcmp(g->source, MAP_CS_PROCEDURE) != 0)
+                continue;
+            for (e = 0; e < g->n_elements; e++) {
+                const struct map_element *el = &g->elements[e];
+
+                if (strcmp(canon, MAP_CS_PROCEDURE) == 0 && strcmp(el->key, want) == 0) {
+                    *procedure = el->code;
+                    return true;
+                }
+                for (t = 0; strcmp(g->target, canon) == 0 && t < el->n_targets; t++) {
+                    if (!target_has(&el->targets[t], canon, want))
+                        continue;
+                    *procedure = el->code;
+                    *guidance = guidance_of(&el->targets[t]);
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static const char *procedure_display(const struct map_set *set, const char *code)
+{
+    size_t i;
+
+    for (i = 0; i < set->n_procedures; i++)
+        if (strcmp(set->procedures[i].code, code) == 0)
+            return set->procedures[i].display;
+    return NULL;
+}
+
+static void codes_clear(struct map_decision *d)
+{
+    coding_free(&d->procedure);
+    coding_free(&d->ccam);
+    coding_free(&d->snomed);
+    coding_free(&d->cpt);
+    free(d->chosen_by);
+    free(d->codes_by);
+    d->chosen_by = d->codes_by = NULL;
+    while (d->n_warnings)
+        free(d->warnings[--d->n_warnings]);
+}
+
+enum gw_code map_decision_choose(const struct map_set *set, struct map_decision *d,
+                                 const struct map_choice *c, struct gw_error *err)
+{
+    const char *procedure;
+    enum map_guidance implied;
+    enum gw_code rc;
+
+    if (!map_procedure_of_code(set, c->system, c->code, &procedure, &implied))
+        return gw_fail(err, GW_E_INPUT, "%s %s is not a procedure of the practice's maps",
+                       c->system ? c->system : "(no system)", c->code ? c->code : "(no code)");
+    codes_clear(d);
+    if (c->region) {
+        d->region = c->region;
+        free(d->region_expression);
+        d->region_expression = NULL;
+    }
+    if (c->laterality) {
+        d->laterality = c->laterality;
+        free(d->laterality_expression);
+        d->laterality_expression = NULL;
+    }
+    d->guidance = c->guidance ? c->guidance : implied;
+    d->is_unmapped = d->is_from_text = false;
+    d->is_chosen_by_practice = true;
+    rc = coding_set(&d->procedure, MAP_CS_PROCEDURE, procedure, procedure_display(set, procedure))
+             ? decide_codes(set, d)
+             : GW_E_NOMEM;
+    return rc ? gw_fail(err, rc, "no memory for the practice's choice") : GW_OK;
 }

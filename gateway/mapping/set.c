@@ -319,6 +319,7 @@ void map_set_unref(struct map_set *set)
         json_decref(set->maps[i].doc);
     json_decref(set->rules_doc);
     json_decref(set->indications_doc);
+    json_decref(set->synonyms_doc);
     free(set->label);
     map_arena_free(&set->arena);
     free(set);
@@ -355,8 +356,10 @@ json_t *map_set_summary(const struct map_set *set)
                                                   m->url, "version", m->version, "file", m->file)))
             break;
     }
-    out = json_pack("{s:s, s:s, s:o?, s:s?, s:s?}", "label", set->label, "loadedAt", when, "maps",
-                    maps, "rules", set->rules_version, "indications", set->indications_version);
+    out = json_pack("{s:s, s:s, s:o?, s:s?, s:s?, s:s?}", "label", set->label, "loadedAt", when,
+                    "maps", maps, "rules", set->rules_version, "indications",
+                    set->indications_version, "synonyms",
+                    set->synonyms ? set->synonyms->version : NULL);
     return out; /* json_pack's "o" steals maps even on failure */
 }
 

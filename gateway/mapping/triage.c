@@ -2,7 +2,8 @@
  * that finds its evidence raises one flag that says what it found and in which element.
  *
  * Kinds of rule: "onset" (an indication Condition's onset[x] less than minDays before
- * ServiceRequest.authoredOn: conservative treatment too short) and "codes" (a Condition,
+ * ServiceRequest.authoredOn: conservative treatment too short; without any such onset, a
+ * duration the GP wrote, "depuis 10 jours", read by words.c) and "codes" (a Condition,
  * an Observation code and value, or a MedicationStatement / MedicationRequest medication in
  * the rule's code lists; "unrecorded" adds: no such Observation for a patient of the given
  * gender and age).
@@ -75,6 +76,47 @@ static enum gw_code add_flag(struct map_decision *d, const struct map_rule *r, c
     return f->code && f->display && f->message && f->expression ? GW_OK : GW_E_NOMEM;
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? gw_strdup(s) : NULL;
+}
+
+enum gw_code map_decision_add_flag(struct map_decision *d, const char *code, const char *display,
+                                   const char *message, const char *why, const char *expression)
+{
+    struct map_flag *grown = realloc(d->flags, (d->n_flags + 1) * sizeof *grown), *f;
+
+    if (!grown)
+        return GW_E_NOMEM;
+    d->flags = grown;
+    f = &d->flags[d->n_flags++];
+    memset(f, 0, sizeof *f);
+    f->code = gw_strdup(code);
+    f->display = gw_strdup(display ? display : code);
+    f->message = gw_strdup(message ? message : "");
+    f->why = dup_or_null(why);
+    f->expression = dup_or_null(expression);
+    return f->code && f->display && f->message && (!why || f->why) && (!expression || f->expression)
+               ? GW_OK
+               : GW_E_NOMEM;
+}
+
+void map_decision_clear_flags(struct map_decision *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->n_flags; i++) {
+        free(d->flags[i].code);
+        free(d->flags[i].display);
+        free(d->flags[i].message);
+        free(d->flags[i].why);
+        free(d->flags[i].expression);
+    }
+    free(d->flags);
+    d->flags = NULL;
+    d->n_flags = 0;
+}
+
 static const char *sysname(const char *system)
 {
     const char *n = map_system_name(system);
@@ -132,15 +174,27 @@ bool map_is_indication_condition(const struct map_set *set, json_t *sr, json_t *
 
 /* ---------------------------------------------------------------- onset */
 
+/* The GP's words say how long the pain has lasted ("depuis 10 jours"). */
+static enum gw_code onset_from_words(const struct map_rule *r, struct map_decision *d)
+{
+    if (d->text_days < 0 || d->text_days >= r->min_days)
+        return GW_OK;
+    return add_flag(d, r,
+                    map_strf("the text says '%s': %ld day%s (less than %ld)", d->text_days_words,
+                             d->text_days, d->text_days == 1 ? "" : "s", r->min_days),
+                    d->text_days_expression);
+}
+
 static enum gw_code rule_onset(const struct map_set *set, const struct map_rule *r,
                                const struct map_referral *ref, struct map_decision *d)
 {
     const char *authored = map_json_str(ref->service_request, "authoredOn");
     int64_t a_lo, a_hi, o_lo, o_hi;
+    bool any_onset = false;
     size_t i;
 
     if (!authored || !gw_time_parse_fhir(authored, &a_lo, &a_hi))
-        return GW_OK;
+        return onset_from_words(r, d);
     for (i = 0; i < ref->n_conditions; i++) {
         json_t *c = ref->conditions[i];
         const char *onset = map_json_str(c, "onsetDateTime"), *field = "onsetDateTime";
@@ -154,6 +208,7 @@ static enum gw_code rule_onset(const struct map_set *set, const struct map_rule 
         if (!onset || !condition_active(c) || !gw_time_parse_fhir(onset, &o_lo, &o_hi) ||
             !map_is_indication_condition(set, ref->service_request, c))
             continue;
+        any_onset = true;
         /* o_lo is the earliest the onset can be: the longest the pain can have lasted */
         days = (long long)((a_lo - o_lo) / DAY_MS);
         if (days >= r->min_days)
@@ -165,7 +220,7 @@ static enum gw_code rule_onset(const struct map_set *set, const struct map_rule 
                                  r->min_days),
                         expr);
     }
-    return GW_OK;
+    return any_onset ? GW_OK : onset_from_words(r, d);
 }
 
 /* ---------------------------------------------------------------- codes */

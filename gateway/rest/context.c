@@ -122,6 +122,7 @@ bool rest_visible(const struct rest_ctx *ctx, struct store_txn *txn,
     case AUTH_GP:
         return r->owner && who->org_id && strcmp(r->owner, who->org_id) == 0;
     case AUTH_RIS:
+    case AUTH_PRACTICE: /* the radiologist's software: what its sites' referrals reference */
         return site_visible(ctx, txn, who, r);
     case AUTH_ADMIN:
         return true;
@@ -139,7 +140,7 @@ void rest_scope_query(const struct auth_identity *who, struct store_query *q)
     q->n_sites = 0;
     if (who->role == AUTH_GP) {
         q->owner = who->org_id ? who->org_id : "";
-    } else if (who->role == AUTH_RIS) {
+    } else if (who->role == AUTH_RIS || who->role == AUTH_PRACTICE) {
         q->sites = (const char *const *)who->sites;
         q->n_sites = who->n_sites;
     } else if (who->role != AUTH_ADMIN) {

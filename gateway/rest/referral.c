@@ -3,12 +3,17 @@
  * triage flags (DESIGN §5), its Task, and its RIS order.
  *
  * New referral: prepare (profile → 422, site, mapping fills an empty code),
- * then the write, then finish (Task requested/received or triage, order NW).
+ * then the write, then finish (Task requested/received and order NW, or
+ * Task triage and no order: nothing mapped, or an indication read from words
+ * waits for the practice's decision, decide.c).
  * Update: revoked → Task cancelled and order CA; still active → profile and
  * mapping again and order XO; a revoked referral cannot come back. Neither
  * may change who the referral is about or who wrote it: subject and
  * requester (and the contained resources they designate) stay exactly as
  * stored, else 422 naming the element.
+ * A referral that never reached the RIS (triage, declined) gets no CA nor XO:
+ * an amendment that now maps sends its first order (NW); one the practice
+ * declined cannot be amended.
  *
  * Every resource an order, a Task or an AuditEvent is made from is resolved
  * through rest_plan_lookup(): plan entries, contained resources, or stored
@@ -170,7 +175,14 @@ static enum gw_code route(struct rest_plan *p, struct store_txn *txn, struct res
                           "default site");
 }
 
-/* Mapping and triage; fills ServiceRequest.code when the GP left it empty. */
+/* True while the referral waits for the practice: no procedure, or one read from words. */
+static bool awaits_practice(const struct rest_referral *rr)
+{
+    return !rr->decided || rr->decision.is_unmapped || rr->decision.is_from_text;
+}
+
+/* Mapping and triage; fills ServiceRequest.code when the GP left it empty (and the
+ * procedure needs no confirmation); marks an indication read from words. */
 static enum gw_code decide(struct rest_plan *p, struct rest_entry *e, struct rest_referral *rr,
                            struct gw_error *err)
 {
@@ -188,12 +200,14 @@ static enum gw_code decide(struct rest_plan *p, struct rest_entry *e, struct res
     rr->decided = true;
     for (i = 0; i < rr->decision.n_warnings; i++)
         fhir_outcome_add(p->outcome, FHIR_WARNING, "business-rule", rr->decision.warnings[i], NULL);
-    if (rr->decision.gp_code == MAP_GP_ABSENT && !rr->decision.is_unmapped) {
+    if (rr->decision.gp_code == MAP_GP_ABSENT && !awaits_practice(rr)) {
         json_t *code = map_decision_code(&rr->decision);
 
         if (!code || json_object_set_new(e->resource, "code", code))
             return gw_fail(err, GW_E_NOMEM, "no memory for the mapped code");
     }
+    if (map_decision_mark_text(&rr->decision, e->resource))
+        return gw_fail(err, GW_E_NOMEM, "no memory for the indication read from words");
     return GW_OK;
 }
 
@@ -318,6 +332,120 @@ static enum gw_code check_profile(struct rest_plan *p, struct store_txn *txn, st
     return GW_OK;
 }
 
+static json_t *find_task(struct store_txn *txn, const char *sr_id, long *version, char **owner,
+                         char **site);
+
+static const char *business_of(json_t *task)
+{
+    return json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(task, "businessStatus"), "coding"), 0),
+        "code"));
+}
+
+static bool business_is(json_t *task, const char *code)
+{
+    const char *b = business_of(task);
+
+    return b && strcmp(b, code) == 0;
+}
+
+/* An amendment of a referral the practice declined is refused (422): the GP sends a new one. */
+static enum gw_code refuse_declined(struct rest_plan *p, struct store_txn *txn,
+                                    struct rest_entry *e)
+{
+    long version = 0;
+    char *owner = NULL, *site = NULL;
+    json_t *task = find_task(txn, e->id, &version, &owner, &site);
+    bool declined = task && business_is(task, RIS_STATUS_DECLINED);
+
+    json_decref(task);
+    free(owner);
+    free(site);
+    if (!declined)
+        return GW_OK;
+    return rest_plan_fail(p, 422, GW_E_INPUT, "business-rule", "ServiceRequest",
+                          "the practice declined this referral (see its Task's statusReason): "
+                          "send a new referral instead");
+}
+
+/* The practice's procedure code in a ServiceRequest.code the practice chose (extension
+ * MAP_EXT_CHOSEN_BY_PRACTICE), or NULL. */
+static const char *practice_procedure(json_t *code)
+{
+    json_t *v;
+    bool chosen = false;
+    size_t i;
+
+    json_array_foreach (json_object_get(code, "extension"), i, v) {
+        const char *url = json_string_value(json_object_get(v, "url"));
+
+        chosen = chosen || (url && strcmp(url, MAP_EXT_CHOSEN_BY_PRACTICE) == 0);
+    }
+    json_array_foreach (json_object_get(code, "coding"), i, v) {
+        const char *system = json_string_value(json_object_get(v, "system"));
+
+        if (chosen && system && strcmp(system, MAP_CS_PROCEDURE) == 0)
+            return json_string_value(json_object_get(v, "code"));
+    }
+    return NULL;
+}
+
+/* An amendment without ServiceRequest.code keeps the procedure the practice chose: GP
+ * software resends its own copy of the referral, which never had it. */
+static enum gw_code keep_practice_choice(struct store_txn *txn, struct rest_entry *e,
+                                         struct gw_error *err)
+{
+    struct store_resource row;
+    json_t *old, *code;
+    enum gw_code rc = GW_OK;
+
+    if (json_object_get(e->resource, "code") ||
+        store_txn_read(txn, e->type, e->id, 0, &row, NULL) != GW_OK)
+        return GW_OK;
+    old = rest_parse_stored(&row);
+    store_resource_cleanup(&row);
+    code = json_object_get(old, "code");
+    if (practice_procedure(code) && json_object_set(e->resource, "code", code))
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for the practice's procedure");
+    json_decref(old);
+    return rc;
+}
+
+/* The CCAM coding of a code (it says the guidance too), else NULL. */
+static const char *ccam_of(json_t *code)
+{
+    json_t *v;
+    size_t i;
+
+    json_array_foreach (json_object_get(code, "coding"), i, v) {
+        const char *system = json_string_value(json_object_get(v, "system"));
+
+        if (system && strcmp(map_system_canonical(system), MAP_SYS_CCAM) == 0)
+            return json_string_value(json_object_get(v, "code"));
+    }
+    return NULL;
+}
+
+/* The order of an amended referral names the procedure the practice chose, not a new
+ * mapping's. */
+static enum gw_code follow_practice_choice(struct rest_plan *p, struct rest_entry *e,
+                                           struct rest_referral *rr, struct gw_error *err)
+{
+    json_t *code = json_object_get(e->resource, "code");
+    const char *proc = practice_procedure(code), *ccam = ccam_of(code);
+    struct map_choice c = {ccam ? MAP_SYS_CCAM : MAP_CS_PROCEDURE, ccam ? ccam : proc,
+                           MAP_REGION_NONE, MAP_LAT_NONE, MAP_GUIDANCE_NONE};
+    struct gw_error why;
+    enum gw_code rc;
+
+    if (!proc || !rr->decided)
+        return GW_OK;
+    rc = map_decision_choose(p->maps, &rr->decision, &c, &why);
+    if (rc == GW_E_NOMEM)
+        return gw_fail(err, rc, "%s", why.msg);
+    return GW_OK; /* a procedure the maps no longer know: the stored code still names it */
+}
+
 enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
                                    struct gw_error *err)
 {
@@ -346,6 +474,11 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
             resolve_parties(p, txn, e, rr); /* the profile was checked when it was created */
             return GW_OK;
         }
+        rc = refuse_declined(p, txn, e);
+        if (!rc)
+            rc = keep_practice_choice(txn, e, err);
+        if (rc)
+            return rc == GW_E_NOMEM ? rc : gw_fail(err, rc, "the practice declined this referral");
     }
     rc = check_profile(p, txn, e, path);
     if (rc)
@@ -363,7 +496,10 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
         if (!e->site)
             return gw_fail(err, GW_E_NOMEM, "no memory for a referral");
     }
-    return decide(p, e, rr, err);
+    rc = decide(p, e, rr, err);
+    if (!rc && e->is_put)
+        rc = follow_practice_choice(p, e, rr, err);
+    return rc;
 }
 
 /* ------------------------------------------------------------ Task */
@@ -417,10 +553,29 @@ static int add_flags(json_t *task, const struct map_decision *d)
     return 0;
 }
 
+/* An indication read from words: the procedure the maps propose, for the practice to confirm
+ * (Task.input typed RIS_INPUT_PROPOSED). */
+static int add_proposal(json_t *task, const struct map_decision *d)
+{
+    json_t *inputs = json_object_get(task, "input"), *code;
+
+    if (!d->is_from_text || !(code = map_decision_code(d)))
+        return d->is_from_text ? -1 : 0;
+    if (!inputs && (json_object_set_new(task, "input", json_array()) ||
+                    !(inputs = json_object_get(task, "input")))) {
+        json_decref(code);
+        return -1;
+    }
+    return json_array_append_new(
+        inputs, json_pack("{s:{s:[{s:s, s:s}], s:s}, s:o}", "type", "coding", "system",
+                          RIS_INPUT_SYSTEM, "code", RIS_INPUT_PROPOSED, "text",
+                          "procedure proposed from the GP's words", "valueCodeableConcept", code));
+}
+
 static json_t *new_task(struct store_txn *txn, struct rest_entry *e, struct rest_referral *rr)
 {
     char instant[GW_INSTANT_LEN], focus[200];
-    bool triage = !rr->decided || rr->decision.is_unmapped;
+    bool triage = awaits_practice(rr);
     json_t *task, *who;
 
     gw_time_instant(store_txn_now(txn), instant);
@@ -445,7 +600,7 @@ static json_t *new_task(struct store_txn *txn, struct rest_entry *e, struct rest
     if (json_object_get(e->resource, "priority") &&
         json_object_set(task, "priority", json_object_get(e->resource, "priority")))
         goto fail;
-    if (rr->decided && add_flags(task, &rr->decision))
+    if (rr->decided && (add_flags(task, &rr->decision) || add_proposal(task, &rr->decision)))
         goto fail;
     return task;
 fail:
@@ -593,6 +748,43 @@ static enum gw_code grant_site(struct rest_plan *p, struct store_txn *txn, struc
     return rc;
 }
 
+/* An amended or revoked referral that never reached the RIS (Task in triage or declined):
+ * no CA nor XO; an amendment that now maps without waiting for the practice sends the first
+ * order (NW) and moves the Task on to received. */
+static enum gw_code follow_triage(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
+                                  struct rest_referral *rr, struct gw_error *err)
+{
+    char instant[GW_INSTANT_LEN];
+    long version = 0;
+    char *owner = NULL, *site = NULL;
+    json_t *task = find_task(txn, e->id, &version, &owner, &site);
+    struct store_written w;
+    enum gw_code rc = GW_OK;
+
+    if (!task ||
+        (!business_is(task, RIS_STATUS_TRIAGE) && !business_is(task, RIS_STATUS_DECLINED))) {
+        json_decref(task);
+        free(owner);
+        free(site);
+        return GW_OK; /* an order went out before: CA or XO as usual */
+    }
+    rr->send_order = false;
+    if (rr->order != RIS_ORDER_CANCEL && !awaits_practice(rr)) {
+        rr->send_order = true;
+        rr->order = RIS_ORDER_NEW;
+        gw_time_instant(store_txn_now(txn), instant);
+        if (json_object_set_new(task, "businessStatus", status_concept(RIS_STATUS_RECEIVED)) ||
+            json_object_set_new(task, "lastModified", json_string(instant)))
+            rc = gw_fail(err, GW_E_NOMEM, "no memory for the Task");
+        else
+            rc = rest_put(p->ctx, txn, task, owner, site, version, false, &w, err);
+    }
+    json_decref(task);
+    free(owner);
+    free(site);
+    return rc;
+}
+
 enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, struct rest_entry *e,
                                   struct gw_error *err)
 {
@@ -604,6 +796,10 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
         return GW_OK;
     if (rr->site)
         rc = grant_site(p, txn, e, rr, err);
+    if (!rc && !e->is_put)
+        rr->send_order = !awaits_practice(rr);
+    else if (!rc)
+        rc = follow_triage(p, txn, e, rr, err);
     if (!rc && !e->is_put)
         rc = create_task(p, txn, e, rr, err);
     else if (!rc && rr->order == RIS_ORDER_CANCEL)

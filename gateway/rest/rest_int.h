@@ -35,12 +35,12 @@ void rest_strings_free(struct rest_strings *list);
 /* The version an ETag names ("W/\"3\"" or "3"): >0, 0 when etag is NULL,
  * -1 when it is not such an ETag. */
 long rest_etag_version(const char *etag);
-/* True when who may see a stored row: a GP its organisation's, a RIS what
- * its sites' referrals reference (resource_sites, read inside txn when it is
+/* True when who may see a stored row: a GP its organisation's, a RIS or a
+ * practice what its sites' referrals reference (resource_sites, read inside txn when it is
  * not NULL), an admin everything, auditors none. A failed lookup is "no". */
 bool rest_visible(const struct rest_ctx *ctx, struct store_txn *txn,
                   const struct auth_identity *who, const struct store_resource *r);
-/* Fills the scope of a query for who (owner for gp, sites for ris). */
+/* Fills the scope of a query for who (owner for gp, sites for ris and practice). */
 void rest_scope_query(const struct auth_identity *who, struct store_query *q);
 /* Sets ETag, Last-Modified and (for writes) Location headers for a stored version. */
 void rest_version_headers(struct rest_ctx *ctx, struct http_response *resp, const char *type,
@@ -91,6 +91,12 @@ void rest_handle_conceptmap_search(struct http_request *req, struct http_respons
 void rest_handle_ris_pull(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_ris_acks(struct http_request *req, struct http_response *resp, void *ctx);
 void rest_handle_ris_messages(struct http_request *req, struct http_response *resp, void *ctx);
+/* decide.c: POST /fhir/Task/{id}/$decide (role practice) and its OperationDefinition. */
+void rest_handle_decide(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_operation_definition(struct http_request *req, struct http_response *resp,
+                                      void *ctx);
+/* The OperationDefinition of $decide (new reference, NULL on OOM). */
+json_t *rest_decide_definition(void);
 
 /* routes.c: what each resource type supports; handlers consult it and the
  * CapabilityStatement is built from it, so the two cannot disagree. */

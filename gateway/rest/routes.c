@@ -10,27 +10,29 @@
 
 #define GP            AUTH_GP
 #define RIS           AUTH_RIS
+#define PRACTICE      AUTH_PRACTICE
 #define AUDITOR       AUTH_AUDITOR
 #define ADMIN         AUTH_ADMIN
 #define CLIENTS       AUTH_ANY_CLIENT
 #define FHIR_IO       (HTTP_FHIR | HTTP_FHIR_BODY)
 #define ALL_READS     (REST_READ | REST_VREAD | REST_HISTORY | REST_SEARCH)
 #define REFERRAL_PART (ALL_READS | REST_CREATE)
+#define READERS       (GP | RIS | PRACTICE | ADMIN) /* each within its scope: rest_visible() */
 
 static const struct rest_type types[] = {
-    {"ServiceRequest", ALL_READS | REST_CREATE | REST_UPDATE, GP | RIS | ADMIN, GP},
-    {"Patient", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"Practitioner", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"PractitionerRole", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"Organization", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"Condition", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"Observation", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"DocumentReference", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"MedicationStatement", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"MedicationRequest", REFERRAL_PART, GP | RIS | ADMIN, GP},
-    {"Task", ALL_READS, GP | RIS | ADMIN, 0},
-    {"Appointment", ALL_READS, GP | RIS | ADMIN, 0},
-    {"DiagnosticReport", ALL_READS, GP | RIS | ADMIN, 0},
+    {"ServiceRequest", ALL_READS | REST_CREATE | REST_UPDATE, READERS, GP},
+    {"Patient", REFERRAL_PART, READERS, GP},
+    {"Practitioner", REFERRAL_PART, READERS, GP},
+    {"PractitionerRole", REFERRAL_PART, READERS, GP},
+    {"Organization", REFERRAL_PART, READERS, GP},
+    {"Condition", REFERRAL_PART, READERS, GP},
+    {"Observation", REFERRAL_PART, READERS, GP},
+    {"DocumentReference", REFERRAL_PART, READERS, GP},
+    {"MedicationStatement", REFERRAL_PART, READERS, GP},
+    {"MedicationRequest", REFERRAL_PART, READERS, GP},
+    {"Task", ALL_READS, READERS, 0},
+    {"Appointment", ALL_READS, READERS, 0},
+    {"DiagnosticReport", ALL_READS, READERS, 0},
     {"AuditEvent", REST_READ | REST_SEARCH, AUDITOR, 0},
 };
 
@@ -47,6 +49,9 @@ static const struct http_route routes[] = {
      rest_handle_conceptmap_search},
     {"GET", "/fhir/ConceptMap/{id}", "conceptmap-read", CLIENTS, HTTP_FHIR,
      rest_handle_conceptmap_read},
+    {"POST", "/fhir/Task/{id}/$decide", "decide", PRACTICE, FHIR_IO, rest_handle_decide},
+    {"GET", "/fhir/OperationDefinition/{id}", "operationdefinition-read", CLIENTS, HTTP_FHIR,
+     rest_handle_operation_definition},
     {"POST", "/fhir", "transaction", GP, FHIR_IO, rest_handle_bundle},
     {"GET", "/fhir/{type}", "search", CLIENTS, HTTP_FHIR, rest_handle_search},
     {"POST", "/fhir/{type}", "create", GP, FHIR_IO, rest_handle_create},
@@ -129,6 +134,11 @@ static json_t *resource_entry(const struct rest_type *t)
             goto fail;
     if ((t->interactions & REST_SEARCH) && add_search(r, t->type))
         goto fail;
+    if (strcmp(t->type, "Task") == 0 &&
+        json_object_set_new(r, "operation",
+                            json_pack("[{s:s, s:s}]", "name", "decide", "definition",
+                                      MAP_BASE "/OperationDefinition/Task-decide")))
+        goto fail;
     return r;
 fail:
     json_decref(r);
@@ -142,6 +152,12 @@ static json_t *conceptmap_entry(void)
                      "definition", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate");
 }
 
+static json_t *operationdefinition_entry(void)
+{
+    return json_pack("{s:s, s:[{s:s}]}", "type", "OperationDefinition", "interaction", "code",
+                     "read");
+}
+
 static json_t *rest_block(void)
 {
     json_t *rest = json_pack(
@@ -150,7 +166,8 @@ static json_t *rest_block(void)
         "http://terminology.hl7.org/CodeSystem/restful-security-service", "code", "Certificates",
         "description",
         "Mutual TLS: clients present a certificate listed in the gateway's client table; GP "
-        "organisations see only their own referrals, the RIS what is routed to its sites, "
+        "organisations see only their own referrals, the RIS and the practice (role practice, "
+        "which decides referrals in triage with Task $decide) what is routed to their sites, "
         "auditors only AuditEvents",
         "resource", "interaction", "code", "transaction", "code", "batch", "operation", "name",
         "validate", "definition", "http://hl7.org/fhir/OperationDefinition/Resource-validate");
@@ -162,7 +179,8 @@ static json_t *rest_block(void)
             json_decref(rest);
             return NULL;
         }
-    if (rest && json_array_append_new(resources, conceptmap_entry())) {
+    if (rest && (json_array_append_new(resources, conceptmap_entry()) ||
+                 json_array_append_new(resources, operationdefinition_entry()))) {
         json_decref(rest);
         return NULL;
     }

@@ -12,8 +12,11 @@
  * OBR-15 specimen source as v2.5.1 keeps it for body sites (SPS-4 body
  * site, SNOMED CT; SPS-5 site modifier, table 0495 L/R/B), in both forms.
  * ORC-5 (order status) belongs to the filler: empty on NW and XO, CA on a
- * cancel request. OBR-31 and DG1 carry the ICD-10 indications; NTE the
- * triage flags, the GP's notes and the patient instructions. IPC-1 accession
+ * cancel request. OBR-31 and DG1 carry the ICD-10 and SNOMED CT indications
+ * (DG1-3 coding system I10, I10C or SCT); NTE the triage flags, the GP's
+ * notes and the patient instructions. A new or changed order always names
+ * its procedure in OBR-4: without one it is refused (the referral waits in
+ * the practice's triage instead). IPC-1 accession
  * = the placer id, IPC-2 / IPC-4 requested procedure and step ids "RP" / "SP"
  * + 14 hex digits of a SHA-256 of the id (DICOM SH, 16 characters), IPC-3 the
  * study UID 2.25.<decimal of a UUID>, IPC-5 XA or CT (in ORM: OBR-18/19/20/24
@@ -27,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RIS_MAX_DIAGNOSES 32 /* DG1 segments (ICD-10 indications) in one order */
+#define RIS_MAX_DIAGNOSES 32 /* DG1 segments (ICD-10, SNOMED CT indications) in one order */
 
 struct order {
     const struct ris_referral *r;
@@ -78,6 +81,13 @@ static void find_filler(struct order *o, json_t *sr)
     }
 }
 
+static bool is_diagnosis_system(const char *canon)
+{
+    return canon && (strcmp(canon, MAP_SYS_ICD10) == 0 || strcmp(canon, MAP_SYS_ICD10CM) == 0 ||
+                     strcmp(canon, MAP_SYS_SNOMED) == 0);
+}
+
+/* The indication codings of concept (ICD-10, ICD-10-CM, SNOMED CT) for OBR-31 and DG1-3. */
 static void add_icd(struct order *o, json_t *concept)
 {
     json_t *c;
@@ -86,7 +96,7 @@ static void add_icd(struct order *o, json_t *concept)
     json_array_foreach (json_object_get(concept, "coding"), i, c) {
         const char *canon = map_system_canonical(str(c, "system")), *code = str(c, "code");
 
-        if (!code || !canon || (strcmp(canon, MAP_SYS_ICD10) && strcmp(canon, MAP_SYS_ICD10CM)))
+        if (!code || !is_diagnosis_system(canon))
             continue;
         for (k = 0; k < o->n_icd; k++)
             if (strcmp(o->icd[k].code, code) == 0)
@@ -329,10 +339,8 @@ static enum gw_code write_notes(struct hl7_writer *w, const struct order *o, str
     int n = 0;
     enum gw_code rc;
 
-    if (!o->proc.code || (d && d->is_unmapped))
-        write_nte(w, &n, "RE",
-                  "TRIAGE: no procedure is mapped for this indication; the practice decides "
-                  "which procedure to perform");
+    if (d && d->is_chosen_by_practice)
+        write_nte(w, &n, "RE", "PROCEDURE: chosen by the practice at triage");
     for (i = 0; d && i < d->n_flags; i++) {
         struct gw_buf b;
 
@@ -407,6 +415,11 @@ enum gw_code ris_order_build(const struct ris_referral *r, enum ris_order_kind k
     if (!r->site || !ris_is_fhir_id(str(r->service_request, "id")))
         return gw_fail(err, GW_E_INTERNAL, "an order needs a site and a stored ServiceRequest");
     gather(&o, now_ms);
+    if (!o.proc.code && kind != RIS_ORDER_CANCEL)
+        return gw_fail(err, GW_E_INPUT,
+                       "ServiceRequest/%s names no procedure for OBR-4: no order is sent until "
+                       "the practice chooses one",
+                       o.sr_id);
     hl7_writer_init(&w, RIS_MAX_ORDER_BYTES);
     write_msh(&w, &o, control_id);
     rc = ris_write_patient(&w, r->patient, r->service_request, err);

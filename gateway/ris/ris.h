@@ -38,10 +38,11 @@ struct ris;
  * Task.businessStatus a code of this system. Find it with a store query on
  * Task, index "focus" = "ServiceRequest/<id>". */
 #define RIS_STATUS_SYSTEM          "https://fhir-gateway.example/fhir/CodeSystem/referral-status"
-#define RIS_STATUS_RECEIVED        "received"  /* accepted by the gateway, order queued */
-#define RIS_STATUS_TRIAGE          "triage"    /* no procedure mapped: the practice decides */
-#define RIS_STATUS_ACCEPTED        "accepted"  /* the RIS accepted the order (ORC-1 OK) */
-#define RIS_STATUS_REJECTED        "rejected"  /* ORC-1 UA */
+#define RIS_STATUS_RECEIVED        "received" /* accepted by the gateway, order queued */
+#define RIS_STATUS_TRIAGE          "triage"   /* no procedure yet: the practice decides, no order */
+#define RIS_STATUS_DECLINED        "declined" /* the practice declined it at triage */
+#define RIS_STATUS_ACCEPTED        "accepted" /* the RIS accepted the order (ORC-1 OK) */
+#define RIS_STATUS_REJECTED        "rejected" /* ORC-1 UA */
 #define RIS_STATUS_SCHEDULED       "scheduled" /* ORC-5 SC, SIU^S12/S13 */
 #define RIS_STATUS_IN_PROGRESS     "in-progress"
 #define RIS_STATUS_COMPLETED       "completed"
@@ -50,7 +51,11 @@ struct ris;
 #define RIS_STATUS_ON_HOLD         "on-hold"
 #define RIS_STATUS_DELIVERY_FAILED "delivery-failed" /* the order went to dead letters */
 /* The triage flags of the referral are Task.input entries typed with this system
- * (codes from the mapping's MAP_CS_TRIAGE), valueString the reason. */
+ * (codes from the mapping's MAP_CS_TRIAGE), valueString the reason. A procedure
+ * proposed from the GP's words is a Task.input typed RIS_INPUT_SYSTEM /
+ * RIS_INPUT_PROPOSED, valueCodeableConcept the procedure. */
+#define RIS_INPUT_SYSTEM   "https://fhir-gateway.example/fhir/CodeSystem/task-input"
+#define RIS_INPUT_PROPOSED "proposed-procedure"
 
 /* What the RIS side needs from the FHIR side, to write resources with their
  * search index inside a store transaction (implemented by rest/). */
@@ -105,7 +110,8 @@ enum ris_order_kind {
  * looked up from the ServiceRequest's reference: contained, or stored and
  * owned by r->owner (the visibility rule of a read by the referral's
  * organisation); nothing else ever reaches the order. control_id (may be
- * NULL) receives the new MSH-10 (RIS_MAX_CONTROL_ID bytes). */
+ * NULL) receives the new MSH-10 (RIS_MAX_CONTROL_ID bytes). A new or changed order without a
+ * procedure (OBR-4) is GW_E_INPUT: nothing is queued. */
 #define RIS_MAX_CONTROL_ID 64
 enum gw_code ris_order_enqueue(struct ris *ris, struct store_txn *txn, const struct ris_referral *r,
                                enum ris_order_kind kind, char *control_id, struct gw_error *err);

@@ -105,7 +105,8 @@ bool ris_is_fhir_id(const char *text);
 /* Builds the ER7 order for r (OMI^O23 v2.5.1 or ORM^O01 v2.3.1 as r->site
  * says) with control_id and the time now_ms. prior (may be NULL) is an older
  * version of the ServiceRequest that fills what an amended or revoked one no
- * longer carries (code, filler number). On GW_OK *out is new (free()). */
+ * longer carries (code, filler number). On GW_OK *out is new (free()); a new
+ * or changed order that names no procedure is GW_E_INPUT. */
 enum gw_code ris_order_build(const struct ris_referral *r, enum ris_order_kind kind,
                              const char *control_id, int64_t now_ms, json_t *prior, char **out,
                              size_t *out_len, struct gw_error *err);

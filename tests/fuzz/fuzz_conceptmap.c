@@ -1,7 +1,8 @@
 /* fuzz_conceptmap.c -- libFuzzer target for the bytes the mapping module reads from outside:
- * a ConceptMap file, a triage-rules.json file, and a $translate Parameters body. Each input is
- * tried as all three; whatever loads is then used (translate, check, a referral decision) and
- * released. Seeds: tests/fuzz/corpus/conceptmap/; dictionary: tests/fuzz/conceptmap.dict. */
+ * a ConceptMap file, a triage-rules.json file, an indication-synonyms.json file and a
+ * $translate Parameters body. Each input is tried as all four; whatever loads is then used
+ * (translate, check, a referral decision reading words) and released. Seeds:
+ * tests/fuzz/corpus/conceptmap/; dictionary: tests/fuzz/conceptmap.dict. */
 #include "mapping/mapping.h"
 
 #include <stdint.h>
@@ -23,10 +24,12 @@ static void use_set(struct map_set *set)
     struct map_query q = {.system = MAP_SYS_ICD10, .code = "M54.56", .region = MAP_REGION_SACRAL};
     struct map_report r;
     struct gw_error err;
-    json_t *sr = json_pack("{s:s, s:s, s:[{s:[{s:s, s:s}]}], s:[{s:[{s:s, s:s}]}]}", "resourceType",
-                           "ServiceRequest", "authoredOn", "2026-03-02", "reasonCode", "coding",
-                           "system", MAP_SYS_ICD10, "code", "M54.5", "code", "coding", "system",
-                           MAP_SYS_CCAM, "code", "LHLH003");
+    json_t *sr = json_pack("{s:s, s:s, s:[{s:[{s:s, s:s}], s:s}], s:[{s:s}], s:[{s:[{s:s, s:s}]}]}",
+                           "resourceType", "ServiceRequest", "authoredOn", "2026-03-02",
+                           "reasonCode", "coding", "system", MAP_SYS_ICD10, "code", "J45.9", "text",
+                           "Lombosciatique gauche L5-S1 depuis 10 semaines", "note", "text",
+                           "pas de déficit, hernie discale C6-C7 droite", "code", "coding",
+                           "system", MAP_SYS_CCAM, "code", "LHLH003");
     json_t *cond =
         json_pack("{s:s, s:s, s:{s:[{s:s, s:s}]}}", "resourceType", "Condition", "onsetDateTime",
                   "2026-02-01", "code", "coding", "system", MAP_SYS_ICD10, "code", "E11");
@@ -64,6 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         map_set_unref(set);
     }
     files[0].name = "triage-rules.json";
+    if (map_set_load_files(files, 2, "fuzz", &set, &err) == GW_OK) {
+        use_set(set);
+        map_set_unref(set);
+    }
+    files[0].name = "indication-synonyms.json";
     if (map_set_load_files(files, 2, "fuzz", &set, &err) == GW_OK) {
         use_set(set);
         map_set_unref(set);

@@ -65,6 +65,15 @@ static void listed_certificates_get_their_role_and_organisation(void)
     CHECK(!auth_serves_site(&id, "elsewhere"));
     auth_identity_cleanup(&id);
     free(der);
+    der = der_of("certs/dev/practice.pem", &len); /* the radiologist's software */
+    CHECK_INT(auth_identify(t, der, len, &id, NULL), GW_OK);
+    CHECK_INT(id.role, AUTH_PRACTICE);
+    CHECK_STR(auth_role_name(id.role), "practice");
+    CHECK_STR(id.org_id, "radiologie-paris");
+    CHECK(auth_serves_site(&id, "bachaumont") && auth_serves_site(&id, "drouot"));
+    CHECK(auth_allows(&id, AUTH_ANY_CLIENT) && !auth_allows(&id, AUTH_GP | AUTH_RIS));
+    auth_identity_cleanup(&id);
+    free(der);
     auth_table_destroy(t);
     config_destroy(cfg);
 }

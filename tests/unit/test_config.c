@@ -115,6 +115,17 @@ static void client_table_rows_are_checked(void)
                    &cfg, &err),
               GW_E_INPUT);
     CHECK(strstr(err.msg, "sites") != NULL);
+    CHECK_INT(load("\"clients\": [{\"name\": \"p\", \"subject\": \"CN=p\", \"role\": \"practice\","
+                   " \"organization\": {\"id\": \"x\", \"name\": \"X\"}}]",
+                   &cfg, &err),
+              GW_E_INPUT);
+    CHECK(strstr(err.msg, "a practice client needs \"sites\"") != NULL);
+    CHECK_INT(load("\"clients\": [{\"name\": \"p\", \"subject\": \"CN=p\", \"role\": \"practice\","
+                   " \"organization\": {\"id\": \"x\", \"name\": \"X\"}, \"sites\": [\"drouot\"]}]",
+                   &cfg, &err),
+              GW_OK);
+    config_destroy(cfg);
+    cfg = NULL;
     CHECK_INT(load("\"clients\": [{\"name\": \"r\", \"subject\": \"CN=r\", \"role\": \"root\","
                    " \"organization\": {\"id\": \"x\", \"name\": \"X\"}}]",
                    &cfg, &err),

@@ -294,6 +294,246 @@ static void referral_cases_from_the_table_decide_as_expected(void)
     json_decref(doc);
 }
 
+/* ---------------------------------------------------------------- indications in words */
+
+/* The referral of a text case: the words in reasonCode[0].text, note[0].text or a Condition. */
+static json_t *text_referral(json_t *c, json_t **cond)
+{
+    const char *in = json_string_value(json_object_get(c, "in"));
+    json_t *text = json_object_get(c, "text");
+    json_t *sr = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}}", "resourceType", "ServiceRequest",
+                           "status", "active", "intent", "order", "authoredOn", "2026-03-02",
+                           "subject", "reference", "Patient/p1");
+    json_t *reason =
+        json_object_get(c, "coded") ? concept(json_object_get(c, "coded")) : json_object();
+
+    *cond = NULL;
+    if (in && strcmp(in, "note") == 0) {
+        json_object_set_new(sr, "note", json_pack("[{s:O}]", "text", text));
+    } else if (in && strcmp(in, "condition") == 0) {
+        *cond = json_pack("{s:s, s:s, s:{s:O}}", "resourceType", "Condition", "id", "c0", "code",
+                          "text", text);
+        json_object_set_new(sr, "reasonReference", json_pack("[{s:s}]", "reference", "#c0"));
+    } else {
+        json_object_set(reason, "text", text);
+    }
+    if (json_object_size(reason))
+        json_object_set_new(sr, "reasonCode", json_pack("[O]", reason));
+    json_decref(reason);
+    return sr;
+}
+
+static int text_expect(const struct map_decision *d, json_t *exp)
+{
+    json_t *code = json_object_get(exp, "code"), *days = json_object_get(exp, "days");
+    const char *words = json_string_value(json_object_get(exp, "words"));
+    int bad = 0;
+
+    if (json_is_null(code)) {
+        bad += d->is_from_text;
+    } else {
+        bad += !d->is_from_text || !same_opt(code, d->indication.code);
+        bad += d->n_flags < 1 || strcmp(d->flags[0].code, MAP_FLAG_FROM_TEXT) != 0;
+        bad += expect_warning(d, "read from the words");
+    }
+    bad += !same_opt(json_object_get(exp, "procedure"), d->procedure.code);
+    bad += !same_opt(json_object_get(exp, "ccam"), d->ccam.code);
+    bad += !same_opt(json_object_get(exp, "cpt"), d->cpt.code);
+    bad += !same_opt(json_object_get(exp, "region"), map_region_name(d->region));
+    bad += !same_opt(json_object_get(exp, "laterality"), map_laterality_name(d->laterality));
+    bad += days && json_integer_value(days) != d->text_days;
+    bad += words && (!d->text_words || strcmp(words, d->text_words) != 0);
+    return bad;
+}
+
+static int run_text_case(json_t *c)
+{
+    json_t *cond = NULL, *sr = text_referral(c, &cond);
+    struct map_referral ref = {.service_request = sr, .conditions = &cond, .n_conditions = !!cond};
+    struct map_decision d;
+    struct gw_error err;
+    int bad;
+
+    if (map_referral_decide(real_set(), &ref, &d, &err) != GW_OK) {
+        fprintf(stderr, "    decide failed: %s\n", err.msg);
+        bad = 1;
+    } else {
+        bad = text_expect(&d, json_object_get(c, "expect"));
+        if (bad) {
+            json_t *j = map_decision_json(&d);
+            char *dump = json_dumps(j, JSON_COMPACT);
+
+            fprintf(stderr, "  text \"%s\" got %s\n", json_string_value(json_object_get(c, "text")),
+                    dump);
+            free(dump);
+            json_decref(j);
+        }
+        map_decision_cleanup(&d);
+    }
+    json_decref(cond);
+    json_decref(sr);
+    return bad;
+}
+
+static void indications_in_words_from_the_table_read_as_expected(void)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(DATA "/text-cases.json", 0, &jerr), *c;
+    size_t i, failed = 0, negated = 0;
+
+    CHECK(doc != NULL);
+    json_array_foreach (json_object_get(doc, "cases"), i, c) {
+        negated += json_is_null(json_object_get(json_object_get(c, "expect"), "code"));
+        if (run_text_case(c)) {
+            failed++;
+            fprintf(stderr, "  FAILED text case %zu\n", i);
+        }
+    }
+    CHECK(json_array_size(json_object_get(doc, "cases")) - negated >= 60);
+    CHECK(negated >= 8);
+    CHECK_INT(failed, 0);
+    json_decref(doc);
+}
+
+static json_t *words_referral(const char *text, const char *coded)
+{
+    json_t *sr =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:[{s:s}]}", "resourceType", "ServiceRequest",
+                  "status", "active", "intent", "order", "authoredOn", "2026-03-02", "subject",
+                  "reference", "Patient/p1", "reasonCode", "text", text);
+
+    if (coded)
+        json_object_set_new(json_array_get(json_object_get(sr, "reasonCode"), 0), "coding",
+                            json_pack("[{s:s, s:s}]", "system", MAP_SYS_ICD10, "code", coded));
+    return sr;
+}
+
+static void an_indication_read_from_words_is_marked_on_the_referral(void)
+{
+    json_t *sr = words_referral("Hernie discale L5-S1 gauche", NULL), *coding, *ext;
+    struct map_referral ref = {.service_request = sr};
+    struct map_decision d;
+    struct gw_error err;
+
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(d.is_from_text && !d.is_unmapped);
+    CHECK_STR(d.indication.code, "M51.1");
+    CHECK_STR(d.text_words, "Hernie discale");
+    CHECK_INT(map_decision_mark_text(&d, sr), 0);
+    coding = json_array_get(
+        json_object_get(json_array_get(json_object_get(sr, "reasonCode"), 0), "coding"), 0);
+    CHECK_STR(json_string_value(json_object_get(coding, "code")), "M51.1");
+    CHECK(json_is_false(json_object_get(coding, "userSelected")));
+    ext = json_array_get(json_object_get(coding, "extension"), 0);
+    CHECK_STR(json_string_value(json_object_get(ext, "url")), MAP_EXT_FROM_TEXT);
+    CHECK_STR(json_string_value(json_object_get(
+                  json_array_get(json_object_get(ext, "extension"), 0), "valueString")),
+              "ServiceRequest.reasonCode[0].text");
+    CHECK_STR(json_string_value(json_object_get(
+                  json_array_get(json_object_get(ext, "extension"), 1), "valueString")),
+              "Hernie discale");
+    map_decision_cleanup(&d);
+    /* decided again (an amendment, the practice's decision): the marked coding is not the
+     * GP's, the words are read again, and the coding is not marked twice */
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(d.is_from_text && d.laterality == MAP_LAT_LEFT);
+    CHECK_INT(map_decision_mark_text(&d, sr), 0);
+    CHECK_INT(json_array_size(
+                  json_object_get(json_array_get(json_object_get(sr, "reasonCode"), 0), "coding")),
+              1);
+    map_decision_cleanup(&d);
+    /* words in a note become a reasonCode of their own */
+    json_object_del(sr, "reasonCode");
+    json_object_set_new(sr, "note", json_pack("[{s:s}]", "text", "NCB droite"));
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK_INT(map_decision_mark_text(&d, sr), 0);
+    coding = json_array_get(
+        json_object_get(json_array_get(json_object_get(sr, "reasonCode"), 0), "coding"), 0);
+    CHECK_STR(json_string_value(json_object_get(coding, "code")), "M54.12");
+    CHECK_STR(json_string_value(
+                  json_object_get(json_array_get(json_object_get(sr, "reasonCode"), 0), "text")),
+              "NCB");
+    map_decision_cleanup(&d);
+    json_decref(sr);
+}
+
+static bool has_flag(const struct map_decision *d, const char *code, const char *why,
+                     const char *expr)
+{
+    size_t i;
+
+    for (i = 0; i < d->n_flags; i++)
+        if (strcmp(d->flags[i].code, code) == 0 && (!why || strstr(d->flags[i].why, why)) &&
+            (!expr || strcmp(d->flags[i].expression, expr) == 0))
+            return true;
+    return false;
+}
+
+static void a_duration_in_words_feeds_the_six_week_rule_unless_a_condition_dates_it(void)
+{
+    json_t *sr = words_referral("Lombalgie depuis 10 jours", "M54.5");
+    json_t *cond = json_pack("{s:s, s:s, s:s, s:{s:[{s:s, s:s}]}}", "resourceType", "Condition",
+                             "id", "c0", "onsetDateTime", "2025-10-01", "code", "coding", "system",
+                             MAP_SYS_ICD10, "code", "M54.5");
+    struct map_referral ref = {.service_request = sr};
+    struct map_decision d;
+    struct gw_error err;
+
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(!d.is_from_text); /* the coded indication stands */
+    CHECK_INT(d.text_days, 10);
+    CHECK(has_flag(&d, "conservative-treatment-short", "depuis 10 jours",
+                   "ServiceRequest.reasonCode[0].text"));
+    map_decision_cleanup(&d);
+    ref.conditions = &cond;
+    ref.n_conditions = 1;
+    json_object_set_new(sr, "reasonReference", json_pack("[{s:s}]", "reference", "#c0"));
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(!has_flag(&d, "conservative-treatment-short", NULL, NULL)); /* five months: the onset */
+    map_decision_cleanup(&d);
+    json_decref(cond);
+    json_decref(sr);
+}
+
+static void the_practice_chooses_a_procedure_by_its_code_or_a_billing_code(void)
+{
+    json_t *sr = words_referral("asthme", "J45.9");
+    struct map_referral ref = {.service_request = sr};
+    struct map_decision d;
+    struct map_choice c = {MAP_CS_PROCEDURE, "facet-joint-injection", MAP_REGION_LUMBAR, 0, 0};
+    struct gw_error err;
+    const char *proc;
+    enum map_guidance g;
+    json_t *code;
+
+    CHECK(map_procedure_of_code(real_set(), MAP_SYS_CCAM, "lhlh002", &proc, &g));
+    CHECK_STR(proc, "facet-joint-injection");
+    CHECK_INT(g, MAP_GUIDANCE_CT);
+    CHECK(map_procedure_of_code(real_set(), MAP_SYS_CPT, "27096", &proc, &g));
+    CHECK_STR(proc, "sacroiliac-joint-injection");
+    CHECK(!map_procedure_of_code(real_set(), MAP_SYS_CCAM, "ZZZZ999", &proc, &g));
+    CHECK_INT(map_referral_decide(real_set(), &ref, &d, &err), GW_OK);
+    CHECK(d.is_unmapped);
+    CHECK_INT(map_decision_choose(real_set(), &d, &c, &err), GW_OK);
+    CHECK(!d.is_unmapped && d.is_chosen_by_practice && d.chosen_by == NULL);
+    CHECK_STR(d.ccam.code, "LHLH003");
+    CHECK_STR(d.cpt.code, "64493");
+    code = map_decision_code(&d);
+    CHECK_STR(json_string_value(json_object_get(code, "text")),
+              "Facet (zygapophyseal) joint injection, image-guided");
+    CHECK_INT(json_array_size(json_object_get(code, "extension")), 1); /* the codes' map only */
+    json_decref(code);
+    c = (struct map_choice){MAP_SYS_CCAM, "LHLH002", MAP_REGION_CERVICAL, 0, 0};
+    CHECK_INT(map_decision_choose(real_set(), &d, &c, &err), GW_OK);
+    CHECK_STR(d.ccam.code, "LHLH002"); /* the CT-guided act */
+    CHECK_STR(d.cpt.code, "64490");
+    c = (struct map_choice){MAP_SYS_CCAM, "NOPE001", 0, 0, 0};
+    CHECK_INT(map_decision_choose(real_set(), &d, &c, &err), GW_E_INPUT);
+    CHECK(strstr(err.msg, "NOPE001") != NULL);
+    map_decision_cleanup(&d);
+    json_decref(sr);
+}
+
 /* ---------------------------------------------------------------- translate */
 
 static size_t tr(const char *system, const char *code, const char *target, enum map_region r,
@@ -369,8 +609,9 @@ static void translate_applies_depends_on_and_keeps_the_most_specific(void)
     CHECK_INT(m[0].equivalence, MAP_EQ_NARROWER);
     CHECK(m[0].comment != NULL);
     CHECK_INT(tr(MAP_CS_PROCEDURE, "epidural-injection", MAP_SYS_CCAM, 0, 0, 0, m, 8), 1);
-    CHECK(m[0].code == NULL);
-    CHECK_INT(m[0].equivalence, MAP_EQ_UNMATCHED);
+    CHECK_STR(m[0].code, "AFLB007"); /* CCAM has no guided epidural: the unguided act, inexact */
+    CHECK_INT(m[0].equivalence, MAP_EQ_INEXACT);
+    CHECK(m[0].comment != NULL);
 }
 
 static void translate_without_target_lists_every_map_and_the_codes_behind(void)
@@ -813,10 +1054,14 @@ static void check_passes_the_real_mappings_with_warnings_only(void)
     CHECK_INT(map_report_exit_status(&r), 0);
     CHECK_INT(r.n_indications, 12);
     CHECK_INT(r.n_indications_mapped, 12);
-    CHECK_INT(count_kind(&r, "no-code", MAP_SEV_WARNING), 5); /* 4 x SNOMED CT, epidural CCAM */
+    CHECK_INT(count_kind(&r, "no-code", MAP_SEV_WARNING), 4); /* SNOMED CT for each procedure */
+    CHECK_INT(count_kind(&r, "inexact", MAP_SEV_WARNING), 1); /* the epidural's CCAM AFLB007 */
+    CHECK_INT(r.n_warnings, 5);
+    CHECK(r.n_synonyms >= 20 && r.n_phrases >= 150);
     gw_buf_init(&b, 1 << 20);
     map_report_print(&r, &b);
-    CHECK(strstr(b.data, "epidural-injection has no CCAM code") != NULL);
+    CHECK(strstr(b.data, "epidural-injection is billed as CCAM AFLB007, an inexact code") != NULL);
+    CHECK(strstr(b.data, "12/12 listed indications read from words") != NULL);
     CHECK(strstr(b.data, "sciatica") != NULL);
     CHECK(strstr(b.data, "12/12 listed indications mapped: 0 errors") != NULL);
     gw_buf_cleanup(&b);
@@ -847,10 +1092,55 @@ static void check_reports_unknown_systems_duplicates_conflicts_and_gaps(void)
     map_report_cleanup(&r);
 }
 
+static void check_reports_words_that_map_nothing_conflict_or_start_negated(void)
+{
+    struct map_report r;
+    struct gw_error err;
+
+    CHECK_INT(map_check_dir(DATA "/check-synonyms", &r, &err), GW_OK);
+    CHECK_INT(count_kind(&r, "unmapped", MAP_SEV_ERROR), 2);    /* J45.9, byRegion M54.2 */
+    CHECK_INT(count_kind(&r, "conflict", MAP_SEV_ERROR), 1);    /* "Sciatique" as M54.5 */
+    CHECK_INT(count_kind(&r, "duplicate", MAP_SEV_WARNING), 1); /* "sciatique" again */
+    CHECK_INT(count_kind(&r, "negation", MAP_SEV_WARNING), 1);  /* "pas de lombalgie" */
+    CHECK_INT(r.n_synonyms, 4);
+    CHECK_INT(map_report_exit_status(&r), 1);
+    map_report_cleanup(&r);
+}
+
+static void load_rejects_a_broken_synonym_table_naming_the_path(void)
+{
+    static const char *const bad[][2] = {
+        {"{\"version\":\"1\"}", "negations must be an object"},
+        {"{\"version\":\"1\",\"negations\":{\"before\":[\"pas\"]},\"sides\":{\"left\":[\"g\"],"
+         "\"right\":[\"d\"]}}",
+         "sides.bilateral"},
+        {"{\"version\":\"1\",\"negations\":{\"before\":[\"...\"]}}", "has no letter"},
+    };
+    const char *map = HEAD GROUP "{\"code\":\"x\",\"equivalence\":\"equivalent\"}]}]}]}";
+    struct map_file f[2] = {{"m.json", map, strlen(map)}, {"indication-synonyms.json", NULL, 0}};
+    struct map_set *set;
+    struct gw_error err;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f[1].data = bad[i][0];
+        f[1].len = strlen(bad[i][0]);
+        CHECK_INT(map_set_load_files(f, 2, "t", &set, &err), GW_E_INPUT);
+        CHECK(strstr(err.msg, "indication-synonyms.json") != NULL);
+        if (!strstr(err.msg, bad[i][1]))
+            fprintf(stderr, "    case %zu: %s\n", i, err.msg);
+        CHECK(strstr(err.msg, bad[i][1]) != NULL);
+    }
+}
+
 int main(void)
 {
     json_object_seed(0);
     RUN(referral_cases_from_the_table_decide_as_expected);
+    RUN(indications_in_words_from_the_table_read_as_expected);
+    RUN(an_indication_read_from_words_is_marked_on_the_referral);
+    RUN(a_duration_in_words_feeds_the_six_week_rule_unless_a_condition_dates_it);
+    RUN(the_practice_chooses_a_procedure_by_its_code_or_a_billing_code);
     RUN(translate_normalises_dots_case_and_prefixes);
     RUN(translate_accepts_cim10_and_oid_aliases);
     RUN(translate_applies_depends_on_and_keeps_the_most_specific);
@@ -869,6 +1159,8 @@ int main(void)
     RUN(reload_with_a_broken_file_keeps_the_previous_maps);
     RUN(check_passes_the_real_mappings_with_warnings_only);
     RUN(check_reports_unknown_systems_duplicates_conflicts_and_gaps);
+    RUN(check_reports_words_that_map_nothing_conflict_or_start_negated);
+    RUN(load_rejects_a_broken_synonym_table_naming_the_path);
     map_set_unref(real_set());
     return check_summary();
 }

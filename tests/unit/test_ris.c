@@ -137,6 +137,8 @@ static const char referral_json[] =
     "   [{\"system\": \"urn:oid:1.2.250.1.71.4.2.1\", \"value\": \"10003456789\"}],"
     "   \"name\": [{\"family\": \"Martin\", \"given\": [\"Claire\"]}]}],"
     " \"status\": \"active\", \"intent\": \"order\", \"priority\": \"urgent\","
+    " \"code\": {\"coding\": [{\"system\": \"https://smt.esante.gouv.fr/terminologie-ccam\","
+    "   \"code\": \"AHLH014\", \"display\": \"Infiltration de nerf spinal\"}]},"
     " \"subject\": {\"reference\": \"#pat\"}, \"requester\": {\"reference\": \"#gp\"},"
     " \"reasonCode\": [{\"coding\": [{\"system\": \"http://hl7.org/fhir/sid/icd-10\","
     "   \"code\": \"M54.4\", \"display\": \"Lumbago with sciatica\"}],"
@@ -308,20 +310,81 @@ static void notes_with_separators_and_line_breaks_round_trip(void)
     json_decref(sr);
 }
 
-static void unmapped_referral_sends_the_indication_and_a_triage_note(void)
+static void an_order_without_a_procedure_is_refused_but_a_cancel_is_not(void)
 {
     json_t *sr = make_referral("order-4", NULL);
     struct map_decision d;
     struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0], "montorgueil"};
-    struct hl7_msg *m;
+    char *text = NULL;
+    size_t len = 0;
+    struct gw_error err;
 
     memset(&d, 0, sizeof d);
     d.is_unmapped = true;
+    json_object_del(sr, "code");
+    CHECK_INT(ris_order_build(&r, RIS_ORDER_NEW, "GW0000000000000000004", 1764000000000, NULL,
+                              &text, &len, &err),
+              GW_E_INPUT);
+    CHECK(text == NULL);
+    CHECK(strstr(err.msg, "OBR-4") != NULL);
+    CHECK_INT(ris_order_build(&r, RIS_ORDER_CHANGE, "GW0000000000000000005", 1764000000000, NULL,
+                              &text, &len, &err),
+              GW_E_INPUT);
+    CHECK_INT(ris_order_build(&r, RIS_ORDER_CANCEL, "GW0000000000000000006", 1764000000000, NULL,
+                              &text, &len, &err),
+              GW_OK);
+    free(text);
+    json_decref(sr);
+}
+
+static void snomed_indications_go_to_dg1_as_sct_with_the_bodysite_side(void)
+{
+    json_t *sr = make_referral("order-6", NULL);
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct hl7_msg *m;
+    size_t i;
+    bool sct = false;
+
+    json_object_set_new(sr, "reasonCode",
+                        json_pack("[{s:[{s:s, s:s, s:s}]}]", "coding", "system", MAP_SYS_SNOMED,
+                                  "code", "18347007", "display",
+                                  "Spinal stenosis of lumbar region"));
+    json_object_set_new(sr, "bodySite",
+                        json_pack("[{s:[{s:s, s:s}]}, {s:[{s:s, s:s}]}]", "coding", "system",
+                                  MAP_SYS_SNOMED, "code", "122496007", "coding", "system",
+                                  MAP_SYS_SNOMED, "code", "24028007"));
     m = build(&r, RIS_ORDER_NEW);
     CHECK(m != NULL);
-    CHECK(m && get(m, "OBR", 4, 1, 1) == NULL);
-    CHECK_STR(m ? get(m, "OBR", 4, 2, 1) : NULL, "Lombosciatique gauche");
-    CHECK(m && strncmp(get(m, "NTE", 3, 1, 1), "TRIAGE", 6) == 0);
+    for (i = 0; m && i < hl7_msg_count(m, "DG1"); i++)
+        if (strcmp(hl7_msg_get(m, "DG1", i, 3, 0, 1, 1), "18347007") == 0 &&
+            strcmp(hl7_msg_get(m, "DG1", i, 3, 0, 3, 1), "SCT") == 0)
+            sct = true;
+    CHECK(sct);
+    CHECK_STR(m ? get(m, "OBR", 31, 3, 1) : NULL, "SCT");
+    CHECK_STR(m ? get(m, "OBR", 15, 4, 1) : NULL, "122496007");
+    CHECK_STR(m ? get(m, "OBR", 15, 5, 1) : NULL, "R"); /* the separate laterality coding */
+    hl7_msg_destroy(m);
+    json_decref(sr);
+}
+
+static void a_procedure_the_practice_chose_is_said_in_a_note(void)
+{
+    json_t *sr = make_referral("order-7", NULL);
+    struct map_decision d;
+    struct map_flag flag;
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0]};
+    struct hl7_msg *m;
+    size_t i;
+    bool said = false;
+
+    fill_decision(&d, &flag);
+    d.is_chosen_by_practice = true;
+    m = build(&r, RIS_ORDER_NEW);
+    CHECK(m != NULL);
+    CHECK_STR(m ? get(m, "OBR", 4, 1, 1) : NULL, "LHLH003");
+    for (i = 0; m && i < hl7_msg_count(m, "NTE"); i++)
+        said = said || strstr(hl7_msg_get(m, "NTE", i, 3, 0, 1, 1), "chosen by the practice");
+    CHECK(said);
     hl7_msg_destroy(m);
     json_decref(sr);
 }
@@ -1102,7 +1165,9 @@ int main(void)
     RUN(omi_order_carries_patient_provider_procedure_and_imaging_fields);
     RUN(orm_order_is_v2_3_1_with_timing_in_orc_and_a_zds);
     RUN(notes_with_separators_and_line_breaks_round_trip);
-    RUN(unmapped_referral_sends_the_indication_and_a_triage_note);
+    RUN(an_order_without_a_procedure_is_refused_but_a_cancel_is_not);
+    RUN(snomed_indications_go_to_dg1_as_sct_with_the_bodysite_side);
+    RUN(a_procedure_the_practice_chose_is_said_in_a_note);
     RUN(change_and_cancel_use_xo_and_ca);
     RUN(study_uid_is_the_decimal_of_the_uuid_and_stable);
     RUN(hl7_times_without_offset_are_paris_time);
