@@ -340,7 +340,7 @@ static void an_order_without_a_procedure_is_refused_but_a_cancel_is_not(void)
 static void snomed_indications_go_to_dg1_as_sct_with_the_bodysite_side(void)
 {
     json_t *sr = make_referral("order-6", NULL);
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, NULL, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
     size_t i;
     bool sct = false;
@@ -372,7 +372,7 @@ static void a_procedure_the_practice_chose_is_said_in_a_note(void)
     json_t *sr = make_referral("order-7", NULL);
     struct map_decision d;
     struct map_flag flag;
-    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0]};
+    struct ris_referral r = {sr, NULL, NULL, NULL, 0, &d, &test_sites[0], "montorgueil"};
     struct hl7_msg *m;
     size_t i;
     bool said = false;
