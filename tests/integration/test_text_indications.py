@@ -64,10 +64,12 @@ def marked(sr):
 
 def test_words_in_reason_code_text_are_read_and_wait_for_the_practice(gateway):
     r = gateway.post("/fhir/ServiceRequest",
-                     words_only("lombosciatique gauche L5-S1 depuis 10 semaines"))
+                     words_only("lombosciatique gauche L5-S1 depuis 10 semaines"),
+                     headers={"Prefer": "return=OperationOutcome"})
     assert r.status == 201, r
-    assert "read from the words" in r.header("Warning")
-    sr = r.json()
+    assert "warning" in r.header("Warning")
+    assert any("read from the words" in i.get("diagnostics", "") for i in r.json()["issue"])
+    sr = gateway.get("/fhir/ServiceRequest/" + r.header("Location").split("/")[-3]).json()
     assert "code" not in sr  # not confirmed yet
     assert marked(sr) == [("M54.4", "ServiceRequest.reasonCode[0].text", "lombosciatique")]
     task = task_of(gateway, sr["id"], cert="practice")

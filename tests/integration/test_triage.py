@@ -89,9 +89,12 @@ def decide_events(gw):
 
 
 def test_an_unmapped_referral_waits_in_triage_and_no_order_leaves(gateway):
-    r = create(gateway, unmapped_referral())
-    sr = r.json()
-    assert "no procedure is mapped" in (r.header("Warning") or "")
+    r = gateway.post("/fhir/ServiceRequest", unmapped_referral(),
+                     headers={"Prefer": "return=OperationOutcome"})
+    assert r.status == 201, r
+    assert r.header("Warning").startswith('199 fhir-gateway "business-rule warning')
+    assert any("no procedure is mapped" in i.get("diagnostics", "") for i in r.json()["issue"])
+    sr = gateway.get("/fhir/ServiceRequest/" + r.header("Location").split("/")[-3]).json()
     assert "code" not in sr
     task = task_of(gateway, sr["id"])
     assert task["status"] == "requested" and business(task) == "triage"
