@@ -95,6 +95,8 @@ struct config {
     char *audit_hmac_key; /* optional secret for the chain, may be "" */
     /* logging */
     char *log_level;
+    /* the auditor's console */
+    char *console_dir; /* folder of the console's HTML, CSS and JavaScript */
     /* tables */
     struct config_client *clients;
     size_t n_clients;

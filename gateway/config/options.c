@@ -52,6 +52,9 @@ const struct option_row config_options[] = {
     S(instance_id, "fhir-gateway", "this instance's name in AuditEvent.source"),
     S(audit_hmac_key, "", "secret mixed into the audit hash chain (empty: none)"),
     S(log_level, "info", "debug, info, warn or error"),
+    S(console_dir, "console",
+      "folder of the auditor's console served at /console/ (installed: "
+      "/usr/share/fhir-gateway/console)"),
 };
 
 const size_t config_n_options = sizeof config_options / sizeof config_options[0];

@@ -47,6 +47,15 @@ static const struct http_route routes[] = {
      rest_handle_conceptmap_search},
     {"GET", "/fhir/ConceptMap/{id}", "conceptmap-read", CLIENTS, HTTP_FHIR,
      rest_handle_conceptmap_read},
+    {"GET", "/console", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/console/", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/console/{file}", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/fhir/AuditEvent", "search", AUDITOR, HTTP_FHIR, rest_handle_audit_search},
+    {"POST", "/fhir/AuditEvent/$verify", "audit-verify", AUDITOR, HTTP_FHIR,
+     rest_handle_audit_verify},
+    {"GET", "/fhir/AuditEvent/$activity", "audit-activity", AUDITOR, HTTP_FHIR,
+     rest_handle_audit_activity},
+    {"GET", "/fhir/AuditEvent/$export", "audit-export", AUDITOR, 0, rest_handle_audit_export},
     {"POST", "/fhir", "transaction", GP, FHIR_IO, rest_handle_bundle},
     {"GET", "/fhir/{type}", "search", CLIENTS, HTTP_FHIR, rest_handle_search},
     {"POST", "/fhir/{type}", "create", GP, FHIR_IO, rest_handle_create},
@@ -128,6 +137,8 @@ static json_t *resource_entry(const struct rest_type *t)
             add_interaction(json_object_get(r, "interaction"), names[i].code))
             goto fail;
     if ((t->interactions & REST_SEARCH) && add_search(r, t->type))
+        goto fail;
+    if (strcmp(t->type, "AuditEvent") == 0 && rest_auditor_capability(r))
         goto fail;
     return r;
 fail:

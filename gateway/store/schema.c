@@ -52,6 +52,23 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;"
     "CREATE TRIGGER versions_append_only_update BEFORE UPDATE ON versions"
     "  BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;",
+    /* 2: the audit log's hourly activity roll-up (the auditor's console),
+     * filled from the events already recorded; their HTTP status was not
+     * recorded, so their refusals count as rejected requests */
+    "CREATE TABLE audit_rollup ("
+    "  hour INTEGER NOT NULL, client TEXT NOT NULL, address TEXT NOT NULL,"
+    "  class INTEGER NOT NULL, n INTEGER NOT NULL, last INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, client, address, class)) WITHOUT ROWID;"
+    "INSERT INTO audit_rollup (hour, client, address, class, n, last)"
+    "  SELECT (recorded / 3600000) * 3600000, c, a, k, COUNT(*), MAX(recorded) FROM ("
+    "    SELECT recorded,"
+    "      CASE WHEN who = 'unidentified client' THEN '' ELSE COALESCE(who, '') END AS c,"
+    "      CASE WHEN who = 'unidentified client' THEN COALESCE(address, '') ELSE '' END AS a,"
+    "      CASE outcome WHEN '0' THEN 0 WHEN '4' THEN 2 ELSE 3 END AS k"
+    "    FROM (SELECT recorded, json_extract(json, '$.agent[0].who.display') AS who,"
+    "            json_extract(json, '$.agent[0].network.address') AS address,"
+    "            json_extract(json, '$.outcome') AS outcome FROM audit))"
+    "  GROUP BY 1, 2, 3, 4;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
