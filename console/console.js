@@ -103,6 +103,8 @@
     return seen;
   }
 
+  /* "ServiceRequest/5fbbabc8…": the table stays readable; the detail shows all. */
+  const shortRef = (ref) => ref.replace(/\/([^/]{10})[^/]{4,}$/, "/$1…");
   const referralOf = (ae) => references(ae).find((r) => r.startsWith("ServiceRequest/")) || null;
   const patientOf = (ae) => references(ae).find((r) => r.startsWith("Patient/")) || null;
 
@@ -140,6 +142,7 @@
   /* ------------------------------------------------------------ the search */
 
   let current = { url: null, next: null, prev: null };
+  let generation = 0; /* counts the answers shown (data-generation), for tests and tools */
 
   function isoOf(input) {
     if (!input.value) return null;
@@ -199,6 +202,7 @@
       $("rows").replaceChildren();
       $("summary").textContent = err.message;
     } finally {
+      $("results").dataset.generation = String(++generation);
       $("results").removeAttribute("aria-busy");
       $("next").disabled = !current.next;
       $("prev").disabled = !current.prev;
@@ -239,7 +243,9 @@
       cell(tr, when, "time");
       cell(tr, lines(w.name, [w.org, w.address].filter(Boolean).join(" · ")));
       cell(tr, lines(whatWords(ae), req ? req.description : ""));
-      cell(tr, lines(references(ae).join(", ") || "—"), "refs");
+      const refs = references(ae);
+      const refCell = cell(tr, lines(refs.map(shortRef).join(", ") || "—"), "refs");
+      if (refs.length) refCell.title = refs.join("\n");
       cell(tr, outcomeWords(ae), "outcome");
       const b = document.createElement("button");
       b.type = "button";

@@ -10,7 +10,8 @@ set -eu
 
 RUN_PKGS="make gcc libc6-dev pkg-config openssl libmicrohttpd-dev libgnutls28-dev libjansson-dev
 libxml2-dev libssl-dev libsqlite3-dev"
-TEST_PKGS="python3 python3-pytest clang libclang-rt-14-dev time"
+# nodejs (with npm) drives Debian's chromium for the console's browser test
+TEST_PKGS="python3 python3-pytest clang libclang-rt-14-dev time nodejs chromium"
 
 case "${1:-run}" in
 run) want="$RUN_PKGS" ;;
