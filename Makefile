@@ -46,14 +46,14 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
-.PHONY: all deps deps-test deps-model run test check unit integration tools-test certs clean help \
-        model docs lint fmt fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
+.PHONY: all deps deps-test deps-model run test check unit integration tools-test browser certs \
+        clean help model docs lint fmt fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
 	@echo "make            build build/fhir-gateway"
 	@echo "make run        install packages, build, make dev certificates, serve on SQLite"
-	@echo "make test       install test packages, build, run unit and integration tests"
+	@echo "make test       install test packages, build, run unit, integration and browser tests"
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
@@ -110,11 +110,22 @@ integration: $(B)/fhir-gateway certs
 tools-test:
 	$(PYTEST) -q tests/tools
 
+# The auditor's console in Debian's Chromium, driven by playwright-core (the
+# exact version in tests/browser/package.json, installed from the lock file).
+tests/browser/node_modules/playwright-core/package.json: tests/browser/package.json \
+		tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+browser: $(B)/fhir-gateway certs tests/browser/node_modules/playwright-core/package.json
+	GATEWAY_BIN=$(abspath $(B)/fhir-gateway) $(PYTEST) -q tests/browser
+
 test: deps-test
 	$(MAKE) all certs
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) tools-test
+	$(MAKE) browser
 ifeq ($(HAVE_CLANG),yes)
 	$(MAKE) fuzz-short
 endif

@@ -78,6 +78,7 @@ struct audit_event {
     const char *path;                /* what was asked, e.g. "POST /fhir/ServiceRequest" */
     const char *patient;             /* "Patient/…" the interaction is about, may be NULL */
     const struct audit_tally *tally; /* AUDIT_SECURITY: what the event counts */
+    int http_status;                 /* the HTTP status answered, 0 when not HTTP */
     struct audit_entity entities[AUDIT_MAX_ENTITIES];
     size_t n_entities;
 };
@@ -89,6 +90,22 @@ void audit_set_source(const char *instance_id);
  * event says how many were left out in its description). */
 void audit_add_entity(struct audit_event *ev, const char *reference, const char *role,
                       const char *type, const char *name);
+
+/* What the activity roll-up counts an event as (the console's pictures). */
+enum audit_class {
+    AUDIT_CLASS_SUCCESS = 0,
+    AUDIT_CLASS_REFUSED = 1,  /* 401, 403, 404: no identity, no right, nothing visible */
+    AUDIT_CLASS_REJECTED = 2, /* any other failure of the client's request */
+    AUDIT_CLASS_FAILED = 3,   /* the gateway failed (serious or major failure) */
+};
+#define AUDIT_N_CLASSES 4
+enum audit_class audit_class_of(const struct audit_event *ev);
+/* The names of the classes, in enum order ("success", "refused", ...). */
+extern const char *const audit_class_names[AUDIT_N_CLASSES];
+
+/* True when search parameter name is in the AuditEvent index audit_record()
+ * writes (so the CapabilityStatement lists only what a search can find). */
+bool audit_param_indexed(const char *name);
 
 /* The outcome code for a gw_code or an HTTP status. */
 enum audit_outcome audit_outcome_of(enum gw_code code);

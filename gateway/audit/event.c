@@ -155,6 +155,31 @@ static char *base64(const char *text)
     return out;
 }
 
+enum audit_class audit_class_of(const struct audit_event *ev)
+{
+    if (ev->outcome == AUDIT_SUCCESS)
+        return AUDIT_CLASS_SUCCESS;
+    if (ev->outcome != AUDIT_MINOR_FAILURE)
+        return AUDIT_CLASS_FAILED;
+    if (ev->tally) /* refusals of peers without an identity, counted */
+        return AUDIT_CLASS_REFUSED;
+    if (ev->http_status == 401 || ev->http_status == 403 || ev->http_status == 404)
+        return AUDIT_CLASS_REFUSED;
+    return AUDIT_CLASS_REJECTED;
+}
+
+const char *const audit_class_names[AUDIT_N_CLASSES] = {"success", "refused", "rejected", "failed"};
+
+/* The HTTP status, as a detail of the request's entity (AuditEvent.entity.detail). */
+static int add_status_detail(json_t *entity, int status)
+{
+    char text[16];
+
+    snprintf(text, sizeof text, "%d", status);
+    return json_object_set_new(
+        entity, "detail", json_pack("[{s:s, s:s}]", "type", "http-status", "valueString", text));
+}
+
 static json_t *entity(const struct audit_entity *e)
 {
     json_t *j = json_object();
@@ -276,10 +301,17 @@ json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t 
         struct audit_entity req = {
             .role = "20", .type = "2", .name = ev->request_id, .description = ev->path};
         json_t *list = json_object_get(ae, "entity");
+        json_t *req_entity = entity(&req);
 
-        if (!list && json_object_set_new(ae, "entity", list = json_array()))
+        if (!list && json_object_set_new(ae, "entity", list = json_array())) {
+            json_decref(req_entity);
             goto fail;
-        if (json_array_append_new(json_object_get(ae, "entity"), entity(&req)))
+        }
+        if (req_entity && ev->http_status > 0 && add_status_detail(req_entity, ev->http_status)) {
+            json_decref(req_entity);
+            goto fail;
+        }
+        if (json_array_append_new(json_object_get(ae, "entity"), req_entity))
             goto fail;
     }
     return ae;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AUDIT_MAX_INDEX (AUDIT_MAX_ENTITIES + 16)
+#define AUDIT_MAX_INDEX (3 * AUDIT_MAX_ENTITIES + 16)
 
 struct index_list {
     struct store_index_entry e[AUDIT_MAX_INDEX];
@@ -50,10 +50,48 @@ static void index_event(struct index_list *l, json_t *ae, const struct audit_eve
     add(l, "address", NULL, ev->peer);
     for (i = 0; i < ev->n_entities; i++)
         add(l, "entity", NULL, ev->entities[i].reference);
+    /* entity-name: request ids and message control ids link the events of
+     * one request or one message (string search: LIKE is case-blind in
+     * ASCII, which is all such names hold; :exact compares as written) */
+    for (i = 0; i < ev->n_entities; i++) {
+        add(l, "entity-name", NULL, ev->entities[i].name);
+        add(l, "entity-name:exact", NULL, ev->entities[i].name);
+    }
+    add(l, "entity-name", NULL, ev->request_id);
+    add(l, "entity-name:exact", NULL, ev->request_id);
     add(l, "patient", NULL, ev->patient);
     add(l, "entity", NULL, ev->patient);
     if (l->n < AUDIT_MAX_INDEX)
         l->e[l->n++] = (struct store_index_entry){"date", NULL, NULL, recorded_ms, recorded_ms + 1};
+}
+
+static const char *const indexed_params[] = {"date",    "agent",   "entity",  "entity-name",
+                                             "patient", "type",    "subtype", "action",
+                                             "outcome", "address", NULL};
+
+bool audit_param_indexed(const char *name)
+{
+    size_t i;
+
+    for (i = 0; indexed_params[i]; i++)
+        if (strcmp(indexed_params[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Counts ev in the hourly activity roll-up: identified clients by name,
+ * the others by network address; an aggregated event counts its refusals. */
+static enum gw_code tally(struct store_txn *txn, const struct audit_event *ev, int64_t recorded,
+                          struct gw_error *err)
+{
+    const char *client = ev->who && ev->who->client_name ? ev->who->client_name
+                         : ev->actor_name                ? ev->actor_name
+                                                         : "";
+    const char *address = *client ? "" : ev->peer ? ev->peer : "";
+
+    long n = ev->tally ? ev->tally->count : 1;
+
+    return store_txn_audit_tally(txn, recorded, client, address, (int)audit_class_of(ev), n, err);
 }
 
 enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, struct gw_error *err)
@@ -77,6 +115,8 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
     }
     index_event(idx, ae, ev, recorded);
     rc = store_txn_audit_append(txn, id, recorded, text, idx->e, idx->n, err);
+    if (!rc)
+        rc = tally(txn, ev, recorded, err);
 out:
     free(idx);
     free(text);

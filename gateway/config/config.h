@@ -107,6 +107,8 @@ struct config {
     long audit_refusal_period_s; /* window of the aggregated anonymous refusals */
     /* logging */
     char *log_level;
+    /* the auditor's console */
+    char *console_dir; /* folder of the console's HTML, CSS and JavaScript */
     /* tables */
     struct config_client *clients;
     size_t n_clients;

@@ -54,6 +54,9 @@ const struct option_row config_options[] = {
     L(audit_refusal_period_s, 60, 1, 3600,
       "refusals of clients without an identity: one AuditEvent per address and this period"),
     S(log_level, "info", "debug, info, warn or error"),
+    S(console_dir, "console",
+      "folder of the auditor's console served at /console/ (installed: "
+      "/usr/share/fhir-gateway/console)"),
 };
 
 const size_t config_n_options = sizeof config_options / sizeof config_options[0];

@@ -13,6 +13,7 @@
 #define HTTP_MAX_ALLOW    128
 #define HTTP_MAX_RESPONSE (256 * 1024 * 1024)
 #define HTTP_MAX_QUERY    (64 * 1024)
+#define HTTP_STREAM_BLOCK (32 * 1024)
 
 struct param_walk {
     struct http_request *req;
@@ -158,6 +159,43 @@ static void add_headers(struct MHD_Response *r, const struct http_request *req,
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
 }
 
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *st = cls;
+    long n;
+
+    (void)pos;
+    n = st->read(st->ctx, buf, max);
+    if (n == HTTP_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+    struct http_stream *st = cls;
+
+    st->done(st->ctx);
+    free(st);
+}
+
+/* A response whose body resp->stream produces while it is sent; on success
+ * the stream belongs to the response. */
+static struct MHD_Response *stream_response(struct http_response *resp)
+{
+    struct http_stream *st = malloc(sizeof *st);
+    struct MHD_Response *r;
+
+    if (!st)
+        return NULL;
+    *st = resp->stream;
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_read, st,
+                                          stream_done);
+    if (!r)
+        free(st);
+    return r;
+}
+
 /* Renders, queues the answer, counts and logs; consumes resp. */
 static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *conn,
                               struct req_ctx *rc, struct http_request *req,
@@ -167,8 +205,8 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
     struct MHD_Response *r;
     enum MHD_Result ok;
 
-    if (!resp->status ||
-        (!resp->resource && !resp->body && resp->status != 204 && resp->status != 304)) {
+    if (!resp->status || (!resp->resource && !resp->body && !resp->stream.read &&
+                          resp->status != 204 && resp->status != 304)) {
         gw_log(GW_LOG_ERROR, "handler-set-nothing", "route %s", req->route);
         http_respond_error(resp, 500, "exception", "the server failed to answer", NULL);
     }
@@ -177,12 +215,15 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
         http_response_cleanup(resp);
         http_respond_bytes(resp, 500, "text/plain", "the answer could not be rendered\n", 33);
     }
-    r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+    r = resp->stream.read
+            ? stream_response(resp)
+            : MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         http_response_cleanup(resp);
         return MHD_NO;
     }
     resp->body = NULL; /* now owned by r */
+    memset(&resp->stream, 0, sizeof resp->stream);
     add_headers(r, req, resp);
     ok = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
@@ -209,6 +250,24 @@ static void request_init(struct http_request *req, struct conn_ctx *cc, struct r
     req->request_id = rc->request_id;
     req->started_ms = rc->started_ms;
     req->conn = conn;
+}
+
+/* The refusal of an HTTP_PAGE route: a page a person can read. */
+static enum MHD_Result refuse_page(struct http_server *srv, struct MHD_Connection *conn,
+                                   struct req_ctx *rc, struct http_request *req, int status,
+                                   const char *why)
+{
+    struct http_response resp;
+
+    memset(&resp, 0, sizeof resp);
+    if (srv->hc.on_refusal)
+        srv->hc.on_refusal(srv->hc.refusal_ctx, req, status, why);
+    http_respond_page(&resp, status,
+                      status == 401   ? "Certificate required"
+                      : status == 403 ? "Forbidden"
+                                      : "Refused",
+                      why);
+    return answer(srv, conn, rc, req, &resp);
 }
 
 static enum MHD_Result refuse(struct http_server *srv, struct MHD_Connection *conn,
@@ -320,7 +379,9 @@ enum MHD_Result http_dispatch(struct http_server *srv, struct MHD_Connection *co
     }
     req.route = route->name;
     status = admit(route, &req, &issue, &why);
-    if (status) {
+    if (status && (route->flags & HTTP_PAGE)) {
+        ok = refuse_page(srv, conn, rc, &req, status, why);
+    } else if (status) {
         ok = refuse(srv, conn, rc, &req, status, issue, why);
     } else {
         memset(&resp, 0, sizeof resp);

@@ -72,6 +72,19 @@ struct http_header {
     char *value;
 };
 
+/* A body produced while it is sent (exports): read() fills at most max bytes
+ * of buf and returns how many (0 is not allowed: block until some are ready),
+ * HTTP_STREAM_END when done or HTTP_STREAM_FAILED to cut the connection;
+ * done() frees ctx once the answer is finished or abandoned. Both run on the
+ * thread that sends the answer; memory stays what ctx holds. */
+#define HTTP_STREAM_END    (-1)
+#define HTTP_STREAM_FAILED (-2)
+struct http_stream {
+    long (*read)(void *ctx, char *buf, size_t max);
+    void (*done)(void *ctx);
+    void *ctx;
+};
+
 /* What a handler answers. Set with the http_respond_* helpers. */
 struct http_response {
     int status;
@@ -82,6 +95,7 @@ struct http_response {
     struct http_header headers[HTTP_MAX_HEADERS];
     size_t n_headers;
     char *audit_note; /* what the auditing hook should record about a refusal, may be NULL */
+    struct http_stream stream; /* set by http_respond_stream(): the body is streamed */
 };
 
 /* Answers a FHIR resource (borrowed: the response takes its own reference). */
@@ -97,6 +111,13 @@ void http_respond_bytes(struct http_response *resp, int status, const char *cont
 /* Answers bytes, taking ownership of data (malloc()ed). */
 void http_respond_owned(struct http_response *resp, int status, const char *content_type,
                         char *data, size_t len);
+/* Answers a body produced by stream (which the response now owns: its done()
+ * runs even when the answer is never sent). */
+void http_respond_stream(struct http_response *resp, int status, const char *content_type,
+                         const struct http_stream *stream);
+/* Answers a small HTML page for browsers (refusals of HTTP_PAGE routes):
+ * title and text are escaped; the page loads nothing. */
+void http_respond_page(struct http_response *resp, int status, const char *title, const char *text);
 /* Adds a header (copied); ignored past HTTP_MAX_HEADERS (logged). */
 void http_header_add(struct http_response *resp, const char *name, const char *value);
 /* Builds an OperationOutcome with one issue: a new reference or NULL. */
@@ -110,6 +131,7 @@ enum http_route_flags {
     HTTP_FHIR = 1 << 1,      /* FHIR answer: negotiate JSON/XML (406 otherwise) */
     HTTP_FHIR_BODY = 1 << 2, /* FHIR body: Content-Type JSON or XML (415 otherwise) */
     HTTP_HL7_BODY = 1 << 3,  /* HL7 v2 body: application/hl7-v2 (415 otherwise) */
+    HTTP_PAGE = 1 << 4,      /* a page for browsers: the server's refusals are HTML pages */
 };
 
 /* One row of the routing table. pattern segments are literals or {name};

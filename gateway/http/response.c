@@ -47,6 +47,9 @@ static void set_status(struct http_response *resp, int status)
 
 static void replace_body(struct http_response *resp)
 {
+    if (resp->stream.done)
+        resp->stream.done(resp->stream.ctx);
+    memset(&resp->stream, 0, sizeof resp->stream);
     json_decref(resp->resource);
     resp->resource = NULL;
     free(resp->body);
@@ -97,6 +100,67 @@ void http_respond_bytes(struct http_response *resp, int status, const char *cont
         return;
     }
     http_respond_owned(resp, status, content_type, copy, len);
+}
+
+void http_respond_stream(struct http_response *resp, int status, const char *content_type,
+                         const struct http_stream *stream)
+{
+    replace_body(resp);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->stream = *stream;
+}
+
+static void html_escaped(struct gw_buf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            gw_buf_puts(b, "&lt;");
+            break;
+        case '>':
+            gw_buf_puts(b, "&gt;");
+            break;
+        case '&':
+            gw_buf_puts(b, "&amp;");
+            break;
+        case '"':
+            gw_buf_puts(b, "&quot;");
+            break;
+        default:
+            gw_buf_putc(b, *s);
+        }
+    }
+}
+
+void http_respond_page(struct http_response *resp, int status, const char *title, const char *text)
+{
+    struct gw_buf b;
+    size_t len;
+    char *page;
+
+    gw_buf_init(&b, 16 * 1024);
+    gw_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                    "<meta name=\"viewport\" content=\"width=device-width\"><title>");
+    gw_buf_printf(&b, "%d ", status);
+    html_escaped(&b, title);
+    gw_buf_puts(&b, "</title></head>\n<body><main><h1>");
+    gw_buf_printf(&b, "%d ", status);
+    html_escaped(&b, title);
+    gw_buf_puts(&b, "</h1><p>");
+    html_escaped(&b, text);
+    gw_buf_puts(&b, "</p></main></body></html>\n");
+    page = b.err ? NULL : gw_buf_steal(&b, &len);
+    gw_buf_cleanup(&b);
+    if (!page) {
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+        return;
+    }
+    http_respond_owned(resp, status, "text/html; charset=utf-8", page, len);
+    /* the page loads nothing, runs nothing and may not be framed */
+    http_header_add(resp, "Content-Security-Policy",
+                    "default-src 'none'; base-uri 'none'; form-action 'none'; "
+                    "frame-ancestors 'none'");
 }
 
 void http_header_add(struct http_response *resp, const char *name, const char *value)

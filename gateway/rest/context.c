@@ -245,6 +245,7 @@ enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int 
 
     ev->outcome = audit_outcome_of_status(status);
     ev->outcome_desc = status >= 400 ? why : NULL;
+    ev->http_status = status;
     rc = audit_record_alone(ctx->store, ev, &err);
     if (rc)
         gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);

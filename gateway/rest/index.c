@@ -441,6 +441,8 @@ bool rest_index_supported(const char *type, const char *name)
         return true;
     if (name[0] == '_') /* _content, _text, _filter...: not offered */
         return false;
+    if (strcmp(type, "AuditEvent") == 0 && !audit_param_indexed(name))
+        return false; /* audit/record.c writes that index, not rest_index_build() */
     if (!fhir_search_param_find(type, name, &sp) || !sp.expression || !*sp.expression ||
         sp.type == FHIR_SEARCH_NUMBER || sp.type == FHIR_SEARCH_QUANTITY ||
         sp.type == FHIR_SEARCH_COMPOSITE || sp.type == FHIR_SEARCH_SPECIAL)

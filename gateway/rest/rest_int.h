@@ -98,6 +98,16 @@ void rest_handle_operation_definition(struct http_request *req, struct http_resp
 /* The OperationDefinition of $decide (new reference, NULL on OOM). */
 json_t *rest_decide_definition(void);
 
+/* auditor.c: the auditor's operations (see its head comment), console.c: the console's files */
+void rest_handle_audit_search(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_audit_verify(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_audit_activity(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_audit_export(struct http_request *req, struct http_response *resp, void *ctx);
+void rest_handle_console(struct http_request *req, struct http_response *resp, void *ctx);
+/* Adds the auditor's operations and the chained patient search to the
+ * AuditEvent entry of the CapabilityStatement; 0, or -1 when out of memory. */
+int rest_auditor_capability(json_t *entry);
+
 /* routes.c: what each resource type supports; handlers consult it and the
  * CapabilityStatement is built from it, so the two cannot disagree. */
 enum rest_interaction {

@@ -52,6 +52,15 @@ static const struct http_route routes[] = {
     {"POST", "/fhir/Task/{id}/$decide", "decide", PRACTICE, FHIR_IO, rest_handle_decide},
     {"GET", "/fhir/OperationDefinition/{id}", "operationdefinition-read", CLIENTS, HTTP_FHIR,
      rest_handle_operation_definition},
+    {"GET", "/console", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/console/", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/console/{file}", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
+    {"GET", "/fhir/AuditEvent", "search", AUDITOR, HTTP_FHIR, rest_handle_audit_search},
+    {"POST", "/fhir/AuditEvent/$verify", "audit-verify", AUDITOR, HTTP_FHIR,
+     rest_handle_audit_verify},
+    {"GET", "/fhir/AuditEvent/$activity", "audit-activity", AUDITOR, HTTP_FHIR,
+     rest_handle_audit_activity},
+    {"GET", "/fhir/AuditEvent/$export", "audit-export", AUDITOR, 0, rest_handle_audit_export},
     {"POST", "/fhir", "transaction", GP, FHIR_IO, rest_handle_bundle},
     {"GET", "/fhir/{type}", "search", CLIENTS, HTTP_FHIR, rest_handle_search},
     {"POST", "/fhir/{type}", "create", GP, FHIR_IO, rest_handle_create},
@@ -138,6 +147,8 @@ static json_t *resource_entry(const struct rest_type *t)
         json_object_set_new(r, "operation",
                             json_pack("[{s:s, s:s}]", "name", "decide", "definition",
                                       MAP_BASE "/OperationDefinition/Task-decide")))
+        goto fail;
+    if (strcmp(t->type, "AuditEvent") == 0 && rest_auditor_capability(r))
         goto fail;
     return r;
 fail:

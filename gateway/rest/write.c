@@ -139,6 +139,9 @@ static void audit_base(struct rest_plan *p, struct store_txn *txn, struct audit_
         ev->outcome = audit_outcome_of_status(p->fail_status);
     ev->outcome_desc = outcome ? why->msg : NULL;
     ev->patient = outcome ? NULL : patient_of(p, txn);
+    ev->http_status = !outcome         ? (action == 'C' ? 201 : 200)
+                      : p->fail_status ? p->fail_status
+                                       : gw_code_http_status(outcome);
 }
 
 static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outcome,

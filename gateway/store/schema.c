@@ -93,6 +93,35 @@ static const char *const migrations[] = {
     "  SELECT '', sender, control_id, received, ack FROM inbound;"
     "DROP TABLE inbound;"
     "ALTER TABLE inbound_by_client RENAME TO inbound;",
+
+    /* 3: the audit log's hourly activity roll-up (the auditor's console),
+     * filled from the events already recorded; their HTTP status was not
+     * recorded, so their refusals count as rejected requests, except the
+     * counted refusals of peers without an identity (DCM 110113 events),
+     * which count as refused, each event for its count */
+    "CREATE TABLE audit_rollup ("
+    "  hour INTEGER NOT NULL, client TEXT NOT NULL, address TEXT NOT NULL,"
+    "  class INTEGER NOT NULL, n INTEGER NOT NULL, last INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, client, address, class)) WITHOUT ROWID;"
+    "INSERT INTO audit_rollup (hour, client, address, class, n, last)"
+    "  SELECT (recorded / 3600000) * 3600000, c, a, k, SUM(n), MAX(recorded) FROM ("
+    "    SELECT recorded,"
+    "      CASE WHEN who = 'unidentified client' OR type = '110113' THEN ''"
+    "           ELSE COALESCE(who, '') END AS c,"
+    "      CASE WHEN who = 'unidentified client' OR type = '110113' THEN COALESCE(address, '')"
+    "           ELSE '' END AS a,"
+    "      CASE WHEN type = '110113' THEN 1"
+    "           ELSE CASE outcome WHEN '0' THEN 0 WHEN '4' THEN 2 ELSE 3 END END AS k,"
+    "      CASE WHEN type = '110113' THEN COALESCE((SELECT CAST(json_extract(d.value,"
+    "        '$.valueString') AS INTEGER) FROM json_each(audit_json, '$.entity') e,"
+    "        json_each(e.value, '$.detail') d WHERE json_extract(d.value, '$.type') = 'count'"
+    "        LIMIT 1), 1) ELSE 1 END AS n"
+    "    FROM (SELECT recorded, json AS audit_json,"
+    "            json_extract(json, '$.agent[0].who.display') AS who,"
+    "            json_extract(json, '$.agent[0].network.address') AS address,"
+    "            json_extract(json, '$.type.code') AS type,"
+    "            json_extract(json, '$.outcome') AS outcome FROM audit))"
+    "  GROUP BY 1, 2, 3, 4;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -394,3 +394,79 @@ enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q
 {
     return search_run(txn->db, q, NULL, false, out, err);
 }
+
+/* ------------------------------------------------------------ cursors */
+
+struct store_cursor {
+    struct store *st;
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    bool done; /* SQLite would start over if stepped past the end */
+};
+
+void store_cursor_close(struct store_cursor *c)
+{
+    if (!c)
+        return;
+    sqlite3_finalize(c->stmt);
+    if (c->db)
+        reader_release(c->st, c->db);
+    free(c);
+}
+
+enum gw_code store_search_cursor(struct store *st, const struct store_query *q,
+                                 struct store_cursor **out, struct gw_error *err)
+{
+    const struct source *src = strcmp(q->type, "AuditEvent") == 0 ? &audit_src : &resources_src;
+    struct store_cursor *c = calloc(1, sizeof *c);
+    int64_t snapshot = q->snapshot;
+    struct sql sql;
+    enum gw_code rc;
+
+    *out = NULL;
+    if (!c)
+        return gw_fail(err, GW_E_NOMEM, "no memory for a cursor");
+    c->st = st;
+    c->db = reader_acquire(st);
+    rc = snapshot ? GW_OK : snapshot_now(c->db, src, &snapshot, err);
+    if (rc) {
+        store_cursor_close(c);
+        return rc;
+    }
+    sql_init(&sql);
+    sql_text(&sql, "SELECT ");
+    sql_text(&sql, src->select);
+    where_clause(&sql, src, q, NULL, false, snapshot);
+    order_clause(&sql, src, q, false);
+    rc = sql_prepare(c->db, &sql, &c->stmt, err);
+    sql_cleanup(&sql);
+    if (rc) {
+        store_cursor_close(c);
+        return rc;
+    }
+    *out = c;
+    return GW_OK;
+}
+
+enum gw_code store_cursor_next(struct store_cursor *c, const char **json, size_t *len,
+                               struct gw_error *err)
+{
+    int step;
+
+    *json = NULL;
+    *len = 0;
+    if (c->done)
+        return GW_E_NOTFOUND;
+    step = sqlite3_step(c->stmt);
+    if (step == SQLITE_DONE) {
+        c->done = true;
+        return GW_E_NOTFOUND;
+    }
+    if (step != SQLITE_ROW)
+        return store_fail_db(c->db, err, "cursor");
+    *json = (const char *)sqlite3_column_text(c->stmt, 8);
+    *len = (size_t)sqlite3_column_bytes(c->stmt, 8);
+    if (!*json)
+        return gw_fail(err, GW_E_NOMEM, "no memory for a row");
+    return GW_OK;
+}

@@ -364,4 +364,57 @@ struct store_backup_info {
 enum gw_code store_backup(struct store *st, const char *path, bool overwrite,
                           struct store_backup_info *info, struct gw_error *err);
 
+/* ------------------------------------------------------------ audit activity */
+
+/* An hourly roll-up of the audit log, kept in the same commits as its rows,
+ * so that pictures of a period cost the hours and clients in it, never the
+ * events: (hour, client or address, class) -> count, last time. */
+#define STORE_ACTIVITY_CLASSES 4 /* the caller's classes are 0..3 */
+#define STORE_HOUR_MS          3600000
+
+/* Counts n events of class cls by client (or by address when client is "")
+ * in the hour of recorded_ms, inside txn. */
+enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, const char *client,
+                                   const char *address, int cls, long n, struct gw_error *err);
+
+struct store_activity_hour {
+    int64_t hour_ms; /* start of the hour, epoch ms (UTC) */
+    long n[STORE_ACTIVITY_CLASSES];
+};
+struct store_activity_client {
+    char *client;  /* "" for unidentified clients, then address says who */
+    char *address; /* "" for identified clients */
+    long n[STORE_ACTIVITY_CLASSES];
+    int64_t last_ms; /* the last event's time */
+};
+struct store_activity {
+    struct store_activity_hour *hours; /* hours with events, in order */
+    size_t n_hours;
+    struct store_activity_client *clients; /* the busiest first */
+    size_t n_clients;
+    bool more_clients; /* more than max_clients were active */
+};
+/* The roll-up of the hours in [since_ms, until_ms), widened to whole hours,
+ * with at most max_clients clients. GW_E_LIMIT past 400 days. */
+enum gw_code store_audit_activity(struct store *st, int64_t since_ms, int64_t until_ms,
+                                  size_t max_clients, struct store_activity *out,
+                                  struct gw_error *err);
+void store_activity_cleanup(struct store_activity *a);
+
+/* ------------------------------------------------------------ cursors (exports) */
+
+struct store_cursor;
+/* Opens a cursor over every match of q, in q's order (offset, count and
+ * want_total ignored), on a reader connection held until it is closed: one
+ * consistent snapshot, one row in memory at a time. The strings q points to
+ * are bound as they are: they must outlive the cursor. On GW_OK *out is new. */
+enum gw_code store_search_cursor(struct store *st, const struct store_query *q,
+                                 struct store_cursor **out, struct gw_error *err);
+/* The next match's stored JSON: GW_OK with *json (NUL-terminated, *len bytes)
+ * borrowed until the next call; GW_E_NOTFOUND after the last one. */
+enum gw_code store_cursor_next(struct store_cursor *c, const char **json, size_t *len,
+                               struct gw_error *err);
+/* Releases the cursor and its connection. Accepts NULL. */
+void store_cursor_close(struct store_cursor *c);
+
 #endif
