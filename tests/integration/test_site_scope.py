@@ -117,8 +117,15 @@ def downgrade_to_schema_1(db_path, stamp_site):
     transaction did: its last referral's site)."""
     import sqlite3
     db = sqlite3.connect(db_path)
+    schema_1 = {"versions", "resources", "search_index", "outbox", "inbound", "audit",
+                "audit_index"}
+    later = [name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        if name not in schema_1]
+    assert "resource_sites" in later
+    for name in later:  # what later migrations created (resource_sites, the roll-up...)
+        db.execute("DROP TABLE %s" % name)
     db.executescript("""
-        DROP TABLE resource_sites;
         CREATE TABLE inbound_v1 (sender TEXT NOT NULL, control_id TEXT NOT NULL,
           received INTEGER NOT NULL, ack BLOB NOT NULL,
           PRIMARY KEY (sender, control_id)) WITHOUT ROWID;
