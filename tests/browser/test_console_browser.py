@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,7 +28,9 @@ INS = "283052724101267"
 
 @pytest.fixture
 def gateway(tmp_path):
-    gw = Gateway(str(tmp_path)).start()
+    # refusals without a certificate are counted per address and period (one event):
+    # a one-second period lets theirs land before the page is read
+    gw = Gateway(str(tmp_path), env={"GATEWAY_AUDIT_REFUSAL_PERIOD_S": "1"}).start()
     yield gw
     gw.assert_clean_exit()
 
@@ -61,6 +64,10 @@ def traffic(gw):
         gw.post("/ris/acks", peer.ack_for(msg), cert="ris", content_type="application/hl7-v2")
     for text in (peer.order_status(sr, "SC", "SC"), peer.siu(sr, trigger="S12")):
         assert peer.send("127.0.0.1", gw.mllp_port, text).get("MSA", 1) == "AA"
+    deadline = time.time() + 10
+    while time.time() < deadline and not gw.db().execute(
+            "SELECT 1 FROM audit WHERE json LIKE '%\"110113\"%'").fetchone():
+        time.sleep(0.1)
     return sr
 
 
