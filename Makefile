@@ -19,7 +19,7 @@ PYTEST  ?= $(PYTHON) -m pytest
 FHIR_DEFS ?= ../shared/fhir-r4
 Q       ?= @
 
-MODULES := util config auth http fhir mapping hl7v2 store audit ris rest
+MODULES := util config auth http fhir mapping hl7v2 store audit ris notify rest
 SRC     := $(foreach m,$(MODULES),$(wildcard gateway/$(m)/*.c))
 OBJ     := $(SRC:%.c=$(B)/%.o)
 modobj   = $(filter $(addprefix $(B)/gateway/,$(addsuffix /%,$(1))),$(OBJ))
@@ -35,6 +35,8 @@ UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
 UNIT_DEPS_audit   := util store audit
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
+UNIT_DEPS_notify  := util config auth store audit fhir notify
+UNIT_DEPS_rest    := util config auth http fhir mapping hl7v2 store audit ris notify rest
 UNIT_DEPS_torture := util hl7v2 fhir mapping
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)

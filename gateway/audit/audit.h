@@ -37,6 +37,8 @@ enum audit_kind {
     AUDIT_HL7_IMPORT, /* an HL7 v2 message received: subtype the message type */
     AUDIT_HL7_EXPORT, /* an HL7 v2 message sent or handed out */
     AUDIT_CLI,        /* a command-line action on the store */
+    AUDIT_NOTIFY,     /* a Subscription notification queued or sent: subtype its Backport
+                         notification type (event-notification, handshake) */
 };
 
 /* One resource (or query) the event is about. */
