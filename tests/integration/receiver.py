@@ -1,0 +1,141 @@
+"""A GP software's notification endpoint for the black-box tests, written from
+the FHIR R4 rest-hook rules alone (standard library ssl and http.server, no
+gateway code): HTTPS that requires a client certificate signed by the
+development CA, records every POST it gets (path, headers, body, the client
+certificate's subject, arrival time) and answers the status it is told to."""
+
+import http.server
+import json
+import os
+import ssl
+import threading
+import time
+
+CERTS = os.path.join(os.path.dirname(__file__), "..", "..", "certs", "dev")
+
+
+class Notification:
+    """One POST as received."""
+
+    def __init__(self, path, headers, body, client_cn, at):
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.client_cn = client_cn
+        self.at = at
+
+    def bundle(self):
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def status(self):
+        """The status Parameters of a Backport notification Bundle, as a dict."""
+        params = self.bundle()["entry"][0]["resource"]["parameter"]
+        out = {}
+        for p in params:
+            value = [v for k, v in p.items() if k.startswith("value")]
+            out[p["name"]] = value[0] if value else {q["name"]: [v for k, v in q.items()
+                                                                 if k.startswith("value")][0]
+                                                     for q in p["part"]}
+        return out
+
+    def kind(self):
+        return self.status()["type"]
+
+    def event_number(self):
+        return int(self.status()["notification-event"]["event-number"])
+
+    def focus(self):
+        entries = self.bundle()["entry"]
+        return entries[1].get("resource") if len(entries) > 1 else None
+
+    def __repr__(self):
+        return "<Notification %s %d bytes>" % (self.path, len(self.body))
+
+
+class Receiver:
+    """An HTTPS endpoint on 127.0.0.1 that requires a client certificate."""
+
+    def __init__(self, port=0, status=200, ca="ca.pem"):
+        self.port = port
+        self.status = status  # what every POST is answered
+        self.ca = os.path.join(CERTS, ca)
+        self.received = []
+        self.refused_handshakes = 0
+        self.lock = threading.Lock()
+        self.server = None
+
+    def start(self):
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                cert = self.connection.getpeercert() or {}
+                cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+                with receiver.lock:
+                    receiver.received.append(Notification(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                        cn[0] if cn else None, time.time()))
+                    status = receiver.status
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                with receiver.lock:
+                    receiver.refused_handshakes += 1
+
+            def finish_request(self, request, client_address):
+                try:
+                    request.do_handshake()
+                except (ssl.SSLError, OSError):
+                    with receiver.lock:
+                        receiver.refused_handshakes += 1
+                    return
+                super().finish_request(request, client_address)
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(CERTS, "receiver.pem"), os.path.join(CERTS, "receiver.key"))
+        ctx.verify_mode = ssl.CERT_REQUIRED  # the gateway must present its client certificate
+        ctx.load_verify_locations(self.ca)
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                             do_handshake_on_connect=False)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def url(self, path="/fhir-notify"):
+        return "https://127.0.0.1:%d%s" % (self.port, path)
+
+    def on(self, path):
+        with self.lock:
+            return [n for n in self.received if n.path == path]
+
+    def events(self, path):
+        return [n for n in self.on(path) if n.body and n.kind() == "event-notification"]
+
+    def wait_for(self, fn, timeout=20, step=0.05):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = fn()
+            if value:
+                return value
+            time.sleep(step)
+        return fn()
