@@ -422,7 +422,7 @@ static bool held(struct notify *n, const char *sub)
 {
     size_t i;
 
-    for (i = 0; i < n->n_threads; i++)
+    for (i = 0; i < NOTIFY_MAX_WORKERS; i++) /* every slot: threads may still be starting */
         if (n->in_flight[i] && strcmp(n->in_flight[i], sub) == 0)
             return true;
     return false;
