@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
 .PHONY: all deps deps-test run test check unit integration certs clean help model lint fmt \
-        fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
+        fmt-check bench bench-subscriptions fuzz fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -58,6 +58,7 @@ help:
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
+	@echo "make bench-subscriptions  notification latency under load"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from FHIR_DEFS"
 
 deps:
@@ -175,6 +176,10 @@ $(B)/bench/baseline: bench/baseline.c
 
 bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
 	@B=$(B) bench/run.sh
+
+# Subscription notifications: change committed -> notification received, under load.
+bench-subscriptions: deps all certs $(B)/bench/loadgen
+	@B=$(B) $(PYTHON) bench/subscription_latency.py
 
 
 -include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)

@@ -139,3 +139,25 @@ class Receiver:
                 return value
             time.sleep(step)
         return fn()
+
+
+if __name__ == "__main__":
+    # python3 tests/integration/receiver.py PORT: a GP endpoint on 127.0.0.1:PORT
+    # that prints each notification it gets (the README's walk-through).
+    import sys
+
+    r = Receiver(port=int(sys.argv[1]) if len(sys.argv) > 1 else 9443).start()
+    print("listening on %s (client certificate required)" % r.url("/"), flush=True)
+    shown = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            with r.lock:
+                fresh = r.received[shown:]
+                shown = len(r.received)
+            for n in fresh:
+                print("POST %s from %s, %d bytes" % (n.path, n.client_cn, len(n.body)), flush=True)
+                if n.body:
+                    print(json.dumps(n.bundle(), indent=1, ensure_ascii=False), flush=True)
+    except KeyboardInterrupt:
+        r.stop()
