@@ -108,17 +108,16 @@ def main():
             proc.wait(60)
     receiver.stop()
     latencies, numbers = [], []
-    for n in receiver.received:
-        if not n.body or n.kind() != "event-notification":
-            continue
-        task = n.focus()
+    posts = [n for n in receiver.received if n.body and n.kind() == "event-notification"]
+    for e in receiver.events("/fhir-notify"):
+        task = e.focus()
         committed = datetime.strptime(task["meta"]["lastUpdated"], "%Y-%m-%dT%H:%M:%S.%fZ")
         committed = (committed - datetime(1970, 1, 1)).total_seconds()
-        latencies.append((n.at - committed) * 1000.0)
-        numbers.append(n.event_number())
+        latencies.append((e.at - committed) * 1000.0)
+        numbers.append(e.event_number())
     print("load: %s connections, %ss: %s" % (CONNECTIONS, DURATION, load.stdout.strip()))
-    print("notifications: %d received, %d distinct events, queue drained %.1fs after the load"
-          % (len(numbers), len(set(numbers)), drained))
+    print("notifications: %d POSTs carried %d events (%d distinct); queue drained %.1fs after"
+          " the load" % (len(posts), len(numbers), len(set(numbers)), drained))
     if latencies:
         print("latency commit -> received (ms): p50=%.1f p90=%.1f p99=%.1f max=%.1f"
               % (percentile(latencies, 50), percentile(latencies, 90), percentile(latencies, 99),

@@ -15,8 +15,9 @@
  *            follows: active after a delivery, error (the reason in
  *            Subscription.error) after subscription_error_after failed
  *            attempts in a row or a dead letter, active again after the next
- *            delivery. A notification carries its subscription's event
- *            number, so a receiver recognises a repeat after a crash.
+ *            delivery. The pending events of a subscription go together,
+ *            up to NOTIFY_MAX_BATCH in one notification; each carries its
+ *            event number, so a receiver recognises a repeat after a crash.
  * Never:     connects outside the allow-list in force (checked again before
  *            each attempt), speaks plain HTTP, follows a redirect, waits past
  *            subscription_connect_timeout_ms / subscription_timeout_ms, or
@@ -42,6 +43,7 @@
 #define NOTIFY_MAX_HEADER        4096 /* bytes of one channel.header entry */
 #define NOTIFY_MAX_RESPONSE_HEAD 16384
 #define NOTIFY_MAX_WORKERS       64
+#define NOTIFY_MAX_BATCH         50 /* events one notification carries at most */
 
 /* The Subscriptions R5 Backport IG (STU 1.1) for R4: payload content codes
  * (extension on Subscription.channel.payload) and the profiles and code
@@ -123,25 +125,35 @@ enum notify_content {
 enum gw_code notify_content_of(json_t *subscription, enum notify_content *out,
                                struct gw_error *err);
 
-/* One notification as the Bundle shows it (all borrowed). */
+/* One event a notification reports (all borrowed). */
+struct notify_focus {
+    long event;           /* its event number */
+    int64_t timestamp_ms; /* the commit time of the change */
+    const char *type;     /* the resource version that changed */
+    const char *id;
+    long version;
+    json_t *resource; /* that version (NOTIFY_FULL_RESOURCE), or NULL */
+};
+
+/* One notification as its Bundle shows it (all borrowed): a handshake, or
+ * one or more consecutive events of one subscription. */
 struct notify_event {
     const char *base;            /* the gateway's FHIR base URL */
     const char *subscription_id; /* Subscription/<id> */
     const char *status;          /* the Subscription's status now */
     enum store_note_kind kind;
-    long events; /* events-since-subscription-start (an event: its own number) */
-    int64_t timestamp_ms;
-    const char *focus_type; /* events */
-    const char *focus_id;
-    long focus_version;
-    json_t *focus; /* the focus version (NOTIFY_FULL_RESOURCE), or NULL */
+    long events;                      /* events-since-subscription-start */
+    int64_t timestamp_ms;             /* Bundle.timestamp: when the (last) change committed */
+    const struct notify_focus *focus; /* events, in order */
+    size_t n_focus;
     enum notify_content content;
-    long position; /* the notification's place in its subscription's queue */
+    long first_position, last_position; /* the notifications' places in their queue */
 };
 
 /* The notification Bundle (type history, Backport R4 profile: a Parameters
- * subscription status first, then the focus), or NULL when out of memory.
- * A new reference; the same event gives the same Bundle.id. */
+ * subscription status with a notification-event per event, then each
+ * focus), or NULL when out of memory. A new reference; the same
+ * notifications give the same Bundle.id. */
 json_t *notify_bundle_build(const struct notify_event *ev);
 
 /* ------------------------------------------------------------ retries */

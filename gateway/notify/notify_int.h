@@ -2,7 +2,8 @@
  *
  * Files: endpoint.c (URLs, allow-list, headers, payload kinds, backoff),
  * payload.c (the notification Bundle), client.c (one HTTPS POST),
- * worker.c (the delivery threads, recording, status, audit, metrics).
+ * attempt.c (one delivery: what goes, its record, status, audit, metrics),
+ * worker.c (the delivery threads, claims, life cycle).
  */
 #ifndef GW_NOTIFY_INT_H
 #define GW_NOTIFY_INT_H
@@ -56,5 +57,14 @@ struct notify_post {
  * when none did. */
 enum gw_code notify_https_post(SSL_CTX *tls, const struct notify_post *post, int *status,
                                struct gw_error *err);
+
+/* ------------------------------------------------------------ attempt.c */
+
+/* Delivers head (a claimed pending notification) with the events queued
+ * behind it, then records the attempt; never fails (a failure is recorded). */
+void notify_deliver(struct notify *n, const struct store_note *head);
+/* /metrics: help texts, and the collector of the per-subscription gauges. */
+void notify_metrics_describe(void);
+void notify_metrics_collect(void *ctx);
 
 #endif

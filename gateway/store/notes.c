@@ -351,31 +351,26 @@ enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **
     return rc;
 }
 
-enum gw_code store_note_get(struct store *st, int64_t seq, struct store_note *out,
-                            struct gw_error *err)
+enum gw_code store_note_pending(struct store *st, const char *subscription, size_t max,
+                                struct store_note **out, size_t *n_out, struct gw_error *err)
 {
+    static const char sql[] = "SELECT " NOTE_COLUMNS " FROM notifications"
+                              " WHERE state = 0 AND subscription = ?1 ORDER BY position LIMIT ?2";
     sqlite3 *db = reader_acquire(st);
     sqlite3_stmt *s;
-    struct store_note *list = NULL;
-    size_t n = 0;
-    enum gw_code rc =
-        stmt_prepare(db, "SELECT " NOTE_COLUMNS " FROM notifications WHERE seq = ?1", &s, err);
+    enum gw_code rc = stmt_prepare(db, sql, &s, err);
 
-    memset(out, 0, sizeof *out);
+    *out = NULL;
+    *n_out = 0;
+    if (max > NOTES_MAX_LIST)
+        max = NOTES_MAX_LIST;
     if (!rc) {
-        sqlite3_bind_int64(s, 1, seq);
-        rc = collect_notes(db, s, 1, &list, &n, err);
+        sqlite3_bind_text(s, 1, subscription, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)max);
+        rc = collect_notes(db, s, max, out, n_out, err);
     }
     sqlite3_finalize(s);
     reader_release(st, db);
-    if (!rc && n == 0)
-        rc = gw_fail(err, GW_E_NOTFOUND, "no notification %lld", (long long)seq);
-    if (!rc) {
-        *out = list[0];
-        free(list);
-        return GW_OK;
-    }
-    store_note_list_free(list, n);
     return rc;
 }
 

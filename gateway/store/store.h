@@ -372,15 +372,16 @@ enum gw_code store_txn_note_drop(struct store_txn *txn, const char *subscription
  * at most max (reader connection). *out is a new array of *n_out rows. */
 enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **out, size_t *n_out,
                               struct gw_error *err);
+/* The pending notifications of subscription, oldest first, at most max
+ * (reader connection): what one delivery may carry together. */
+enum gw_code store_note_pending(struct store *st, const char *subscription, size_t max,
+                                struct store_note **out, size_t *n_out, struct gw_error *err);
 /* Records an attempt on the notification seq: attempts + 1, then state
  * (STORE_NOTE_PENDING with next_at_ms for a retry), error (may be NULL).
  * *changed is false, and nothing written, when it was no longer pending. */
 enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum store_note_state state,
                                    int64_t next_at_ms, const char *error, bool *changed,
                                    struct gw_error *err);
-/* The notification seq as stored (reader connection), GW_E_NOTFOUND when none. */
-enum gw_code store_note_get(struct store *st, int64_t seq, struct store_note *out,
-                            struct gw_error *err);
 
 struct store_note_stats {
     char *subscription;

@@ -41,15 +41,36 @@ class Notification:
     def kind(self):
         return self.status()["type"]
 
-    def event_number(self):
-        return int(self.status()["notification-event"]["event-number"])
-
-    def focus(self):
+    def events(self):
+        """The events this notification reports, in order (one or more)."""
         entries = self.bundle()["entry"]
-        return entries[1].get("resource") if len(entries) > 1 else None
+        params = entries[0]["resource"]["parameter"]
+        numbers = [int([q["valueString"] for q in p["part"] if q["name"] == "event-number"][0])
+                   for p in params if p["name"] == "notification-event"]
+        focus = [e.get("resource") for e in entries[1:]]
+        return [Event(self, number, focus[i] if i < len(focus) else None)
+                for i, number in enumerate(numbers)]
 
     def __repr__(self):
         return "<Notification %s %d bytes>" % (self.path, len(self.body))
+
+
+class Event:
+    """One event of a notification: its number and the version that changed."""
+
+    def __init__(self, notification, number, focus):
+        self.notification = notification
+        self.number = number
+        self.resource = focus
+
+    def event_number(self):
+        return self.number
+
+    def focus(self):
+        return self.resource
+
+    def __getattr__(self, name):  # path, headers, client_cn, at, status(), bundle()...
+        return getattr(self.notification, name)
 
 
 class Receiver:
@@ -129,7 +150,9 @@ class Receiver:
             return [n for n in self.received if n.path == path]
 
     def events(self, path):
-        return [n for n in self.on(path) if n.body and n.kind() == "event-notification"]
+        """Every event received on path, in arrival order (a notification may carry several)."""
+        return [e for n in self.on(path) if n.body and n.kind() == "event-notification"
+                for e in n.events()]
 
     def wait_for(self, fn, timeout=20, step=0.05):
         deadline = time.time() + timeout

@@ -166,20 +166,22 @@ static json_t *task_v3(void)
                      "reference", "ServiceRequest/sr-1");
 }
 
+static struct notify_focus focus_v3[2];
+
 static struct notify_event event(json_t *focus, enum notify_content content)
 {
+    focus_v3[0] = (struct notify_focus){7, 1795000000000LL, "Task", "t-1", 3, focus};
     return (struct notify_event){.base = "https://gw.example/fhir",
                                  .subscription_id = "sub-1",
                                  .status = "active",
                                  .kind = STORE_NOTE_EVENT,
                                  .events = 7,
                                  .timestamp_ms = 1795000000000LL,
-                                 .focus_type = "Task",
-                                 .focus_id = "t-1",
-                                 .focus_version = 3,
-                                 .focus = focus,
+                                 .focus = focus_v3,
+                                 .n_focus = 1,
                                  .content = content,
-                                 .position = 8};
+                                 .first_position = 8,
+                                 .last_position = 8};
 }
 
 static const char *param(json_t *bundle, const char *name)
@@ -241,7 +243,7 @@ static void same_notification_same_bundle_id_another_another(void)
     struct notify_event ev = event(NULL, NOTIFY_ID_ONLY);
     json_t *a = notify_bundle_build(&ev), *b = notify_bundle_build(&ev), *c;
 
-    ev.position++;
+    ev.last_position++;
     c = notify_bundle_build(&ev);
     CHECK(json_equal(a, b));
     CHECK_STR(json_string_value(json_object_get(a, "id")),
@@ -252,6 +254,41 @@ static void same_notification_same_bundle_id_another_another(void)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+}
+
+static void several_events_go_in_order_in_one_bundle(void)
+{
+    json_t *t3 = task_v3(), *t4 = task_v3(), *outcome = fhir_outcome_create(), *b, *entries;
+    struct notify_event ev = event(t3, NOTIFY_FULL_RESOURCE);
+
+    json_object_set_new(json_object_get(t4, "meta"), "versionId", json_string("4"));
+    focus_v3[1] = (struct notify_focus){8, 1795000000100LL, "Task", "t-1", 4, t4};
+    ev.n_focus = 2;
+    ev.events = 8;
+    ev.last_position = 9;
+    b = notify_bundle_build(&ev);
+    entries = json_object_get(b, "entry");
+    CHECK_INT(json_array_size(entries), 3);
+    CHECK_INT(fhir_validate(b, outcome), 0); /* one fullUrl twice: allowed in a history Bundle */
+    CHECK_STR(param(b, "events-since-subscription-start"), "8");
+    CHECK(json_object_get(json_array_get(entries, 1), "resource") == t3);
+    CHECK(json_object_get(json_array_get(entries, 2), "resource") == t4);
+    CHECK_STR(json_string_value(
+                  json_object_get(json_object_get(json_array_get(entries, 2), "response"), "etag")),
+              "W/\"4\"");
+    {
+        json_t *params =
+            json_object_get(json_object_get(json_array_get(entries, 0), "resource"), "parameter");
+        json_t *second = json_object_get(json_array_get(params, 5), "part");
+
+        CHECK_INT(json_array_size(params), 6); /* two notification-event parameters */
+        CHECK_STR(json_string_value(json_object_get(json_array_get(second, 0), "valueString")),
+                  "8");
+    }
+    json_decref(b);
+    json_decref(outcome);
+    json_decref(t3);
+    json_decref(t4);
 }
 
 static void handshake_and_empty_carry_no_focus(void)
@@ -289,6 +326,7 @@ int main(void)
     RUN(payload_content_follows_the_channel);
     RUN(bundle_is_valid_r4_in_the_backport_shape);
     RUN(same_notification_same_bundle_id_another_another);
+    RUN(several_events_go_in_order_in_one_bundle);
     RUN(handshake_and_empty_carry_no_focus);
     return check_summary();
 }

@@ -509,6 +509,11 @@ static void notes_are_numbered_per_subscription_and_offered_in_order(void)
     CHECK_INT(n == 2 ? heads[1].attempts : 0, 1);
     CHECK_STR(n == 2 ? heads[1].last_error : "", "refused");
     store_note_list_free(heads, n);
+    CHECK_INT(store_note_pending(st, "subA", 10, &heads, &n, NULL), GW_OK);
+    CHECK_INT(n, 2); /* what one delivery may carry: a2 then a3 */
+    CHECK_INT(n == 2 ? heads[0].seq : 0, a2.seq);
+    CHECK_INT(n == 2 ? heads[1].seq : 0, a3.seq);
+    store_note_list_free(heads, n);
     CHECK_INT(store_write(st, drop_apply, NULL, "subA", NULL), GW_OK);
     CHECK_INT(store_note_heads(st, 10, &heads, &n, NULL), GW_OK);
     CHECK_INT(n, 1);
