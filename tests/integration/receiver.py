@@ -102,6 +102,8 @@ class Receiver:
                         cn[0] if cn else None, time.time()))
                     status = receiver.status
                 self.send_response(status)
+                if 300 <= status < 400:  # a redirect to a path that records itself
+                    self.send_header("Location", receiver.url("/redirected"))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

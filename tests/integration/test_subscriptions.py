@@ -243,6 +243,30 @@ def test_the_receiver_refuses_a_gateway_without_the_client_certificate(make_gate
     rcv.stop()
 
 
+def test_a_redirect_is_a_failure_and_is_not_followed(make_gateway):
+    rcv = Receiver(status=307).start()
+    gw = start(make_gateway, rcv, GATEWAY_SUBSCRIPTION_ERROR_AFTER="1")
+    r = gw.post("/fhir/Subscription", subscription(rcv.url()))
+    failed = wait_status(gw, r.json()["id"], "error")
+    assert failed and "answered 307 (redirects are not followed)" in failed["error"]
+    assert {n.path for n in rcv.received} == {PATH}
+    rcv.stop()
+
+
+def test_an_endpoint_taken_off_the_allow_list_is_no_longer_called(make_gateway):
+    rcv = Receiver().start()
+    gw = start(make_gateway, rcv, GATEWAY_SUBSCRIPTION_ERROR_AFTER="1")
+    sub = subscribe(gw, rcv)
+    gw.stop()
+    gw.env["GATEWAY_SUBSCRIPTION_ENDPOINTS"] = "https://127.0.0.1:%d/" % free_port()
+    gw.start()
+    create_referral(gw)
+    failed = wait_status(gw, sub["id"], "error")
+    assert failed and "allow-list" in failed["error"]
+    assert rcv.events(PATH) == []  # checked again before the attempt: nothing was sent
+    rcv.stop()
+
+
 # ---------------------------------------------------------------- what may be subscribed
 
 
