@@ -103,6 +103,7 @@ struct config {
     long subscription_error_after;
     long subscription_max_attempts;
     long subscription_max_per_org;
+    long subscription_max_batch;
     /* audit */
     char *instance_id;    /* AuditEvent.source.observer */
     char *audit_hmac_key; /* optional secret for the chain, may be "" */

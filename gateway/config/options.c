@@ -68,6 +68,8 @@ const struct option_row config_options[] = {
     L(subscription_max_attempts, 20, 1, 100000,
       "attempts before a notification is given up (dead letter)"),
     L(subscription_max_per_org, 16, 1, 1000, "Subscriptions one organisation may hold"),
+    L(subscription_max_batch, 100, 1, 1000,
+      "events one notification may carry when several wait for the same Subscription"),
     S(instance_id, "fhir-gateway", "this instance's name in AuditEvent.source"),
     S(audit_hmac_key, "", "secret mixed into the audit hash chain (empty: none)"),
     S(log_level, "info", "debug, info, warn or error"),

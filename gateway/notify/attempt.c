@@ -1,5 +1,5 @@
 /* attempt.c -- one delivery: what goes (a handshake alone, or the claimed
- * event with the events queued behind it, up to NOTIFY_MAX_BATCH), sending
+ * event with the events queued behind it, up to subscription_max_batch), sending
  * it, and recording the outcome of every notification it carried, the
  * Subscription's status and one AuditEvent in one commit.
  *
@@ -18,8 +18,9 @@
 #include "audit/audit.h"
 #include "fhir/fhir.h"
 
-#define NOTIFY_MAX_BODY (64 * 1024 * 1024)
-#define NOTIFY_LABEL    160
+#define NOTIFY_MAX_BODY    (64 * 1024 * 1024)
+#define NOTIFY_LABEL       160
+#define NOTIFY_AUDIT_FOCUS (AUDIT_MAX_ENTITIES - 2) /* focus entities named per AuditEvent */
 
 /* One attempt, from the claim to its record. */
 struct attempt {
@@ -29,18 +30,18 @@ struct attempt {
     size_t n_batch;                 /* notifications sent */
     struct store_note *list;        /* the listing batch points into (owned) */
     size_t n_list;
-    json_t *focus[NOTIFY_MAX_BATCH]; /* each event's version (owned), or NULL */
-    bool dropped;                    /* the Subscription is gone or off: nothing was sent */
-    bool delivered;                  /* a 2xx answer */
-    long attempts;                   /* head's attempts, this one included */
-    int64_t next_at_ms;              /* a retry's time */
-    bool dead;                       /* head was given up */
+    json_t **focus;     /* each event's version (owned), or NULL */
+    bool dropped;       /* the Subscription is gone or off: nothing was sent */
+    bool delivered;     /* a 2xx answer */
+    long attempts;      /* head's attempts, this one included */
+    int64_t next_at_ms; /* a retry's time */
+    bool dead;          /* head was given up */
     char why[GW_ERROR_MSG_MAX];
     char became[16]; /* the status this attempt gave the Subscription, "" none */
     char peer[300];  /* host:port */
     char path[NOTIFY_MAX_URL + 16];
     char sub_ref[160], name[64];
-    char refs[NOTIFY_MAX_BATCH][200], names[NOTIFY_MAX_BATCH][48];
+    char refs[NOTIFY_AUDIT_FOCUS][200], names[NOTIFY_AUDIT_FOCUS][48]; /* the first events' */
     char patient[160];
 };
 
@@ -258,15 +259,15 @@ static enum gw_code record_audit(struct store_txn *txn, void *ctx, enum gw_code 
               a->became[0] ? "; Subscription now " : "", a->became);
     ev.outcome_desc = outcome ? why->msg : (ev.outcome || a->became[0] || a->dropped) ? desc : NULL;
     audit_add_entity(&ev, a->sub_ref, "4", "2", a->name);
-    for (i = 0; i < a->n_batch && a->head->kind == STORE_NOTE_EVENT; i++)
-        audit_add_entity(&ev, a->refs[i], "4", "2", a->names[i]);
+    for (i = 0; i < a->n_batch && i < NOTIFY_AUDIT_FOCUS && a->head->kind == STORE_NOTE_EVENT; i++)
+        audit_add_entity(&ev, a->refs[i], "4", "2", a->names[i]); /* the rest: a->name's range */
     return audit_record(txn, &ev, err);
 }
 
 /* ------------------------------------------------------------ what goes */
 
 /* The events that go with head: the pending ones of its subscription, head
- * first, up to a handshake or NOTIFY_MAX_BATCH. A handshake goes alone. */
+ * first, up to a handshake or subscription_max_batch. A handshake goes alone. */
 static void gather(struct attempt *a)
 {
     struct gw_error err;
@@ -275,8 +276,9 @@ static void gather(struct attempt *a)
     a->batch = a->head;
     a->n_batch = 1;
     if (a->head->kind != STORE_NOTE_EVENT ||
-        store_note_pending(a->n->store, a->head->subscription, NOTIFY_MAX_BATCH, &a->list,
-                           &a->n_list, &err) != GW_OK ||
+        store_note_pending(a->n->store, a->head->subscription,
+                           (size_t)a->n->cfg->subscription_max_batch, &a->list, &a->n_list,
+                           &err) != GW_OK ||
         a->n_list == 0 || a->list[0].seq != a->head->seq)
         return; /* the head alone */
     while (k < a->n_list && a->list[k].kind == STORE_NOTE_EVENT)
@@ -300,18 +302,23 @@ static void load_focus(struct attempt *a)
     }
     snprintf(a->name, sizeof a->name, first == last ? "event %ld" : "events %ld-%ld", first->event,
              last->event);
-    for (i = 0; i < a->n_batch; i++) {
+    a->focus = calloc(a->n_batch, sizeof *a->focus);
+    for (i = 0; a->focus && i < a->n_batch; i++) {
         const struct store_note *note = &a->batch[i];
 
-        snprintf(a->refs[i], sizeof a->refs[i], "%s/%s", note->focus_type, note->focus_id);
-        snprintf(a->names[i], sizeof a->names[i], "event %ld, version %ld", note->event,
-                 note->focus_version);
+        if (i < NOTIFY_AUDIT_FOCUS) {
+            snprintf(a->refs[i], sizeof a->refs[i], "%s/%s", note->focus_type, note->focus_id);
+            snprintf(a->names[i], sizeof a->names[i], "event %ld, version %ld", note->event,
+                     note->focus_version);
+        }
         if (store_read(a->n->store, note->focus_type, note->focus_id, note->focus_version, &row,
                        NULL) != GW_OK)
             continue;
         a->focus[i] = json_loads(row.json, 0, NULL);
         store_resource_cleanup(&row);
     }
+    if (!a->focus)
+        return;
     patient = str(json_object_get(a->focus[0], "for"), "reference");
     if (!patient)
         patient = str(json_object_get(a->focus[0], "subject"), "reference");
@@ -323,7 +330,6 @@ static void load_focus(struct attempt *a)
 static enum gw_code build_body(struct attempt *a, json_t *sub, enum notify_content content,
                                struct gw_buf *body, struct gw_error *err)
 {
-    struct notify_focus focus[NOTIFY_MAX_BATCH];
     const struct store_note *last = &a->batch[a->n_batch - 1];
     struct notify_event ev = {.base = a->n->hooks.base(a->n->hooks.ctx),
                               .subscription_id = a->head->subscription,
@@ -331,31 +337,36 @@ static enum gw_code build_body(struct attempt *a, json_t *sub, enum notify_conte
                               .kind = a->head->kind,
                               .events = last->event,
                               .timestamp_ms = last->created_ms,
-                              .focus = focus,
                               .n_focus = a->head->kind == STORE_NOTE_EVENT ? a->n_batch : 0,
                               .content = content,
                               .first_position = a->head->position,
                               .last_position = last->position};
-    json_t *bundle;
+    struct notify_focus *focus;
+    json_t *bundle = NULL;
     size_t i;
-    enum gw_code rc;
+    enum gw_code rc = GW_OK;
 
     if (content == NOTIFY_PING)
         return GW_OK;
-    for (i = 0; i < ev.n_focus; i++) {
+    focus = calloc(ev.n_focus + 1, sizeof *focus);
+    if (!focus || (ev.n_focus && !a->focus))
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for a notification");
+    for (i = 0; !rc && i < ev.n_focus; i++) {
         const struct store_note *note = &a->batch[i];
 
         if (content == NOTIFY_FULL_RESOURCE && !a->focus[i])
-            return gw_fail(err, GW_E_NOTFOUND, "the changed version of %s cannot be read",
-                           a->refs[i]);
+            rc = gw_fail(err, GW_E_NOTFOUND, "the changed version of %s/%s cannot be read",
+                         note->focus_type, note->focus_id);
         focus[i] = (struct notify_focus){note->event,    note->created_ms,    note->focus_type,
                                          note->focus_id, note->focus_version, a->focus[i]};
     }
-    bundle = notify_bundle_build(&ev);
-    if (!bundle)
-        return gw_fail(err, GW_E_NOMEM, "no memory for a notification");
-    rc = fhir_write(FHIR_FORMAT_JSON, bundle, 0, body, err);
+    ev.focus = focus;
+    if (!rc && !(bundle = notify_bundle_build(&ev)))
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for a notification");
+    if (!rc)
+        rc = fhir_write(FHIR_FORMAT_JSON, bundle, 0, body, err);
     json_decref(bundle);
+    free(focus);
     return rc;
 }
 
@@ -483,8 +494,9 @@ void notify_deliver(struct notify *n, const struct store_note *head)
             gw_log(GW_LOG_WARN, "notify-retry", "%s %s: %s (%s)", a->sub_ref, a->name, a->why,
                    a->dead ? "dead letter" : "will retry");
     }
-    for (i = 0; i < NOTIFY_MAX_BATCH; i++)
+    for (i = 0; a->focus && i < a->n_batch; i++)
         json_decref(a->focus[i]);
+    free(a->focus);
     store_note_list_free(a->list, a->n_list);
     json_decref(sub);
     free(a);

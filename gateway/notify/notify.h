@@ -16,7 +16,7 @@
  *            Subscription.error) after subscription_error_after failed
  *            attempts in a row or a dead letter, active again after the next
  *            delivery. The pending events of a subscription go together,
- *            up to NOTIFY_MAX_BATCH in one notification; each carries its
+ *            up to subscription_max_batch in one notification; each carries its
  *            event number, so a receiver recognises a repeat after a crash.
  * Never:     connects outside the allow-list in force (checked again before
  *            each attempt), speaks plain HTTP, follows a redirect, waits past
@@ -43,7 +43,6 @@
 #define NOTIFY_MAX_HEADER        4096 /* bytes of one channel.header entry */
 #define NOTIFY_MAX_RESPONSE_HEAD 16384
 #define NOTIFY_MAX_WORKERS       64
-#define NOTIFY_MAX_BATCH         50 /* events one notification carries at most */
 
 /* The Subscriptions R5 Backport IG (STU 1.1) for R4: payload content codes
  * (extension on Subscription.channel.payload) and the profiles and code
