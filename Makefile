@@ -182,4 +182,4 @@ bench-subscriptions: deps all certs $(B)/bench/loadgen
 	@B=$(B) $(PYTHON) bench/subscription_latency.py
 
 
--include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)
+-include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d) $(FUZZ_TARGETS:%=$(B)/tests/fuzz/fuzz_%.d)
