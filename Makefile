@@ -19,7 +19,7 @@ PYTEST  ?= $(PYTHON) -m pytest
 FHIR_DEFS := build/fhir-defs
 Q       ?= @
 
-MODULES := util config auth http fhir mapping hl7v2 store audit ris rest
+MODULES := util config auth http fhir mapping hl7v2 store audit ris notify rest
 SRC     := $(foreach m,$(MODULES),$(wildcard gateway/$(m)/*.c))
 OBJ     := $(SRC:%.c=$(B)/%.o)
 modobj   = $(filter $(addprefix $(B)/gateway/,$(addsuffix /%,$(1))),$(OBJ))
@@ -36,6 +36,8 @@ UNIT_DEPS_store   := util store
 UNIT_DEPS_pg      := util store
 UNIT_DEPS_audit   := util config auth store audit
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
+UNIT_DEPS_notify  := util config auth store audit fhir notify
+UNIT_DEPS_rest    := util config auth http fhir mapping hl7v2 store audit ris notify rest
 UNIT_DEPS_torture := util hl7v2 fhir mapping
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS  := $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
@@ -47,7 +49,8 @@ FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
 .PHONY: all deps deps-test deps-model run test check unit integration tools-test browser certs \
-        clean help model docs lint fmt fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
+        clean help model docs lint fmt fmt-check bench bench-subscriptions fuzz fuzz-bins \
+        fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -57,6 +60,7 @@ help:
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
+	@echo "make bench-subscriptions  notification latency under load"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from the pinned FHIR R4 package"
 	@echo "make docs       regenerate the option table in docs/OPERATIONS.md"
 
@@ -203,5 +207,9 @@ $(B)/bench/baseline: bench/baseline.c
 bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
 	@B=$(B) bench/run.sh
 
+# Subscription notifications: change committed -> notification received, under load.
+bench-subscriptions: deps all certs $(B)/bench/loadgen
+	@B=$(B) $(PYTHON) bench/subscription_latency.py
 
--include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)
+
+-include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d) $(FUZZ_TARGETS:%=$(B)/tests/fuzz/fuzz_%.d)

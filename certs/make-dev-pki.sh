@@ -6,8 +6,11 @@
 # Writes into DIR: ca.pem/ca.key (a development CA), server.pem/server.key
 # (localhost, 127.0.0.1, ::1), a certificate and key per development client
 # (gp, gp2, ris, ris-bachaumont, ris-drouot, practice, auditor), unlisted.pem/key
-# (signed by the CA but in no client table, for tests), and clients.json, the client table the gateway reads
-# without --config. Keys are EC P-256. Never use these outside development.
+# (signed by the CA but in no client table, for tests), notifier.pem/key (the
+# client certificate the gateway presents to Subscription endpoints),
+# receiver.pem/key (a GP software's notification endpoint: localhost,
+# 127.0.0.1, ::1), and clients.json, the client table the gateway reads without
+# --config. Keys are EC P-256. Never use these outside development.
 set -eu
 dir=${1:-certs/dev}
 days=825
@@ -52,6 +55,9 @@ issue ris-drouot "/C=FR/L=Paris/O=Clinique Drouot/CN=ris-drouot" clientAuth ""
 issue practice "/C=FR/L=Paris/O=Radiologie Bachaumont Drouot/CN=practice" clientAuth ""
 issue auditor "/C=FR/L=Paris/O=Délégué à la protection des données/CN=auditor" clientAuth ""
 issue unlisted "/C=FR/O=Unlisted Practice/CN=unlisted" clientAuth ""
+issue notifier "/C=FR/O=Referral Gateway Development/CN=fhir-gateway notifications" clientAuth ""
+issue receiver "/C=FR/L=Paris/O=Cabinet Médical Montorgueil/CN=localhost" serverAuth \
+    "DNS:localhost,IP:127.0.0.1,IP:::1"
 chmod 644 ./*.pem
 
 cat > clients.json <<JSON

@@ -19,6 +19,7 @@
 #include "fhir/fhir.h"
 #include "http/http.h"
 #include "mapping/mapping.h"
+#include "notify/notify.h"
 #include "rest/rest.h"
 #include "ris/ris.h"
 #include "store/store.h"
@@ -167,6 +168,7 @@ struct running {
     struct audit_refusals *refusals;
     struct rest_ctx *rest;
     struct ris *ris;
+    struct notify *notify;
     struct auth_table *clients;
     struct http_server *http;
 };
@@ -179,6 +181,7 @@ static void rest_set_port_cb(void *rest, int port)
 static void stop_all(struct running *r)
 {
     http_server_stop(r->http);
+    notify_destroy(r->notify);
     ris_destroy(r->ris);
     audit_refusals_destroy(r->refusals); /* no refusal comes after the listeners stopped */
     if (r->store)
@@ -205,6 +208,19 @@ static enum gw_code start_ris(struct running *r, struct gw_error *err)
     return ris_start(r->ris, err);
 }
 
+/* Subscriptions: the delivery side (its threads start once HTTPS is bound). */
+static enum gw_code create_notify(struct running *r, struct gw_error *err)
+{
+    struct notify_hooks hooks;
+    enum gw_code rc;
+
+    rest_notify_hooks(r->rest, &hooks);
+    rc = notify_create(r->cfg, r->store, &hooks, &r->notify, err);
+    if (!rc)
+        rest_set_notify(r->rest, r->notify);
+    return rc;
+}
+
 static enum gw_code start_all(struct running *r, struct gw_error *err)
 {
     struct rest_parts parts;
@@ -224,6 +240,8 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
     if (!rc)
         rc = start_ris(r, err);
     if (!rc)
+        rc = create_notify(r, err);
+    if (!rc)
         rc = auth_table_create(r->cfg, &r->clients, err);
     if (rc)
         return rc;
@@ -235,6 +253,8 @@ static enum gw_code start_all(struct running *r, struct gw_error *err)
     hc.routes = rest_routes(&hc.n_routes);
     hc.on_bound = rest_set_port_cb;
     rc = http_server_start(&hc, r->clients, &r->http, err);
+    if (!rc)
+        rc = notify_start(r->notify, err);
     if (!rc)
         audit_cli(r->store, "start", 'E', GW_OK, "the gateway started");
     return rc;
@@ -265,6 +285,12 @@ static void reload(struct running *r, const struct cli *cli)
         gw_log(GW_LOG_ERROR, "tls-reload-failed", "kept the TLS files in force: %s", err.msg);
     else
         gw_log(GW_LOG_INFO, "tls-reloaded", "server certificate, key and client CA reloaded");
+    if (notify_reload(r->notify, fresh, &err) != GW_OK)
+        gw_log(GW_LOG_ERROR, "notify-reload-failed", "kept the Subscription endpoints in force: %s",
+               err.msg);
+    else
+        gw_log(GW_LOG_INFO, "notify-reloaded",
+               "Subscription endpoints and client certificate reloaded");
     config_destroy(fresh);
     gw_log(GW_LOG_INFO, "reloaded", "client table reloaded");
 }

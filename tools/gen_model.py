@@ -22,7 +22,7 @@ import sys
 SERVED = [
     "Appointment", "AuditEvent", "ConceptMap", "Condition", "DiagnosticReport",
     "DocumentReference", "Observation", "Organization", "Patient", "Practitioner",
-    "PractitionerRole", "ServiceRequest", "Task",
+    "PractitionerRole", "ServiceRequest", "Subscription", "Task",
 ]
 
 # Must match enum fhir_prim in gateway/fhir/fhir_int.h (value 0 is "not a primitive").

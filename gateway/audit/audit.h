@@ -39,6 +39,8 @@ enum audit_kind {
     AUDIT_CLI,        /* a command-line action on the store */
     AUDIT_SECURITY,   /* refusals of peers without an identity, counted (DCM 110113 Security
                          Alert, subtype 110126 Node Authentication) */
+    AUDIT_NOTIFY,     /* a Subscription notification queued or sent: subtype its Backport
+                         notification type (event-notification, handshake) */
 };
 
 #define AUDIT_REFUSAL_SAMPLES   5   /* paths kept per aggregated event */

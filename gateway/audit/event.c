@@ -25,6 +25,8 @@
 #define OBJECT_ROLE     "http://terminology.hl7.org/CodeSystem/object-role"
 #define SOURCE_TYPE     "http://terminology.hl7.org/CodeSystem/security-source-type"
 #define GATEWAY_ACTOR   "urn:fhir-gateway:actor"
+#define NOTIFY_TYPE                                                                                \
+    "http://hl7.org/fhir/uv/subscriptions-backport/CodeSystem/backport-notification-type"
 
 static char source_name[128] = "fhir-gateway";
 
@@ -78,6 +80,7 @@ static json_t *event_type(const struct audit_event *ev)
     case AUDIT_HL7_IMPORT:
         return coding(DCM, "110107", "Import");
     case AUDIT_HL7_EXPORT:
+    case AUDIT_NOTIFY:
         return coding(DCM, "110106", "Export");
     case AUDIT_CLI:
         return coding(DCM, "110100", "Application Activity");
@@ -98,6 +101,8 @@ static json_t *event_subtype(const struct audit_event *ev)
         return coding(GATEWAY_ACTOR, sub, NULL);
     if (ev->kind == AUDIT_SECURITY)
         return coding(DCM, "110126", "Node Authentication");
+    if (ev->kind == AUDIT_NOTIFY)
+        return coding(NOTIFY_TYPE, sub, NULL);
     return coding(RESTFUL, sub, NULL);
 }
 

@@ -101,6 +101,20 @@ struct config {
     long push_backoff_max_ms;
     long push_ack_timeout_ms;
     long max_pull;
+    /* subscriptions (notify) */
+    char *subscription_endpoints; /* allowed endpoint URL prefixes, comma-separated ("" none) */
+    char *subscription_tls_cert;  /* the gateway's client certificate towards endpoints */
+    char *subscription_tls_key;
+    char *subscription_tls_ca; /* CA bundle endpoints' certificates must chain to */
+    long subscription_workers;
+    long subscription_connect_timeout_ms;
+    long subscription_timeout_ms;
+    long subscription_backoff_min_ms;
+    long subscription_backoff_max_ms;
+    long subscription_error_after;
+    long subscription_max_attempts;
+    long subscription_max_per_org;
+    long subscription_max_batch;
     /* audit */
     char *instance_id;           /* AuditEvent.source.observer */
     char *audit_hmac_key;        /* optional secret for the chain, may be "" */

@@ -346,6 +346,9 @@ enum gw_code config_validate(const struct config *cfg, struct gw_error *err)
                        cfg->log_level);
     if (cfg->push_backoff_min_ms > cfg->push_backoff_max_ms)
         return gw_fail(err, GW_E_INPUT, "push_backoff_min_ms exceeds push_backoff_max_ms");
+    if (cfg->subscription_backoff_min_ms > cfg->subscription_backoff_max_ms)
+        return gw_fail(err, GW_E_INPUT,
+                       "subscription_backoff_min_ms exceeds subscription_backoff_max_ms");
     if (cfg->n_clients == 0)
         return gw_fail(err, GW_E_INPUT, "no clients configured: nobody could connect");
     return validate_tables(cfg, err);

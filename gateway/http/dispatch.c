@@ -36,6 +36,8 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 
 const char *http_request_header(const struct http_request *req, const char *name)
 {
+    if (!req->conn)
+        return NULL; /* a request the gateway made up (a Subscription's criteria) */
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 

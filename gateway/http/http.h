@@ -62,7 +62,8 @@ struct http_request {
     void *conn; /* libmicrohttpd's connection, for http_request_header() */
 };
 
-/* A request header by name (case-insensitive), or NULL. */
+/* A request header by name (case-insensitive), or NULL (always NULL for a
+ * request without a connection, one the gateway builds itself). */
 const char *http_request_header(const struct http_request *req, const char *name);
 /* The first query parameter called name, or NULL. */
 const char *http_request_param(const struct http_request *req, const char *name);

@@ -94,6 +94,11 @@ void rest_set_ris(struct rest_ctx *ctx, struct ris *ris)
     ctx->ris = ris;
 }
 
+void rest_set_notify(struct rest_ctx *ctx, struct notify *notify)
+{
+    ctx->notify = notify;
+}
+
 void rest_destroy(struct rest_ctx *ctx)
 {
     free(ctx);

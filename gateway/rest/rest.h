@@ -49,6 +49,13 @@ void rest_set_ris(struct rest_ctx *ctx, struct ris *ris);
 struct ris_hooks;
 void rest_ris_hooks(struct rest_ctx *ctx, struct ris_hooks *hooks);
 
+/* Connects the delivery side of Subscriptions (allow-list checks). */
+struct notify;
+void rest_set_notify(struct rest_ctx *ctx, struct notify *notify);
+/* The hooks the delivery side uses to write a Subscription's status. */
+struct notify_hooks;
+void rest_notify_hooks(struct rest_ctx *ctx, struct notify_hooks *hooks);
+
 /* The routing table (static; valid for the program's life). */
 const struct http_route *rest_routes(size_t *n_routes);
 

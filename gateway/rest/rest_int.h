@@ -17,6 +17,7 @@ struct rest_ctx {
     struct map_holder *maps;
     struct ris *ris;
     struct audit_refusals *refusals; /* may be NULL */
+    struct notify *notify;           /* may be NULL: Subscriptions are then refused */
     char base[REST_MAX_BASE];        /* e.g. https://127.0.0.1:8443/fhir */
     int64_t started_ms;
 };
@@ -107,6 +108,12 @@ void rest_handle_console(struct http_request *req, struct http_response *resp, v
 /* Adds the auditor's operations and the chained patient search to the
  * AuditEvent entry of the CapabilityStatement; 0, or -1 when out of memory. */
 int rest_auditor_capability(json_t *entry);
+void rest_handle_subscription_create(struct http_request *req, struct http_response *resp,
+                                     void *ctx);
+void rest_handle_subscription_update(struct http_request *req, struct http_response *resp,
+                                     void *ctx);
+void rest_handle_subscription_delete(struct http_request *req, struct http_response *resp,
+                                     void *ctx);
 
 /* routes.c: what each resource type supports; handlers consult it and the
  * CapabilityStatement is built from it, so the two cannot disagree. */
@@ -117,6 +124,7 @@ enum rest_interaction {
     REST_SEARCH = 1 << 3,
     REST_CREATE = 1 << 4,
     REST_UPDATE = 1 << 5,
+    REST_DELETE = 1 << 6,
 };
 
 struct rest_type {
@@ -268,4 +276,34 @@ void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
 /* Answers a write by Prefer (return=minimal|representation|OperationOutcome). */
 void rest_answer_written(struct rest_ctx *ctx, const struct http_request *req,
                          struct http_response *resp, const struct rest_entry *e, json_t *outcome);
+/* ------------------------------------------------------------ Subscriptions (criteria.c,
+ * subscription.c) */
+
+/* A Subscription's criteria, parsed as the search it stands for. */
+struct rest_criteria;
+/* True for the types a Subscription may watch. */
+bool rest_criteria_watches(const char *type);
+/* Parses criteria ("Task?status=completed"); every reason it is refused goes
+ * into outcome (at expr, may be NULL) and GW_E_INPUT is returned. On GW_OK
+ * *out is new; free with rest_criteria_destroy(). */
+enum gw_code rest_criteria_parse(const char *base, const char *criteria, const char *expr,
+                                 struct rest_criteria **out, json_t *outcome, struct gw_error *err);
+void rest_criteria_destroy(struct rest_criteria *c);
+/* The type the criteria watches. */
+const char *rest_criteria_type(const struct rest_criteria *c);
+/* *match: whether the current version of type/id (in txn, its writes
+ * included) is what the criteria's search returns for owner. */
+enum gw_code rest_criteria_matches(const struct rest_criteria *c, struct store_txn *txn,
+                                   const char *owner, const char *id, bool *match,
+                                   struct gw_error *err);
+/* The one call of the write path: a version of type/id owned by owner was
+ * written in txn; queues an event for each enabled Subscription of owner
+ * whose criteria it matches (with its AuditEvent), in the same commit. */
+enum gw_code rest_subscriptions_notify(struct rest_ctx *ctx, struct store_txn *txn,
+                                       const char *type, const char *id, const char *owner,
+                                       long version, struct gw_error *err);
+/* Adds what the CapabilityStatement says of Subscriptions to its resource
+ * entry; -1 on OOM. */
+int rest_subscription_describe(json_t *entry);
+
 #endif

@@ -34,6 +34,7 @@ static const struct rest_type types[] = {
     {"Appointment", ALL_READS, READERS, 0},
     {"DiagnosticReport", ALL_READS, READERS, 0},
     {"AuditEvent", REST_READ | REST_SEARCH, AUDITOR, 0},
+    {"Subscription", ALL_READS | REST_CREATE | REST_UPDATE | REST_DELETE, GP, GP},
 };
 
 static const struct http_route routes[] = {
@@ -61,6 +62,9 @@ static const struct http_route routes[] = {
     {"GET", "/fhir/AuditEvent/$activity", "audit-activity", AUDITOR, HTTP_FHIR,
      rest_handle_audit_activity},
     {"GET", "/fhir/AuditEvent/$export", "audit-export", AUDITOR, 0, rest_handle_audit_export},
+    {"POST", "/fhir/Subscription", "create", GP, FHIR_IO, rest_handle_subscription_create},
+    {"PUT", "/fhir/Subscription/{id}", "update", GP, FHIR_IO, rest_handle_subscription_update},
+    {"DELETE", "/fhir/Subscription/{id}", "delete", GP, HTTP_FHIR, rest_handle_subscription_delete},
     {"POST", "/fhir", "transaction", GP, FHIR_IO, rest_handle_bundle},
     {"GET", "/fhir/{type}", "search", CLIENTS, HTTP_FHIR, rest_handle_search},
     {"POST", "/fhir/{type}", "create", GP, FHIR_IO, rest_handle_create},
@@ -126,9 +130,13 @@ static json_t *resource_entry(const struct rest_type *t)
     static const struct {
         unsigned bit;
         const char *code;
-    } names[] = {{REST_READ, "read"},     {REST_VREAD, "vread"},
-                 {REST_UPDATE, "update"}, {REST_HISTORY, "history-instance"},
-                 {REST_CREATE, "create"}, {REST_SEARCH, "search-type"}};
+    } names[] = {{REST_READ, "read"},
+                 {REST_VREAD, "vread"},
+                 {REST_UPDATE, "update"},
+                 {REST_DELETE, "delete"},
+                 {REST_HISTORY, "history-instance"},
+                 {REST_CREATE, "create"},
+                 {REST_SEARCH, "search-type"}};
     json_t *r =
         json_pack("{s:s, s:[], s:s, s:b, s:b, s:b}", "type", t->type, "interaction", "versioning",
                   "versioned", "readHistory", (t->interactions & REST_VREAD) != 0, "updateCreate",
@@ -149,6 +157,8 @@ static json_t *resource_entry(const struct rest_type *t)
                                       MAP_BASE "/OperationDefinition/Task-decide")))
         goto fail;
     if (strcmp(t->type, "AuditEvent") == 0 && rest_auditor_capability(r))
+        goto fail;
+    if (strcmp(t->type, "Subscription") == 0 && rest_subscription_describe(r))
         goto fail;
     return r;
 fail:

@@ -33,6 +33,9 @@ static enum gw_code add_entry(struct rest_plan *p, json_t *entry, long index)
                               "entries may POST (create) or PUT (update) a resource; %s is not "
                               "supported in a Bundle here",
                               method ? method : "this request");
+    if (t && strcmp(type, "Subscription") == 0)
+        return rest_plan_fail(p, 422, GW_E_INPUT, "not-supported", where,
+                              "Subscriptions are written one at a time: POST /fhir/Subscription");
     if (!t || !(t->interactions & (put ? REST_UPDATE : REST_CREATE)) ||
         !auth_allows(p->req->who, t->write_roles))
         return rest_plan_fail(p, t ? 403 : 404, GW_E_DENIED, t ? "forbidden" : "not-supported",

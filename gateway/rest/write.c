@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fhir/fhir.h"
+#include "notify/notify.h"
 
 enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resource,
                       const char *owner, const char *site, long if_match, bool create,
@@ -23,6 +24,7 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
                             .site = site,
                             .if_match = if_match,
                             .create = create};
+    struct store_written written;
     enum gw_code rc;
 
     if (!put.type || !put.id)
@@ -32,8 +34,12 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
         return rc;
     put.index = ix.e;
     put.n_index = ix.n;
-    rc = store_txn_put(txn, &put, out, err);
+    rc = store_txn_put(txn, &put, &written, err);
     rest_index_cleanup(&ix);
+    if (!rc)
+        rc = rest_subscriptions_notify(ctx, txn, put.type, put.id, owner, written.version, err);
+    if (!rc && out)
+        *out = written;
     return rc;
 }
 
@@ -47,6 +53,18 @@ static enum gw_code put_hook(void *vctx, struct store_txn *txn, json_t *resource
 void rest_ris_hooks(struct rest_ctx *ctx, struct ris_hooks *hooks)
 {
     hooks->put = put_hook;
+    hooks->ctx = ctx;
+}
+
+static const char *base_hook(void *vctx)
+{
+    return ((struct rest_ctx *)vctx)->base;
+}
+
+void rest_notify_hooks(struct rest_ctx *ctx, struct notify_hooks *hooks)
+{
+    hooks->put = put_hook;
+    hooks->base = base_hook;
     hooks->ctx = ctx;
 }
 

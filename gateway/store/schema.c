@@ -122,6 +122,20 @@ static const char *const migrations[] = {
     "            json_extract(json, '$.type.code') AS type,"
     "            json_extract(json, '$.outcome') AS outcome FROM audit))"
     "  GROUP BY 1, 2, 3, 4;",
+
+    /* 4: Subscriptions as matching sees them, and their notification outbox */
+    "CREATE TABLE subscriptions ("
+    "  id TEXT PRIMARY KEY, owner TEXT NOT NULL, type TEXT NOT NULL, criteria TEXT NOT NULL,"
+    "  end_ms INTEGER NOT NULL DEFAULT 0, enabled INTEGER NOT NULL,"
+    "  events INTEGER NOT NULL DEFAULT 0, queued INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX subscriptions_by_owner ON subscriptions (owner, type);"
+    "CREATE TABLE notifications ("
+    "  seq INTEGER PRIMARY KEY, subscription TEXT NOT NULL, position INTEGER NOT NULL,"
+    "  event INTEGER NOT NULL, kind INTEGER NOT NULL, focus_type TEXT, focus_id TEXT,"
+    "  focus_version INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL, last_error TEXT, UNIQUE (subscription, position));"
+    "CREATE INDEX notifications_by_state ON notifications (state, subscription, position);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -209,6 +209,8 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
         return rc;
     }
     st->last_commit_ms = txn.now_ms;
+    if (txn.notes_changed)
+        notes_committed(st);
     return GW_OK;
 }
 
@@ -456,6 +458,7 @@ enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_
     pthread_cond_init(&st->done_cv, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
     pthread_mutex_init(&st->fault.lock, NULL);
+    pthread_cond_init(&st->note_cv, NULL);
     gw_metric_histogram("gateway_store_commit_batch_size", "requests committed per transaction",
                         batch_bounds, sizeof batch_bounds / sizeof batch_bounds[0]);
     gw_metric_describe("gateway_store_commit_seconds", "histogram",
@@ -506,6 +509,7 @@ void store_destroy(struct store *st)
     pthread_cond_destroy(&st->done_cv);
     pthread_cond_destroy(&st->ckpt_cv);
     pthread_mutex_destroy(&st->fault.lock);
+    pthread_cond_destroy(&st->note_cv);
     free(st);
 }
 

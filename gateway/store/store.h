@@ -284,6 +284,122 @@ struct store_outbox_stats {
 enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
                                 struct gw_error *err);
 
+/* ------------------------------------------------------------ subscription notifications */
+
+/* What matching and delivery need to know of a Subscription, written in the
+ * same commit as each version of it (the resource itself is a versioned
+ * resource like any other). */
+struct store_subscription {
+    char *id;
+    char *owner;    /* the subscribing organisation */
+    char *type;     /* the resource type its criteria names */
+    char *criteria; /* as written: "Task?status=completed" */
+    int64_t end_ms; /* Subscription.end, 0 when none */
+    bool enabled;   /* false while its status is off */
+    long events;    /* event notifications queued so far (events-since-subscription-start) */
+};
+void store_subscription_cleanup(struct store_subscription *s);
+void store_subscription_list_free(struct store_subscription *list, size_t n);
+
+/* Creates or replaces the row of s->id in the txn (events is kept as stored). */
+enum gw_code store_txn_subscription_put(struct store_txn *txn, const struct store_subscription *s,
+                                        struct gw_error *err);
+/* Removes the row of id and drops its pending notifications (a deletion). */
+enum gw_code store_txn_subscription_remove(struct store_txn *txn, const char *id,
+                                           struct gw_error *err);
+/* The rows owned by owner (only those of type, unless NULL), enabled or not,
+ * in id order. *out is a new array of *n_out rows. */
+enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner, const char *type,
+                                        struct store_subscription **out, size_t *n_out,
+                                        struct gw_error *err);
+/* The row of id (reader connection); GW_E_NOTFOUND when there is none. */
+enum gw_code store_subscription_get(struct store *st, const char *id,
+                                    struct store_subscription *out, struct gw_error *err);
+
+/* A notification's life (one row per notification, never deleted):
+ *
+ *   pending --delivered (2xx)--> delivered
+ *      +--attempt failed: attempts + 1, next_at later (stays pending)
+ *      +--the last allowed attempt failed--> dead        (a dead letter)
+ *      +--its Subscription went off or was deleted--> dropped
+ *
+ * Order: only the oldest pending notification (lowest position) of a
+ * subscription is ever offered, so a subscription's notifications go out in
+ * the order their changes committed, each after the one before it settled. */
+enum store_note_state {
+    STORE_NOTE_PENDING,
+    STORE_NOTE_DELIVERED,
+    STORE_NOTE_DEAD,
+    STORE_NOTE_DROPPED
+};
+enum store_note_kind { STORE_NOTE_HANDSHAKE, STORE_NOTE_EVENT };
+
+struct store_note {
+    int64_t seq;
+    char *subscription;
+    long position; /* order within the subscription, from 1 */
+    long event;    /* events: the event number; handshakes: events queued before it */
+    enum store_note_kind kind;
+    char *focus_type; /* events: the resource version that changed */
+    char *focus_id;
+    long focus_version;
+    enum store_note_state state;
+    long attempts;
+    int64_t next_at_ms;
+    int64_t created_ms; /* the commit time of the change */
+    char *last_error;
+};
+void store_note_cleanup(struct store_note *n);
+void store_note_list_free(struct store_note *list, size_t n);
+
+struct store_note_new {
+    const char *subscription;
+    enum store_note_kind kind;
+    const char *focus_type;
+    const char *focus_id;
+    long focus_version;
+};
+
+/* Queues a notification in the txn (the commit of the change it reports).
+ * An event takes its subscription's next event number. *added (may be NULL)
+ * receives the row as written. GW_E_NOTFOUND when the subscription has no row. */
+enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_new *n,
+                                struct store_note *added, struct gw_error *err);
+/* Drops the pending notifications of subscription (its status went off). */
+enum gw_code store_txn_note_drop(struct store_txn *txn, const char *subscription,
+                                 struct gw_error *err);
+/* The oldest pending notification of each subscription, soonest due first,
+ * at most max (reader connection). *out is a new array of *n_out rows. */
+enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **out, size_t *n_out,
+                              struct gw_error *err);
+/* The pending notifications of subscription, oldest first, at most max
+ * (reader connection): what one delivery may carry together. */
+enum gw_code store_note_pending(struct store *st, const char *subscription, size_t max,
+                                struct store_note **out, size_t *n_out, struct gw_error *err);
+/* Records an attempt on the notification seq: attempts + 1, then state
+ * (STORE_NOTE_PENDING with next_at_ms for a retry), error (may be NULL).
+ * *changed is false, and nothing written, when it was no longer pending. */
+enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum store_note_state state,
+                                   int64_t next_at_ms, const char *error, bool *changed,
+                                   struct gw_error *err);
+
+struct store_note_stats {
+    char *subscription;
+    long pending, dead;
+    int64_t oldest_pending_ms; /* created time of the oldest pending one, 0 when none */
+};
+/* Pending and dead notifications of every subscription, for /metrics. *out
+ * is a new array (free each subscription, then it). */
+enum gw_code store_note_stats(struct store *st, struct store_note_stats **out, size_t *n_out,
+                              struct gw_error *err);
+
+/* Waits until a commit queued, settled or dropped notifications since the
+ * change count *seen, or store_note_kick(), or timeout_ms; *seen becomes the
+ * current count. Returns at once when *seen is already behind. */
+void store_note_wait(struct store *st, uint64_t *seen, long timeout_ms);
+/* Wakes every store_note_wait() (e.g. to stop). */
+void store_note_kick(struct store *st);
+
 /* ------------------------------------------------------------ inbound dedupe */
 
 /* Looks up the ACK already sent to client (the authenticated identity that

@@ -77,6 +77,9 @@ struct store {
     pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping) */
     pthread_t checkpointer;
     bool checkpointer_started;
+    /* notifications: commits that changed them wake store_note_wait() (q_lock) */
+    pthread_cond_t note_cv;
+    uint64_t note_changes;
 };
 
 struct store_txn {
@@ -84,6 +87,7 @@ struct store_txn {
     sqlite3 *db;
     int64_t now_ms;
     char chain_head[65]; /* the last audit hash, this txn's view */
+    bool notes_changed;  /* a notification was queued, settled or dropped */
 };
 
 /* A bound value for dynamically built statements. */
@@ -139,6 +143,9 @@ enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
 /* search.c */
 enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *history_id,
                         bool history, struct store_page *out, struct gw_error *err);
+
+/* notes.c: after a COMMIT of a txn whose notes_changed is set. */
+void notes_committed(struct store *st);
 
 /* auditlog.c */
 enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err);

@@ -55,6 +55,8 @@ def sample_call(gw, rtype, interaction, ids):
         gw.post("/fhir/%s" % rtype, {"resourceType": rtype}, cert=cert)
     elif interaction == "update":
         gw.put("/fhir/%s/%s" % (rtype, rid), {"resourceType": rtype, "id": rid}, cert=cert)
+    elif interaction == "delete":
+        gw.request("DELETE", "/fhir/%s/%s" % (rtype, rid), cert=cert)
     else:
         raise AssertionError("untested interaction " + interaction)
 

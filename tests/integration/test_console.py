@@ -291,7 +291,13 @@ def test_roll_up_is_filled_from_the_events_of_an_older_store(make_gateway, workd
     # back to the schema just before the roll-up's migration
     before = db.execute("SELECT COUNT(*) FROM pragma_table_info('audit_rollup')").fetchone()[0]
     assert before
-    db.executescript("DROP TABLE audit_rollup; PRAGMA user_version = %d;" % (ROLLUP_MIGRATION - 1))
+    # the roll-up's table and those of later migrations (created after it: sqlite_master
+    # keeps creation order), so that migrations from the roll-up's on run again
+    rollup = db.execute("SELECT rowid FROM sqlite_master WHERE name = 'audit_rollup'").fetchone()[0]
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND rowid >= ?"
+                              " ORDER BY rowid", (rollup,)).fetchall():
+        db.execute("DROP TABLE %s" % name)
+    db.executescript("PRAGMA user_version = %d;" % (ROLLUP_MIGRATION - 1))
     db.close()
     gw.start()
     r = audit_get(gw, "/fhir/AuditEvent/$activity")

@@ -145,7 +145,7 @@ def test_capability_statement_lists_only_what_works(gateway):
     for r in cs["rest"][0]["resource"]:
         for interaction in r["interaction"]:
             assert interaction["code"] in ("read", "vread", "update", "history-instance",
-                                           "create", "search-type")
+                                           "create", "search-type", "delete")
 
 
 def test_metrics_count_requests_and_commit_batches(gateway):

@@ -447,6 +447,172 @@ static void date_search_honours_prefixes(void)
     store_destroy(st);
 }
 
+/* ------------------------------------------------------------ subscription notifications */
+
+struct note_step {
+    const char *sub;
+    enum store_note_kind kind;
+    long focus_version;
+    struct store_note added;
+};
+
+static enum gw_code subscribe_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    const char *const *ids = ctx;
+    enum gw_code rc = GW_OK;
+
+    for (; !rc && *ids; ids++) {
+        struct store_subscription s = {.id = (char *)*ids,
+                                       .owner = "orgA",
+                                       .type = "Task",
+                                       .criteria = "Task",
+                                       .enabled = true};
+
+        rc = store_txn_subscription_put(txn, &s, err);
+    }
+    return rc;
+}
+
+static enum gw_code note_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct note_step *step = ctx;
+    struct store_note_new n = {step->sub, step->kind, "Task", "t1", step->focus_version};
+
+    return store_txn_note_add(txn, &n, &step->added, err);
+}
+
+struct settle_step {
+    int64_t seq;
+    enum store_note_state state;
+    int64_t next_at;
+    bool changed;
+};
+
+static enum gw_code settle_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct settle_step *s = ctx;
+
+    return store_txn_note_settle(txn, s->seq, s->state, s->next_at, "refused", &s->changed, err);
+}
+
+static enum gw_code drop_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    return store_txn_note_drop(txn, ctx, err);
+}
+
+static struct store_note note(struct store *st, const char *sub, enum store_note_kind kind,
+                              long version)
+{
+    struct note_step step = {sub, kind, version, {0}};
+
+    CHECK_INT(store_write(st, note_apply, NULL, &step, NULL), GW_OK);
+    return step.added;
+}
+
+static void notes_are_numbered_per_subscription_and_offered_in_order(void)
+{
+    struct store *st = open_fresh();
+    const char *ids[] = {"subA", "subB", NULL};
+    struct store_note a1, a2, a3, b1, *heads = NULL;
+    struct settle_step settle;
+    size_t n = 0;
+
+    CHECK_INT(store_write(st, subscribe_apply, NULL, (void *)ids, NULL), GW_OK);
+    a1 = note(st, "subA", STORE_NOTE_HANDSHAKE, 0);
+    a2 = note(st, "subA", STORE_NOTE_EVENT, 1);
+    b1 = note(st, "subB", STORE_NOTE_EVENT, 2);
+    a3 = note(st, "subA", STORE_NOTE_EVENT, 3);
+    CHECK_INT(a1.position, 1);
+    CHECK_INT(a1.event, 0);
+    CHECK_INT(a2.position, 2);
+    CHECK_INT(a2.event, 1);
+    CHECK_INT(a3.position, 3);
+    CHECK_INT(a3.event, 2);
+    CHECK_INT(b1.position, 1);
+    CHECK_INT(b1.event, 1);
+    CHECK_INT(store_note_heads(st, 10, &heads, &n, NULL), GW_OK);
+    CHECK_INT(n, 2); /* one per subscription: the oldest */
+    CHECK_INT(n == 2 ? heads[0].seq : 0, a1.seq);
+    CHECK_INT(n == 2 ? heads[1].seq : 0, b1.seq);
+    store_note_list_free(heads, n);
+    settle = (struct settle_step){a1.seq, STORE_NOTE_DELIVERED, 0, false};
+    CHECK_INT(store_write(st, settle_apply, NULL, &settle, NULL), GW_OK);
+    CHECK(settle.changed);
+    CHECK_INT(store_write(st, settle_apply, NULL, &settle, NULL), GW_OK);
+    CHECK(!settle.changed); /* settled once only */
+    settle = (struct settle_step){a2.seq, STORE_NOTE_PENDING, gw_now_ms() + 60000, false};
+    CHECK_INT(store_write(st, settle_apply, NULL, &settle, NULL), GW_OK);
+    CHECK_INT(store_note_heads(st, 10, &heads, &n, NULL), GW_OK);
+    CHECK_INT(n, 2); /* a2 waits for its retry and a3 waits behind it */
+    CHECK_INT(n == 2 ? heads[0].seq : 0, b1.seq);
+    CHECK_INT(n == 2 ? heads[1].seq : 0, a2.seq);
+    CHECK_INT(n == 2 ? heads[1].attempts : 0, 1);
+    CHECK_STR(n == 2 ? heads[1].last_error : "", "refused");
+    store_note_list_free(heads, n);
+    CHECK_INT(store_note_pending(st, "subA", 10, &heads, &n, NULL), GW_OK);
+    CHECK_INT(n, 2); /* what one delivery may carry: a2 then a3 */
+    CHECK_INT(n == 2 ? heads[0].seq : 0, a2.seq);
+    CHECK_INT(n == 2 ? heads[1].seq : 0, a3.seq);
+    store_note_list_free(heads, n);
+    CHECK_INT(store_write(st, drop_apply, NULL, "subA", NULL), GW_OK);
+    CHECK_INT(store_note_heads(st, 10, &heads, &n, NULL), GW_OK);
+    CHECK_INT(n, 1);
+    CHECK_STR(n == 1 ? heads[0].subscription : "", "subB");
+    store_note_list_free(heads, n);
+    store_destroy(st);
+}
+
+static void notes_for_an_unknown_subscription_are_refused(void)
+{
+    struct store *st = open_fresh();
+    struct note_step step = {"nobody", STORE_NOTE_EVENT, 1, {0}};
+
+    CHECK_INT(store_write(st, note_apply, NULL, &step, NULL), GW_E_NOTFOUND);
+    store_destroy(st);
+}
+
+static void note_stats_count_pending_and_dead_per_subscription(void)
+{
+    struct store *st = open_fresh();
+    const char *ids[] = {"subA", "subB", NULL};
+    struct store_note a1;
+    struct settle_step dead;
+    struct store_note_stats *stats = NULL;
+    size_t n = 0;
+
+    CHECK_INT(store_write(st, subscribe_apply, NULL, (void *)ids, NULL), GW_OK);
+    a1 = note(st, "subA", STORE_NOTE_EVENT, 1);
+    note(st, "subA", STORE_NOTE_EVENT, 2);
+    dead = (struct settle_step){a1.seq, STORE_NOTE_DEAD, 0, false};
+    CHECK_INT(store_write(st, settle_apply, NULL, &dead, NULL), GW_OK);
+    CHECK_INT(store_note_stats(st, &stats, &n, NULL), GW_OK);
+    CHECK_INT(n, 2);
+    CHECK_STR(n == 2 ? stats[0].subscription : "", "subA");
+    CHECK_INT(n == 2 ? stats[0].pending : -1, 1);
+    CHECK_INT(n == 2 ? stats[0].dead : -1, 1);
+    CHECK(n == 2 && stats[0].oldest_pending_ms > 0);
+    CHECK_INT(n == 2 ? stats[1].pending : -1, 0);
+    while (n)
+        free(stats[--n].subscription);
+    free(stats);
+    store_destroy(st);
+}
+
+static void note_wait_returns_once_a_commit_queued_one(void)
+{
+    struct store *st = open_fresh();
+    const char *ids[] = {"subA", NULL};
+    uint64_t seen = 0, before;
+
+    CHECK_INT(store_write(st, subscribe_apply, NULL, (void *)ids, NULL), GW_OK);
+    store_note_wait(st, &seen, 0);
+    before = seen;
+    note(st, "subA", STORE_NOTE_EVENT, 1);
+    store_note_wait(st, &seen, 30000); /* returns at once: the count moved */
+    CHECK(seen > before);
+    store_destroy(st);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -463,6 +629,10 @@ int main(void)
     RUN(audit_rows_chain_and_failed_work_keeps_only_its_event);
     RUN(inbound_remembers_the_ack_of_each_message);
     RUN(date_search_honours_prefixes);
+    RUN(notes_are_numbered_per_subscription_and_offered_in_order);
+    RUN(notes_for_an_unknown_subscription_are_refused);
+    RUN(note_stats_count_pending_and_dead_per_subscription);
+    RUN(note_wait_returns_once_a_commit_queued_one);
     {
         char cmd[160];
 
