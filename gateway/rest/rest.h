@@ -8,7 +8,11 @@
  *            answered before that commit is on disk. A GP sees only its
  *            organisation's resources (others answer 404), a RIS what is
  *            routed to its sites, an auditor only AuditEvents.
- * Threads:   handlers run on any connection thread.
+ * Threads:   handlers run on the server's threads and never block on the
+ *            store: reads and searches answer once their AuditEvent is
+ *            durable, writes once their commit is; both defer the answer
+ *            (http_defer) and submit the work to the store's writer
+ *            (store_submit). The RIS endpoints run on blocking threads.
  * Ownership: the context borrows cfg and store; they outlive the server.
  */
 #ifndef GW_REST_H
@@ -51,7 +55,8 @@ const struct http_route *rest_routes(size_t *n_routes);
 /* The http server's renderer and refusal hook (ctx: a struct rest_ctx). */
 enum gw_code rest_render(json_t *resource, enum http_format fmt, struct gw_buf *out,
                          struct gw_error *err);
-void rest_on_refusal(void *ctx, const struct http_request *req, int status, const char *why);
+void rest_on_refusal(void *ctx, struct http_request *req, struct http_response *resp, int status,
+                     const char *why);
 
 /* The CapabilityStatement, built from the routing table: a new reference. */
 json_t *rest_capability_statement(const struct rest_ctx *ctx);

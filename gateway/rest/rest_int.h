@@ -57,14 +57,26 @@ const struct rest_type *rest_admit_type(const struct http_request *req, struct h
 /* An audit event pre-filled from the request (client, peer, request id, path). */
 void rest_audit_init(struct audit_event *ev, const struct http_request *req, const char *subtype,
                      char action);
-/* Answers resource with status once ev (a successful access) is recorded;
- * answers 503 instead when it cannot be: an unaudited access is no access. */
-void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct http_response *resp,
-                         int status, json_t *resource);
-/* Records ev alone with the outcome of status. Returns GW_OK, or the store's
- * failure (logged): a read whose access cannot be audited must not be answered. */
-enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int status,
-                              const char *why);
+/* Answers resp (as the handler set it) once ev is recorded with the outcome
+ * of status (why says what failed, for refusals): the request is deferred
+ * until the event is durable. A success (status < 400) whose event cannot
+ * be recorded becomes a 503: an unaudited access is no access. ev is copied;
+ * resp is taken (the handler returns right after). */
+void rest_answer_after_audit(struct rest_ctx *ctx, struct http_request *req,
+                             struct http_response *resp, const struct audit_event *ev, int status,
+                             const char *why);
+/* Answers resource (borrowed) with status once ev (a successful access) is recorded. */
+void rest_answer_audited(struct rest_ctx *ctx, struct http_request *req, struct audit_event *ev,
+                         struct http_response *resp, int status, json_t *resource);
+/* Answers the refusal in resp once ev records it (why: its first issue). */
+void rest_answer_refused(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                         const struct audit_event *ev);
+/* Queues the recording of ev (copied) with the outcome of status; done
+ * (may be NULL) runs on the store's writer once it is durable or failed. */
+void rest_audit_submit(struct rest_ctx *ctx, const struct audit_event *ev, int status,
+                       const char *why, store_done_fn done, void *done_ctx);
+/* The diagnostics of resp's first issue, or fallback (borrowed from resp). */
+const char *rest_refusal_text(const struct http_response *resp, const char *fallback);
 
 /* system.c */
 void rest_metadata(struct http_request *req, struct http_response *resp, void *ctx);
@@ -186,6 +198,10 @@ struct rest_entry {
     struct rest_referral *referral; /* ServiceRequests: what referral.c found */
 };
 
+struct rest_plan;
+/* Answers a plan once it committed or failed (plan->rc, plan->err). */
+typedef void (*rest_plan_answer_fn)(struct rest_plan *plan, struct http_response *resp);
+
 struct rest_plan {
     struct rest_ctx *ctx;
     const struct http_request *req;
@@ -201,6 +217,13 @@ struct rest_plan {
     struct rest_strings strings; /* owned by the plan (audit references) */
     const char *site;            /* the performing site of the plan's referral(s) */
     char path[300];
+    /* its commit */
+    enum gw_code rc; /* the outcome, once committed or failed */
+    struct gw_error err;
+    struct http_pending *pending; /* rest_plan_submit(): the request waiting */
+    rest_plan_answer_fn answer;
+    store_done_fn done; /* rest_plan_submit_then(): told instead */
+    void *done_ctx;
 };
 
 /* plan.c */
@@ -241,8 +264,15 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
 void rest_referral_free(struct rest_referral *r);
 
 /* write.c */
-/* Runs the plan in one commit with its AuditEvents. GW_OK: everything written. */
-enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err);
+/* Runs the plan p (allocated with calloc, taken) in one commit with its
+ * AuditEvents; req's answer waits for it: once committed (or failed),
+ * answer(p, resp) runs on a server thread, and p is freed with the request. */
+void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http_response *resp,
+                      rest_plan_answer_fn answer);
+/* Runs the plan p (owned by the caller, kept until done) in one commit with
+ * its AuditEvents; done(done_ctx, rc, err) runs on the store's writer once
+ * it committed or failed (p->rc and p->err say the same). */
+void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx);
 /* Answers a failed plan (its status and outcome, or the error's). */
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
                               struct http_response *resp);

@@ -54,9 +54,11 @@ static const struct http_route routes[] = {
     {"PUT", "/fhir/{type}/{id}", "update", GP, FHIR_IO, rest_handle_update},
     {"GET", "/fhir/{type}/{id}/_history", "history", CLIENTS, HTTP_FHIR, rest_handle_history},
     {"GET", "/fhir/{type}/{id}/_history/{vid}", "vread", CLIENTS, HTTP_FHIR, rest_handle_vread},
-    {"GET", "/ris/orders", "ris-pull", RIS, 0, rest_handle_ris_pull},
-    {"POST", "/ris/acks", "ris-acks", RIS, HTTP_HL7_BODY, rest_handle_ris_acks},
-    {"POST", "/ris/messages", "ris-messages", RIS, HTTP_HL7_BODY, rest_handle_ris_messages},
+    /* the RIS side writes through store_write(): its handlers may block */
+    {"GET", "/ris/orders", "ris-pull", RIS, HTTP_BLOCKING, rest_handle_ris_pull},
+    {"POST", "/ris/acks", "ris-acks", RIS, HTTP_HL7_BODY | HTTP_BLOCKING, rest_handle_ris_acks},
+    {"POST", "/ris/messages", "ris-messages", RIS, HTTP_HL7_BODY | HTTP_BLOCKING,
+     rest_handle_ris_messages},
 };
 
 const struct http_route *rest_routes(size_t *n_routes)

@@ -1,7 +1,9 @@
-/* write.c -- running a write plan: one store_write() whose apply step
- * resolves, checks, maps and writes every entry (with Tasks and RIS orders)
- * and whose audit step records the interaction and each entry, so data and
- * AuditEvents share one commit; a failing plan leaves only its failure event.
+/* write.c -- running a write plan: one job for the store's writer whose
+ * apply step resolves, checks, maps and writes every entry (with Tasks and
+ * RIS orders) and whose audit step records the interaction and each entry,
+ * so data and AuditEvents share one commit; a failing plan leaves only its
+ * failure event. The request waits suspended for the commit
+ * (rest_plan_submit), then is answered on a server thread.
  */
 #include "rest/rest_int.h"
 
@@ -174,11 +176,61 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     return rc;
 }
 
-enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err)
+/* The plan's job is committed (or failed): on the writer thread, cheap. */
+static void plan_committed(void *vplan, enum gw_code rc, const struct gw_error *err)
 {
-    if (!p->outcome)
-        return gw_fail(err, GW_E_NOMEM, "no memory for the request");
-    return store_write(p->ctx->store, apply, audit, p, err);
+    struct rest_plan *p = vplan;
+
+    p->rc = rc;
+    if (rc)
+        p->err = *err;
+    if (p->pending)
+        http_pending_ready(p->pending);
+    else if (p->done)
+        p->done(p->done_ctx, rc, err);
+}
+
+static void plan_finish(struct http_request *req, struct http_response *resp, void *vplan)
+{
+    struct rest_plan *p = vplan;
+
+    (void)req;
+    p->answer(p, resp);
+}
+
+static void plan_release(void *vplan)
+{
+    rest_plan_cleanup(vplan);
+    free(vplan);
+}
+
+void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http_response *resp,
+                      rest_plan_answer_fn answer)
+{
+    p->answer = answer;
+    if (p->outcome)
+        p->pending = http_defer(req, resp, plan_finish, p, plan_release);
+    if (!p->pending) {
+        p->rc = gw_fail(&p->err, GW_E_NOMEM, "no memory for the request");
+        answer(p, resp);
+        plan_release(p);
+        return;
+    }
+    store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
+}
+
+void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx)
+{
+    struct gw_error err;
+
+    p->done = done;
+    p->done_ctx = done_ctx;
+    if (!p->outcome) {
+        gw_fail(&err, GW_E_NOMEM, "no memory for the request");
+        plan_committed(p, err.code, &err);
+        return;
+    }
+    store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
 }
 
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,

@@ -2,11 +2,15 @@
  *
  * Group commit: callers queue jobs; the writer takes every queued job (up to
  * max_batch), runs each in its own savepoint inside one transaction, commits
- * once, and only then wakes the callers. With synchronous=FULL in WAL mode
- * the commit is on disk when COMMIT returns, so one fsync serves the batch.
+ * once, and only then answers them: store_write() callers are woken,
+ * store_submit() callers are called back (on_done), in queue order. With
+ * synchronous=FULL in WAL mode the commit is on disk when COMMIT returns, so
+ * one fsync serves the batch. Submitted jobs cost their callers no thread
+ * while they wait: an HTTP request is suspended, not blocked.
  *
  * Invariant: a job is answered only after the COMMIT that holds it returned
- * SQLITE_OK, or with a failure code if that COMMIT failed.
+ * SQLITE_OK, or with a failure code if that COMMIT failed (or, never run,
+ * when it stayed queued past commit_timeout_ms).
  */
 #include "store/store_int.h"
 
@@ -155,10 +159,22 @@ static struct job *take_batch(struct store *st, size_t *n_out)
     return head;
 }
 
+/* Calls back submitted jobs (a list linked through next) in order and frees them. */
+static void call_back(struct job *list)
+{
+    struct job *j, *next;
+
+    for (j = list; j; j = next) {
+        next = j->next;
+        j->on_done(j->done_ctx, j->rc, &j->err);
+        free(j);
+    }
+}
+
 static void finish_batch(struct store *st, struct job *batch, enum gw_code commit_rc,
                          const struct gw_error *commit_err)
 {
-    struct job *j, *next;
+    struct job *j, *next, *submitted = NULL, **tail = &submitted;
 
     pthread_mutex_lock(&st->q_lock);
     for (j = batch; j; j = next) {
@@ -167,10 +183,17 @@ static void finish_batch(struct store *st, struct job *batch, enum gw_code commi
             j->rc = commit_rc;
             j->err = *commit_err;
         }
-        j->state = JOB_DONE;
+        if (j->on_done) { /* moved to the call-back list, in order */
+            j->next = NULL;
+            *tail = j;
+            tail = &j->next;
+        } else {
+            j->state = JOB_DONE; /* its caller may return (and drop j) from here on */
+        }
     }
     pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->q_lock);
+    call_back(submitted);
 }
 
 static int64_t batch_time(struct store *st)
@@ -261,10 +284,76 @@ static void deadline_after(struct timespec *ts, long ms)
     }
 }
 
+/* Appends j to the queue and wakes the writer. Caller holds q_lock. */
+static void enqueue(struct store *st, struct job *j)
+{
+    j->state = JOB_QUEUED;
+    j->queued_mono_ms = gw_mono_ms();
+    j->next = NULL;
+    if (st->q_tail)
+        st->q_tail->next = j;
+    else
+        st->q_head = j;
+    st->q_tail = j;
+    pthread_cond_signal(&st->q_cv);
+}
+
+void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
+                  store_done_fn on_done, void *done_ctx)
+{
+    struct job *j = calloc(1, sizeof *j);
+    struct gw_error err;
+
+    if (!j) {
+        gw_fail(&err, GW_E_NOMEM, "no memory to queue the work");
+        on_done(done_ctx, err.code, &err);
+        return;
+    }
+    *j = (struct job){
+        .apply = apply, .audit = audit, .ctx = ctx, .on_done = on_done, .done_ctx = done_ctx};
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        free(j);
+        gw_fail(&err, GW_E_STORE, "the store is shutting down");
+        on_done(done_ctx, err.code, &err);
+        return;
+    }
+    enqueue(st, j);
+    pthread_mutex_unlock(&st->q_lock);
+}
+
+/* Fails the submitted jobs that stayed queued past commit_timeout_ms (the
+ * writer is stuck, e.g. on a lock another process holds): their callers
+ * must not wait for ever. Runs on the checkpointer thread. */
+static void expire_queued(struct store *st)
+{
+    struct job **pp, *j, *expired = NULL, **tail = &expired;
+    int64_t oldest = gw_mono_ms() - st->commit_timeout_ms;
+
+    pthread_mutex_lock(&st->q_lock);
+    st->q_tail = NULL;
+    for (pp = &st->q_head; (j = *pp) != NULL;) {
+        if (j->on_done && j->queued_mono_ms <= oldest) {
+            *pp = j->next;
+            j->next = NULL;
+            j->rc = gw_fail(&j->err, GW_E_STORE, "the store stayed busy for %ld ms",
+                            st->commit_timeout_ms);
+            *tail = j;
+            tail = &j->next;
+        } else {
+            st->q_tail = j;
+            pp = &j->next;
+        }
+    }
+    pthread_mutex_unlock(&st->q_lock);
+    call_back(expired);
+}
+
 enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                          struct gw_error *err)
 {
-    struct job j = {.apply = apply, .audit = audit, .ctx = ctx, .state = JOB_QUEUED};
+    struct job j = {.apply = apply, .audit = audit, .ctx = ctx};
     struct timespec deadline;
 
     deadline_after(&deadline, st->commit_timeout_ms);
@@ -273,12 +362,7 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
         pthread_mutex_unlock(&st->q_lock);
         return gw_fail(err, GW_E_STORE, "the store is shutting down");
     }
-    if (st->q_tail)
-        st->q_tail->next = &j;
-    else
-        st->q_head = &j;
-    st->q_tail = &j;
-    pthread_cond_signal(&st->q_cv);
+    enqueue(st, &j);
     while (j.state != JOB_DONE) {
         int w = pthread_cond_timedwait(&st->done_cv, &st->q_lock, &deadline);
 
@@ -299,7 +383,8 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
 
 /* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
  * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
- * so copying the WAL back into the database never delays a commit. */
+ * so copying the WAL back into the database never delays a commit. It also
+ * fails submitted work that stayed queued too long (expire_queued). */
 static void *checkpointer_main(void *arg)
 {
     struct store *st = arg;
@@ -312,6 +397,7 @@ static void *checkpointer_main(void *arg)
         if (st->stopping)
             break;
         pthread_mutex_unlock(&st->q_lock);
+        expire_queued(st);
         if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
             SQLITE_OK)
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));

@@ -2,13 +2,15 @@
  *
  * Owns:      the database handles: one writer connection driven by a single
  *            writer thread (group commit) and a pool of reader connections.
- * Promises:  store_write() returns only once its work is on disk (SQLite WAL,
- *            synchronous=FULL): GW_OK means committed, anything else means
- *            nothing of its apply step remains (its audit step may still have
- *            committed a failure event). A batch lands whole or not at all;
- *            readers never see half a batch. Versions are never rewritten:
- *            the versions and audit tables are append-only.
- * Never:     exposes SQL or backend types; blocks a caller past
+ * Promises:  store_write() returns, and store_submit() calls back, only once
+ *            the work is on disk (SQLite WAL, synchronous=FULL): GW_OK means
+ *            committed, anything else means nothing of its apply step
+ *            remains (its audit step may still have committed a failure
+ *            event). Work runs in the order it was queued. A batch lands
+ *            whole or not at all; readers never see half a batch. Versions
+ *            are never rewritten: the versions and audit tables are
+ *            append-only.
+ * Never:     exposes SQL or backend types; keeps a caller waiting past
  *            commit_timeout_ms while its work is still queued.
  * Threads:   every store_* function may be called from any thread;
  *            store_txn_* functions only inside apply/audit callbacks, on the
@@ -164,9 +166,25 @@ typedef enum gw_code (*store_audit_fn)(struct store_txn *txn, void *ctx, enum gw
 
 /* Queues the work, waits for its commit and returns its outcome (err says
  * why on failure). GW_E_STORE when the store failed or stayed busy past
- * commit_timeout_ms before starting the work. */
+ * commit_timeout_ms before starting the work. For callers that may block
+ * (the command line, worker threads); request handlers use store_submit(). */
 enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                          struct gw_error *err);
+
+/* The outcome of submitted work: rc as store_write() would return it, err
+ * (borrowed for the call) says why when rc is not GW_OK. */
+typedef void (*store_done_fn)(void *done_ctx, enum gw_code rc, const struct gw_error *err);
+
+/* Queues the work without waiting. on_done is called exactly once: on the
+ * writer thread right after the COMMIT that holds the work returned (or
+ * failed); on the store's housekeeping thread when the work stayed queued
+ * past commit_timeout_ms (GW_E_STORE, nothing of it ran); or before
+ * store_submit() returns when the store is stopping or out of memory.
+ * on_done must be cheap (it delays the next batch) and must not call into
+ * the store. ctx must stay valid until on_done, and apply/audit see it as
+ * store_write()'s do. */
+void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
+                  store_done_fn on_done, void *done_ctx);
 
 /* The commit time of this txn's batch (epoch ms, never going backwards). */
 int64_t store_txn_now(const struct store_txn *txn);

@@ -16,7 +16,10 @@
 #define STORE_CHECKPOINT_EVERY_MS 1000
 #define STORE_STMT_CACHE          32 /* prepared statements kept for the writer */
 
-/* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
+/* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
+ * A job of store_write() lives on its caller's stack and is woken through
+ * done_cv; a job of store_submit() is allocated by the store, answered through
+ * on_done and freed right after. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 struct job {
@@ -24,6 +27,9 @@ struct job {
     store_apply_fn apply;
     store_audit_fn audit;
     void *ctx;
+    store_done_fn on_done; /* NULL: a store_write() caller waits for it */
+    void *done_ctx;
+    int64_t queued_mono_ms;
     enum job_state state;
     enum gw_code rc;
     struct gw_error err;
@@ -54,7 +60,7 @@ struct store {
     bool writer_started;
     pthread_mutex_t q_lock;
     pthread_cond_t q_cv;    /* work queued, or stopping */
-    pthread_cond_t done_cv; /* some job finished */
+    pthread_cond_t done_cv; /* some store_write() job finished */
     struct job *q_head, *q_tail;
     bool stopping;
     int64_t last_commit_ms;
