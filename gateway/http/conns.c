@@ -10,8 +10,9 @@
  *
  * Deadline: GnuTLS reads every connection's bytes through pull() below,
  * which notes when the first byte of a request arrives (on a new connection
- * the TLS handshake's bytes are the first); dispatch.c clears the mark once
- * the request is in whole. Every HTTP_SWEEP_MS the sweeper shuts down the
+ * the TLS handshake's bytes are the first: the handshake must end within
+ * the deadline too, then the connection is idle); dispatch.c clears the
+ * mark once the request is in whole. Every HTTP_SWEEP_MS the sweeper shuts down the
  * sockets of requests that have been arriving for longer than
  * receive_deadline_s, and libmicrohttpd closes them. A sender that drips a
  * byte at a time defeats an idle timeout, not this deadline.
@@ -225,8 +226,29 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
     return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
+void http_conns_received(struct conn_ctx *cc)
+{
+    if (cc)
+        atomic_store(&cc->receiving_since_ms, 0);
+}
+
+/* The client's Finished message ends the TLS handshake: until a request's
+ * first byte, the connection is idle (the idle timeout's business). */
+static int handshake_done(gnutls_session_t session, unsigned int htype, unsigned int when,
+                          unsigned int incoming, const gnutls_datum_t *msg)
+{
+    gnutls_transport_ptr_t recv_ptr = NULL, send_ptr = NULL;
+
+    (void)msg;
+    if (htype == GNUTLS_HANDSHAKE_FINISHED && when == GNUTLS_HOOK_POST && incoming) {
+        gnutls_transport_get_ptr2(session, &recv_ptr, &send_ptr);
+        http_conns_received(recv_ptr);
+    }
+    return 0;
+}
+
 /* Reads of the connection's TLS session go through pull() (writes stay
- * GnuTLS's own on the socket). */
+ * GnuTLS's own on the socket), and its handshake's end is noted. */
 static void hook_reads(struct MHD_Connection *conn, struct conn_ctx *cc)
 {
     const union MHD_ConnectionInfo *ci =
@@ -238,12 +260,8 @@ static void hook_reads(struct MHD_Connection *conn, struct conn_ctx *cc)
     gnutls_transport_set_ptr2(session, cc, (gnutls_transport_ptr_t)(intptr_t)cc->fd);
     gnutls_transport_set_pull_function(session, pull);
     gnutls_transport_set_pull_timeout_function(session, pull_timeout);
-}
-
-void http_conns_received(struct conn_ctx *cc)
-{
-    if (cc)
-        atomic_store(&cc->receiving_since_ms, 0);
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST,
+                                       handshake_done);
 }
 
 /* ------------------------------------------------------------ open and close */

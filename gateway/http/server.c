@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,21 @@ static enum gw_code tls_files_load(const struct config *cfg, struct tls_files *t
     return rc;
 }
 
+/* libmicrohttpd's messages (a client gone mid-request, a failed
+ * handshake...) join the JSON log, at debug level: clients cause most. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(text, sizeof text, fmt, ap);
+    n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    gw_log(GW_LOG_DEBUG, "libmicrohttpd", "%s", text);
+}
+
 static void daemon_free(struct http_daemon *dmn)
 {
     if (!dmn)
@@ -313,7 +329,8 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
         MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, backstop,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn, MHD_OPTION_END);
+        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!dmn->mhd) {
         free(dmn);
         return NULL;
