@@ -196,6 +196,10 @@ struct rest_entry {
     char *site;
     bool was_revoked;               /* updates of ServiceRequests: the stored status */
     struct rest_referral *referral; /* ServiceRequests: what referral.c found */
+    /* before the plan ran (rest_plan_submit prepares it on the request's
+     * thread; when the writer must redo it, the entry starts over from here) */
+    json_t *pristine;
+    bool id_given; /* the id came with the request (update), not from the plan */
 };
 
 struct rest_plan;
@@ -234,6 +238,10 @@ void rest_plan_cleanup(struct rest_plan *p);
 struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *resource_new);
 /* Keeps s until cleanup; NULL on OOM. */
 const char *rest_plan_keep(struct rest_plan *p, char *s);
+/* Remembers each entry as it is (false on OOM), so that rest_plan_reset()
+ * can put the plan back to this point once it ran. */
+bool rest_plan_snapshot(struct rest_plan *p);
+void rest_plan_reset(struct rest_plan *p);
 /* Records a failure: status, an issue, and returns code (GW_E_INPUT etc.). */
 enum gw_code rest_plan_fail(struct rest_plan *p, int status, enum gw_code code,
                             const char *issue_code, const char *expression, const char *fmt, ...)

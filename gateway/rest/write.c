@@ -204,6 +204,22 @@ static void plan_release(void *vplan)
     free(vplan);
 }
 
+static void plan_reset(void *vplan)
+{
+    rest_plan_reset(vplan);
+}
+
+/* Hands the plan to the store: prepared here, on the request's thread
+ * (resolved, validated, mapped, serialised, indexed, audited), so that the
+ * writer only checks and inserts; run on the writer when it cannot be. */
+static void submit(struct rest_plan *p)
+{
+    if (rest_plan_snapshot(p))
+        store_submit_prepared(p->ctx->store, apply, audit, plan_reset, p, plan_committed, p);
+    else
+        store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
+}
+
 void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http_response *resp,
                       rest_plan_answer_fn answer)
 {
@@ -216,7 +232,7 @@ void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http
         plan_release(p);
         return;
     }
-    store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
+    submit(p);
 }
 
 void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx)
@@ -230,7 +246,7 @@ void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_c
         plan_committed(p, err.code, &err);
         return;
     }
-    store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
+    submit(p);
 }
 
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,

@@ -73,6 +73,8 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     sqlite3_stmt *s;
     enum gw_code rc;
 
+    if (txn->rec)
+        return record_audit_append(txn, id, recorded_ms, canonical, index, n_index, err);
     store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
     if (strlen(hash) != 64)
         return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");

@@ -82,22 +82,65 @@ void reader_release(struct store *st, sqlite3 *db)
     pthread_mutex_unlock(&st->pool_lock);
 }
 
+/* The writer's transaction control, prepared once (by their addresses). */
+static const char sql_begin[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT",
+                  sql_rollback[] = "ROLLBACK", sql_job[] = "SAVEPOINT job",
+                  sql_job_release[] = "RELEASE job", sql_job_undo[] = "ROLLBACK TO job",
+                  sql_apply[] = "SAVEPOINT apply", sql_apply_release[] = "RELEASE apply",
+                  sql_apply_undo[] = "ROLLBACK TO apply";
+
+/* Runs one of the statements above on the writer's connection. */
+static enum gw_code control(struct store_txn *txn, const char *sql, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+
+    if (rc)
+        return rc;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, sql);
+    stmt_release(s);
+    return rc;
+}
+
 /* Runs apply in a savepoint of its own; returns its outcome. */
 static enum gw_code run_apply(struct store_txn *txn, struct job *j)
 {
     enum gw_code rc;
 
-    if (stmt_exec(txn->db, "SAVEPOINT apply", &j->err))
+    if (control(txn, sql_apply, &j->err))
         return j->err.code;
     rc = j->apply(txn, j->ctx, &j->err);
     if (rc == GW_OK)
-        rc = stmt_exec(txn->db, "RELEASE apply", &j->err);
+        rc = control(txn, sql_apply_release, &j->err);
     if (rc) {
-        stmt_exec(txn->db, "ROLLBACK TO apply; RELEASE apply", NULL);
+        control(txn, sql_apply_undo, NULL);
+        control(txn, sql_apply_release, NULL);
         if (!j->err.msg[0])
             gw_fail(&j->err, rc, "the request could not be stored");
     }
     return rc;
+}
+
+/* A prepared job: replays its recording (true, done), or undoes what the
+ * replay wrote and resets the job for a run of its own (false). */
+static bool run_prepared(struct store_txn *txn, struct job *j, const char head[65])
+{
+    bool replayed = record_replay(txn, j);
+
+    record_free(j->rec);
+    j->rec = NULL;
+    if (replayed) {
+        control(txn, sql_job_release, NULL);
+        gw_metric_add("gateway_store_prepared_total", "outcome=\"replayed\"", 1);
+        return true;
+    }
+    control(txn, sql_job_undo, NULL);
+    memcpy(txn->chain_head, head, 65);
+    gw_error_clear(&j->err);
+    j->reset(j->ctx);
+    gw_metric_add("gateway_store_prepared_total", "outcome=\"redone\"", 1);
+    return false;
 }
 
 /* Runs one job inside the open transaction. The job savepoint lets a failing
@@ -111,23 +154,25 @@ static void run_job(struct store_txn *txn, struct job *j)
     memcpy(head, txn->chain_head, sizeof head);
     gw_error_clear(&j->err);
     gw_error_clear(&audit_err);
-    if (stmt_exec(txn->db, "SAVEPOINT job", &j->err)) {
+    if (control(txn, sql_job, &j->err)) {
         j->rc = j->err.code;
         return;
     }
+    if (j->rec && run_prepared(txn, j, head))
+        return;
     if (j->apply)
         rc = run_apply(txn, j);
     if (rc)
         memcpy(txn->chain_head, head, sizeof head);
     if (j->audit && j->audit(txn, j->ctx, rc, &j->err, &audit_err) != GW_OK) {
-        stmt_exec(txn->db, "ROLLBACK TO job", NULL);
+        control(txn, sql_job_undo, NULL);
         memcpy(txn->chain_head, head, sizeof head);
         gw_log(GW_LOG_ERROR, "audit-append-failed", "%s", audit_err.msg);
         if (!rc)
             rc = gw_fail(&j->err, GW_E_STORE, "the audit event could not be stored: %s",
                          audit_err.msg);
     }
-    stmt_exec(txn->db, "RELEASE job", NULL);
+    control(txn, sql_job_release, NULL);
     j->rc = rc;
 }
 
@@ -166,6 +211,7 @@ static void call_back(struct job *list)
 
     for (j = list; j; j = next) {
         next = j->next;
+        record_free(j->rec); /* expired unreplayed */
         j->on_done(j->done_ctx, j->rc, &j->err);
         free(j);
     }
@@ -212,19 +258,19 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     struct job *j;
     enum gw_code rc;
 
-    rc = stmt_exec(st->wdb, "BEGIN IMMEDIATE", err);
+    rc = control(&txn, sql_begin, err);
     if (rc)
         return rc;
     rc = audit_head_load(st->wdb, txn.chain_head, err);
     if (rc) {
-        stmt_exec(st->wdb, "ROLLBACK", NULL);
+        control(&txn, sql_rollback, NULL);
         return rc;
     }
     for (j = batch; j; j = j->next)
         run_job(&txn, j);
-    rc = stmt_exec(st->wdb, "COMMIT", err);
+    rc = control(&txn, sql_commit, err);
     if (rc) {
-        stmt_exec(st->wdb, "ROLLBACK", NULL);
+        control(&txn, sql_rollback, NULL);
         return rc;
     }
     st->last_commit_ms = txn.now_ms;
@@ -323,6 +369,61 @@ void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, 
     pthread_mutex_unlock(&st->q_lock);
 }
 
+void store_submit_prepared(struct store *st, store_apply_fn apply, store_audit_fn audit,
+                           store_reset_fn reset, void *ctx, store_done_fn on_done, void *done_ctx)
+{
+    struct store_recording *rec = record_begin();
+    struct store_txn txn = {.st = st, .rec = rec};
+    struct gw_error why, audit_err;
+    struct job *j;
+    enum gw_code rc = GW_OK;
+
+    if (!rec) {
+        store_submit(st, apply, audit, ctx, on_done, done_ctx);
+        return;
+    }
+    txn.now_ms = record_now(rec);
+    gw_error_clear(&why);
+    gw_error_clear(&audit_err);
+    record_set_phase(rec, true);
+    if (apply)
+        rc = apply(&txn, ctx, &why);
+    record_set_phase(rec, false);
+    if (rc) {
+        if (!why.msg[0])
+            gw_fail(&why, rc, "the request could not be stored");
+        record_apply_failed(rec, rc, &why);
+    }
+    if (audit && audit(&txn, ctx, rc, &why, &audit_err) != GW_OK)
+        record_apply_failed(rec, GW_E_STORE, &audit_err); /* makes it unusable */
+    j = record_usable(rec) ? calloc(1, sizeof *j) : NULL;
+    if (!j) { /* what was recorded cannot stand: the writer does it all */
+        record_free(rec);
+        reset(ctx);
+        gw_metric_add("gateway_store_prepared_total", "outcome=\"not-prepared\"", 1);
+        store_submit(st, apply, audit, ctx, on_done, done_ctx);
+        return;
+    }
+    *j = (struct job){.apply = apply,
+                      .audit = audit,
+                      .ctx = ctx,
+                      .rec = rec,
+                      .reset = reset,
+                      .on_done = on_done,
+                      .done_ctx = done_ctx};
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        record_free(rec);
+        free(j);
+        gw_fail(&why, GW_E_STORE, "the store is shutting down");
+        on_done(done_ctx, why.code, &why);
+        return;
+    }
+    enqueue(st, j);
+    pthread_mutex_unlock(&st->q_lock);
+}
+
 /* Fails the submitted jobs that stayed queued past commit_timeout_ms (the
  * writer is stuck, e.g. on a lock another process holds): their callers
  * must not wait for ever. Runs on the checkpointer thread. */
@@ -412,7 +513,10 @@ static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
     enum gw_code rc = open_db(st->path, false, &st->cdb, err);
 
     if (!rc)
-        rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
+        rc = stmt_exec(st->wdb,
+                       /* the writer's cache holds a batch's pages: none spill mid-batch */
+                       "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-" STORE_WRITER_CACHE_KB,
+                       err);
     if (rc)
         return rc;
     if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)

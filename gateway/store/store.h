@@ -186,6 +186,24 @@ typedef void (*store_done_fn)(void *done_ctx, enum gw_code rc, const struct gw_e
 void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                   store_done_fn on_done, void *done_ctx);
 
+/* Puts ctx back as it was before apply and audit ran (see store_submit_prepared). */
+typedef void (*store_reset_fn)(void *ctx);
+
+/* As store_submit(), with the work prepared on the caller's thread: apply
+ * and audit run now in a recording transaction, where reads and searches go
+ * to a reader connection (the store as last committed) and are remembered,
+ * and writes are recorded, serialised and indexed, not written. The writer
+ * then only checks that every read and search still gives the same answer
+ * in its transaction, and inserts what was recorded (stamping the commit
+ * time into meta.lastUpdated and AuditEvent.recorded, chaining the audit
+ * hashes). When anything read has changed (or something could not be
+ * recorded), reset(ctx) undoes what apply and audit did to ctx and they run
+ * again on the writer, as with store_submit(). store_txn_now() is the time
+ * of the recording while recording. Only resources, searches, outbox
+ * additions and audit rows can be recorded. */
+void store_submit_prepared(struct store *st, store_apply_fn apply, store_audit_fn audit,
+                           store_reset_fn reset, void *ctx, store_done_fn on_done, void *done_ctx);
+
 /* The commit time of this txn's batch (epoch ms, never going backwards). */
 int64_t store_txn_now(const struct store_txn *txn);
 
@@ -218,7 +236,10 @@ struct store_written {
     int64_t seq;
 };
 
-/* Writes the next version of put->type/put->id. */
+/* Writes the next version of put->type/put->id. out may be NULL; while
+ * recording (store_submit_prepared) it gets the recorded version and time,
+ * then the committed ones at replay: it must stay valid until the job is
+ * done (a plan's entry), or be NULL. */
 enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *put,
                            struct store_written *out, struct gw_error *err);
 
