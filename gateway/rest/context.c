@@ -300,6 +300,18 @@ static void held_recorded(void *vctx, enum gw_code rc, const struct gw_error *er
     held_free(h);
 }
 
+/* Recording the event changes nothing in h: there is nothing to undo. */
+static void held_reset(void *vctx)
+{
+    (void)vctx;
+}
+
+/* Hands h's event to the store, built and serialised on this thread. */
+static void submit_held(struct rest_ctx *ctx, struct held_audit *h)
+{
+    store_submit_prepared(ctx->store, NULL, record_held, held_reset, h, held_recorded, h);
+}
+
 /* A new held copy of ev with the outcome of status; NULL on OOM (logged). */
 static struct held_audit *held_new(const struct audit_event *ev, int status, const char *why)
 {
@@ -330,7 +342,7 @@ void rest_audit_submit(struct rest_ctx *ctx, const struct audit_event *ev, int s
     }
     h->done = done;
     h->done_ctx = done_ctx;
-    store_submit(ctx->store, NULL, record_held, h, held_recorded, h);
+    submit_held(ctx, h);
 }
 
 static void answer_finish(struct http_request *req, struct http_response *resp, void *state)
@@ -357,7 +369,7 @@ void rest_answer_after_audit(struct rest_ctx *ctx, struct http_request *req,
 
     if (h && (h->pending = http_defer(req, resp, answer_finish, h, answer_release)) != NULL) {
         h->must_record = status < 400;
-        store_submit(ctx->store, NULL, record_held, h, held_recorded, h);
+        submit_held(ctx, h);
         return;
     }
     held_free(h);
