@@ -261,7 +261,7 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     rc = control(&txn, sql_begin, err);
     if (rc)
         return rc;
-    rc = audit_head_load(st->wdb, txn.chain_head, err);
+    rc = audit_head_load(&txn, txn.chain_head, err);
     if (rc) {
         control(&txn, sql_rollback, NULL);
         return rc;
@@ -277,6 +277,24 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     return GW_OK;
 }
 
+/* Under steady writes the WAL is never wholly copied back at the moment a
+ * transaction starts, so SQLite never starts it over and it grows without
+ * end. When the checkpointer finds it long, the writer, between batches,
+ * copies the rest itself (the checkpointer copied most): its next
+ * transaction then starts the WAL from the beginning. */
+static void restart_wal(struct store *st)
+{
+    bool wanted;
+
+    pthread_mutex_lock(&st->q_lock);
+    wanted = st->wal_restart;
+    st->wal_restart = false;
+    pthread_mutex_unlock(&st->q_lock);
+    if (wanted && sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL) !=
+                      SQLITE_OK)
+        gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->wdb));
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -288,6 +306,7 @@ static void *writer_main(void *arg)
         enum gw_code rc;
         int64_t started;
 
+        restart_wal(st);
         batch = take_batch(st, &n);
         if (!batch)
             break;
@@ -490,6 +509,7 @@ static void *checkpointer_main(void *arg)
 {
     struct store *st = arg;
     struct timespec deadline;
+    int frames = 0;
 
     pthread_mutex_lock(&st->q_lock);
     while (!st->stopping) {
@@ -499,10 +519,12 @@ static void *checkpointer_main(void *arg)
             break;
         pthread_mutex_unlock(&st->q_lock);
         expire_queued(st);
-        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL) !=
             SQLITE_OK)
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
+        if (frames > STORE_WAL_RESTART_FRAMES)
+            st->wal_restart = true;
     }
     pthread_mutex_unlock(&st->q_lock);
     return NULL;

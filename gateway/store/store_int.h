@@ -13,7 +13,8 @@
 #define STORE_MAX_BINDS           512
 #define STORE_MAX_SQL             (256 * 1024)
 #define STORE_MAX_JSON            (64 * 1024 * 1024)
-#define STORE_CHECKPOINT_EVERY_MS 1000
+#define STORE_CHECKPOINT_EVERY_MS 100
+#define STORE_WAL_RESTART_FRAMES  8192   /* a WAL longer (32 MB of 4 KB pages) is restarted */
 #define STORE_STMT_CACHE          48     /* prepared statements kept for the writer */
 #define STORE_WRITER_CACHE_KB     "8192" /* the writer's page cache: a batch of ~100 referrals */
 
@@ -69,6 +70,7 @@ struct store {
     struct job *q_head, *q_tail;
     bool stopping;
     int64_t last_commit_ms;
+    bool wal_restart; /* the checkpointer asks the writer to restart the WAL (q_lock) */
     int schema_version;
     /* the checkpointer: copies the WAL into the database off the writer's path */
     sqlite3 *cdb;
@@ -152,7 +154,9 @@ enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *hi
                         bool history, struct store_page *out, struct gw_error *err);
 
 /* auditlog.c */
-enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err);
+/* The chain's last hash, read on the writer inside its transaction (a
+ * statement it keeps prepared). */
+enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err);
 
 /* record.c: store_submit_prepared()'s recording transactions. Each
  * store_txn_* function hands a recording txn to its record_* twin. */
