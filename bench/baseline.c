@@ -4,7 +4,7 @@
  * Same as gateway/http/server.c: libmicrohttpd over GnuTLS with the same
  * priorities, server certificate and client CA (client certificates are
  * requested in the handshake); the same threading mode (epoll, a pool of
- * one thread per core, suspend/resume allowed); the same connection limit.
+ * one thread per core, suspend/resume allowed); the same idle timeout.
  * The client certificate is verified and identified once per connection
  * (chain check, SHA-256 fingerprint and subject DN), kept in the socket
  * context, as the gateway does. Each request's body (the 2.4 KB referral)

@@ -13,8 +13,11 @@
  * Never:     exposes SQL or backend types; keeps a caller waiting past
  *            commit_timeout_ms while its work is still queued.
  * Threads:   every store_* function may be called from any thread;
- *            store_txn_* functions only inside apply/audit callbacks, on the
- *            writer thread, with the txn they were given.
+ *            store_txn_* functions only inside apply/audit callbacks with
+ *            the txn they were given: on the writer thread, or on the
+ *            caller's thread while store_submit_prepared() records them.
+ *            store_submit()'s callbacks run on the writer (or the
+ *            housekeeping) thread and must not block.
  * Ownership: json_t arguments are borrowed (store_txn_put writes meta into
  *            its resource); results are owned by the caller and freed with
  *            the matching _cleanup().
