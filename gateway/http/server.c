@@ -161,6 +161,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct http_daemon *dmn = cls;
     struct req_ctx *rc = *con_cls;
+    int phase;
 
     (void)version;
     if (!rc) {
@@ -169,7 +170,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         return http_receive_begin(rc, url, method);
     }
-    if (atomic_load(&rc->phase) != DEFER_NONE)
+    phase = atomic_load(&rc->phase);
+    if (phase != DEFER_NONE && phase != DEFER_ANSWERED)
         return http_answer_deferred(rc);
     if (rc->answered) {
         *upload_data_size = 0;
