@@ -25,8 +25,10 @@ struct http_daemon {
     struct http_server *srv;
     struct MHD_Daemon *mhd;
     struct tls_files tls;
-    atomic_long in_flight; /* requests begun and not yet completed */
-    atomic_long deferred;  /* requests waiting for http_pending_ready() */
+    atomic_long in_flight;  /* requests begun and not yet completed */
+    atomic_long deferred;   /* requests waiting for http_pending_ready() */
+    atomic_long in_handler; /* calls of the access handler running now */
+    atomic_bool stopping;   /* no request may start work that waits any more */
 };
 
 /* conns.c: every open connection, for the connection limits and the

@@ -152,22 +152,32 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&dmn->in_flight, 1);
 }
 
-/* libmicrohttpd's access handler: first call once the headers are in, then
- * one per piece of body, then a last one with nothing; a deferred request
- * is called again once resumed. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* A stopping daemon answers a new request at once: no work that waits may
+ * start, or a connection could be left suspended when the daemon stops. */
+static enum MHD_Result refuse_stopping(struct req_ctx *rc)
 {
-    struct http_daemon *dmn = cls;
+    struct http_response resp;
+
+    memset(&resp, 0, sizeof resp);
+    http_respond_error(&resp, 503, "transient", "the server is stopping", NULL);
+    http_header_add(&resp, "Connection", "close");
+    return http_answer_now(rc, &resp);
+}
+
+/* One call of the access handler (on_request counts it). */
+static enum MHD_Result handle_request(struct http_daemon *dmn, struct MHD_Connection *conn,
+                                      const char *url, const char *method, const char *upload_data,
+                                      size_t *upload_data_size, void **con_cls)
+{
     struct req_ctx *rc = *con_cls;
     int phase;
 
-    (void)version;
     if (!rc) {
         rc = *con_cls = request_begin(dmn, conn);
         if (!rc)
             return MHD_NO;
+        if (atomic_load(&dmn->stopping))
+            return refuse_stopping(rc);
         return http_receive_begin(rc, url, method);
     }
     phase = atomic_load(&rc->phase);
@@ -184,10 +194,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         rc->too_large = true;
     }
+    if (atomic_load(&dmn->stopping))
+        return refuse_stopping(rc);
     if (rc->too_large)
         return http_refuse_too_large(rc, url, method);
     http_conns_received(rc->cc);
     return http_dispatch(rc, url, method);
+}
+
+/* libmicrohttpd's access handler: first call once the headers are in, then
+ * one per piece of body, then a last one with nothing; a deferred request
+ * is called again once resumed. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_daemon *dmn = cls;
+    enum MHD_Result ok;
+
+    (void)version;
+    atomic_fetch_add(&dmn->in_handler, 1); /* before stopping is read: see drain_and_stop */
+    ok = handle_request(dmn, conn, url, method, upload_data, upload_data_size, con_cls);
+    atomic_fetch_sub(&dmn->in_handler, 1);
+    return ok;
 }
 
 static enum gw_code listen_address(const char *hostport, struct sockaddr_storage *ss,
@@ -322,6 +351,8 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
     dmn->srv = srv;
     atomic_init(&dmn->in_flight, 0);
     atomic_init(&dmn->deferred, 0);
+    atomic_init(&dmn->in_handler, 0);
+    atomic_init(&dmn->stopping, false);
     dmn->mhd = MHD_start_daemon(
         MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
@@ -427,13 +458,19 @@ int http_server_port(const struct http_server *srv)
     return srv->port;
 }
 
-/* Waits until no request of dmn is deferred: libmicrohttpd must not be
- * stopped with a connection suspended, and the store answers every
+/* Waits until no request of dmn can be suspended any more: libmicrohttpd
+ * must not be stopped with a connection suspended. Once stopping is set, a
+ * call of the access handler that starts after it answers at once; one
+ * that started before (in_handler counts it first) may still defer, so
+ * these are waited for, then the deferred ones: the store answers every
  * submitted job within its commit timeout. */
 static void wait_deferred(struct http_daemon *dmn)
 {
     int64_t next_log = gw_mono_ms() + 5000;
 
+    atomic_store(&dmn->stopping, true);
+    while (atomic_load(&dmn->in_handler) > 0)
+        gw_sleep_ms(1);
     while (atomic_load(&dmn->deferred) > 0) {
         if (gw_mono_ms() >= next_log) {
             gw_log(GW_LOG_WARN, "drain-waiting", "%ld requests still wait for the store",
