@@ -264,6 +264,19 @@ enum MHD_Result http_refuse_too_large(struct req_ctx *rc, const char *url, const
     return refuse(rc, 413, "too-costly", why);
 }
 
+enum MHD_Result http_refuse_stopping(struct req_ctx *rc, const char *url, const char *method)
+{
+    struct http_response resp;
+
+    if (!rc->req.method)
+        request_init(rc, url, method);
+    http_conns_received(rc->cc);
+    memset(&resp, 0, sizeof resp);
+    http_respond_error(&resp, 503, "transient", "the server is stopping", NULL);
+    http_header_add(&resp, "Connection", "close");
+    return http_answer_now(rc, &resp);
+}
+
 /* Role, format and body checks; returns 0 or the status to refuse with. */
 static int admit(const struct http_route *route, struct http_request *req, const char **issue,
                  const char **why)

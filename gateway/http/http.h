@@ -196,7 +196,8 @@ void http_server_set_clients(struct http_server *srv, struct auth_table *clients
  * on the old ones. On failure (err says which file) nothing changes. */
 enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
                                     struct gw_error *err);
-/* Stops accepting, waits up to drain_timeout_s for requests in flight (and
+/* Stops accepting, answers 503 to requests that begin on connections
+ * already open, waits up to drain_timeout_s for requests in flight (and
  * always for deferred ones: the store answers them within its commit
  * timeout), then stops and frees. Accepts NULL. */
 void http_server_stop(struct http_server *srv);

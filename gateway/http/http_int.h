@@ -28,6 +28,7 @@ struct http_daemon {
     atomic_long in_flight;  /* requests begun and not yet completed */
     atomic_long deferred;   /* requests waiting for http_pending_ready() */
     atomic_long in_handler; /* calls of the access handler running now */
+    atomic_bool draining;   /* SIGTERM: new requests are refused, begun ones go on */
     atomic_bool stopping;   /* no request may start work that waits any more */
 };
 
@@ -135,6 +136,9 @@ enum MHD_Result http_receive_begin(struct req_ctx *rc, const char *url, const ch
 enum MHD_Result http_dispatch(struct req_ctx *rc, const char *url, const char *method);
 /* Answers 413 for a body past max_body_bytes. */
 enum MHD_Result http_refuse_too_large(struct req_ctx *rc, const char *url, const char *method);
+/* A stopping daemon answers a new request at once (503): no work that
+ * waits may start, or a connection could be left suspended when it stops. */
+enum MHD_Result http_refuse_stopping(struct req_ctx *rc, const char *url, const char *method);
 /* Renders and queues resp (consumed), counts and logs the request. */
 enum MHD_Result http_answer_now(struct req_ctx *rc, struct http_response *resp);
 /* A call for a deferred request after http_pending_ready(): finish and answer. */

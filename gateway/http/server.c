@@ -152,18 +152,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&dmn->in_flight, 1);
 }
 
-/* A stopping daemon answers a new request at once: no work that waits may
- * start, or a connection could be left suspended when the daemon stops. */
-static enum MHD_Result refuse_stopping(struct req_ctx *rc)
-{
-    struct http_response resp;
-
-    memset(&resp, 0, sizeof resp);
-    http_respond_error(&resp, 503, "transient", "the server is stopping", NULL);
-    http_header_add(&resp, "Connection", "close");
-    return http_answer_now(rc, &resp);
-}
-
 /* One call of the access handler (on_request counts it). */
 static enum MHD_Result handle_request(struct http_daemon *dmn, struct MHD_Connection *conn,
                                       const char *url, const char *method, const char *upload_data,
@@ -176,8 +164,8 @@ static enum MHD_Result handle_request(struct http_daemon *dmn, struct MHD_Connec
         rc = *con_cls = request_begin(dmn, conn);
         if (!rc)
             return MHD_NO;
-        if (atomic_load(&dmn->stopping))
-            return refuse_stopping(rc);
+        if (atomic_load(&dmn->draining) || atomic_load(&dmn->stopping))
+            return http_refuse_stopping(rc, url, method);
         return http_receive_begin(rc, url, method);
     }
     phase = atomic_load(&rc->phase);
@@ -195,7 +183,7 @@ static enum MHD_Result handle_request(struct http_daemon *dmn, struct MHD_Connec
         rc->too_large = true;
     }
     if (atomic_load(&dmn->stopping))
-        return refuse_stopping(rc);
+        return http_refuse_stopping(rc, url, method);
     if (rc->too_large)
         return http_refuse_too_large(rc, url, method);
     http_conns_received(rc->cc);
@@ -352,6 +340,7 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
     atomic_init(&dmn->in_flight, 0);
     atomic_init(&dmn->deferred, 0);
     atomic_init(&dmn->in_handler, 0);
+    atomic_init(&dmn->draining, false);
     atomic_init(&dmn->stopping, false);
     dmn->mhd = MHD_start_daemon(
         MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
@@ -482,13 +471,17 @@ static void wait_deferred(struct http_daemon *dmn)
 }
 
 /* Waits up to drain_timeout_s for dmn's requests in flight (not idle
- * keep-alives) and, when connections is set, for its connections to close;
- * then always for its deferred requests; then stops and frees it. */
+ * keep-alives) and, when connections is set (a TLS reload retires dmn),
+ * for its connections to close; otherwise (SIGTERM) requests that begin
+ * meanwhile are refused. Then waits for its deferred requests, always; then
+ * stops and frees it. */
 static void drain_and_stop(struct http_daemon *dmn, long drain_timeout_s, bool connections)
 {
     int64_t deadline = gw_mono_ms() + drain_timeout_s * 1000;
     const union MHD_DaemonInfo *info;
 
+    if (!connections)
+        atomic_store(&dmn->draining, true);
     for (;;) {
         bool busy = atomic_load(&dmn->in_flight) > 0;
 

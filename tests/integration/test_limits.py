@@ -3,6 +3,7 @@ sent without a certificate, thousands of idle connections. Each test drives
 the real binary over TLS and checks the wire (no timing assertion beyond
 generous bounds that prove nothing waited for a slow client)."""
 
+import http.client
 import json
 import os
 import re
@@ -249,3 +250,37 @@ def test_connections_over_the_per_address_limit_are_refused_logged_and_counted(m
     logged = [e for e in gw.logs if e.get("event") == "connection-refused"]
     assert len(logged) == 1, logged  # once per address and minute, not five times
     assert logged[0]["reason"] == "max_connections_per_ip"
+
+
+def test_sigterm_under_load_exits_cleanly_and_keeps_every_answered_referral(make_gateway):
+    gw = make_gateway()
+    created, stop = [], threading.Event()
+
+    def client():
+        conn = gw.connection("gp")
+        body = json.dumps(contained_referral()).encode()
+        while not stop.is_set():
+            try:
+                conn.request("POST", "/fhir/ServiceRequest", body=body,
+                             headers={"Content-Type": "application/fhir+json"})
+                r = conn.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException):
+                return  # the server went away: nothing more was acknowledged
+            if r.status == 201:
+                created.append(json.loads(data)["id"])
+            elif r.status != 503:  # 503: the server is stopping
+                raise AssertionError("unexpected %d" % r.status)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    gw.assert_clean_exit()  # SIGTERM while requests wait for their commits
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert created
+    gw.start()
+    for sr_id in created[-20:] + created[:5]:
+        assert gw.get("/fhir/ServiceRequest/%s" % sr_id).status == 200
