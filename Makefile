@@ -34,6 +34,7 @@ UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
 UNIT_DEPS_pg      := util store
+UNIT_DEPS_writer  := util store
 UNIT_DEPS_audit   := util config auth store audit
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_DEPS_notify  := util config auth store audit fhir notify

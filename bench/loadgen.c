@@ -1,21 +1,40 @@
 /* loadgen.c -- a small HTTPS load generator that presents a client certificate.
  *
- * Each of --connections threads keeps one TLS connection alive and sends the
- * same request back to back for --duration seconds (closed loop), timing
- * each answer. Latencies go into a log-scale histogram (1% buckets) merged at
- * the end. Prints one summary line per run, in a form bench/run.sh parses:
- *   rate=R ok=N errors=E p50_ms=.. p90_ms=.. p99_ms=.. max_ms=..
+ * Each of --connections threads keeps one TLS connection alive (reconnecting
+ * when the server closes it) and sends the same request for --duration
+ * seconds, in one of two modes:
+ *
+ *   closed loop (default): each connection sends its next request as soon
+ *     as the previous answer arrived; latency is send to answer.
+ *   open loop (--rate R): requests are due at fixed times, R per second in
+ *     all (the k-th at start + k/R), whatever the server does; an idle
+ *     connection takes the next due request, waits for its time and sends
+ *     it. Latency runs from the time the request was DUE, not from when it
+ *     could be sent, so a stall counts in full for every request it delays
+ *     (no coordinated omission). Use enough connections that one is free
+ *     when a request falls due (rate x expected latency, with room).
+ *     Every request due during the run is measured: answers are awaited
+ *     up to GRACE_S past its end; a failure counts with its latency, and
+ *     a request still unsent then counts as answered at that moment.
+ *
+ * Latencies go into a log-scale histogram (1% buckets) merged at the end.
+ * Prints one summary line per run, in a form bench/run.sh parses:
+ *   mode=closed|open offered=R rate=R ok=N non2xx=N errors=E unsent=N
+ *   dial_errors=N p50_ms=.. p90_ms=.. p99_ms=.. p999_ms=.. max_ms=..
+ * (offered is 0 in closed loop; rate counts 2xx answers per second.)
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <math.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,11 +43,20 @@
 
 #define N_BUCKETS 2400 /* 1.01^2400 us is far beyond any timeout */
 #define MAX_RESPONSE (8 * 1024 * 1024)
+#define IO_TIMEOUT_S 30 /* a read or write stuck longer fails the request */
+#define GRACE_S      10 /* open loop: how long past the run answers are awaited */
 
 struct options {
     const char *host, *port, *path, *method, *body_file, *content_type, *cert, *key, *ca;
     int connections;
     double duration;
+    double rate; /* open loop: requests per second in all; 0: closed loop */
+};
+
+/* The open loop's schedule, shared by every connection. */
+struct schedule {
+    double start;
+    atomic_ulong next; /* index of the next request to fall due */
 };
 
 struct worker {
@@ -37,7 +65,9 @@ struct worker {
     const char *request;
     size_t request_len;
     double deadline;
-    uint64_t ok, errors, non2xx;
+    double hard_stop;       /* open loop: requests still unsent then count as late */
+    struct schedule *sched; /* NULL: closed loop */
+    uint64_t ok, errors, non2xx, dial_errors;
     uint64_t hist[N_BUCKETS];
     pthread_t thread;
 };
@@ -48,6 +78,31 @@ static double now_s(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ;
+}
+
+/* Open loop: the time the next request this connection takes falls due, or
+ * a negative value once the run is over. Closed loop: now. */
+static double next_due(struct worker *w)
+{
+    double due;
+
+    if (!w->sched)
+        return now_s();
+    due = w->sched->start + (double)atomic_fetch_add(&w->sched->next, 1) / w->opt->rate;
+    if (due >= w->deadline)
+        return -1;
+    sleep_until(due);
+    return due;
 }
 
 static int bucket_of(double seconds)
@@ -65,6 +120,7 @@ static double bucket_ms(int b)
 
 static SSL *dial(struct worker *w)
 {
+    static const struct timeval io_timeout = {IO_TIMEOUT_S, 0};
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     SSL *ssl;
     int fd;
@@ -72,6 +128,8 @@ static SSL *dial(struct worker *w)
     if (getaddrinfo(w->opt->host, w->opt->port, &hints, &ai) != 0)
         return NULL;
     fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
     if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         if (fd >= 0)
             close(fd);
@@ -129,33 +187,49 @@ static int read_response(SSL *ssl, char *buf, size_t cap)
     }
 }
 
+/* Records one request's outcome; latency runs from t0 (due or sent). */
+static void record(struct worker *w, double t0, int status)
+{
+    w->hist[bucket_of(now_s() - t0)]++;
+    if (status < 0)
+        w->errors++;
+    else if (status >= 200 && status < 300)
+        w->ok++;
+    else
+        w->non2xx++;
+}
+
 static void *run(void *arg)
 {
     struct worker *w = arg;
     char *buf = malloc(MAX_RESPONSE);
     SSL *ssl = NULL;
 
-    while (buf && now_s() < w->deadline) {
+    while (buf) {
         double t0;
         int status;
 
+        if (now_s() >= (w->sched ? w->hard_stop : w->deadline))
+            break;
         if (!ssl && !(ssl = dial(w))) {
-            w->errors++;
+            w->dial_errors++;
+            sleep_until(now_s() + 0.01);
             continue;
         }
-        t0 = now_s();
+        t0 = next_due(w);
+        if (t0 < 0)
+            break;
         if (SSL_write(ssl, w->request, (int)w->request_len) != (int)w->request_len ||
             (status = read_response(ssl, buf, MAX_RESPONSE)) < 0) {
-            w->errors++;
+            if (w->sched) /* open loop: the failure's latency counts too */
+                record(w, t0, -1);
+            else
+                w->errors++;
             hang_up(ssl);
             ssl = NULL;
             continue;
         }
-        w->hist[bucket_of(now_s() - t0)]++;
-        if (status >= 200 && status < 300)
-            w->ok++;
-        else
-            w->non2xx++;
+        record(w, t0, status);
     }
     if (ssl)
         hang_up(ssl);
@@ -225,32 +299,55 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(k, "--ca")) o->ca = v;
         else if (!strcmp(k, "--connections")) o->connections = atoi(v);
         else if (!strcmp(k, "--duration")) o->duration = atof(v);
+        else if (!strcmp(k, "--rate")) o->rate = atof(v);
         else {
             fprintf(stderr, "loadgen: unknown option %s\n", k);
             exit(2);
         }
     }
-    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0) {
+    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0 || o->rate < 0) {
         fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C --key K] [--path /x]"
-                        " [--method POST --body FILE] [--connections 64] [--duration 10]\n");
+                        " [--method POST --body FILE] [--connections 64] [--duration 10]"
+                        " [--rate R (open loop)]\n");
         exit(2);
     }
 }
 
-static void report(struct worker *w, int n, double elapsed)
+/* Open loop: requests that fell due but no connection took before the hard
+ * stop; each counts as answered at the hard stop (a lower bound). */
+static void count_unsent(const struct options *o, struct schedule *sched, double hard_stop,
+                         uint64_t *hist, uint64_t *unsent)
+{
+    unsigned long k = atomic_load(&sched->next);
+
+    for (;; k++) {
+        double due = sched->start + (double)k / o->rate;
+
+        if (due >= sched->start + o->duration)
+            break;
+        hist[bucket_of(hard_stop - due)]++;
+        (*unsent)++;
+    }
+}
+
+static void report(const struct options *o, struct worker *w, int n, double elapsed,
+                   struct schedule *sched)
 {
     static uint64_t hist[N_BUCKETS];
-    uint64_t ok = 0, errors = 0, non2xx = 0, total = 0, seen = 0;
-    double p50 = 0, p90 = 0, p99 = 0, max = 0;
+    uint64_t ok = 0, errors = 0, non2xx = 0, dial_errors = 0, unsent = 0, total = 0, seen = 0;
+    double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
     int i, b;
 
     for (i = 0; i < n; i++) {
         ok += w[i].ok;
         errors += w[i].errors;
         non2xx += w[i].non2xx;
+        dial_errors += w[i].dial_errors;
         for (b = 0; b < N_BUCKETS; b++)
             hist[b] += w[i].hist[b];
     }
+    if (sched)
+        count_unsent(o, sched, w[0].hard_stop, hist, &unsent);
     for (b = 0; b < N_BUCKETS; b++)
         total += hist[b];
     for (b = 0; b < N_BUCKETS && total; b++) {
@@ -260,18 +357,21 @@ static void report(struct worker *w, int n, double elapsed)
         if (!p50 && seen >= total * 0.50) p50 = bucket_ms(b);
         if (!p90 && seen >= total * 0.90) p90 = bucket_ms(b);
         if (!p99 && seen >= total * 0.99) p99 = bucket_ms(b);
+        if (!p999 && seen >= total * 0.999) p999 = bucket_ms(b);
         max = bucket_ms(b);
     }
-    printf("rate=%.1f ok=%llu non2xx=%llu errors=%llu p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f "
-           "max_ms=%.2f\n",
-           (double)ok / elapsed, (unsigned long long)ok, (unsigned long long)non2xx,
-           (unsigned long long)errors, p50, p90, p99, max);
+    printf("mode=%s offered=%.0f rate=%.1f ok=%llu non2xx=%llu errors=%llu unsent=%llu "
+           "dial_errors=%llu p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f\n",
+           o->rate > 0 ? "open" : "closed", o->rate, (double)ok / elapsed,
+           (unsigned long long)ok, (unsigned long long)non2xx, (unsigned long long)errors,
+           (unsigned long long)unsent, (unsigned long long)dial_errors, p50, p90, p99, p999, max);
 }
 
 int main(int argc, char **argv)
 {
     struct options o = {"127.0.0.1", NULL, "/", "GET", NULL, "application/fhir+json",
-                        NULL, NULL, NULL, 64, 10};
+                        NULL, NULL, NULL, 64, 10, 0};
+    struct schedule sched;
     struct worker *w;
     double t0;
     int i;
@@ -283,16 +383,21 @@ int main(int argc, char **argv)
     w[0].ctx = tls(&o);
     w[0].request = build_request(&o, &w[0].request_len);
     t0 = now_s();
+    sched.start = t0 + 0.5; /* time for the connections' handshakes */
+    atomic_init(&sched.next, 0);
     for (i = 0; i < o.connections; i++) {
         w[i].opt = &o;
         w[i].ctx = w[0].ctx;
         w[i].request = w[0].request;
         w[i].request_len = w[0].request_len;
-        w[i].deadline = t0 + o.duration;
+        w[i].deadline = (o.rate > 0 ? sched.start : t0) + o.duration;
+        w[i].sched = o.rate > 0 ? &sched : NULL;
+        w[i].hard_stop = w[i].deadline + GRACE_S;
         pthread_create(&w[i].thread, NULL, run, &w[i]);
     }
     for (i = 0; i < o.connections; i++)
         pthread_join(w[i].thread, NULL);
-    report(w, o.connections, now_s() - t0);
+    report(&o, w, o.connections, o.rate > 0 ? o.duration : now_s() - t0,
+           o.rate > 0 ? &sched : NULL);
     return 0;
 }

@@ -7,8 +7,10 @@
  *            store undoes the work it describes: no data without its event).
  *            audit_verify() names the first event whose hash, link or order
  *            does not hold. Export streams in constant memory.
- * Threads:   audit_record() runs on the store's writer thread (inside an audit
- *            callback); verify and export on any thread.
+ * Threads:   audit_record() runs inside a store audit callback: on the
+ *            store's writer thread, or on a request's thread while the store
+ *            records the work ahead of the writer; verify and export on any
+ *            thread.
  * Ownership: every pointer in struct audit_event is borrowed for the call.
  */
 #ifndef GW_AUDIT_H

@@ -77,6 +77,8 @@ struct config {
     long max_connections;
     long max_connections_per_ip;
     long connection_timeout_s;
+    long receive_deadline_s;
+    long http_threads;
     long drain_timeout_s;
     long max_json_depth;
     long max_string_bytes;

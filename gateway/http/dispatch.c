@@ -2,7 +2,11 @@
  * role, negotiate, run the handler, render, answer, count, log.
  *
  * Refusals made here (401, 403, 404 for unknown routes, 405, 406, 413, 415)
- * go to the auditing hook before the answer leaves, as handlers' do.
+ * go to the auditing hook before the answer leaves, as handlers' do. A
+ * client without a listed certificate is refused as soon as its headers are
+ * in (http_receive_begin), so it cannot make the server read or buffer a
+ * body; libmicrohttpd then closes the connection. The refusals of HTTP_PAGE
+ * routes are HTML pages, the others OperationOutcomes.
  */
 #include "http/http_int.h"
 
@@ -13,7 +17,6 @@
 #define HTTP_MAX_ALLOW    128
 #define HTTP_MAX_RESPONSE (256 * 1024 * 1024)
 #define HTTP_MAX_QUERY    (64 * 1024)
-#define HTTP_STREAM_BLOCK (32 * 1024)
 
 struct param_walk {
     struct http_request *req;
@@ -161,48 +164,10 @@ static void add_headers(struct MHD_Response *r, const struct http_request *req,
         MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
 }
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+enum MHD_Result http_answer_now(struct req_ctx *rc, struct http_response *resp)
 {
-    struct http_stream *st = cls;
-    long n;
-
-    (void)pos;
-    n = st->read(st->ctx, buf, max);
-    if (n == HTTP_STREAM_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    return n < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : (ssize_t)n;
-}
-
-static void stream_done(void *cls)
-{
-    struct http_stream *st = cls;
-
-    st->done(st->ctx);
-    free(st);
-}
-
-/* A response whose body resp->stream produces while it is sent; on success
- * the stream belongs to the response. */
-static struct MHD_Response *stream_response(struct http_response *resp)
-{
-    struct http_stream *st = malloc(sizeof *st);
-    struct MHD_Response *r;
-
-    if (!st)
-        return NULL;
-    *st = resp->stream;
-    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_read, st,
-                                          stream_done);
-    if (!r)
-        free(st);
-    return r;
-}
-
-/* Renders, queues the answer, counts and logs; consumes resp. */
-static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *conn,
-                              struct req_ctx *rc, struct http_request *req,
-                              struct http_response *resp)
-{
+    struct http_server *srv = rc->dmn->srv;
+    struct http_request *req = &rc->req;
     struct gw_error err;
     struct MHD_Response *r;
     enum MHD_Result ok;
@@ -218,7 +183,7 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
         http_respond_bytes(resp, 500, "text/plain", "the answer could not be rendered\n", 33);
     }
     r = resp->stream.read
-            ? stream_response(resp)
+            ? http_stream_response(rc, resp)
             : MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         http_response_cleanup(resp);
@@ -227,7 +192,7 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
     resp->body = NULL; /* now owned by r */
     memset(&resp->stream, 0, sizeof resp->stream);
     add_headers(r, req, resp);
-    ok = MHD_queue_response(conn, (unsigned int)resp->status, r);
+    ok = MHD_queue_response(rc->conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
     rc->answered = true;
     count_and_log(req, resp->status, rc->started_mono);
@@ -235,67 +200,97 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *co
     return ok;
 }
 
-static void request_init(struct http_request *req, struct conn_ctx *cc, struct req_ctx *rc,
-                         struct MHD_Connection *conn, const char *url, const char *method)
+enum MHD_Result http_answer_deferred(struct req_ctx *rc)
+{
+    if (atomic_load(&rc->phase) != DEFER_READY)
+        return MHD_YES; /* not ready: this call has nothing to do */
+    atomic_store(&rc->phase, DEFER_ANSWERED);
+    if (rc->finish)
+        rc->finish(&rc->req, &rc->held, rc->state);
+    return http_answer_now(rc, &rc->held);
+}
+
+void http_request_release(struct req_ctx *rc)
+{
+    if (rc->release)
+        rc->release(rc->state);
+    rc->release = NULL;
+    rc->state = NULL;
+    http_response_cleanup(&rc->held);
+    free(rc->scratch);
+    free(rc->query);
+    rc->scratch = rc->query = NULL;
+}
+
+/* The request as handlers see it, before its body is read. */
+static void request_init(struct req_ctx *rc, const char *url, const char *method)
 {
     static const struct auth_identity nobody;
+    struct http_request *req = &rc->req;
+    struct conn_ctx *cc = http_conn_identify(rc->dmn->srv, rc->conn);
 
     memset(req, 0, sizeof *req);
     req->method = method;
     req->path = url;
     req->route = "unknown";
     req->query = "";
-    req->body = rc->body.data ? rc->body.data : "";
-    req->body_len = rc->body.len;
+    req->body = "";
     req->who = cc ? &cc->who : &nobody;
     req->peer = cc ? cc->peer : "unknown";
     req->request_id = rc->request_id;
     req->started_ms = rc->started_ms;
-    req->conn = conn;
+    req->want_format = HTTP_FORMAT_JSON;
+    req->conn = rc->conn;
 }
 
-/* The refusal of an HTTP_PAGE route: a page a person can read. */
-static enum MHD_Result refuse_page(struct http_server *srv, struct MHD_Connection *conn,
-                                   struct req_ctx *rc, struct http_request *req, int status,
-                                   const char *why)
+/* Answers a refusal the server makes by itself, once the hook recorded it:
+ * a page a person can read for an HTTP_PAGE route (flags: the route's, 0
+ * when none matched), an OperationOutcome otherwise. */
+static enum MHD_Result refuse(struct req_ctx *rc, unsigned flags, int status, const char *issue,
+                              const char *why)
 {
+    const struct http_server_config *hc = &rc->dmn->srv->hc;
     struct http_response resp;
 
     memset(&resp, 0, sizeof resp);
-    if (srv->hc.on_refusal)
-        srv->hc.on_refusal(srv->hc.refusal_ctx, req, status, why);
-    http_respond_page(&resp, status,
-                      status == 401   ? "Certificate required"
-                      : status == 403 ? "Forbidden"
-                                      : "Refused",
-                      why);
-    return answer(srv, conn, rc, req, &resp);
-}
-
-static enum MHD_Result refuse(struct http_server *srv, struct MHD_Connection *conn,
-                              struct req_ctx *rc, struct http_request *req, int status,
-                              const char *issue, const char *why)
-{
-    struct http_response resp;
-
-    memset(&resp, 0, sizeof resp);
-    if (srv->hc.on_refusal)
-        srv->hc.on_refusal(srv->hc.refusal_ctx, req, status, why);
-    http_respond_error(&resp, status, issue, why, NULL);
+    if (flags & HTTP_PAGE)
+        http_respond_page(&resp, status,
+                          status == 401   ? "Certificate required"
+                          : status == 403 ? "Forbidden"
+                                          : "Refused",
+                          why);
+    else
+        http_respond_error(&resp, status, issue, why, NULL);
     if (status == 401)
         http_header_add(&resp, "WWW-Authenticate", "Mutual-TLS");
-    return answer(srv, conn, rc, req, &resp);
+    if (hc->on_refusal)
+        hc->on_refusal(hc->refusal_ctx, &rc->req, &resp, status, why);
+    return http_complete(rc, &resp);
 }
 
-enum MHD_Result http_refuse_early(struct http_server *srv, struct MHD_Connection *conn,
-                                  struct req_ctx *rc, const char *url, const char *method,
-                                  int status, const char *issue, const char *why)
+enum MHD_Result http_refuse_too_large(struct req_ctx *rc, const char *url, const char *method)
 {
-    struct http_request req;
+    char why[160];
 
-    request_init(&req, http_conn_identify(srv, conn), rc, conn, url, method);
-    req.want_format = HTTP_FORMAT_JSON;
-    return refuse(srv, conn, rc, &req, status, issue, why);
+    if (!rc->req.method)
+        request_init(rc, url, method);
+    http_conns_received(rc->cc);
+    snprintf(why, sizeof why, "the request body exceeds max_body_bytes (%ld bytes)",
+             rc->dmn->srv->cfg->max_body_bytes);
+    return refuse(rc, 0, 413, "too-costly", why);
+}
+
+enum MHD_Result http_refuse_stopping(struct req_ctx *rc, const char *url, const char *method)
+{
+    struct http_response resp;
+
+    if (!rc->req.method)
+        request_init(rc, url, method);
+    http_conns_received(rc->cc);
+    memset(&resp, 0, sizeof resp);
+    http_respond_error(&resp, 503, "transient", "the server is stopping", NULL);
+    http_header_add(&resp, "Connection", "close");
+    return http_answer_now(rc, &resp);
 }
 
 /* Role, format and body checks; returns 0 or the status to refuse with. */
@@ -343,54 +338,105 @@ static int admit(const struct http_route *route, struct http_request *req, const
     return 0;
 }
 
-enum MHD_Result http_dispatch(struct http_server *srv, struct MHD_Connection *conn,
-                              struct req_ctx *rc, const char *url, const char *method)
+/* Content-Length beyond the limit is refused before any byte is read. */
+static bool declared_too_large(const struct http_server *srv, struct MHD_Connection *conn)
 {
-    struct http_request req;
-    struct http_response resp;
-    struct param_walk walk = {&req, false};
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    long n;
+
+    return cl && (!gw_parse_long(cl, 0, (long)1 << 62, &n) || n > srv->cfg->max_body_bytes);
+}
+
+/* What a client without a listed certificate may not do, refused before its
+ * body: every route but the public ones (401), and unknown paths (404, 405).
+ * Returns 0 when the request may go on; *flags gets the route's flags. */
+static int refuse_unidentified(struct req_ctx *rc, unsigned *flags, const char **issue,
+                               const char **why)
+{
+    struct http_server *srv = rc->dmn->srv;
+    struct http_request *req = &rc->req;
     const struct http_route *route;
     char allow[HTTP_MAX_ALLOW], *scratch;
+    bool path_known;
+
+    if (req->who->role != AUTH_NONE)
+        return 0;
+    scratch = malloc(strlen(req->path) + 1);
+    if (!scratch) {
+        *issue = "transient";
+        *why = "no memory for the request";
+        return 503;
+    }
+    route = find_route(srv, req, scratch, strlen(req->path) + 1, &path_known, allow);
+    memset(req->captures, 0, sizeof req->captures); /* they pointed into scratch */
+    free(scratch);
+    if (route && (route->flags & HTTP_PUBLIC))
+        return 0;
+    if (route) {
+        *flags = route->flags;
+        req->route = route->name;
+        *issue = "login";
+        *why = "a client certificate issued to a registered client is required";
+        return 401;
+    }
+    *issue = path_known ? "not-supported" : "not-found";
+    *why = path_known ? "this method is not supported here" : "no such endpoint";
+    return path_known ? 405 : 404;
+}
+
+enum MHD_Result http_receive_begin(struct req_ctx *rc, const char *url, const char *method)
+{
     const char *issue = NULL, *why = NULL;
-    char *query;
+    unsigned flags = 0;
+    int status;
+
+    request_init(rc, url, method);
+    if (declared_too_large(rc->dmn->srv, rc->conn))
+        return http_refuse_too_large(rc, url, method);
+    status = refuse_unidentified(rc, &flags, &issue, &why);
+    if (!status)
+        return MHD_YES;
+    http_conns_received(rc->cc); /* nothing more is read: the connection closes */
+    return refuse(rc, flags, status, issue, why);
+}
+
+enum MHD_Result http_dispatch(struct req_ctx *rc, const char *url, const char *method)
+{
+    struct http_server *srv = rc->dmn->srv;
+    struct http_request *req = &rc->req;
+    struct http_response resp;
+    struct param_walk walk = {req, false};
+    const struct http_route *route;
+    char allow[HTTP_MAX_ALLOW];
+    const char *issue = NULL, *why = NULL;
     bool path_known;
     int status;
-    enum MHD_Result ok;
 
-    request_init(&req, http_conn_identify(srv, conn), rc, conn, url, method);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, &walk);
+    if (!req->method)
+        request_init(rc, url, method);
+    rc->dispatched = true;
+    req->body = rc->body.data ? rc->body.data : "";
+    req->body_len = rc->body.len;
+    MHD_get_connection_values(rc->conn, MHD_GET_ARGUMENT_KIND, collect_param, &walk);
     if (walk.overflow)
-        return refuse(srv, conn, rc, &req, 400, "too-costly", "more than 64 query parameters");
-    query = join_params(&req);
-    scratch = malloc(strlen(url) + 1);
-    if (!scratch || !query) {
-        free(scratch);
-        free(query);
+        return refuse(rc, 0, 400, "too-costly", "more than 64 query parameters");
+    rc->query = join_params(req);
+    rc->scratch = malloc(strlen(url) + 1);
+    if (!rc->scratch || !rc->query)
         return MHD_NO;
-    }
-    req.query = query;
-    route = find_route(srv, &req, scratch, strlen(url) + 1, &path_known, allow);
-    if (!route) {
-        memset(&resp, 0, sizeof resp);
-        ok = path_known ? refuse(srv, conn, rc, &req, 405, "not-supported",
-                                 "this method is not supported here")
-                        : refuse(srv, conn, rc, &req, 404, "not-found", "no such endpoint");
-        free(scratch);
-        free(query);
-        return ok;
-    }
-    req.route = route->name;
-    status = admit(route, &req, &issue, &why);
-    if (status && (route->flags & HTTP_PAGE)) {
-        ok = refuse_page(srv, conn, rc, &req, status, why);
-    } else if (status) {
-        ok = refuse(srv, conn, rc, &req, status, issue, why);
-    } else {
-        memset(&resp, 0, sizeof resp);
-        route->handler(&req, &resp, srv->hc.handler_ctx);
-        ok = answer(srv, conn, rc, &req, &resp);
-    }
-    free(scratch);
-    free(query);
-    return ok;
+    req->query = rc->query;
+    route = find_route(srv, req, rc->scratch, strlen(url) + 1, &path_known, allow);
+    if (!route)
+        return path_known ? refuse(rc, 0, 405, "not-supported", "this method is not supported here")
+                          : refuse(rc, 0, 404, "not-found", "no such endpoint");
+    req->route = route->name;
+    status = admit(route, req, &issue, &why);
+    if (status)
+        return refuse(rc, route->flags, status, issue, why);
+    memset(&resp, 0, sizeof resp);
+    if (route->flags & HTTP_BLOCKING)
+        http_run_blocking(rc, route, &resp);
+    else
+        route->handler(req, &resp, srv->hc.handler_ctx);
+    return http_complete(rc, &resp);
 }

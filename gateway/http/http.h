@@ -1,17 +1,31 @@
 /* http.h -- the HTTPS front door: libmicrohttpd with GnuTLS, client
  * certificates, bounded requests, the routing table and content negotiation.
  *
- * Owns:      the daemon, its threads (one per connection) and each request's
- *            memory until libmicrohttpd reports it complete.
+ * Owns:      the daemon, its threads and each request's memory until
+ *            libmicrohttpd reports it complete.
  * Promises:  a handler runs only for a matched route whose role check passed,
  *            with the whole body read (at most max_body_bytes: else 413), the
- *            client identified (401 for a missing or unknown certificate
- *            except on public routes), the answer format negotiated (406/415
- *            otherwise). Every request is answered exactly once, counted in
- *            /metrics and logged as one JSON line without patient data.
+ *            client identified (a client without a listed certificate is
+ *            refused as soon as its headers are in, before any body byte is
+ *            read: 401 on routes that need one, 404/405 on no route; the
+ *            connection is then closed), the answer format negotiated
+ *            (406/415 otherwise). Every request is answered exactly once,
+ *            counted in /metrics and logged as one JSON line without patient
+ *            data. A request must arrive whole within receive_deadline_s of
+ *            its first byte (else the connection is cut); connections past
+ *            max_connections or max_connections_per_ip are refused, logged
+ *            once per address a minute and counted.
  * Never:     lets a handler's failure crash the daemon: a handler that sets
  *            nothing answers 500 with an OperationOutcome.
- * Threads:   handlers run concurrently on connection threads.
+ * Threads:   epoll and a pool of http_threads threads (one per core by
+ *            default) serve every connection; an open connection costs no
+ *            thread. Handlers run on those threads and must not block: one
+ *            that waits for the store defers its answer (http_defer) and the
+ *            connection is suspended until http_pending_ready(). Routes
+ *            flagged HTTP_BLOCKING run on a small pool of threads that may
+ *            block instead (such a handler may still defer, to wait for a
+ *            commit without holding its thread); streamed bodies are
+ *            produced there too.
  * Ownership: the response takes a reference on any json_t given to it.
  */
 #ifndef GW_HTTP_H
@@ -76,8 +90,10 @@ struct http_header {
 /* A body produced while it is sent (exports): read() fills at most max bytes
  * of buf and returns how many (0 is not allowed: block until some are ready),
  * HTTP_STREAM_END when done or HTTP_STREAM_FAILED to cut the connection;
- * done() frees ctx once the answer is finished or abandoned. Both run on the
- * thread that sends the answer; memory stays what ctx holds. */
+ * done() frees ctx once the answer is finished or abandoned (it must be
+ * cheap). read() runs on the server's blocking threads (it may query the
+ * store), done() wherever the answer ends; never both at once. Memory stays
+ * what ctx holds and two chunks in flight. */
 #define HTTP_STREAM_END    (-1)
 #define HTTP_STREAM_FAILED (-2)
 struct http_stream {
@@ -121,11 +137,39 @@ void http_respond_stream(struct http_response *resp, int status, const char *con
 void http_respond_page(struct http_response *resp, int status, const char *title, const char *text);
 /* Adds a header (copied); ignored past HTTP_MAX_HEADERS (logged). */
 void http_header_add(struct http_response *resp, const char *name, const char *value);
+/* Frees what resp holds, leaving it empty. */
+void http_response_cleanup(struct http_response *resp);
 /* Builds an OperationOutcome with one issue: a new reference or NULL. */
 json_t *http_outcome_new(const char *severity, const char *code, const char *diagnostics,
                          const char *expression);
 
 typedef void (*http_handler_fn)(struct http_request *req, struct http_response *resp, void *ctx);
+
+/* ------------------------------------------------------------ deferred answers */
+
+/* A request whose answer waits for something (a commit). */
+struct http_pending;
+/* Runs on a server thread once the request is ready; may change resp. */
+typedef void (*http_finish_fn)(struct http_request *req, struct http_response *resp, void *state);
+/* Frees a deferred request's state once the request is over. */
+typedef void (*http_release_fn)(void *state);
+
+/* For a handler (or the refusal hook) that must wait before it can answer:
+ * the server keeps resp as it stands (moved out: resp is empty afterwards),
+ * suspends the connection when the handler returns, and once
+ * http_pending_ready() was called runs finish(req, resp, state) (finish may
+ * be NULL) on one of its threads and sends resp. req stays valid until
+ * then. release(state) (may be NULL) runs when the request is over, also
+ * when the client went away first. At most once per request (a handler of
+ * an HTTP_BLOCKING route may call it too: the request is then answered once
+ * the handler returned and http_pending_ready() was called, and the
+ * handler must not touch resp after deferring); NULL when out of memory
+ * (nothing was taken: answer at once). */
+struct http_pending *http_defer(struct http_request *req, struct http_response *resp,
+                                http_finish_fn finish, void *state, http_release_fn release);
+/* The work a deferred request waited for is done: from any thread, exactly
+ * once per http_defer(), cheap (it wakes the connection's thread). */
+void http_pending_ready(struct http_pending *pending);
 
 enum http_route_flags {
     HTTP_PUBLIC = 1 << 0,    /* no client certificate needed */
@@ -133,6 +177,7 @@ enum http_route_flags {
     HTTP_FHIR_BODY = 1 << 2, /* FHIR body: Content-Type JSON or XML (415 otherwise) */
     HTTP_HL7_BODY = 1 << 3,  /* HL7 v2 body: application/hl7-v2 (415 otherwise) */
     HTTP_PAGE = 1 << 4,      /* a page for browsers: the server's refusals are HTML pages */
+    HTTP_BLOCKING = 1 << 5,  /* the handler may block: it runs on a blocking thread */
 };
 
 /* One row of the routing table. pattern segments are literals or {name};
@@ -150,9 +195,11 @@ struct http_route {
 typedef enum gw_code (*http_render_fn)(json_t *resource, enum http_format fmt, struct gw_buf *out,
                                        struct gw_error *err);
 /* Records a request the server refused by itself (401, 403, 404, 405, 406,
- * 413, 415) in the audit trail; runs before the answer is sent. */
-typedef void (*http_refusal_fn)(void *ctx, const struct http_request *req, int status,
-                                const char *why);
+ * 413, 415) in the audit trail before the answer is sent: resp holds the
+ * refusal; the hook leaves it as it is, deferring it (http_defer) until
+ * what it records is durable. */
+typedef void (*http_refusal_fn)(void *ctx, struct http_request *req, struct http_response *resp,
+                                int status, const char *why);
 
 struct http_server_config {
     const struct config *cfg;
@@ -179,8 +226,10 @@ void http_server_set_clients(struct http_server *srv, struct auth_table *clients
  * on the old ones. On failure (err says which file) nothing changes. */
 enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
                                     struct gw_error *err);
-/* Stops accepting, waits up to drain_timeout_s for requests in flight, then
- * stops and frees. Accepts NULL. */
+/* Stops accepting, answers 503 to requests that begin on connections
+ * already open, waits up to drain_timeout_s for requests in flight (and
+ * always for deferred ones: the store answers them within its commit
+ * timeout), then stops and frees. Accepts NULL. */
 void http_server_stop(struct http_server *srv);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *srv);

@@ -1,18 +1,24 @@
 /* server.c -- the libmicrohttpd daemon: TLS with client certificates,
- * connection and request life cycles, graceful drain.
+ * connection and request life cycles, graceful drain, TLS reload.
  *
- * One thread per connection: handlers may block on the store's group commit
- * without stalling other clients. Limits (connections in all and per address,
- * idle time, header memory, body size) come from the configuration.
- * Client certificates are requested (MHD_OPTION_HTTPS_MEM_TRUST) and verified
- * by GnuTLS against the configured CA; auth/ then names them.
+ * epoll and a pool of threads, one per core (http_threads): a connection,
+ * open or waiting for its commit, costs no thread. A handler that waits for
+ * the store defers its answer and the connection is suspended until the
+ * store's writer has committed (defer.c), so group commits stay large with
+ * few threads. Limits (connections in all and per address, the receive
+ * deadline, idle time, header memory, body size) come from the
+ * configuration (conns.c). Client certificates are requested
+ * (MHD_OPTION_HTTPS_MEM_TRUST) and verified by GnuTLS against the
+ * configured CA once per connection; auth/ then names them.
  */
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +27,11 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#define HTTP_MAX_PEM        (1024 * 1024)
-#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
-#define HTTP_HEADER_MEMORY  (64 * 1024)
+#define HTTP_MAX_PEM          (1024 * 1024)
+#define HTTP_TLS_PRIORITIES   "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
+#define HTTP_HEADER_MEMORY    (64 * 1024)
+#define HTTP_BLOCKING_THREADS 4   /* threads for HTTP_BLOCKING routes */
+#define HTTP_FD_RESERVE       256 /* descriptors beyond max_connections: store, logs, MLLP */
 
 static enum gw_code read_file(const char *path, char **out, struct gw_error *err)
 {
@@ -46,21 +54,6 @@ static enum gw_code read_file(const char *path, char **out, struct gw_error *err
         rc = gw_fail(err, GW_E_NOMEM, "no memory for %s", path);
     gw_buf_cleanup(&b);
     return rc;
-}
-
-static void peer_text(struct MHD_Connection *conn, char out[HTTP_MAX_PEER])
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-    snprintf(out, HTTP_MAX_PEER, "unknown");
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-                  HTTP_MAX_PEER);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
-                  HTTP_MAX_PEER);
 }
 
 /* Verifies and names the peer certificate of conn's TLS session. */
@@ -102,89 +95,83 @@ struct conn_ctx *http_conn_identify(struct http_server *srv, struct MHD_Connecti
     pthread_mutex_lock(&srv->clients_lock);
     stale = cc->table != srv->clients; /* the client table was reloaded */
     pthread_mutex_unlock(&srv->clients_lock);
-    if (!cc->identified || stale) {
-        peer_text(conn, cc->peer);
+    if (!cc->identified || stale)
         identify(srv, conn, cc);
-    }
     return cc;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    struct conn_ctx *cc = *socket_context;
+    struct http_daemon *dmn = cls;
 
-    (void)cls;
-    (void)conn;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(struct conn_ctx));
+        *socket_context = http_conns_open(dmn->srv, conn);
         return;
     }
-    if (cc) {
-        auth_identity_cleanup(&cc->who);
-        auth_table_destroy(cc->table);
-        free(cc);
-    }
+    if (*socket_context)
+        http_conns_close(dmn->srv, *socket_context);
     *socket_context = NULL;
 }
 
-static struct req_ctx *request_begin(struct http_server *srv)
+static struct req_ctx *request_begin(struct http_daemon *dmn, struct MHD_Connection *conn)
 {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct req_ctx *rc = calloc(1, sizeof *rc);
 
     if (!rc)
         return NULL;
-    gw_buf_init(&rc->body, (size_t)srv->cfg->max_body_bytes);
+    rc->dmn = dmn;
+    rc->conn = conn;
+    rc->cc = ci ? ci->socket_context : NULL;
+    gw_buf_init(&rc->body, (size_t)dmn->srv->cfg->max_body_bytes);
     rc->started_ms = gw_now_ms();
     rc->started_mono = gw_mono_ms();
+    atomic_init(&rc->phase, DEFER_NONE);
+    atomic_init(&rc->waits, 0);
     if (gw_uuid(rc->request_id, NULL) != GW_OK)
         snprintf(rc->request_id, sizeof rc->request_id, "unknown");
-    atomic_fetch_add(&srv->in_flight, 1);
+    atomic_fetch_add(&dmn->in_flight, 1);
     return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    struct http_server *srv = cls;
+    struct http_daemon *dmn = cls;
     struct req_ctx *rc = *con_cls;
 
     (void)conn;
     (void)toe;
     if (!rc)
         return;
+    http_request_release(rc);
     gw_buf_cleanup(&rc->body);
     free(rc);
     *con_cls = NULL;
-    atomic_fetch_sub(&srv->in_flight, 1);
+    atomic_fetch_sub(&dmn->in_flight, 1);
 }
 
-/* Content-Length beyond the limit is refused before any byte is read. */
-static bool declared_too_large(struct http_server *srv, struct MHD_Connection *conn)
+/* One call of the access handler (on_request counts it). */
+static enum MHD_Result handle_request(struct http_daemon *dmn, struct MHD_Connection *conn,
+                                      const char *url, const char *method, const char *upload_data,
+                                      size_t *upload_data_size, void **con_cls)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    long n;
-
-    return cl && (!gw_parse_long(cl, 0, (long)1 << 62, &n) || n > srv->cfg->max_body_bytes);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
-{
-    struct http_server *srv = cls;
     struct req_ctx *rc = *con_cls;
-    char why[160];
+    int phase;
 
-    (void)version;
     if (!rc) {
-        rc = *con_cls = request_begin(srv);
+        rc = *con_cls = request_begin(dmn, conn);
         if (!rc)
             return MHD_NO;
-        if (!declared_too_large(srv, conn))
-            return MHD_YES;
-        rc->too_large = true;
+        if (atomic_load(&dmn->draining) || atomic_load(&dmn->stopping))
+            return http_refuse_stopping(rc, url, method);
+        return http_receive_begin(rc, url, method);
     }
+    phase = atomic_load(&rc->phase);
+    if (phase != DEFER_NONE && phase != DEFER_ANSWERED)
+        return http_answer_deferred(rc);
     if (rc->answered) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -196,12 +183,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         rc->too_large = true;
     }
-    if (rc->too_large) {
-        snprintf(why, sizeof why, "the request body exceeds max_body_bytes (%ld bytes)",
-                 srv->cfg->max_body_bytes);
-        return http_refuse_early(srv, conn, rc, url, method, 413, "too-costly", why);
-    }
-    return http_dispatch(srv, conn, rc, url, method);
+    if (atomic_load(&dmn->stopping))
+        return http_refuse_stopping(rc, url, method);
+    if (rc->too_large)
+        return http_refuse_too_large(rc, url, method);
+    http_conns_received(rc->cc);
+    return http_dispatch(rc, url, method);
+}
+
+/* libmicrohttpd's access handler: first call once the headers are in, then
+ * one per piece of body, then a last one with nothing; a deferred request
+ * is called again once resumed. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct http_daemon *dmn = cls;
+    enum MHD_Result ok;
+
+    (void)version;
+    atomic_fetch_add(&dmn->in_handler, 1); /* before stopping is read: see drain_and_stop */
+    ok = handle_request(dmn, conn, url, method, upload_data, upload_data_size, con_cls);
+    atomic_fetch_sub(&dmn->in_handler, 1);
+    return ok;
 }
 
 static enum gw_code listen_address(const char *hostport, struct sockaddr_storage *ss,
@@ -253,24 +257,6 @@ static enum gw_code bind_listener(const char *hostport, int *fd_out, int *port,
     return GW_OK;
 }
 
-/* Starts a daemon on the listening socket fd with the given PEM texts. */
-static struct MHD_Daemon *start_daemon(struct http_server *srv, int fd, const struct tls_files *t)
-{
-    const struct config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ITC | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-
-    return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_HTTPS_MEM_KEY, t->key, MHD_OPTION_HTTPS_MEM_CERT, t->cert,
-        MHD_OPTION_HTTPS_MEM_TRUST, t->ca, MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg->max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
-}
-
 static void tls_files_free(struct tls_files *t)
 {
     if (t->key)
@@ -316,10 +302,98 @@ static enum gw_code tls_files_load(const struct config *cfg, struct tls_files *t
     return rc;
 }
 
+/* libmicrohttpd's messages (a client gone mid-request, a failed
+ * handshake...) join the JSON log, at debug level: clients cause most. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char text[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(text, sizeof text, fmt, ap);
+    n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    gw_log(GW_LOG_DEBUG, "libmicrohttpd", "%s", text);
+}
+
+static void daemon_free(struct http_daemon *dmn)
+{
+    if (!dmn)
+        return;
+    tls_files_free(&dmn->tls);
+    free(dmn);
+}
+
+/* Starts a daemon on the listening socket fd with the PEM texts tls (taken
+ * on success). NULL when libmicrohttpd refuses. */
+static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct tls_files *tls)
+{
+    const struct config *cfg = srv->cfg;
+    /* conns.c enforces the limits (and logs refusals); libmicrohttpd's own
+     * total is only a backstop above it. */
+    unsigned backstop = (unsigned)cfg->max_connections + 4 * srv->n_threads;
+    struct http_daemon *dmn = calloc(1, sizeof *dmn);
+
+    if (!dmn)
+        return NULL;
+    dmn->srv = srv;
+    atomic_init(&dmn->in_flight, 0);
+    atomic_init(&dmn->deferred, 0);
+    atomic_init(&dmn->in_handler, 0);
+    atomic_init(&dmn->draining, false);
+    atomic_init(&dmn->stopping, false);
+    dmn->mhd = MHD_start_daemon(
+        MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, http_conns_accept, srv, on_request, dmn, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, srv->n_threads, MHD_OPTION_HTTPS_MEM_KEY, tls->key,
+        MHD_OPTION_HTTPS_MEM_CERT, tls->cert, MHD_OPTION_HTTPS_MEM_TRUST, tls->ca,
+        MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, backstop,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!dmn->mhd) {
+        free(dmn);
+        return NULL;
+    }
+    dmn->tls = *tls;
+    memset(tls, 0, sizeof *tls);
+    return dmn;
+}
+
+/* Open connections need descriptors: raise the soft limit toward the hard
+ * one when max_connections would not fit (a common default is 1024). */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + HTTP_FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        gw_log(GW_LOG_WARN, "fd-limit",
+               "the descriptor limit (%ld) is below max_connections + %d: connections past "
+               "it will be refused by the system",
+               (long)rl.rlim_cur, HTTP_FD_RESERVE);
+}
+
+static unsigned thread_count(const struct config *cfg)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (cfg->http_threads > 0)
+        return (unsigned)cfg->http_threads;
+    return cores > 0 ? (unsigned)cores : 1;
+}
+
 enum gw_code http_server_start(const struct http_server_config *hc, struct auth_table *clients,
                                struct http_server **out, struct gw_error *err)
 {
     struct http_server *srv;
+    struct tls_files tls;
     enum gw_code rc;
     int fd = -1;
 
@@ -329,21 +403,27 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
         return gw_fail(err, GW_E_NOMEM, "no memory for the HTTP server");
     srv->hc = *hc;
     srv->cfg = hc->cfg;
+    srv->n_threads = thread_count(srv->cfg);
     pthread_mutex_init(&srv->clients_lock, NULL);
-    atomic_init(&srv->in_flight, 0);
     srv->clients = auth_table_ref(clients);
     pthread_mutex_init(&srv->retire_lock, NULL);
-    rc = tls_files_load(srv->cfg, &srv->tls, err);
-    if (!rc)
-        rc = bind_listener(srv->cfg->listen, &fd, &srv->port, err);
+    raise_fd_limit(srv->cfg);
+    rc = tls_files_load(srv->cfg, &tls, err);
+    if (!rc && (rc = http_conns_start(srv, err)) != GW_OK)
+        tls_files_free(&tls);
+    if (!rc && (rc = http_pool_start(&srv->pool, HTTP_BLOCKING_THREADS, err)) != GW_OK)
+        tls_files_free(&tls);
+    if (!rc && (rc = bind_listener(srv->cfg->listen, &fd, &srv->port, err)) != GW_OK)
+        tls_files_free(&tls);
     if (rc) {
         http_server_stop(srv);
         return rc;
     }
     if (srv->hc.on_bound)
         srv->hc.on_bound(srv->hc.handler_ctx, srv->port);
-    srv->daemon = start_daemon(srv, fd, &srv->tls);
-    if (!srv->daemon) {
+    srv->current = start_daemon(srv, fd, &tls);
+    if (!srv->current) {
+        tls_files_free(&tls);
         close(fd);
         http_server_stop(srv);
         return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s", srv->cfg->listen);
@@ -368,42 +448,71 @@ int http_server_port(const struct http_server *srv)
     return srv->port;
 }
 
-/* Stops accepting, then waits for requests in flight (not idle keep-alives). */
-static void drain(struct http_server *srv)
+/* Waits until no request of dmn can be suspended any more: libmicrohttpd
+ * must not be stopped with a connection suspended. Once stopping is set, a
+ * call of the access handler that starts after it answers at once; one
+ * that started before (in_handler counts it first) may still defer, so
+ * these are waited for, then the deferred ones: the store answers every
+ * submitted job within its commit timeout. */
+static void wait_deferred(struct http_daemon *dmn)
 {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    int64_t deadline = gw_mono_ms() + srv->cfg->drain_timeout_s * 1000;
+    int64_t next_log = gw_mono_ms() + 5000;
 
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    while (atomic_load(&srv->in_flight) > 0 && gw_mono_ms() < deadline)
+    atomic_store(&dmn->stopping, true);
+    while (atomic_load(&dmn->in_handler) > 0)
+        gw_sleep_ms(1);
+    while (atomic_load(&dmn->deferred) > 0) {
+        if (gw_mono_ms() >= next_log) {
+            gw_log(GW_LOG_WARN, "drain-waiting", "%ld requests still wait for the store",
+                   (long)atomic_load(&dmn->deferred));
+            next_log += 5000;
+        }
+        gw_sleep_ms(10);
+    }
+}
+
+/* Waits up to drain_timeout_s for dmn's requests in flight (not idle
+ * keep-alives) and, when connections is set (a TLS reload retires dmn),
+ * for its connections to close; otherwise (SIGTERM) requests that begin
+ * meanwhile are refused. Then waits for its deferred requests, always; then
+ * stops and frees it. */
+static void drain_and_stop(struct http_daemon *dmn, long drain_timeout_s, bool connections)
+{
+    int64_t deadline = gw_mono_ms() + drain_timeout_s * 1000;
+    const union MHD_DaemonInfo *info;
+
+    if (!connections)
+        atomic_store(&dmn->draining, true);
+    for (;;) {
+        bool busy = atomic_load(&dmn->in_flight) > 0;
+
+        if (!busy && connections) {
+            info = MHD_get_daemon_info(dmn->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+            busy = info && info->num_connections > 0;
+        }
+        if (!busy || gw_mono_ms() >= deadline)
+            break;
         gw_sleep_ms(20);
-    if (atomic_load(&srv->in_flight) > 0)
+    }
+    if (atomic_load(&dmn->in_flight) > 0)
         gw_log(GW_LOG_WARN, "drain-timeout", "%ld requests still in flight",
-               (long)atomic_load(&srv->in_flight));
+               (long)atomic_load(&dmn->in_flight));
+    wait_deferred(dmn);
+    MHD_stop_daemon(dmn->mhd);
+    daemon_free(dmn);
 }
 
 /* The daemon a reload replaced: stopped once its connections are done. */
 struct retired {
-    struct MHD_Daemon *daemon;
-    struct tls_files tls;
+    struct http_daemon *dmn;
     long drain_timeout_s;
 };
 
 static void *retire_main(void *arg)
 {
     struct retired *r = arg;
-    int64_t deadline = gw_mono_ms() + r->drain_timeout_s * 1000;
-    const union MHD_DaemonInfo *info;
 
-    for (;;) {
-        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!info || info->num_connections == 0 || gw_mono_ms() >= deadline)
-            break;
-        gw_sleep_ms(50);
-    }
-    MHD_stop_daemon(r->daemon);
-    tls_files_free(&r->tls);
+    drain_and_stop(r->dmn, r->drain_timeout_s, true);
     free(r);
     return NULL;
 }
@@ -419,17 +528,16 @@ static void join_retired(struct http_server *srv)
 }
 
 /* Hands the replaced daemon to a thread that stops it once its connections
- * are done; tls (may be empty) is freed with it. */
-static void retire(struct http_server *srv, struct MHD_Daemon *daemon, struct tls_files tls)
+ * are done. */
+static void retire(struct http_server *srv, struct http_daemon *dmn)
 {
     struct retired *r = calloc(1, sizeof *r);
 
-    if (!r) { /* no memory: stop it now, cutting its connections */
-        MHD_stop_daemon(daemon);
-        tls_files_free(&tls);
+    if (!r) { /* no memory: stop it now, cutting its idle connections */
+        drain_and_stop(dmn, 0, false);
         return;
     }
-    *r = (struct retired){daemon, tls, srv->cfg->drain_timeout_s};
+    *r = (struct retired){dmn, srv->cfg->drain_timeout_s};
     pthread_mutex_lock(&srv->retire_lock);
     srv->retiring = pthread_create(&srv->retire_thread, NULL, retire_main, r) == 0;
     pthread_mutex_unlock(&srv->retire_lock);
@@ -440,50 +548,60 @@ static void retire(struct http_server *srv, struct MHD_Daemon *daemon, struct tl
 enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
                                     struct gw_error *err)
 {
-    struct tls_files fresh, none = {0};
-    struct MHD_Daemon *old = srv->daemon, *next;
+    struct tls_files fresh, kept;
+    struct http_daemon *old = srv->current, *next;
     MHD_socket fd;
     enum gw_code rc = tls_files_load(cfg, &fresh, err);
 
     if (rc)
         return rc;
     join_retired(srv); /* one reload drains at a time */
-    fd = MHD_quiesce_daemon(old);
+    fd = MHD_quiesce_daemon(old->mhd);
     if (fd == MHD_INVALID_SOCKET) {
         tls_files_free(&fresh);
         return gw_fail(err, GW_E_INTERNAL, "the HTTPS listener could not be handed over");
     }
     next = start_daemon(srv, fd, &fresh);
     if (next) {
-        srv->daemon = next;
-        retire(srv, old, srv->tls);
-        srv->tls = fresh;
+        srv->current = next;
+        retire(srv, old);
         return GW_OK;
     }
     /* The checked files did not start: keep serving with the ones in force. */
     tls_files_free(&fresh);
-    next = start_daemon(srv, fd, &srv->tls);
+    kept = (struct tls_files){gw_strdup(old->tls.cert), gw_strdup(old->tls.key),
+                              gw_strdup(old->tls.ca)};
+    next = kept.cert && kept.key && kept.ca ? start_daemon(srv, fd, &kept) : NULL;
+    tls_files_free(&kept);
     if (!next) {
         close(fd);
         gw_log(GW_LOG_ERROR, "https-stopped", "the HTTPS listener could not be restarted");
         return gw_fail(err, GW_E_IO, "the HTTPS listener could not be restarted");
     }
-    srv->daemon = next;
-    retire(srv, old, none);
+    srv->current = next;
+    retire(srv, old);
     return gw_fail(err, GW_E_IO, "the new TLS files did not start; the old ones stay in force");
 }
 
 void http_server_stop(struct http_server *srv)
 {
+    MHD_socket fd;
+
     if (!srv)
         return;
     join_retired(srv);
-    if (srv->daemon) {
-        drain(srv);
-        MHD_stop_daemon(srv->daemon);
+    if (srv->current) {
+        fd = MHD_quiesce_daemon(srv->current->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        drain_and_stop(srv->current, srv->cfg->drain_timeout_s, false);
+        srv->current = NULL;
     }
+    if (srv->pool.threads)
+        http_pool_stop(&srv->pool);
+    if (srv->conns.peers)
+        http_conns_stop(srv);
     auth_table_destroy(srv->clients);
-    tls_files_free(&srv->tls);
     pthread_mutex_destroy(&srv->clients_lock);
     pthread_mutex_destroy(&srv->retire_lock);
     free(srv);

@@ -10,7 +10,11 @@
  *   GET  /fhir/AuditEvent/$export    the matches of a search as NDJSON,
  *        streamed from one cursor: constant memory, however many.
  *
- * Each is audited like every other interaction (BALP: subtype operation).
+ * Each is audited like every other interaction (BALP: subtype operation),
+ * and answered once its AuditEvent is durable (the request waits
+ * suspended). $verify and $activity read much of the store: their routes
+ * are HTTP_BLOCKING. An export's rows are read on the blocking threads too,
+ * a chunk at a time, as the client takes them (http/stream.c).
  */
 #include "rest/rest_int.h"
 
@@ -114,9 +118,9 @@ static bool resolve_patient_chains(struct rest_ctx *ctx, struct http_request *re
     return true;
 }
 
-/* Audits a refused auditor request; resp holds the refusal. */
-static void audit_refusal(struct rest_ctx *ctx, const struct http_request *req,
-                          const struct http_response *resp, const char *operation)
+/* Answers a refused auditor request once it is audited; resp holds the refusal. */
+static void audit_refusal(struct rest_ctx *ctx, struct http_request *req,
+                          struct http_response *resp, const char *operation)
 {
     struct audit_event ev;
     char path[300];
@@ -126,7 +130,7 @@ static void audit_refusal(struct rest_ctx *ctx, const struct http_request *req,
     ev.path = path;
     ev.entities[ev.n_entities++] = (struct audit_entity){
         .role = "24", .type = "2", .query = req->query, .description = operation};
-    rest_audit_alone(ctx, &ev, resp->status, "refused");
+    rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "refused");
 }
 
 void rest_handle_audit_search(struct http_request *req, struct http_response *resp, void *vctx)
@@ -185,13 +189,13 @@ void rest_handle_audit_verify(struct http_request *req, struct http_response *re
     rc = audit_verify(ctx->store, ctx->cfg->audit_hmac_key, &res, &err);
     if (rc) {
         http_respond_gw_error(resp, &err);
-        rest_audit_alone(ctx, &ev, resp->status, err.msg);
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, err.msg);
         return;
     }
     answer = verify_result(&res);
     if (!answer) {
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-        rest_audit_alone(ctx, &ev, resp->status, "no memory");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "no memory");
         return;
     }
     /* as `audit verify` does: a broken chain is recorded as a finding */
@@ -200,12 +204,8 @@ void rest_handle_audit_verify(struct http_request *req, struct http_response *re
              res.broken_id, (long long)res.broken_seq, res.reason);
     ev.outcome_desc = res.intact ? NULL : desc;
     ev.http_status = 200;
-    if (audit_record_alone(ctx->store, &ev, &err) != GW_OK) {
-        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    } else {
-        http_respond_resource(resp, 200, answer);
-    }
+    http_respond_resource(resp, 200, answer);
+    rest_answer_after_event(ctx, req, resp, &ev);
     json_decref(answer);
 }
 
@@ -329,21 +329,23 @@ void rest_handle_audit_activity(struct http_request *req, struct http_response *
     ev.entities[ev.n_entities++] = (struct audit_entity){
         .role = "24", .type = "2", .query = req->query, .description = "$activity"};
     if (!activity_period(req, &since, &until, resp)) {
-        rest_audit_alone(ctx, &ev, resp->status, "refused");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "refused");
         return;
     }
     if (store_audit_activity(ctx->store, since, until, AUDITOR_MAX_CLIENTS, &a, &err) != GW_OK) {
         http_respond_gw_error(resp, &err);
         if (err.code == GW_E_LIMIT)
             resp->status = 400;
-        rest_audit_alone(ctx, &ev, resp->status, err.msg);
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, err.msg);
         return;
     }
     answer = activity_answer(&a, since, until);
-    if (answer)
-        rest_answer_audited(ctx, &ev, resp, 200, answer);
-    else
+    if (answer) {
+        rest_answer_audited(ctx, req, &ev, resp, 200, answer);
+    } else {
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "no memory");
+    }
     json_decref(answer);
     store_activity_cleanup(&a);
 }
@@ -471,13 +473,7 @@ void rest_handle_audit_export(struct http_request *req, struct http_response *re
         x = export_open(ctx, req, resp);
     rest_strings_free(&owned);
     if (!x) {
-        rest_audit_alone(ctx, &ev, resp->status, "refused");
-        return;
-    }
-    /* the export is recorded before its first byte leaves */
-    if (rest_audit_alone(ctx, &ev, 200, NULL) != GW_OK) {
-        export_done(x);
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "refused");
         return;
     }
     stream = (struct http_stream){export_read, export_done, x};
@@ -489,6 +485,9 @@ void rest_handle_audit_export(struct http_request *req, struct http_response *re
         if (*c == ':')
             *c = '-';
     http_header_add(resp, "Content-Disposition", disposition);
+    /* the export is recorded before its first byte leaves (unaudited: a 503,
+     * and the stream's done() closes the cursor) */
+    rest_answer_after_audit(ctx, req, resp, &ev, 200, NULL);
 }
 
 /* ------------------------------------------------------------ CapabilityStatement */

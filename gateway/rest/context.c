@@ -242,35 +242,218 @@ void rest_audit_init(struct audit_event *ev, const struct http_request *req, con
     ev->request_id = req->request_id;
 }
 
-enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int status,
-                              const char *why)
-{
-    struct gw_error err;
-    enum gw_code rc;
+/* ------------------------------------------------------------ audit events that wait */
 
-    ev->outcome = audit_outcome_of_status(status);
-    ev->outcome_desc = status >= 400 ? why : NULL;
-    ev->http_status = status;
-    rc = audit_record_alone(ctx->store, ev, &err);
-    if (rc)
-        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err.msg);
-    return rc;
+/* An AuditEvent kept beyond its handler, with copies of its strings, on its
+ * way to the store. */
+struct held_audit {
+    struct audit_event ev;
+    struct rest_strings strings;
+    enum gw_code rc;
+    /* rest_audit_submit(): told, then the event is freed */
+    store_done_fn done;
+    void *done_ctx;
+    /* rest_answer_after_audit(): the request waits; freed with it */
+    struct http_pending *pending;
+    bool must_record; /* a success: unaudited, it becomes a 503 */
+};
+
+static const char *keep_copy(struct rest_strings *list, const char *s)
+{
+    return s ? rest_strings_keep(list, gw_strdup(s)) : NULL;
 }
 
-void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct http_response *resp,
-                         int status, json_t *resource)
+/* Deep copy of src into h (who stays borrowed: the connection outlives
+ * its request); false on OOM. */
+static bool hold_event(struct held_audit *h, const struct audit_event *src)
 {
-    if (rest_audit_alone(ctx, ev, status, NULL) != GW_OK)
+    struct rest_strings *l = &h->strings;
+    size_t i;
+
+    h->ev = *src;
+    h->ev.subtype = keep_copy(l, src->subtype);
+    h->ev.outcome_desc = keep_copy(l, src->outcome_desc);
+    h->ev.peer = keep_copy(l, src->peer);
+    h->ev.actor_name = keep_copy(l, src->actor_name);
+    h->ev.request_id = keep_copy(l, src->request_id);
+    h->ev.path = keep_copy(l, src->path);
+    h->ev.patient = keep_copy(l, src->patient);
+    h->ev.tally = NULL; /* the handlers' events count nothing (refusals.c does) */
+    for (i = 0; i < src->n_entities; i++) {
+        const struct audit_entity *a = &src->entities[i];
+
+        h->ev.entities[i] = (struct audit_entity){
+            keep_copy(l, a->reference), keep_copy(l, a->role),  keep_copy(l, a->type),
+            keep_copy(l, a->name),      keep_copy(l, a->query), keep_copy(l, a->description)};
+    }
+    return !l->failed;
+}
+
+static void held_free(struct held_audit *h)
+{
+    if (!h)
+        return;
+    rest_strings_free(&h->strings);
+    free(h);
+}
+
+static enum gw_code record_held(struct store_txn *txn, void *vctx, enum gw_code outcome,
+                                const struct gw_error *why, struct gw_error *err)
+{
+    struct held_audit *h = vctx;
+
+    (void)outcome;
+    (void)why;
+    return audit_record(txn, &h->ev, err);
+}
+
+/* The event is durable (or failed): answer the waiting request, or tell
+ * the submitter and forget the event. */
+static void held_recorded(void *vctx, enum gw_code rc, const struct gw_error *err)
+{
+    struct held_audit *h = vctx;
+
+    if (rc)
+        gw_log(GW_LOG_ERROR, "audit-failed", "%s", err->msg);
+    h->rc = rc;
+    if (h->pending) {
+        http_pending_ready(h->pending); /* h is freed with the request */
+        return;
+    }
+    if (h->done)
+        h->done(h->done_ctx, rc, err);
+    held_free(h);
+}
+
+/* Recording the event changes nothing in h: there is nothing to undo. */
+static void held_reset(void *vctx)
+{
+    (void)vctx;
+}
+
+/* Hands h's event to the store, built and serialised on this thread. */
+static void submit_held(struct rest_ctx *ctx, struct held_audit *h)
+{
+    store_submit_prepared(ctx->store, NULL, record_held, held_reset, h, held_recorded, h);
+}
+
+/* A new held copy of ev with the outcome of status; NULL on OOM (logged). */
+static struct held_audit *held_new(const struct audit_event *ev, int status, const char *why)
+{
+    struct held_audit *h = calloc(1, sizeof *h);
+
+    if (h && hold_event(h, ev)) {
+        h->ev.outcome = audit_outcome_of_status(status);
+        h->ev.outcome_desc = status >= 400 ? keep_copy(&h->strings, why) : NULL;
+        h->ev.http_status = status;
+        if (!h->strings.failed)
+            return h;
+    }
+    held_free(h);
+    gw_log(GW_LOG_ERROR, "audit-failed", "no memory for an AuditEvent");
+    return NULL;
+}
+
+void rest_audit_submit(struct rest_ctx *ctx, const struct audit_event *ev, int status,
+                       const char *why, store_done_fn done, void *done_ctx)
+{
+    struct held_audit *h = held_new(ev, status, why);
+    struct gw_error err;
+
+    if (!h) {
+        gw_fail(&err, GW_E_NOMEM, "no memory for an AuditEvent");
+        if (done)
+            done(done_ctx, err.code, &err);
+        return;
+    }
+    h->done = done;
+    h->done_ctx = done_ctx;
+    submit_held(ctx, h);
+}
+
+static void answer_finish(struct http_request *req, struct http_response *resp, void *state)
+{
+    struct held_audit *h = state;
+
+    (void)req;
+    if (h->rc && h->must_record) {
+        http_response_cleanup(resp);
         http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    else
-        http_respond_resource(resp, status, resource);
+    }
+}
+
+static void answer_release(void *state)
+{
+    held_free(state);
+}
+
+/* Defers resp until h (taken, may be NULL) is recorded. */
+static void answer_after(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                         struct held_audit *h, int status)
+{
+    if (h && (h->pending = http_defer(req, resp, answer_finish, h, answer_release)) != NULL) {
+        h->must_record = status < 400;
+        submit_held(ctx, h);
+        return;
+    }
+    held_free(h);
+    if (status < 400) { /* an unaudited access is no access */
+        http_response_cleanup(resp);
+        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+    }
+}
+
+void rest_answer_after_audit(struct rest_ctx *ctx, struct http_request *req,
+                             struct http_response *resp, const struct audit_event *ev, int status,
+                             const char *why)
+{
+    answer_after(ctx, req, resp, held_new(ev, status, why), status);
+}
+
+void rest_answer_after_event(struct rest_ctx *ctx, struct http_request *req,
+                             struct http_response *resp, const struct audit_event *ev)
+{
+    struct held_audit *h = calloc(1, sizeof *h);
+
+    if (h && !hold_event(h, ev)) {
+        held_free(h);
+        h = NULL;
+    }
+    if (!h)
+        gw_log(GW_LOG_ERROR, "audit-failed", "no memory for an AuditEvent");
+    answer_after(ctx, req, resp, h, resp->status);
+}
+
+void rest_answer_audited(struct rest_ctx *ctx, struct http_request *req, struct audit_event *ev,
+                         struct http_response *resp, int status, json_t *resource)
+{
+    http_respond_resource(resp, status, resource);
+    rest_answer_after_audit(ctx, req, resp, ev, status, NULL);
+}
+
+/* The diagnostics of resp's first issue, or fallback. */
+const char *rest_refusal_text(const struct http_response *resp, const char *fallback)
+{
+    json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
+    const char *why = json_string_value(json_object_get(issue, "diagnostics"));
+
+    return why ? why : fallback;
+}
+
+void rest_answer_refused(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                         const struct audit_event *ev)
+{
+    rest_answer_after_audit(ctx, req, resp, ev, resp->status ? resp->status : 500,
+                            rest_refusal_text(resp, "refused"));
 }
 
 /* The server's refusals (401, 403, 404, 405, 406, 413, 415) are audited too:
- * an identified client's one event each, a client without an identity's
- * counted per address and period (audit/refusals.c), so that nobody can
- * flood the trail anonymously. */
-void rest_on_refusal(void *vctx, const struct http_request *req, int status, const char *why)
+ * an identified client's one event each, answered once it is durable; a
+ * client without an identity's counted per address and period
+ * (audit/refusals.c, never waiting for the store) and answered at once, so
+ * that nobody can flood the trail anonymously. */
+void rest_on_refusal(void *vctx, struct http_request *req, struct http_response *resp, int status,
+                     const char *why)
 {
     struct rest_ctx *ctx = vctx;
     struct audit_event ev;
@@ -283,5 +466,5 @@ void rest_on_refusal(void *vctx, const struct http_request *req, int status, con
     }
     rest_audit_init(&ev, req, req->route, 'E');
     ev.path = path;
-    rest_audit_alone(ctx, &ev, status, why);
+    rest_answer_after_audit(ctx, req, resp, &ev, status, why);
 }

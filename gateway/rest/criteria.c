@@ -7,8 +7,9 @@
  * it (rest_index_supported(), _id, _lastUpdated), with the values and
  * modifiers search accepts; result parameters (_count, _sort, _include...),
  * chains and anything search would ignore are refused.
- * Matching runs that very search inside the commit of the change, limited to
- * the changed resource (_id) and to the subscriber's organisation: a change
+ * Matching runs that very search inside the commit of the change, on the
+ * writer (store_txn_on_writer), limited to the changed resource (_id) and to
+ * the subscriber's organisation: a change
  * matches exactly when the subscriber's own search would return it at that
  * commit, so matching and search cannot disagree, and a Subscription never
  * sees another organisation's resources.
@@ -293,21 +294,68 @@ static enum gw_code match_one(struct rest_ctx *ctx, struct store_txn *txn,
     return rc;
 }
 
-enum gw_code rest_subscriptions_notify(struct rest_ctx *ctx, struct store_txn *txn,
-                                       const char *type, const char *id, const char *owner,
-                                       long version, struct gw_error *err)
+/* Matches the version of type/id just written in txn (on the writer). */
+static enum gw_code match_all(struct rest_ctx *ctx, struct store_txn *txn, const char *type,
+                              const char *id, const char *owner, long version, struct gw_error *err)
 {
     struct store_subscription *subs = NULL;
     size_t i, n = 0;
     int64_t now = store_txn_now(txn);
-    enum gw_code rc;
+    enum gw_code rc = store_txn_subscriptions_of(txn, owner, type, &subs, &n, err);
 
-    if (!owner || !rest_criteria_watches(type))
-        return GW_OK;
-    rc = store_txn_subscriptions_of(txn, owner, type, &subs, &n, err);
     for (i = 0; !rc && i < n; i++)
         if (subs[i].enabled && (!subs[i].end_ms || now < subs[i].end_ms))
             rc = match_one(ctx, txn, &subs[i], type, id, version, err);
     store_subscription_list_free(subs, n);
+    return rc;
+}
+
+/* What matching needs of a write, as the store copies it for the writer:
+ * text holds type, id and owner, each NUL-terminated. */
+struct match_arg {
+    struct rest_ctx *ctx;
+    long version;
+    size_t id_at, owner_at;
+    char text[];
+};
+
+static enum gw_code match_step(struct store_txn *txn, const void *varg, struct gw_error *err)
+{
+    const struct match_arg *m = varg;
+
+    return match_all(m->ctx, txn, m->text, m->text + m->id_at, m->text + m->owner_at, m->version,
+                     err);
+}
+
+/* Matching reads the version just written as the search would (its own
+ * write included), so it runs on the writer, in the commit of the change,
+ * also when the rest of the write was prepared on the request's thread
+ * (store_txn_on_writer): one matcher, whoever prepares the write. */
+enum gw_code rest_subscriptions_notify(struct rest_ctx *ctx, struct store_txn *txn,
+                                       const char *type, const char *id, const char *owner,
+                                       long version, struct gw_error *err)
+{
+    size_t tlen, ilen, olen, size;
+    struct match_arg *m;
+    enum gw_code rc;
+
+    if (!owner || !rest_criteria_watches(type))
+        return GW_OK;
+    tlen = strlen(type) + 1;
+    ilen = strlen(id) + 1;
+    olen = strlen(owner) + 1;
+    size = sizeof *m + tlen + ilen + olen;
+    m = malloc(size);
+    if (!m)
+        return gw_fail(err, GW_E_NOMEM, "no memory to match Subscriptions");
+    m->ctx = ctx;
+    m->version = version;
+    m->id_at = tlen;
+    m->owner_at = tlen + ilen;
+    memcpy(m->text, type, tlen);
+    memcpy(m->text + m->id_at, id, ilen);
+    memcpy(m->text + m->owner_at, owner, olen);
+    rc = store_txn_on_writer(txn, match_step, m, size, err);
+    free(m);
     return rc;
 }

@@ -14,8 +14,10 @@
  *
  * Promises: the ServiceRequest, the Task, the order and the AuditEvent land in one commit; a
  * refused decision changes nothing and leaves its failure AuditEvent; If-Match names the
- * Task's version (412 when stale). Parameters are read in the request's thread; the writer
- * only reads the state it decides on and writes.
+ * Task's version (412 when stale). Parameters are read in the request's thread; the decision
+ * is prepared there too (store_submit_prepared: the state it decides on is read from the
+ * store as last committed and read again by the writer, which only writes when nothing
+ * changed, and decides again itself when something did). The request waits suspended.
  */
 #include "rest/rest_int.h"
 
@@ -43,6 +45,7 @@ struct decide {
     struct rest_ctx *ctx;
     const struct http_request *req;
     struct map_set *maps;
+    json_t *params; /* the request's Parameters: in points into it */
     struct decide_params in;
     long if_match;
     json_t *outcome;
@@ -58,6 +61,10 @@ struct decide {
     struct store_written written;
     char task_ref[REST_MAX_BASE], sr_ref[REST_MAX_BASE], patient_ref[REST_MAX_BASE];
     char what[200]; /* the decision, for the AuditEvent (no patient data) */
+    /* the commit */
+    struct http_pending *pending;
+    enum gw_code rc;
+    struct gw_error err;
 };
 
 static const char *str(json_t *obj, const char *key)
@@ -524,16 +531,39 @@ static enum gw_code audit(struct store_txn *txn, void *vx, enum gw_code outcome,
 
 /* ------------------------------------------------------------ the handler */
 
-static void cleanup(struct decide *x)
+/* Drops what apply and audit found and decided, so that they can run again. */
+static void forget_state(struct decide *x)
 {
     while (x->n_loaded)
         json_decref(x->loaded[--x->n_loaded]);
     json_decref(x->task);
     json_decref(x->sr);
+    x->task = x->sr = x->patient = x->requester = NULL;
+    x->n_related = 0;
     store_resource_cleanup(&x->task_row);
     store_resource_cleanup(&x->sr_row);
+    memset(&x->written, 0, sizeof x->written);
+    x->fail_status = 0;
+    x->why[0] = x->what[0] = '\0';
+    x->task_ref[0] = x->sr_ref[0] = x->patient_ref[0] = '\0';
+}
+
+/* store_submit_prepared's reset: the writer decides again from scratch. */
+static void reset(void *vx)
+{
+    struct decide *x = vx;
+
+    forget_state(x);
+    json_array_clear(json_object_get(x->outcome, "issue")); /* only apply's refusals */
+}
+
+static void cleanup(struct decide *x)
+{
+    forget_state(x);
     json_decref(x->outcome);
+    json_decref(x->params);
     map_set_unref(x->maps);
+    free(x);
 }
 
 static void answer(struct decide *x, struct http_response *resp, enum gw_code rc,
@@ -552,41 +582,82 @@ static void answer(struct decide *x, struct http_response *resp, enum gw_code rc
                          x->written.last_updated_ms, false);
 }
 
-void rest_handle_decide(struct http_request *req, struct http_response *resp, void *vctx)
+/* The decision committed (or failed): on the writer, cheap. */
+static void decided(void *vx, enum gw_code rc, const struct gw_error *err)
 {
-    struct decide x;
-    struct audit_event ev;
+    struct decide *x = vx;
+
+    x->rc = rc;
+    if (rc)
+        x->err = *err;
+    http_pending_ready(x->pending);
+}
+
+static void decide_finish(struct http_request *req, struct http_response *resp, void *vx)
+{
+    struct decide *x = vx;
+
+    (void)req;
+    answer(x, resp, x->rc, &x->err);
+}
+
+static void decide_release(void *vx)
+{
+    cleanup(vx);
+}
+
+/* The parameters as the practice sent them: GW_OK, or the refusal in resp. */
+static enum gw_code take_params(struct decide *x, struct http_request *req,
+                                struct http_response *resp)
+{
     struct gw_error err;
-    json_t *params;
     enum gw_code rc;
 
-    memset(&x, 0, sizeof x);
-    x.ctx = vctx;
-    x.req = req;
-    x.outcome = fhir_outcome_create();
-    x.maps = x.ctx->maps ? map_holder_get(x.ctx->maps) : NULL;
-    x.if_match = rest_etag_version(http_request_header(req, "If-Match"));
+    if (!(x->params = rest_parse_resource(x->ctx, req, resp, "Parameters"))) {
+        if (!resp->status)
+            http_respond_error(resp, 400, "invalid", "unreadable parameters", NULL);
+        return GW_E_INPUT;
+    }
+    rc = x->outcome ? GW_OK : gw_fail(&err, GW_E_NOMEM, "no memory for the decision");
+    if (!rc && x->if_match < 0)
+        rc = refuse(x, 400, "value", NULL, "If-Match must be an ETag such as W/\"3\"");
+    if (!rc)
+        rc = read_params(x, x->params);
+    if (rc)
+        answer(x, resp, rc, &err);
+    return rc;
+}
+
+void rest_handle_decide(struct http_request *req, struct http_response *resp, void *vctx)
+{
+    struct decide *x = calloc(1, sizeof *x);
+    struct audit_event ev;
+
     rest_audit_init(&ev, req, "operation", 'U');
     ev.path = "POST /fhir/Task/{id}/$decide";
-    if (!(params = rest_parse_resource(x.ctx, req, resp, "Parameters"))) {
-        rest_audit_alone(x.ctx, &ev, resp->status ? resp->status : 400, "unreadable parameters");
-        cleanup(&x);
+    if (!x) {
+        http_respond_error(resp, 503, "transient", "no memory for the decision", NULL);
+        rest_answer_refused(vctx, req, resp, &ev);
         return;
     }
-    rc = x.outcome ? GW_OK : gw_fail(&err, GW_E_NOMEM, "no memory for the decision");
-    if (!rc && x.if_match < 0)
-        rc = refuse(&x, 400, "value", NULL, "If-Match must be an ETag such as W/\"3\"");
-    if (!rc)
-        rc = read_params(&x, params);
-    if (rc) {
-        answer(&x, resp, rc, &err);
-        rest_audit_alone(x.ctx, &ev, resp->status, "refused parameters");
-    } else {
-        rc = store_write(x.ctx->store, apply, audit, &x, &err);
-        answer(&x, resp, rc, &err);
+    x->ctx = vctx;
+    x->req = req;
+    x->outcome = fhir_outcome_create();
+    x->maps = x->ctx->maps ? map_holder_get(x->ctx->maps) : NULL;
+    x->if_match = rest_etag_version(http_request_header(req, "If-Match"));
+    if (take_params(x, req, resp) != GW_OK) {
+        rest_answer_after_audit(x->ctx, req, resp, &ev, resp->status, "refused parameters");
+        cleanup(x);
+        return;
     }
-    json_decref(params);
-    cleanup(&x);
+    x->pending = http_defer(req, resp, decide_finish, x, decide_release);
+    if (!x->pending) {
+        http_respond_error(resp, 503, "transient", "no memory for the decision", NULL);
+        rest_answer_refused(x->ctx, req, resp, &ev);
+        cleanup(x);
+        return;
+    }
+    store_submit_prepared(x->ctx->store, apply, audit, reset, x, decided, x);
 }
 
 /* ------------------------------------------------------------ the definition */
@@ -636,10 +707,10 @@ void rest_handle_operation_definition(struct http_request *req, struct http_resp
     rest_audit_init(&ev, req, "read", 'R');
     ev.path = "GET /fhir/OperationDefinition/{id}";
     if (def) {
-        rest_answer_audited(ctx, &ev, resp, 200, def);
+        rest_answer_audited(ctx, req, &ev, resp, 200, def);
     } else {
         http_respond_error(resp, 404, "not-found", "no such OperationDefinition", NULL);
-        rest_audit_alone(ctx, &ev, 404, "not found");
+        rest_answer_after_audit(ctx, req, resp, &ev, 404, "not found");
     }
     json_decref(def);
 }

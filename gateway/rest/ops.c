@@ -127,10 +127,12 @@ void rest_handle_validate(struct http_request *req, struct http_response *resp, 
     if (outcome && json_array_size(json_object_get(outcome, "issue")) == 0)
         fhir_outcome_add(outcome, FHIR_INFORMATION, "informational",
                          "no problem found: this resource would be accepted", NULL);
-    if (!outcome)
+    if (!outcome) {
         http_respond_error(resp, 503, "transient", "no memory", NULL);
-    else
-        rest_answer_audited(ctx, &ev, resp, 200, outcome);
+        rest_answer_refused(ctx, req, resp, &ev);
+    } else {
+        rest_answer_audited(ctx, req, &ev, resp, 200, outcome);
+    }
     while (v.n_loaded)
         json_decref(v.loaded[--v.n_loaded]);
     json_decref(res);
@@ -186,9 +188,9 @@ void rest_handle_translate(struct http_request *req, struct http_response *resp,
         http_respond_error(resp, gw_code_http_status(err.code), gw_code_issue_code(err.code),
                            err.msg, NULL);
     if (answer)
-        rest_answer_audited(ctx, &ev, resp, 200, answer);
+        rest_answer_audited(ctx, req, &ev, resp, 200, answer);
     else
-        rest_audit_alone(ctx, &ev, resp->status, "refused");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "refused");
     json_decref(answer);
     json_decref(params);
     map_set_unref(set);
@@ -206,9 +208,9 @@ void rest_handle_conceptmap_read(struct http_request *req, struct http_response 
     if (set && !map)
         http_respond_error(resp, 404, "not-found", "no loaded ConceptMap has this id", NULL);
     if (map)
-        rest_answer_audited(ctx, &ev, resp, 200, map);
+        rest_answer_audited(ctx, req, &ev, resp, 200, map);
     else
-        rest_audit_alone(ctx, &ev, resp->status, "not found");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "not found");
     json_decref(map);
     map_set_unref(set);
 }
@@ -225,9 +227,9 @@ void rest_handle_conceptmap_search(struct http_request *req, struct http_respons
     if (set && !bundle)
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
     if (bundle)
-        rest_answer_audited(ctx, &ev, resp, 200, bundle);
+        rest_answer_audited(ctx, req, &ev, resp, 200, bundle);
     else
-        rest_audit_alone(ctx, &ev, resp->status, "failed");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "failed");
     json_decref(bundle);
     map_set_unref(set);
 }

@@ -36,6 +36,7 @@ static void entry_cleanup(struct rest_entry *e)
     free(e->type);
     free(e->id);
     json_decref(e->resource);
+    json_decref(e->pristine);
     free(e->full_url);
     free(e->if_none_exist);
     free(e->owner);
@@ -79,6 +80,54 @@ struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *
     }
     p->n_entries++;
     return e;
+}
+
+bool rest_plan_snapshot(struct rest_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++) {
+        struct rest_entry *e = &p->entries[i];
+
+        json_decref(e->pristine);
+        e->pristine = json_deep_copy(e->resource);
+        e->id_given = e->id != NULL;
+        if (!e->pristine)
+            return false;
+    }
+    return true;
+}
+
+void rest_plan_reset(struct rest_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_entries; i++) {
+        struct rest_entry *e = &p->entries[i];
+
+        json_decref(e->resource);
+        e->resource = e->pristine;
+        e->pristine = NULL;
+        if (!e->id_given) {
+            free(e->id);
+            e->id = NULL;
+        }
+        e->status = 0;
+        e->existed = false;
+        e->written = (struct store_written){0, 0, 0};
+        free(e->owner);
+        free(e->site);
+        e->owner = e->site = NULL;
+        e->was_revoked = false;
+        rest_referral_free(e->referral);
+        e->referral = NULL;
+    }
+    for (i = 0; i < p->n_loaded; i++)
+        json_decref(p->loaded[i]);
+    p->n_loaded = 0;
+    rest_strings_free(&p->strings);
+    json_object_del(p->outcome, "issue");
+    p->fail_status = 0;
 }
 
 const char *rest_plan_keep(struct rest_plan *p, char *s)
@@ -210,6 +259,7 @@ static enum gw_code match_conditional(struct rest_plan *p, struct store_txn *txn
     if (n == 0)
         return GW_OK;
     stored = rest_parse_stored(&found);
+    free(e->id); /* an id the plan gave it before the match */
     if (!stored || !(e->id = gw_strdup(found.id))) {
         json_decref(stored);
         store_resource_cleanup(&found);

@@ -640,7 +640,6 @@ static enum gw_code cancel_task(struct rest_plan *p, struct store_txn *txn, stru
     long version = 0;
     char *owner = NULL, *site = NULL;
     json_t *task = find_task(txn, e->id, &version, &owner, &site);
-    struct store_written w;
     enum gw_code rc;
 
     if (!task) {
@@ -654,7 +653,7 @@ static enum gw_code cancel_task(struct rest_plan *p, struct store_txn *txn, stru
         json_object_set_new(task, "lastModified", json_string(instant)))
         rc = gw_fail(err, GW_E_NOMEM, "no memory for the Task");
     else
-        rc = rest_put(p->ctx, txn, task, owner, site, version, false, &w, err);
+        rc = rest_put(p->ctx, txn, task, owner, site, version, false, NULL, err);
     json_decref(task);
     free(owner);
     free(site);
@@ -666,7 +665,6 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
 {
     char id[GW_UUID_LEN];
     json_t *task = new_task(txn, e, rr);
-    struct store_written w;
     enum gw_code rc = gw_uuid(id, err);
 
     if (!task)
@@ -674,7 +672,7 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
     if (!rc && json_object_set_new(task, "id", json_string(id)))
         rc = gw_fail(err, GW_E_NOMEM, "no memory for the Task");
     if (!rc)
-        rc = rest_put(p->ctx, txn, task, p->req->who->org_id, rr->site->id, 0, true, &w, err);
+        rc = rest_put(p->ctx, txn, task, p->req->who->org_id, rr->site->id, 0, true, NULL, err);
     if (!rc) {
         size_t n = strlen(id) + 6;
         char *ref = malloc(n);
@@ -758,7 +756,6 @@ static enum gw_code follow_triage(struct rest_plan *p, struct store_txn *txn, st
     long version = 0;
     char *owner = NULL, *site = NULL;
     json_t *task = find_task(txn, e->id, &version, &owner, &site);
-    struct store_written w;
     enum gw_code rc = GW_OK;
 
     if (!task ||
@@ -777,7 +774,7 @@ static enum gw_code follow_triage(struct rest_plan *p, struct store_txn *txn, st
             json_object_set_new(task, "lastModified", json_string(instant)))
             rc = gw_fail(err, GW_E_NOMEM, "no memory for the Task");
         else
-            rc = rest_put(p->ctx, txn, task, owner, site, version, false, &w, err);
+            rc = rest_put(p->ctx, txn, task, owner, site, version, false, NULL, err);
     }
     json_decref(task);
     free(owner);

@@ -3,7 +3,9 @@
  * Writes go through a plan (write.c): the resource, its Task and RIS order
  * when it is a referral, and the AuditEvents land in one commit, and the
  * answer leaves only after it. A read is answered only once its AuditEvent
- * is on disk; a resource another organisation owns answers 404.
+ * is on disk; a resource another organisation owns answers 404. Either way
+ * the handler prepares the answer, hands the work to the store and returns:
+ * the request waits suspended, not a thread.
  */
 #include "rest/rest_int.h"
 
@@ -50,17 +52,6 @@ static char *if_none_exist(const struct http_request *req)
         return NULL;
     q = strchr(h, '?');
     return gw_strdup(q ? q + 1 : h);
-}
-
-static void refuse_and_audit(struct rest_ctx *ctx, struct audit_event *ev,
-                             struct http_response *resp)
-{
-    const char *why = "refused";
-    json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
-
-    if (json_string_value(json_object_get(issue, "diagnostics")))
-        why = json_string_value(json_object_get(issue, "diagnostics"));
-    rest_audit_alone(ctx, ev, resp->status ? resp->status : 500, why);
 }
 
 #define REST_MAX_WARNINGS      4   /* Warning headers on one answer */
@@ -120,23 +111,38 @@ static void warnings_to_headers(struct http_response *resp, json_t *outcome)
     }
 }
 
-static void run_single(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
-                       struct rest_plan *plan, struct rest_entry *e)
+/* The answer of a create or an update, once its plan committed (or failed). */
+static void answer_single(struct rest_plan *plan, struct http_response *resp)
 {
-    struct gw_error err;
-
-    if (rest_plan_run(plan, &err) != GW_OK) {
-        rest_plan_answer_failure(plan, &err, resp);
+    if (plan->rc) {
+        rest_plan_answer_failure(plan, &plan->err, resp);
         return;
     }
-    rest_answer_written(ctx, req, resp, e, plan->outcome);
+    rest_answer_written(plan->ctx, plan->req, resp, &plan->entries[0], plan->outcome);
     warnings_to_headers(resp, plan->outcome);
+}
+
+/* A new plan for req's single resource, or NULL (then the refusal is answered). */
+static struct rest_plan *single_plan(struct rest_ctx *ctx, struct http_request *req,
+                                     struct http_response *resp, const struct audit_event *ev,
+                                     const char *interaction, const char *path)
+{
+    struct rest_plan *plan = calloc(1, sizeof *plan);
+
+    if (!plan) {
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        rest_answer_refused(ctx, req, resp, ev);
+        return NULL;
+    }
+    rest_plan_init(plan, ctx, req, interaction);
+    snprintf(plan->path, sizeof plan->path, "%s", path);
+    return plan;
 }
 
 void rest_handle_create(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
-    struct rest_plan plan;
+    struct rest_plan *plan;
     struct rest_entry *e;
     struct audit_event ev;
     json_t *res;
@@ -147,27 +153,31 @@ void rest_handle_create(struct http_request *req, struct http_response *resp, vo
     ev.path = path;
     if (!rest_admit_type(req, resp, REST_CREATE, true) ||
         !(res = rest_parse_resource(ctx, req, resp, req->captures[0]))) {
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     json_object_del(res, "id"); /* the server assigns ids (FHIR R4 §3.1.0.4) */
-    rest_plan_init(&plan, ctx, req, "create");
-    snprintf(plan.path, sizeof plan.path, "%s", path);
-    e = rest_plan_add(&plan, req->captures[0], res);
+    plan = single_plan(ctx, req, resp, &ev, "create", path);
+    if (!plan) {
+        json_decref(res);
+        return;
+    }
+    e = rest_plan_add(plan, req->captures[0], res);
     if (!e ||
         (http_request_header(req, "If-None-Exist") && !(e->if_none_exist = if_none_exist(req)))) {
+        rest_plan_cleanup(plan);
+        free(plan);
         http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
-        refuse_and_audit(ctx, &ev, resp);
-    } else {
-        run_single(ctx, req, resp, &plan, e);
+        rest_answer_refused(ctx, req, resp, &ev);
+        return;
     }
-    rest_plan_cleanup(&plan);
+    rest_plan_submit(plan, req, resp, answer_single);
 }
 
 void rest_handle_update(struct http_request *req, struct http_response *resp, void *vctx)
 {
     struct rest_ctx *ctx = vctx;
-    struct rest_plan plan;
+    struct rest_plan *plan;
     struct rest_entry *e;
     struct audit_event ev;
     json_t *res;
@@ -181,7 +191,7 @@ void rest_handle_update(struct http_request *req, struct http_response *resp, vo
     ev.path = path;
     if (!rest_admit_type(req, resp, REST_UPDATE, true) ||
         !(res = rest_parse_resource(ctx, req, resp, req->captures[0]))) {
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     body_id = json_string_value(json_object_get(res, "id"));
@@ -191,21 +201,25 @@ void rest_handle_update(struct http_request *req, struct http_response *resp, vo
                                     : "the body's id must be the id in the URL (FHIR R4 §3.1.0.4)",
                            bad_etag ? NULL : "id");
         json_decref(res);
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
-    rest_plan_init(&plan, ctx, req, "update");
-    snprintf(plan.path, sizeof plan.path, "%s", path);
-    e = rest_plan_add(&plan, req->captures[0], res);
-    if (!e || !(e->id = gw_strdup(req->captures[1]))) {
-        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
-        refuse_and_audit(ctx, &ev, resp);
-    } else {
-        e->is_put = true;
-        e->if_match = if_match;
-        run_single(ctx, req, resp, &plan, e);
+    plan = single_plan(ctx, req, resp, &ev, "update", path);
+    if (!plan) {
+        json_decref(res);
+        return;
     }
-    rest_plan_cleanup(&plan);
+    e = rest_plan_add(plan, req->captures[0], res);
+    if (!e || !(e->id = gw_strdup(req->captures[1]))) {
+        rest_plan_cleanup(plan);
+        free(plan);
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        rest_answer_refused(ctx, req, resp, &ev);
+        return;
+    }
+    e->is_put = true;
+    e->if_match = if_match;
+    rest_plan_submit(plan, req, resp, answer_single);
 }
 
 /* The Patient reference a stored resource is about, if any (borrowed from res). */
@@ -262,7 +276,7 @@ static enum gw_code read_audit_event(struct rest_ctx *ctx, const char *id,
 /* Reads type/id (version 0: current) as who may see it; answers and audits
  * refusals; on success the caller answers and must audit. */
 static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
-                         long version, struct store_resource *row, struct audit_event *ev)
+                         long version, struct store_resource *row, const struct audit_event *ev)
 {
     struct gw_error err;
     struct store_resource current;
@@ -287,22 +301,21 @@ static bool read_visible(struct rest_ctx *ctx, struct http_request *req, struct 
     }
     if (rc) {
         http_respond_gw_error(resp, &err);
-        rest_audit_alone(ctx, ev, resp->status, err.msg);
+        rest_answer_after_audit(ctx, req, resp, ev, resp->status, err.msg);
         return false;
     }
     *row = current;
     return true;
 }
 
-static void answer_row(struct rest_ctx *ctx, struct http_response *resp, struct store_resource *row,
-                       struct audit_event *ev)
+/* Answers a visible row once its access is recorded. */
+static void answer_row(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                       struct store_resource *row, struct audit_event *ev)
 {
     json_t *res = row->deleted ? NULL : rest_parse_stored(row);
 
     ev->patient = res ? visible_patient(ctx, ev->who, patient_of(res)) : NULL;
-    if (rest_audit_alone(ctx, ev, row->deleted ? 410 : 200, row->deleted ? "deleted" : NULL))
-        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
-    else if (row->deleted)
+    if (row->deleted)
         http_respond_error(resp, 410, "deleted", "this resource was deleted", NULL);
     else if (!res)
         http_respond_error(resp, 500, "exception", "the stored resource does not parse", NULL);
@@ -311,6 +324,7 @@ static void answer_row(struct rest_ctx *ctx, struct http_response *resp, struct 
         rest_version_headers(ctx, resp, row->type, row->id, row->version, row->last_updated_ms,
                              false);
     }
+    rest_answer_after_audit(ctx, req, resp, ev, resp->status, rest_refusal_text(resp, NULL));
     json_decref(res);
 }
 
@@ -327,12 +341,12 @@ void rest_handle_read(struct http_request *req, struct http_response *resp, void
     ev.path = path;
     audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_READ, false)) {
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     if (!read_visible(ctx, req, resp, 0, &row, &ev))
         return;
-    answer_row(ctx, resp, &row, &ev);
+    answer_row(ctx, req, resp, &row, &ev);
     store_resource_cleanup(&row);
 }
 
@@ -351,17 +365,17 @@ void rest_handle_vread(struct http_request *req, struct http_response *resp, voi
     ev.path = path;
     audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_VREAD, false)) {
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     if (!gw_parse_long(req->captures[2], 1, 1L << 40, &vid)) {
         http_respond_error(resp, 404, "not-found", "no such version", NULL);
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     if (!read_visible(ctx, req, resp, vid, &row, &ev))
         return;
-    answer_row(ctx, resp, &row, &ev);
+    answer_row(ctx, req, resp, &row, &ev);
     store_resource_cleanup(&row);
 }
 
@@ -408,7 +422,7 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
     ev.path = path;
     audit_add_entity(&ev, instance, "4", "2", NULL);
     if (!rest_admit_type(req, resp, REST_HISTORY, false)) {
-        refuse_and_audit(ctx, &ev, resp);
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     if (!read_visible(ctx, req, resp, 0, &row, &ev))
@@ -416,7 +430,7 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
     store_resource_cleanup(&row);
     if (store_history(ctx->store, &q, req->captures[1], &page, &err) != GW_OK) {
         http_respond_gw_error(resp, &err);
-        rest_audit_alone(ctx, &ev, resp->status, err.msg);
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, err.msg);
         return;
     }
     bundle = json_pack("{s:s, s:s, s:I, s:[]}", "resourceType", "Bundle", "type", "history",
@@ -427,10 +441,12 @@ void rest_handle_history(struct http_request *req, struct http_response *resp, v
             json_decref(bundle);
             bundle = NULL;
         }
-    if (!bundle)
+    if (!bundle) {
         http_respond_error(resp, 503, "transient", "no memory for the history", NULL);
-    else
-        rest_answer_audited(ctx, &ev, resp, 200, bundle);
+        rest_answer_refused(ctx, req, resp, &ev);
+    } else {
+        rest_answer_audited(ctx, req, &ev, resp, 200, bundle);
+    }
     json_decref(bundle);
     store_page_cleanup(&page);
 }

@@ -10,7 +10,13 @@
  *            referrals and exactly what they reference (resource_sites), an
  *            auditor only AuditEvents. Orders, Tasks and AuditEvents are made
  *            only from resources the caller may read.
- * Threads:   handlers run on any connection thread.
+ * Threads:   handlers run on the server's threads and never block on the
+ *            store: reads and searches answer once their AuditEvent is
+ *            durable, writes once their commit is; both defer the answer
+ *            (http_defer) and submit the work to the store's writer
+ *            (store_submit, store_submit_prepared). The RIS endpoints and
+ *            the long auditor operations ($verify, $activity) run on
+ *            blocking threads; an export's rows are read there too.
  * Ownership: the context borrows cfg and store; they outlive the server.
  */
 #ifndef GW_REST_H
@@ -62,7 +68,8 @@ const struct http_route *rest_routes(size_t *n_routes);
 /* The http server's renderer and refusal hook (ctx: a struct rest_ctx). */
 enum gw_code rest_render(json_t *resource, enum http_format fmt, struct gw_buf *out,
                          struct gw_error *err);
-void rest_on_refusal(void *ctx, const struct http_request *req, int status, const char *why);
+void rest_on_refusal(void *ctx, struct http_request *req, struct http_response *resp, int status,
+                     const char *why);
 
 /* The CapabilityStatement, built from the routing table: a new reference. */
 json_t *rest_capability_statement(const struct rest_ctx *ctx);

@@ -62,14 +62,30 @@ const struct rest_type *rest_admit_type(const struct http_request *req, struct h
 /* An audit event pre-filled from the request (client, peer, request id, path). */
 void rest_audit_init(struct audit_event *ev, const struct http_request *req, const char *subtype,
                      char action);
-/* Answers resource with status once ev (a successful access) is recorded;
- * answers 503 instead when it cannot be: an unaudited access is no access. */
-void rest_answer_audited(struct rest_ctx *ctx, struct audit_event *ev, struct http_response *resp,
-                         int status, json_t *resource);
-/* Records ev alone with the outcome of status. Returns GW_OK, or the store's
- * failure (logged): a read whose access cannot be audited must not be answered. */
-enum gw_code rest_audit_alone(struct rest_ctx *ctx, struct audit_event *ev, int status,
-                              const char *why);
+/* Answers resp (as the handler set it) once ev is recorded with the outcome
+ * of status (why says what failed, for refusals): the request is deferred
+ * until the event is durable. A success (status < 400) whose event cannot
+ * be recorded becomes a 503: an unaudited access is no access. ev is copied;
+ * resp is taken (the handler returns right after). */
+void rest_answer_after_audit(struct rest_ctx *ctx, struct http_request *req,
+                             struct http_response *resp, const struct audit_event *ev, int status,
+                             const char *why);
+/* As rest_answer_after_audit, with ev's outcome, description and status
+ * as the caller set them (a finding answered 200: a broken audit chain). */
+void rest_answer_after_event(struct rest_ctx *ctx, struct http_request *req,
+                             struct http_response *resp, const struct audit_event *ev);
+/* Answers resource (borrowed) with status once ev (a successful access) is recorded. */
+void rest_answer_audited(struct rest_ctx *ctx, struct http_request *req, struct audit_event *ev,
+                         struct http_response *resp, int status, json_t *resource);
+/* Answers the refusal in resp once ev records it (why: its first issue). */
+void rest_answer_refused(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
+                         const struct audit_event *ev);
+/* Queues the recording of ev (copied) with the outcome of status; done
+ * (may be NULL) runs on the store's writer once it is durable or failed. */
+void rest_audit_submit(struct rest_ctx *ctx, const struct audit_event *ev, int status,
+                       const char *why, store_done_fn done, void *done_ctx);
+/* The diagnostics of resp's first issue, or fallback (borrowed from resp). */
+const char *rest_refusal_text(const struct http_response *resp, const char *fallback);
 
 /* system.c */
 void rest_metadata(struct http_request *req, struct http_response *resp, void *ctx);
@@ -212,7 +228,15 @@ struct rest_entry {
     char *site;
     bool was_revoked;               /* updates of ServiceRequests: the stored status */
     struct rest_referral *referral; /* ServiceRequests: what referral.c found */
+    /* before the plan ran (rest_plan_submit prepares it on the request's
+     * thread; when the writer must redo it, the entry starts over from here) */
+    json_t *pristine;
+    bool id_given; /* the id came with the request (update), not from the plan */
 };
+
+struct rest_plan;
+/* Answers a plan once it committed or failed (plan->rc, plan->err). */
+typedef void (*rest_plan_answer_fn)(struct rest_plan *plan, struct http_response *resp);
 
 struct rest_plan {
     struct rest_ctx *ctx;
@@ -228,6 +252,13 @@ struct rest_plan {
     size_t n_loaded, cap_loaded;
     struct rest_strings strings; /* owned by the plan (audit references) */
     char path[300];
+    /* its commit */
+    enum gw_code rc; /* the outcome, once committed or failed */
+    struct gw_error err;
+    struct http_pending *pending; /* rest_plan_submit(): the request waiting */
+    rest_plan_answer_fn answer;
+    store_done_fn done; /* rest_plan_submit_then(): told instead */
+    void *done_ctx;
 };
 
 /* plan.c */
@@ -238,6 +269,10 @@ void rest_plan_cleanup(struct rest_plan *p);
 struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *resource_new);
 /* Keeps s until cleanup; NULL on OOM. */
 const char *rest_plan_keep(struct rest_plan *p, char *s);
+/* Remembers each entry as it is (false on OOM), so that rest_plan_reset()
+ * can put the plan back to this point once it ran. */
+bool rest_plan_snapshot(struct rest_plan *p);
+void rest_plan_reset(struct rest_plan *p);
 /* Records a failure: status, an issue, and returns code (GW_E_INPUT etc.). */
 enum gw_code rest_plan_fail(struct rest_plan *p, int status, enum gw_code code,
                             const char *issue_code, const char *expression, const char *fmt, ...)
@@ -250,7 +285,9 @@ enum gw_code rest_plan_resolve(struct rest_plan *p, struct store_txn *txn, struc
  * (borrowed, lives as long as the plan), else NULL. */
 json_t *rest_plan_lookup(struct rest_plan *p, struct store_txn *txn, json_t *holder,
                          const char *reference);
-/* Writes resource with its index (the RIS hook's implementation too). */
+/* Writes resource with its index (the RIS hook's implementation too), and
+ * matches it against Subscriptions. out (may be NULL) must outlive the store
+ * job: a recording txn writes the committed version into it at replay. */
 enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resource,
                       const char *owner, const char *site, long if_match, bool create,
                       struct store_written *out, struct gw_error *err);
@@ -268,8 +305,15 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
 void rest_referral_free(struct rest_referral *r);
 
 /* write.c */
-/* Runs the plan in one commit with its AuditEvents. GW_OK: everything written. */
-enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err);
+/* Runs the plan p (allocated with calloc, taken) in one commit with its
+ * AuditEvents; req's answer waits for it: once committed (or failed),
+ * answer(p, resp) runs on a server thread, and p is freed with the request. */
+void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http_response *resp,
+                      rest_plan_answer_fn answer);
+/* Runs the plan p (owned by the caller, kept until done) in one commit with
+ * its AuditEvents; done(done_ctx, rc, err) runs on the store's writer once
+ * it committed or failed (p->rc and p->err say the same). */
+void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx);
 /* Answers a failed plan (its status and outcome, or the error's). */
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
                               struct http_response *resp);
@@ -298,7 +342,8 @@ enum gw_code rest_criteria_matches(const struct rest_criteria *c, struct store_t
                                    struct gw_error *err);
 /* The one call of the write path: a version of type/id owned by owner was
  * written in txn; queues an event for each enabled Subscription of owner
- * whose criteria it matches (with its AuditEvent), in the same commit. */
+ * whose criteria it matches (with its AuditEvent), in the same commit, on
+ * the writer (store_txn_on_writer: also when txn records the work). */
 enum gw_code rest_subscriptions_notify(struct rest_ctx *ctx, struct store_txn *txn,
                                        const char *type, const char *id, const char *owner,
                                        long version, struct gw_error *err);

@@ -57,9 +57,10 @@ static const struct http_route routes[] = {
     {"GET", "/console/", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
     {"GET", "/console/{file}", "console", AUDITOR, HTTP_PAGE, rest_handle_console},
     {"GET", "/fhir/AuditEvent", "search", AUDITOR, HTTP_FHIR, rest_handle_audit_search},
-    {"POST", "/fhir/AuditEvent/$verify", "audit-verify", AUDITOR, HTTP_FHIR,
+    /* these read the whole chain or a long period: they may take a while */
+    {"POST", "/fhir/AuditEvent/$verify", "audit-verify", AUDITOR, HTTP_FHIR | HTTP_BLOCKING,
      rest_handle_audit_verify},
-    {"GET", "/fhir/AuditEvent/$activity", "audit-activity", AUDITOR, HTTP_FHIR,
+    {"GET", "/fhir/AuditEvent/$activity", "audit-activity", AUDITOR, HTTP_FHIR | HTTP_BLOCKING,
      rest_handle_audit_activity},
     {"GET", "/fhir/AuditEvent/$export", "audit-export", AUDITOR, 0, rest_handle_audit_export},
     {"POST", "/fhir/Subscription", "create", GP, FHIR_IO, rest_handle_subscription_create},
@@ -72,9 +73,11 @@ static const struct http_route routes[] = {
     {"PUT", "/fhir/{type}/{id}", "update", GP, FHIR_IO, rest_handle_update},
     {"GET", "/fhir/{type}/{id}/_history", "history", CLIENTS, HTTP_FHIR, rest_handle_history},
     {"GET", "/fhir/{type}/{id}/_history/{vid}", "vread", CLIENTS, HTTP_FHIR, rest_handle_vread},
-    {"GET", "/ris/orders", "ris-pull", RIS, 0, rest_handle_ris_pull},
-    {"POST", "/ris/acks", "ris-acks", RIS, HTTP_HL7_BODY, rest_handle_ris_acks},
-    {"POST", "/ris/messages", "ris-messages", RIS, HTTP_HL7_BODY, rest_handle_ris_messages},
+    /* the RIS side writes through store_write(): its handlers may block */
+    {"GET", "/ris/orders", "ris-pull", RIS, HTTP_BLOCKING, rest_handle_ris_pull},
+    {"POST", "/ris/acks", "ris-acks", RIS, HTTP_HL7_BODY | HTTP_BLOCKING, rest_handle_ris_acks},
+    {"POST", "/ris/messages", "ris-messages", RIS, HTTP_HL7_BODY | HTTP_BLOCKING,
+     rest_handle_ris_messages},
 };
 
 const struct http_route *rest_routes(size_t *n_routes)

@@ -193,7 +193,7 @@ void rest_handle_search(struct http_request *req, struct http_response *resp, vo
     if (!rest_admit_type(req, resp, REST_SEARCH, false) || !outcome) {
         if (!resp->status)
             http_respond_error(resp, 503, "transient", "no memory for the search", NULL);
-        rest_audit_alone(ctx, &ev, resp->status, "refused");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, "refused");
         json_decref(outcome);
         return;
     }
@@ -213,9 +213,9 @@ void rest_handle_search(struct http_request *req, struct http_response *resp, vo
     else if (!bundle)
         http_respond_error(resp, 503, "transient", "no memory for the search result", NULL);
     if (bundle)
-        rest_answer_audited(ctx, &ev, resp, 200, bundle);
+        rest_answer_audited(ctx, req, &ev, resp, 200, bundle);
     else
-        rest_audit_alone(ctx, &ev, resp->status, rc ? err.msg : "failed");
+        rest_answer_after_audit(ctx, req, resp, &ev, resp->status, rc ? err.msg : "failed");
     while (n_refs)
         free(refs[--n_refs]);
     store_page_cleanup(&page);

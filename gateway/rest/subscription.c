@@ -14,7 +14,9 @@
  * requested and gets a handshake (notify makes it active once delivered);
  * an update leaving the channel alone keeps its status and error. Off drops
  * what was still queued; so does a deletion. Each write updates the store's
- * subscription row in the same commit.
+ * subscription row in the same commit. The request waits suspended for it;
+ * these few writes run whole on the store's writer (store_submit): the
+ * recording of prepared work does not hold subscription rows.
  */
 #include "rest/rest_int.h"
 
@@ -38,6 +40,11 @@ struct sub_write {
     struct store_written written;
     char path[300];
     char ref[200];
+    /* the commit */
+    struct http_pending *pending;
+    int ok_status; /* 201, 200, or 204 for a deletion */
+    enum gw_code rc;
+    struct gw_error err;
 };
 
 static const char *str(json_t *obj, const char *key)
@@ -285,24 +292,23 @@ static void answer_failure(struct sub_write *w, const struct gw_error *err,
         http_respond_error(resp, status, gw_code_issue_code(err->code), err->msg, NULL);
 }
 
-/* Runs the write and answers it (201/200 with the version, 204 deleted). */
-static void run(struct sub_write *w, store_apply_fn apply, int ok_status,
-                struct http_response *resp)
+static void finish(struct sub_write *w);
+
+/* Answers the committed write (201/200 with the version, 204 deleted). */
+static void answer(struct sub_write *w, struct http_response *resp)
 {
-    struct gw_error err;
     struct rest_entry e;
 
-    snprintf(w->ref, sizeof w->ref, "Subscription/%s", w->id);
-    if (store_write(w->ctx->store, apply, write_audit, w, &err) != GW_OK) {
-        answer_failure(w, &err, resp);
+    if (w->rc) {
+        answer_failure(w, &w->err, resp);
         return;
     }
-    if (ok_status == 204) {
+    if (w->ok_status == 204) {
         http_respond_bytes(resp, 204, "application/fhir+json; charset=utf-8", "", 0);
         return;
     }
     memset(&e, 0, sizeof e);
-    e.status = ok_status;
+    e.status = w->ok_status;
     e.type = (char *)"Subscription";
     e.id = w->id;
     e.resource = w->res;
@@ -310,8 +316,47 @@ static void run(struct sub_write *w, store_apply_fn apply, int ok_status,
     rest_answer_written(w->ctx, w->req, resp, &e, w->outcome);
 }
 
-/* Refuses before any write: audited alone, like the generic handlers. */
-static void refuse(struct sub_write *w, struct http_response *resp, int status)
+static void written(void *vw, enum gw_code rc, const struct gw_error *err)
+{
+    struct sub_write *w = vw;
+
+    w->rc = rc;
+    if (rc)
+        w->err = *err;
+    http_pending_ready(w->pending);
+}
+
+static void write_finish(struct http_request *req, struct http_response *resp, void *vw)
+{
+    (void)req;
+    answer(vw, resp);
+}
+
+static void write_release(void *vw)
+{
+    finish(vw);
+}
+
+/* Runs the write (taking w) and answers it once committed. */
+static void run(struct sub_write *w, store_apply_fn apply, int ok_status, struct http_request *req,
+                struct http_response *resp)
+{
+    snprintf(w->ref, sizeof w->ref, "Subscription/%s", w->id);
+    w->ok_status = ok_status;
+    w->pending = http_defer(req, resp, write_finish, w, write_release);
+    if (!w->pending) {
+        w->rc = gw_fail(&w->err, GW_E_NOMEM, "no memory for the request");
+        answer(w, resp);
+        finish(w);
+        return;
+    }
+    store_submit(w->ctx->store, apply, write_audit, w, written, w);
+}
+
+/* Refuses before any write: audited alone, like the generic handlers; the
+ * answer waits for its event (w is the caller's to finish). */
+static void refuse(struct sub_write *w, struct http_request *req, struct http_response *resp,
+                   int status)
 {
     struct audit_event ev;
     const char *why = "refused";
@@ -323,26 +368,38 @@ static void refuse(struct sub_write *w, struct http_response *resp, int status)
         why = str(issue, "diagnostics");
     rest_audit_init(&ev, w->req, w->interaction, (char)(w->interaction[0] - 'a' + 'A'));
     ev.path = w->path;
-    rest_audit_alone(w->ctx, &ev, resp->status, why);
+    rest_answer_after_audit(w->ctx, req, resp, &ev, resp->status, why);
 }
 
-static bool start(struct sub_write *w, struct rest_ctx *ctx, const struct http_request *req,
-                  const char *interaction, const char *method)
+/* A new write (w set, to finish()) or NULL with the answer set. */
+static struct sub_write *start(struct rest_ctx *ctx, const struct http_request *req,
+                               const char *interaction, const char *method,
+                               struct http_response *resp)
 {
-    memset(w, 0, sizeof *w);
+    struct sub_write *w = calloc(1, sizeof *w);
+
+    if (!w) {
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        return NULL;
+    }
     w->ctx = ctx;
     w->req = req;
     w->interaction = interaction;
     w->outcome = fhir_outcome_create();
     snprintf(w->path, sizeof w->path, "%s /fhir/Subscription%s%s", method,
              req->captures[0] ? "/" : "", req->captures[0] ? req->captures[0] : "");
-    return w->outcome != NULL;
+    if (w->outcome)
+        return w;
+    http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+    finish(w);
+    return NULL;
 }
 
 static void finish(struct sub_write *w)
 {
     json_decref(w->res);
     json_decref(w->outcome);
+    free(w);
 }
 
 /* Parses and checks the body; false with the answer set when refused. */
@@ -366,81 +423,74 @@ static bool take_body(struct sub_write *w, struct http_request *req, struct http
 void rest_handle_subscription_create(struct http_request *req, struct http_response *resp,
                                      void *vctx)
 {
-    struct sub_write w;
+    struct sub_write *w = start(vctx, req, "create", "POST", resp);
     char uuid[GW_UUID_LEN];
     const char *asked;
 
-    if (!start(&w, vctx, req, "create", "POST")) {
-        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+    if (!w)
         return;
-    }
-    if (take_body(&w, req, resp) && gw_uuid(uuid, NULL) != GW_OK)
+    if (take_body(w, req, resp) && gw_uuid(uuid, NULL) != GW_OK)
         http_respond_error(resp, 503, "transient", "no id could be drawn", NULL);
     if (resp->status) {
-        refuse(&w, resp, 503);
-        finish(&w);
+        refuse(w, req, resp, 503);
+        finish(w);
         return;
     }
-    snprintf(w.id, sizeof w.id, "%s", uuid);
-    asked = str(w.res, "status");
-    w.handshake = !asked || strcmp(asked, "off") != 0;
-    json_object_del(w.res, "error");
-    if (json_object_set_new(w.res, "id", json_string(w.id)) ||
-        json_object_set_new(w.res, "status", json_string(w.handshake ? "requested" : "off"))) {
+    snprintf(w->id, sizeof w->id, "%s", uuid);
+    asked = str(w->res, "status");
+    w->handshake = !asked || strcmp(asked, "off") != 0;
+    json_object_del(w->res, "error");
+    if (json_object_set_new(w->res, "id", json_string(w->id)) ||
+        json_object_set_new(w->res, "status", json_string(w->handshake ? "requested" : "off"))) {
         http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
-        refuse(&w, resp, 503);
-    } else {
-        run(&w, create_apply, 201, resp);
+        refuse(w, req, resp, 503);
+        finish(w);
+        return;
     }
-    finish(&w);
+    run(w, create_apply, 201, req, resp);
 }
 
 void rest_handle_subscription_update(struct http_request *req, struct http_response *resp,
                                      void *vctx)
 {
-    struct sub_write w;
+    struct sub_write *w = start(vctx, req, "update", "PUT", resp);
     const char *body_id;
 
-    if (!start(&w, vctx, req, "update", "PUT")) {
-        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+    if (!w)
         return;
-    }
-    w.if_match = rest_etag_version(http_request_header(req, "If-Match"));
-    snprintf(w.id, sizeof w.id, "%s", req->captures[0]);
-    if (w.if_match < 0) {
+    w->if_match = rest_etag_version(http_request_header(req, "If-Match"));
+    snprintf(w->id, sizeof w->id, "%s", req->captures[0]);
+    if (w->if_match < 0) {
         http_respond_error(resp, 400, "value", "If-Match must be an ETag such as W/\"3\"", NULL);
-    } else if (take_body(&w, req, resp)) {
-        body_id = str(w.res, "id");
-        if (body_id && strcmp(body_id, w.id) == 0) {
-            run(&w, update_apply, 200, resp);
-            finish(&w);
+    } else if (take_body(w, req, resp)) {
+        body_id = str(w->res, "id");
+        if (body_id && strcmp(body_id, w->id) == 0) {
+            run(w, update_apply, 200, req, resp);
             return;
         }
         http_respond_error(resp, 400, "invalid",
                            "the body's id must be the id in the URL (FHIR R4 §3.1.0.4)", "id");
     }
-    refuse(&w, resp, 400);
-    finish(&w);
+    refuse(w, req, resp, 400);
+    finish(w);
 }
 
 void rest_handle_subscription_delete(struct http_request *req, struct http_response *resp,
                                      void *vctx)
 {
-    struct sub_write w;
+    struct sub_write *w = start(vctx, req, "delete", "DELETE", resp);
 
-    if (!start(&w, vctx, req, "delete", "DELETE")) {
-        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+    if (!w)
+        return;
+    w->if_match = rest_etag_version(http_request_header(req, "If-Match"));
+    snprintf(w->id, sizeof w->id, "%s", req->captures[0]);
+    if (w->if_match < 0) {
+        http_respond_error(resp, 400, "value", "If-Match must be an ETag such as W/\"3\"", NULL);
+        refuse(w, req, resp, 400);
+        finish(w);
         return;
     }
-    w.if_match = rest_etag_version(http_request_header(req, "If-Match"));
-    snprintf(w.id, sizeof w.id, "%s", req->captures[0]);
-    if (w.if_match < 0) {
-        http_respond_error(resp, 400, "value", "If-Match must be an ETag such as W/\"3\"", NULL);
-        refuse(&w, resp, 400);
-    } else {
-        run(&w, delete_apply, 204, resp);
-    }
-    finish(&w);
+    run(w, delete_apply, 204, req, resp);
 }
 
 /* ------------------------------------------------------------ CapabilityStatement */

@@ -3,8 +3,12 @@
  * order and the AuditEvents commit together or not at all. A batch runs
  * each entry as a plan of its own and answers each entry's outcome.
  * Entries may POST (create, with ifNoneExist) the referral's resources and
- * PUT ServiceRequests (update, with ifMatch).
+ * PUT ServiceRequests (update, with ifMatch). The request waits suspended
+ * for the commits: a transaction's plan, or every batch entry's plan and
+ * the batch's own AuditEvent (queued in order, answered once all are done).
  */
+
+#include <stdatomic.h>
 #include "rest/rest_int.h"
 
 #include <stdio.h>
@@ -83,15 +87,11 @@ static size_t first_referral(const struct rest_plan *p)
     return 0;
 }
 
-static void audit_refused(struct rest_plan *p, const struct http_response *resp)
+/* The refusal event of a plan refused before it ran. */
+static void refusal_event(struct rest_plan *p, struct audit_event *ev)
 {
-    struct audit_event ev;
-    json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
-    const char *why = json_string_value(json_object_get(issue, "diagnostics"));
-
-    rest_audit_init(&ev, p->req, p->interaction, 'E');
-    ev.path = p->path;
-    rest_audit_alone(p->ctx, &ev, resp->status, why ? why : "refused");
+    rest_audit_init(ev, p->req, p->interaction, 'E');
+    ev->path = p->path;
 }
 
 static json_t *response_entry(struct rest_ctx *ctx, const struct http_request *req,
@@ -126,101 +126,215 @@ static json_t *response_bundle(const char *type)
     return json_pack("{s:s, s:s, s:[]}", "resourceType", "Bundle", "type", type, "entry");
 }
 
+static void answer_transaction(struct rest_plan *plan, struct http_response *resp)
+{
+    json_t *answer;
+    size_t i;
+
+    if (plan->rc) {
+        rest_plan_answer_failure(plan, &plan->err, resp);
+        return;
+    }
+    answer = response_bundle("transaction-response");
+    if (!answer) {
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+        return;
+    }
+    for (i = 0; i < plan->n_entries; i++)
+        json_array_append_new(json_object_get(answer, "entry"),
+                              response_entry(plan->ctx, plan->req, &plan->entries[i],
+                                             i == first_referral(plan) ? plan->outcome : NULL));
+    http_respond_resource(resp, 200, answer);
+    json_decref(answer);
+}
+
 static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
                             struct http_response *resp, json_t *bundle)
 {
-    struct rest_plan plan;
+    struct rest_plan *plan = calloc(1, sizeof *plan);
+    struct audit_event ev;
     struct gw_error err;
-    json_t *entry, *answer;
+    json_t *entry;
     size_t i;
     enum gw_code rc = GW_OK;
 
-    rest_plan_init(&plan, ctx, req, "transaction");
-    snprintf(plan.path, sizeof plan.path, "POST /fhir (transaction)");
+    if (!plan) {
+        rest_audit_init(&ev, req, "transaction", 'E');
+        ev.path = "POST /fhir (transaction)";
+        http_respond_error(resp, 503, "transient", "no memory for the request", NULL);
+        rest_answer_refused(ctx, req, resp, &ev);
+        return;
+    }
+    rest_plan_init(plan, ctx, req, "transaction");
+    snprintf(plan->path, sizeof plan->path, "POST /fhir (transaction)");
     json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
-        rc = add_entry(&plan, entry, (long)i);
+        rc = add_entry(plan, entry, (long)i);
         if (rc)
             break;
     }
-    if (rc == GW_OK && plan.n_entries == 0)
-        rc = rest_plan_fail(&plan, 400, GW_E_INPUT, "required", "Bundle.entry",
+    if (rc == GW_OK && plan->n_entries == 0)
+        rc = rest_plan_fail(plan, 400, GW_E_INPUT, "required", "Bundle.entry",
                             "the transaction has no entries");
-    if (rc) {
-        gw_fail(&err, rc, "the transaction was refused");
-        rest_plan_answer_failure(&plan, &err, resp);
-        audit_refused(&plan, resp);
-    } else if (rest_plan_run(&plan, &err) != GW_OK) {
-        rest_plan_answer_failure(&plan, &err, resp);
-    } else if (!(answer = response_bundle("transaction-response"))) {
-        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-    } else {
-        for (i = 0; i < plan.n_entries; i++)
-            json_array_append_new(json_object_get(answer, "entry"),
-                                  response_entry(ctx, req, &plan.entries[i],
-                                                 i == first_referral(&plan) ? plan.outcome : NULL));
-        http_respond_resource(resp, 200, answer);
-        json_decref(answer);
+    if (!rc) {
+        rest_plan_submit(plan, req, resp, answer_transaction);
+        return;
     }
-    rest_plan_cleanup(&plan);
+    gw_fail(&err, rc, "the transaction was refused");
+    rest_plan_answer_failure(plan, &err, resp);
+    refusal_event(plan, &ev);
+    rest_answer_refused(ctx, req, resp, &ev);
+    rest_plan_cleanup(plan);
+    free(plan);
 }
 
-/* One batch entry as a plan of its own; its response entry (new reference). */
-static json_t *run_batch_entry(struct rest_ctx *ctx, struct http_request *req, json_t *entry,
-                               long index)
-{
+/* ------------------------------------------------------------ batches */
+
+/* One entry of a batch: a plan of its own, or its refusal. */
+struct batch_entry {
     struct rest_plan plan;
-    struct gw_error err;
+    struct http_response refused; /* status set when refused before it ran */
+};
+
+/* A batch waiting for its entries' commits and its own AuditEvent. */
+struct batch {
+    struct batch_entry *entries;
+    size_t n;
+    atomic_size_t left; /* jobs not yet committed */
+    struct http_pending *pending;
+    enum gw_code audit_rc;
+};
+
+static void batch_step(void *vb, enum gw_code rc, const struct gw_error *err)
+{
+    struct batch *b = vb;
+
+    (void)rc;
+    (void)err;
+    if (atomic_fetch_sub(&b->left, 1) == 1)
+        http_pending_ready(b->pending);
+}
+
+static void batch_audited(void *vb, enum gw_code rc, const struct gw_error *err)
+{
+    struct batch *b = vb;
+
+    b->audit_rc = rc;
+    batch_step(b, rc, err);
+}
+
+/* One batch entry's response entry (new reference). */
+static json_t *batch_answer_entry(struct batch_entry *be)
+{
     struct http_response sub;
     json_t *out = NULL;
     char status[40];
-    enum gw_code rc;
 
     memset(&sub, 0, sizeof sub);
-    rest_plan_init(&plan, ctx, req, "create");
-    snprintf(plan.path, sizeof plan.path, "POST /fhir (batch entry %ld)", index);
-    rc = add_entry(&plan, entry, index);
-    if (rc == GW_OK && plan.entries[0].is_put)
-        plan.interaction = "update";
-    if (rc) {
-        gw_fail(&err, rc, "the entry was refused");
-        rest_plan_answer_failure(&plan, &err, &sub);
-        audit_refused(&plan, &sub);
-    } else if (rest_plan_run(&plan, &err) != GW_OK) {
-        rest_plan_answer_failure(&plan, &err, &sub);
-    } else {
-        out = response_entry(ctx, req, &plan.entries[0], plan.outcome);
-    }
+    if (be->refused.status)
+        sub = be->refused;
+    else if (be->plan.rc)
+        rest_plan_answer_failure(&be->plan, &be->plan.err, &sub);
+    else
+        out = response_entry(be->plan.ctx, be->plan.req, &be->plan.entries[0], be->plan.outcome);
     if (!out) {
         snprintf(status, sizeof status, "%d", sub.status ? sub.status : 500);
         out = json_pack("{s:{s:s, s:O*}}", "response", "status", status, "outcome", sub.resource);
     }
-    json_decref(sub.resource);
-    free(sub.body);
-    rest_plan_cleanup(&plan);
+    if (!be->refused.status)
+        http_response_cleanup(&sub);
     return out;
+}
+
+static void batch_finish(struct http_request *req, struct http_response *resp, void *vb)
+{
+    struct batch *b = vb;
+    json_t *answer = response_bundle("batch-response");
+    size_t i;
+
+    (void)req;
+    for (i = 0; answer && i < b->n; i++)
+        if (json_array_append_new(json_object_get(answer, "entry"),
+                                  batch_answer_entry(&b->entries[i]))) {
+            json_decref(answer);
+            answer = NULL;
+        }
+    if (b->audit_rc)
+        http_respond_error(resp, 503, "transient", "the access could not be audited", NULL);
+    else if (!answer)
+        http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
+    else
+        http_respond_resource(resp, 200, answer);
+    json_decref(answer);
+}
+
+static void batch_release(void *vb)
+{
+    struct batch *b = vb;
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        rest_plan_cleanup(&b->entries[i].plan);
+        http_response_cleanup(&b->entries[i].refused);
+    }
+    free(b->entries);
+    free(b);
+}
+
+/* Queues batch entry index: its plan, or the record of its refusal. */
+static void batch_entry_submit(struct rest_ctx *ctx, struct http_request *req, struct batch *b,
+                               json_t *entry, size_t index)
+{
+    struct batch_entry *be = &b->entries[index];
+    struct rest_plan *plan = &be->plan;
+    struct audit_event ev;
+    struct gw_error err;
+    enum gw_code rc;
+
+    rest_plan_init(plan, ctx, req, "create");
+    snprintf(plan->path, sizeof plan->path, "POST /fhir (batch entry %zu)", index);
+    rc = add_entry(plan, entry, (long)index);
+    if (rc == GW_OK && plan->entries[0].is_put)
+        plan->interaction = "update";
+    if (rc == GW_OK) {
+        rest_plan_submit_then(plan, batch_step, b);
+        return;
+    }
+    gw_fail(&err, rc, "the entry was refused");
+    rest_plan_answer_failure(plan, &err, &be->refused);
+    if (!be->refused.status)
+        be->refused.status = 500;
+    refusal_event(plan, &ev);
+    rest_audit_submit(ctx, &ev, be->refused.status, rest_refusal_text(&be->refused, "refused"),
+                      batch_step, b);
 }
 
 static void run_batch(struct rest_ctx *ctx, struct http_request *req, struct http_response *resp,
                       json_t *bundle)
 {
-    json_t *answer = response_bundle("batch-response"), *entry;
+    json_t *entries = json_object_get(bundle, "entry"), *entry;
+    struct batch *b = calloc(1, sizeof *b);
     struct audit_event ev;
     size_t i;
 
-    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
-        if (answer && json_array_append_new(json_object_get(answer, "entry"),
-                                            run_batch_entry(ctx, req, entry, (long)i))) {
-            json_decref(answer);
-            answer = NULL;
-        }
-    }
     rest_audit_init(&ev, req, "batch", 'E');
     ev.path = "POST /fhir (batch)";
-    if (!answer)
+    if (b)
+        b->entries = calloc(json_array_size(entries) + 1, sizeof *b->entries);
+    if (b && b->entries)
+        b->pending = http_defer(req, resp, batch_finish, b, batch_release);
+    if (!b || !b->pending) {
+        if (b)
+            free(b->entries);
+        free(b);
         http_respond_error(resp, 503, "transient", "no memory for the answer", NULL);
-    else
-        rest_answer_audited(ctx, &ev, resp, 200, answer);
-    json_decref(answer);
+        rest_answer_refused(ctx, req, resp, &ev);
+        return;
+    }
+    b->n = json_array_size(entries);
+    atomic_init(&b->left, b->n + 1);
+    json_array_foreach (entries, i, entry)
+        batch_entry_submit(ctx, req, b, entry, i);
+    rest_audit_submit(ctx, &ev, 200, NULL, batch_audited, b); /* queued after the entries */
 }
 
 void rest_handle_bundle(struct http_request *req, struct http_response *resp, void *vctx)
@@ -247,10 +361,7 @@ void rest_handle_bundle(struct http_request *req, struct http_response *resp, vo
         bundle = NULL;
     }
     if (!bundle) {
-        json_t *issue = json_array_get(json_object_get(resp->resource, "issue"), 0);
-        const char *why = json_string_value(json_object_get(issue, "diagnostics"));
-
-        rest_audit_alone(ctx, &ev, resp->status, why ? why : "refused");
+        rest_answer_refused(ctx, req, resp, &ev);
         return;
     }
     if (strcmp(type, "transaction") == 0)

@@ -1,7 +1,9 @@
-/* write.c -- running a write plan: one store_write() whose apply step
- * resolves, checks, maps and writes every entry (with Tasks and RIS orders)
- * and whose audit step records the interaction and each entry, so data and
- * AuditEvents share one commit; a failing plan leaves only its failure event.
+/* write.c -- running a write plan: one job for the store's writer whose
+ * apply step resolves, checks, maps and writes every entry (with Tasks and
+ * RIS orders) and whose audit step records the interaction and each entry,
+ * so data and AuditEvents share one commit; a failing plan leaves only its
+ * failure event. The request waits suspended for the commit
+ * (rest_plan_submit), then is answered on a server thread.
  */
 #include "rest/rest_int.h"
 
@@ -24,7 +26,7 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
                             .site = site,
                             .if_match = if_match,
                             .create = create};
-    struct store_written written;
+    long version = 0;
     enum gw_code rc;
 
     if (!put.type || !put.id)
@@ -34,12 +36,17 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
         return rc;
     put.index = ix.e;
     put.n_index = ix.n;
-    rc = store_txn_put(txn, &put, &written, err);
+    /* out goes to the store as it is: a recording writes the committed
+     * version and time into it at replay, so it must outlive the job */
+    rc = store_txn_put(txn, &put, out, err);
     rest_index_cleanup(&ix);
+    /* the version just written, as the store stamped it into meta */
+    if (!rc && !gw_parse_long(json_string_value(
+                                  json_object_get(json_object_get(resource, "meta"), "versionId")),
+                              1, 1L << 40, &version))
+        rc = gw_fail(err, GW_E_INTERNAL, "%s/%s was written without a version", put.type, put.id);
     if (!rc)
-        rc = rest_subscriptions_notify(ctx, txn, put.type, put.id, owner, written.version, err);
-    if (!rc && out)
-        *out = written;
+        rc = rest_subscriptions_notify(ctx, txn, put.type, put.id, owner, version, err);
     return rc;
 }
 
@@ -199,11 +206,77 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     return rc;
 }
 
-enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err)
+/* The plan's job is committed (or failed): on the writer thread, cheap. */
+static void plan_committed(void *vplan, enum gw_code rc, const struct gw_error *err)
 {
-    if (!p->outcome)
-        return gw_fail(err, GW_E_NOMEM, "no memory for the request");
-    return store_write(p->ctx->store, apply, audit, p, err);
+    struct rest_plan *p = vplan;
+
+    p->rc = rc;
+    if (rc)
+        p->err = *err;
+    if (p->pending)
+        http_pending_ready(p->pending);
+    else if (p->done)
+        p->done(p->done_ctx, rc, err);
+}
+
+static void plan_finish(struct http_request *req, struct http_response *resp, void *vplan)
+{
+    struct rest_plan *p = vplan;
+
+    (void)req;
+    p->answer(p, resp);
+}
+
+static void plan_release(void *vplan)
+{
+    rest_plan_cleanup(vplan);
+    free(vplan);
+}
+
+static void plan_reset(void *vplan)
+{
+    rest_plan_reset(vplan);
+}
+
+/* Hands the plan to the store: prepared here, on the request's thread
+ * (resolved, validated, mapped, serialised, indexed, audited), so that the
+ * writer only checks and inserts; run on the writer when it cannot be. */
+static void submit(struct rest_plan *p)
+{
+    if (rest_plan_snapshot(p))
+        store_submit_prepared(p->ctx->store, apply, audit, plan_reset, p, plan_committed, p);
+    else
+        store_submit(p->ctx->store, apply, audit, p, plan_committed, p);
+}
+
+void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http_response *resp,
+                      rest_plan_answer_fn answer)
+{
+    p->answer = answer;
+    if (p->outcome)
+        p->pending = http_defer(req, resp, plan_finish, p, plan_release);
+    if (!p->pending) {
+        p->rc = gw_fail(&p->err, GW_E_NOMEM, "no memory for the request");
+        answer(p, resp);
+        plan_release(p);
+        return;
+    }
+    submit(p);
+}
+
+void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx)
+{
+    struct gw_error err;
+
+    p->done = done;
+    p->done_ctx = done_ctx;
+    if (!p->outcome) {
+        gw_fail(&err, GW_E_NOMEM, "no memory for the request");
+        plan_committed(p, err.code, &err);
+        return;
+    }
+    submit(p);
 }
 
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,

@@ -13,8 +13,10 @@
  *            an outbound message keeps its control id across redeliveries.
  * Never:     drops an order: AE/AR answers move it to the dead-letter state,
  *            visible on the Task and in the audit trail, never delete it.
- * Threads:   ris_order_enqueue on the store writer thread; handlers on HTTP
- *            connection threads; everything else is internal.
+ * Threads:   ris_order_enqueue inside a store apply callback (on the writer,
+ *            or on a request's thread while the store records the work
+ *            ahead of the writer); handlers on the HTTP server's blocking
+ *            threads; everything else is internal.
  * Ownership: json_t arguments are borrowed.
  */
 #ifndef GW_RIS_H

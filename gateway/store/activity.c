@@ -24,6 +24,8 @@ enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, c
 
     if (cls < 0 || cls >= STORE_ACTIVITY_CLASSES || n < 1)
         return gw_fail(err, GW_E_INTERNAL, "activity class %d or count %ld out of range", cls, n);
+    if (txn->rec)
+        return record_audit_tally(txn, client, address, cls, n, err);
     rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;

@@ -45,10 +45,11 @@ void store_audit_hash(const char *key, const char *prev_hash, const char *text, 
     out[2 * i] = '\0'; /* empty on failure: never equal to a real hash */
 }
 
-enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err)
+enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err)
 {
+    static const char sql[] = "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", &s, err);
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
     int step;
 
     if (rc)
@@ -58,8 +59,8 @@ enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err)
     if (step == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 64)
         memcpy(out, sqlite3_column_text(s, 0), 64);
     else if (step != SQLITE_DONE && step != SQLITE_ROW)
-        rc = store_fail_db(db, err, "audit head");
-    sqlite3_finalize(s);
+        rc = store_fail_db(txn->db, err, "audit head");
+    stmt_release(s);
     return rc;
 }
 
@@ -73,6 +74,8 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     sqlite3_stmt *s;
     enum gw_code rc;
 
+    if (txn->rec)
+        return record_audit_append(txn, id, recorded_ms, canonical, index, n_index, err);
     store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
     if (strlen(hash) != 64)
         return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");

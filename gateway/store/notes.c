@@ -65,7 +65,7 @@ enum gw_code store_txn_subscription_put(struct store_txn *txn, const struct stor
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = ?2, type = ?3,"
         " criteria = ?4, end_ms = ?5, enabled = ?6";
     sqlite3_stmt *st;
-    enum gw_code rc = stmt_txn(txn, sql, &st, err);
+    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &st, err);
 
     if (rc)
         return rc;
@@ -85,7 +85,7 @@ enum gw_code store_txn_subscription_remove(struct store_txn *txn, const char *id
                                            struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = store_txn_note_drop(txn, id, err);
+    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : store_txn_note_drop(txn, id, err);
 
     if (!rc)
         rc = stmt_prepare(txn->db, "DELETE FROM subscriptions WHERE id = ?1", &s, err);
@@ -135,7 +135,7 @@ enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner
 
     *out = NULL;
     *n_out = 0;
-    rc = stmt_txn(txn, sql, &s, err);
+    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
@@ -251,7 +251,8 @@ enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_n
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8)";
     sqlite3_stmt *s;
     long position = 0, event = 0;
-    enum gw_code rc = next_numbers(txn, n, &position, &event, err);
+    enum gw_code rc =
+        txn->rec ? record_unsupported(txn, err) : next_numbers(txn, n, &position, &event, err);
 
     if (!rc)
         rc = stmt_txn(txn, sql, &s, err);
@@ -286,10 +287,11 @@ enum gw_code store_txn_note_drop(struct store_txn *txn, const char *subscription
                                  struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(txn->db,
-                                   "UPDATE notifications SET state = 3, updated = ?2"
-                                   " WHERE state = 0 AND subscription = ?1",
-                                   &s, err);
+    enum gw_code rc = txn->rec ? record_unsupported(txn, err)
+                               : stmt_prepare(txn->db,
+                                              "UPDATE notifications SET state = 3, updated = ?2"
+                                              " WHERE state = 0 AND subscription = ?1",
+                                              &s, err);
 
     if (rc)
         return rc;
@@ -382,9 +384,10 @@ enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum stor
         "UPDATE notifications SET state = ?2, attempts = attempts + 1, next_at = ?3,"
         " updated = ?4, last_error = ?5 WHERE seq = ?1 AND state = 0";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc;
 
     *changed = false;
+    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_int64(s, 1, seq);

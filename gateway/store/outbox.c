@@ -94,8 +94,11 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
         "INSERT INTO outbox (control_id, site, kind, ref_type, ref_id, message, state, created,"
         " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc;
 
+    if (txn->rec)
+        return record_outbox_add(txn, m, err);
+    rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, m->control_id, -1, SQLITE_STATIC);
@@ -132,6 +135,11 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
     enum gw_code rc;
     size_t i;
 
+    if (txn->rec) {
+        *out = NULL;
+        *n_out = 0;
+        return record_unsupported(txn, err);
+    }
     sql_init(&q);
     sql_text(&q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE ");
     sites_in(&q, sites, n_sites);
@@ -215,6 +223,8 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
     enum gw_code rc;
 
     *was_final = false;
+    if (txn->rec)
+        return record_unsupported(txn, err);
     rc = find_by_control_id(txn->db, control_id, sites, n_sites, settled, err);
     if (rc)
         return rc;
@@ -243,7 +253,7 @@ enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control
     sqlite3_stmt *u;
     static const char sql[] = "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
                               " last_error = ?2 WHERE control_id = ?3";
-    enum gw_code rc = stmt_txn(txn, sql, &u, err);
+    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &u, err);
 
     if (rc)
         return rc;
@@ -396,6 +406,8 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, c
     int step;
 
     *ack = NULL;
+    if (txn->rec)
+        return record_unsupported(txn, err);
     rc = stmt_txn(txn, seen_sql, &s, err);
     if (rc)
         return rc;
@@ -419,7 +431,7 @@ enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *client,
     sqlite3_stmt *s;
     static const char sql[] = "INSERT INTO inbound (client, sender, control_id, received, ack)"
                               " VALUES (?1, ?2, ?3, ?4, ?5)";
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
 
     if (rc)
         return rc;

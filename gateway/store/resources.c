@@ -84,12 +84,13 @@ enum gw_code store_read(struct store *st, const char *type, const char *id, long
 enum gw_code store_txn_read(struct store_txn *txn, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err)
 {
+    if (txn->rec)
+        return record_read(txn, type, id, version, out, err);
     return resources_read(txn->db, type, id, version, out, err);
 }
 
-/* Current version of type/id in the txn, 0 when it does not exist. */
-static enum gw_code current_version(struct store_txn *txn, const char *type, const char *id,
-                                    long *version, struct gw_error *err)
+enum gw_code resources_current_version(struct store_txn *txn, const char *type, const char *id,
+                                       long *version, struct gw_error *err)
 {
     sqlite3_stmt *s;
     enum gw_code rc;
@@ -110,8 +111,7 @@ static enum gw_code current_version(struct store_txn *txn, const char *type, con
     return rc;
 }
 
-/* Sets meta.versionId and meta.lastUpdated on the resource. */
-static enum gw_code stamp_meta(json_t *resource, long version, int64_t ms, struct gw_error *err)
+enum gw_code resources_stamp_meta(json_t *resource, long version, int64_t ms, struct gw_error *err)
 {
     char vid[24], instant[GW_INSTANT_LEN];
     json_t *meta = json_object_get(resource, "meta");
@@ -205,8 +205,8 @@ enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
     return rc;
 }
 
-static enum gw_code check_preconditions(const struct store_put *p, long current,
-                                        struct gw_error *err)
+enum gw_code resources_check_preconditions(const struct store_put *p, long current,
+                                           struct gw_error *err)
 {
     if (p->create && current)
         return gw_fail(err, GW_E_CONFLICT, "%s/%s already exists", p->type, p->id);
@@ -214,6 +214,20 @@ static enum gw_code check_preconditions(const struct store_put *p, long current,
         return gw_fail(err, GW_E_CONFLICT, "%s/%s is at version %ld, not %ld", p->type, p->id,
                        current, p->if_match);
     return GW_OK;
+}
+
+enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p, long version,
+                              const char *json, int64_t *seq, struct gw_error *err)
+{
+    enum gw_code rc = insert_version(txn, p, version, json, seq, err);
+
+    if (!rc)
+        rc = point_current(txn, p, version, *seq, err);
+    if (!rc)
+        rc = index_insert(txn, false, *seq, p->index, p->n_index, err);
+    if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
+        rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
+    return rc;
 }
 
 enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
@@ -224,11 +238,13 @@ enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
     int64_t seq = 0;
     enum gw_code rc;
 
-    rc = current_version(txn, p->type, p->id, &current, err);
+    if (txn->rec)
+        return record_put(txn, p, out, err);
+    rc = resources_current_version(txn, p->type, p->id, &current, err);
     if (!rc)
-        rc = check_preconditions(p, current, err);
+        rc = resources_check_preconditions(p, current, err);
     if (!rc)
-        rc = stamp_meta(p->resource, current + 1, txn->now_ms, err);
+        rc = resources_stamp_meta(p->resource, current + 1, txn->now_ms, err);
     if (rc)
         return rc;
     json = p->serialize ? p->serialize(p->resource)
@@ -239,13 +255,7 @@ enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
         rc = gw_fail(err, GW_E_LIMIT, "%s/%s is larger than %d bytes", p->type, p->id,
                      STORE_MAX_JSON);
     if (!rc)
-        rc = insert_version(txn, p, current + 1, json, &seq, err);
-    if (!rc)
-        rc = point_current(txn, p, current + 1, seq, err);
-    if (!rc)
-        rc = index_insert(txn, false, seq, p->index, p->n_index, err);
-    if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
-        rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
+        rc = resources_insert(txn, p, current + 1, json, &seq, err);
     free(json);
     if (!rc && out)
         *out = (struct store_written){current + 1, txn->now_ms, seq};

@@ -392,6 +392,8 @@ enum gw_code store_history(struct store *st, const struct store_query *q, const 
 enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q,
                               struct store_page *out, struct gw_error *err)
 {
+    if (txn->rec)
+        return record_search(txn, q, out, err);
     return search_run(txn->db, q, NULL, false, out, err);
 }
 

@@ -14,8 +14,11 @@ enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const
     static const char sql[] =
         "INSERT OR IGNORE INTO resource_sites (type, id, site) VALUES (?1, ?2, ?3)";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc;
 
+    if (txn->rec)
+        return record_site_grant(txn, type, id, site, err);
+    rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
@@ -74,9 +77,12 @@ enum gw_code store_txn_site_visible(struct store_txn *txn, const char *type, con
                                     struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, visible_sql, &s, err);
+    enum gw_code rc;
 
     *visible = false;
+    if (txn->rec)
+        return record_site_visible(txn, type, id, sites, n_sites, visible, err);
+    rc = stmt_txn(txn, visible_sql, &s, err);
     if (rc)
         return rc;
     rc = probe(txn->db, s, type, id, sites, n_sites, visible, err);

@@ -2,11 +2,15 @@
  *
  * Group commit: callers queue jobs; the writer takes every queued job (up to
  * max_batch), runs each in its own savepoint inside one transaction, commits
- * once, and only then wakes the callers. With synchronous=FULL in WAL mode
- * the commit is on disk when COMMIT returns, so one fsync serves the batch.
+ * once, and only then answers them: store_write() callers are woken,
+ * store_submit() callers are called back (on_done), in queue order. With
+ * synchronous=FULL in WAL mode the commit is on disk when COMMIT returns, so
+ * one fsync serves the batch. Submitted jobs cost their callers no thread
+ * while they wait: an HTTP request is suspended, not blocked.
  *
  * Invariant: a job is answered only after the COMMIT that holds it returned
- * SQLITE_OK, or with a failure code if that COMMIT failed.
+ * SQLITE_OK, or with a failure code if that COMMIT failed (or, never run,
+ * when it stayed queued past commit_timeout_ms).
  */
 #include "store/store_int.h"
 #include "store/pg_int.h"
@@ -82,22 +86,65 @@ void reader_release(struct store *st, sqlite3 *db)
     pthread_mutex_unlock(&st->pool_lock);
 }
 
+/* The writer's transaction control, prepared once (by their addresses). */
+static const char sql_begin[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT",
+                  sql_rollback[] = "ROLLBACK", sql_job[] = "SAVEPOINT job",
+                  sql_job_release[] = "RELEASE job", sql_job_undo[] = "ROLLBACK TO job",
+                  sql_apply[] = "SAVEPOINT apply", sql_apply_release[] = "RELEASE apply",
+                  sql_apply_undo[] = "ROLLBACK TO apply";
+
+/* Runs one of the statements above on the writer's connection. */
+static enum gw_code control(struct store_txn *txn, const char *sql, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+
+    if (rc)
+        return rc;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, sql);
+    stmt_release(s);
+    return rc;
+}
+
 /* Runs apply in a savepoint of its own; returns its outcome. */
 static enum gw_code run_apply(struct store_txn *txn, struct job *j)
 {
     enum gw_code rc;
 
-    if (stmt_exec(txn->db, "SAVEPOINT apply", &j->err))
+    if (control(txn, sql_apply, &j->err))
         return j->err.code;
     rc = j->apply(txn, j->ctx, &j->err);
     if (rc == GW_OK)
-        rc = stmt_exec(txn->db, "RELEASE apply", &j->err);
+        rc = control(txn, sql_apply_release, &j->err);
     if (rc) {
-        stmt_exec(txn->db, "ROLLBACK TO apply; RELEASE apply", NULL);
+        control(txn, sql_apply_undo, NULL);
+        control(txn, sql_apply_release, NULL);
         if (!j->err.msg[0])
             gw_fail(&j->err, rc, "the request could not be stored");
     }
     return rc;
+}
+
+/* A prepared job: replays its recording (true, done), or undoes what the
+ * replay wrote and resets the job for a run of its own (false). */
+static bool run_prepared(struct store_txn *txn, struct job *j, const char head[65])
+{
+    bool replayed = record_replay(txn, j);
+
+    record_free(j->rec);
+    j->rec = NULL;
+    if (replayed) {
+        control(txn, sql_job_release, NULL);
+        gw_metric_add("gateway_store_prepared_total", "outcome=\"replayed\"", 1);
+        return true;
+    }
+    control(txn, sql_job_undo, NULL);
+    memcpy(txn->chain_head, head, 65);
+    gw_error_clear(&j->err);
+    j->reset(j->ctx);
+    gw_metric_add("gateway_store_prepared_total", "outcome=\"redone\"", 1);
+    return false;
 }
 
 /* Runs one job inside the open transaction. The job savepoint lets a failing
@@ -111,23 +158,25 @@ static void run_job(struct store_txn *txn, struct job *j)
     memcpy(head, txn->chain_head, sizeof head);
     gw_error_clear(&j->err);
     gw_error_clear(&audit_err);
-    if (stmt_exec(txn->db, "SAVEPOINT job", &j->err)) {
+    if (control(txn, sql_job, &j->err)) {
         j->rc = j->err.code;
         return;
     }
+    if (j->rec && run_prepared(txn, j, head))
+        return;
     if (j->apply)
         rc = run_apply(txn, j);
     if (rc)
         memcpy(txn->chain_head, head, sizeof head);
     if (j->audit && j->audit(txn, j->ctx, rc, &j->err, &audit_err) != GW_OK) {
-        stmt_exec(txn->db, "ROLLBACK TO job", NULL);
+        control(txn, sql_job_undo, NULL);
         memcpy(txn->chain_head, head, sizeof head);
         gw_log(GW_LOG_ERROR, "audit-append-failed", "%s", audit_err.msg);
         if (!rc)
             rc = gw_fail(&j->err, GW_E_STORE, "the audit event could not be stored: %s",
                          audit_err.msg);
     }
-    stmt_exec(txn->db, "RELEASE job", NULL);
+    control(txn, sql_job_release, NULL);
     j->rc = rc;
 }
 
@@ -159,10 +208,23 @@ static struct job *take_batch(struct store *st, size_t *n_out)
     return head;
 }
 
+/* Calls back submitted jobs (a list linked through next) in order and frees them. */
+static void call_back(struct job *list)
+{
+    struct job *j, *next;
+
+    for (j = list; j; j = next) {
+        next = j->next;
+        record_free(j->rec); /* expired unreplayed */
+        j->on_done(j->done_ctx, j->rc, &j->err);
+        free(j);
+    }
+}
+
 static void finish_batch(struct store *st, struct job *batch, enum gw_code commit_rc,
                          const struct gw_error *commit_err)
 {
-    struct job *j, *next;
+    struct job *j, *next, *submitted = NULL, **tail = &submitted;
 
     pthread_mutex_lock(&st->q_lock);
     for (j = batch; j; j = next) {
@@ -171,10 +233,17 @@ static void finish_batch(struct store *st, struct job *batch, enum gw_code commi
             j->rc = commit_rc;
             j->err = *commit_err;
         }
-        j->state = JOB_DONE;
+        if (j->on_done) { /* moved to the call-back list, in order */
+            j->next = NULL;
+            *tail = j;
+            tail = &j->next;
+        } else {
+            j->state = JOB_DONE; /* its caller may return (and drop j) from here on */
+        }
     }
     pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->q_lock);
+    call_back(submitted);
 }
 
 static int64_t batch_time(struct store *st)
@@ -193,19 +262,19 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     struct job *j;
     enum gw_code rc;
 
-    rc = stmt_exec(st->wdb, "BEGIN IMMEDIATE", err);
+    rc = control(&txn, sql_begin, err);
     if (rc)
         return rc;
-    rc = audit_head_load(st->wdb, txn.chain_head, err);
+    rc = audit_head_load(&txn, txn.chain_head, err);
     if (rc) {
-        stmt_exec(st->wdb, "ROLLBACK", NULL);
+        control(&txn, sql_rollback, NULL);
         return rc;
     }
     for (j = batch; j; j = j->next)
         run_job(&txn, j);
-    rc = stmt_exec(st->wdb, "COMMIT", err);
+    rc = control(&txn, sql_commit, err);
     if (rc) {
-        stmt_exec(st->wdb, "ROLLBACK", NULL);
+        control(&txn, sql_rollback, NULL);
         return rc;
     }
     st->last_commit_ms = txn.now_ms;
@@ -247,6 +316,24 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
     pthread_mutex_unlock(&f->lock);
 }
 
+/* Under steady writes the WAL is never wholly copied back at the moment a
+ * transaction starts, so SQLite never starts it over and it grows without
+ * end. When the checkpointer finds it long, the writer, between batches,
+ * copies the rest itself (the checkpointer copied most): its next
+ * transaction then starts the WAL from the beginning. */
+static void restart_wal(struct store *st)
+{
+    bool wanted;
+
+    pthread_mutex_lock(&st->q_lock);
+    wanted = st->wal_restart;
+    st->wal_restart = false;
+    pthread_mutex_unlock(&st->q_lock);
+    if (wanted && sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL) !=
+                      SQLITE_OK)
+        gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->wdb));
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -258,6 +345,7 @@ static void *writer_main(void *arg)
         enum gw_code rc;
         int64_t started;
 
+        restart_wal(st);
         batch = take_batch(st, &n);
         if (!batch)
             break;
@@ -301,10 +389,131 @@ static void deadline_after(struct timespec *ts, long ms)
     }
 }
 
+/* Appends j to the queue and wakes the writer. Caller holds q_lock. */
+static void enqueue(struct store *st, struct job *j)
+{
+    j->state = JOB_QUEUED;
+    j->queued_mono_ms = gw_mono_ms();
+    j->next = NULL;
+    if (st->q_tail)
+        st->q_tail->next = j;
+    else
+        st->q_head = j;
+    st->q_tail = j;
+    pthread_cond_signal(&st->q_cv);
+}
+
+void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
+                  store_done_fn on_done, void *done_ctx)
+{
+    struct job *j = calloc(1, sizeof *j);
+    struct gw_error err;
+
+    if (!j) {
+        gw_fail(&err, GW_E_NOMEM, "no memory to queue the work");
+        on_done(done_ctx, err.code, &err);
+        return;
+    }
+    *j = (struct job){
+        .apply = apply, .audit = audit, .ctx = ctx, .on_done = on_done, .done_ctx = done_ctx};
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        free(j);
+        gw_fail(&err, GW_E_STORE, "the store is shutting down");
+        on_done(done_ctx, err.code, &err);
+        return;
+    }
+    enqueue(st, j);
+    pthread_mutex_unlock(&st->q_lock);
+}
+
+void store_submit_prepared(struct store *st, store_apply_fn apply, store_audit_fn audit,
+                           store_reset_fn reset, void *ctx, store_done_fn on_done, void *done_ctx)
+{
+    struct store_recording *rec = record_begin();
+    struct store_txn txn = {.st = st, .rec = rec};
+    struct gw_error why, audit_err;
+    struct job *j;
+    enum gw_code rc = GW_OK;
+
+    if (!rec) {
+        store_submit(st, apply, audit, ctx, on_done, done_ctx);
+        return;
+    }
+    txn.now_ms = record_now(rec);
+    gw_error_clear(&why);
+    gw_error_clear(&audit_err);
+    record_set_phase(rec, true);
+    if (apply)
+        rc = apply(&txn, ctx, &why);
+    record_set_phase(rec, false);
+    if (rc) {
+        if (!why.msg[0])
+            gw_fail(&why, rc, "the request could not be stored");
+        record_apply_failed(rec, rc, &why);
+    }
+    if (audit && audit(&txn, ctx, rc, &why, &audit_err) != GW_OK)
+        record_apply_failed(rec, GW_E_STORE, &audit_err); /* makes it unusable */
+    j = record_usable(rec) ? calloc(1, sizeof *j) : NULL;
+    if (!j) { /* what was recorded cannot stand: the writer does it all */
+        record_free(rec);
+        reset(ctx);
+        gw_metric_add("gateway_store_prepared_total", "outcome=\"not-prepared\"", 1);
+        store_submit(st, apply, audit, ctx, on_done, done_ctx);
+        return;
+    }
+    *j = (struct job){.apply = apply,
+                      .audit = audit,
+                      .ctx = ctx,
+                      .rec = rec,
+                      .reset = reset,
+                      .on_done = on_done,
+                      .done_ctx = done_ctx};
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        record_free(rec);
+        free(j);
+        gw_fail(&why, GW_E_STORE, "the store is shutting down");
+        on_done(done_ctx, why.code, &why);
+        return;
+    }
+    enqueue(st, j);
+    pthread_mutex_unlock(&st->q_lock);
+}
+
+/* Fails the submitted jobs that stayed queued past commit_timeout_ms (the
+ * writer is stuck, e.g. on a lock another process holds): their callers
+ * must not wait for ever. Runs on the checkpointer thread. */
+static void expire_queued(struct store *st)
+{
+    struct job **pp, *j, *expired = NULL, **tail = &expired;
+    int64_t oldest = gw_mono_ms() - st->commit_timeout_ms;
+
+    pthread_mutex_lock(&st->q_lock);
+    st->q_tail = NULL;
+    for (pp = &st->q_head; (j = *pp) != NULL;) {
+        if (j->on_done && j->queued_mono_ms <= oldest) {
+            *pp = j->next;
+            j->next = NULL;
+            j->rc = gw_fail(&j->err, GW_E_STORE, "the store stayed busy for %ld ms",
+                            st->commit_timeout_ms);
+            *tail = j;
+            tail = &j->next;
+        } else {
+            st->q_tail = j;
+            pp = &j->next;
+        }
+    }
+    pthread_mutex_unlock(&st->q_lock);
+    call_back(expired);
+}
+
 enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                          struct gw_error *err)
 {
-    struct job j = {.apply = apply, .audit = audit, .ctx = ctx, .state = JOB_QUEUED};
+    struct job j = {.apply = apply, .audit = audit, .ctx = ctx};
     struct timespec deadline;
 
     deadline_after(&deadline, st->commit_timeout_ms);
@@ -313,12 +522,7 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
         pthread_mutex_unlock(&st->q_lock);
         return gw_fail(err, GW_E_STORE, "the store is shutting down");
     }
-    if (st->q_tail)
-        st->q_tail->next = &j;
-    else
-        st->q_head = &j;
-    st->q_tail = &j;
-    pthread_cond_signal(&st->q_cv);
+    enqueue(st, &j);
     while (j.state != JOB_DONE) {
         int w = pthread_cond_timedwait(&st->done_cv, &st->q_lock, &deadline);
 
@@ -339,11 +543,13 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
 
 /* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
  * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
- * so copying the WAL back into the database never delays a commit. */
+ * so copying the WAL back into the database never delays a commit. It also
+ * fails submitted work that stayed queued too long (expire_queued). */
 static void *checkpointer_main(void *arg)
 {
     struct store *st = arg;
     struct timespec deadline;
+    int frames = 0;
 
     pthread_mutex_lock(&st->q_lock);
     while (!st->stopping) {
@@ -352,10 +558,13 @@ static void *checkpointer_main(void *arg)
         if (st->stopping)
             break;
         pthread_mutex_unlock(&st->q_lock);
-        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+        expire_queued(st);
+        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL) !=
             SQLITE_OK)
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
+        if (frames > STORE_WAL_RESTART_FRAMES)
+            st->wal_restart = true;
     }
     pthread_mutex_unlock(&st->q_lock);
     return NULL;
@@ -366,7 +575,10 @@ static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
     enum gw_code rc = open_db(st->path, false, &st->cdb, err);
 
     if (!rc)
-        rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
+        rc = stmt_exec(st->wdb,
+                       /* the writer's cache holds a batch's pages: none spill mid-batch */
+                       "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-" STORE_WRITER_CACHE_KB,
+                       err);
     if (rc)
         return rc;
     if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)
@@ -524,10 +736,19 @@ static enum gw_code probe_apply(struct store_txn *txn, void *ctx, struct gw_erro
     return stmt_exec(txn->db, sql, err);
 }
 
+/* The probe's outcome is what note_health() made of its batch. */
+static void probe_done(void *ctx, enum gw_code rc, const struct gw_error *err)
+{
+    (void)ctx;
+    (void)rc;
+    (void)err;
+}
+
 /* True (and *out filled) while the writer's last outcome was a failure. When one
- * is due, first tries a write, so a store whose disk has room again (and that no
- * request writes to, as a balancer keeps traffic away while /readyz fails) is
- * seen healthy again. */
+ * is due, queues a write (without waiting for it: /readyz runs on a server thread
+ * that must not block), so a store whose disk has room again (and that no request
+ * writes to, as a balancer keeps traffic away while /readyz fails) is seen healthy
+ * again by the next call. */
 static bool writes_failing(struct store *st, struct store_fault *out)
 {
     struct store_fault *f = &st->fault;
@@ -539,7 +760,7 @@ static bool writes_failing(struct store *st, struct store_fault *out)
         f->probe_mono_ms = gw_mono_ms();
     pthread_mutex_unlock(&f->lock);
     if (probe)
-        store_write(st, probe_apply, NULL, NULL, NULL);
+        store_submit(st, probe_apply, NULL, NULL, probe_done, NULL);
     pthread_mutex_lock(&f->lock);
     out->code = f->code;
     memcpy(out->msg, f->msg, sizeof out->msg);
@@ -575,4 +796,12 @@ int store_schema_version(struct store *st)
 int64_t store_txn_now(const struct store_txn *txn)
 {
     return txn->now_ms;
+}
+
+enum gw_code store_txn_on_writer(struct store_txn *txn, store_step_fn step, const void *arg,
+                                 size_t arg_len, struct gw_error *err)
+{
+    if (txn->rec)
+        return record_writer_step(txn, step, arg, arg_len, err);
+    return step(txn, arg, err);
 }

@@ -2,17 +2,22 @@
  *
  * Owns:      the database handles: one writer connection driven by a single
  *            writer thread (group commit) and a pool of reader connections.
- * Promises:  store_write() returns only once its work is on disk (SQLite WAL,
- *            synchronous=FULL): GW_OK means committed, anything else means
- *            nothing of its apply step remains (its audit step may still have
- *            committed a failure event). A batch lands whole or not at all;
- *            readers never see half a batch. Versions are never rewritten:
- *            the versions and audit tables are append-only.
- * Never:     exposes SQL or backend types; blocks a caller past
+ * Promises:  store_write() returns, and store_submit() calls back, only once
+ *            the work is on disk (SQLite WAL, synchronous=FULL): GW_OK means
+ *            committed, anything else means nothing of its apply step
+ *            remains (its audit step may still have committed a failure
+ *            event). Work runs in the order it was queued. A batch lands
+ *            whole or not at all; readers never see half a batch. Versions
+ *            are never rewritten: the versions and audit tables are
+ *            append-only.
+ * Never:     exposes SQL or backend types; keeps a caller waiting past
  *            commit_timeout_ms while its work is still queued.
  * Threads:   every store_* function may be called from any thread;
- *            store_txn_* functions only inside apply/audit callbacks, on the
- *            writer thread, with the txn they were given.
+ *            store_txn_* functions only inside apply/audit callbacks with
+ *            the txn they were given: on the writer thread, or on the
+ *            caller's thread while store_submit_prepared() records them.
+ *            store_submit()'s callbacks run on the writer (or the
+ *            housekeeping) thread and must not block.
  * Ownership: json_t arguments are borrowed (store_txn_put writes meta into
  *            its resource); results are owned by the caller and freed with
  *            the matching _cleanup().
@@ -164,9 +169,56 @@ typedef enum gw_code (*store_audit_fn)(struct store_txn *txn, void *ctx, enum gw
 
 /* Queues the work, waits for its commit and returns its outcome (err says
  * why on failure). GW_E_STORE when the store failed or stayed busy past
- * commit_timeout_ms before starting the work. */
+ * commit_timeout_ms before starting the work. For callers that may block
+ * (the command line, worker threads); request handlers use store_submit(). */
 enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                          struct gw_error *err);
+
+/* The outcome of submitted work: rc as store_write() would return it, err
+ * (borrowed for the call) says why when rc is not GW_OK. */
+typedef void (*store_done_fn)(void *done_ctx, enum gw_code rc, const struct gw_error *err);
+
+/* Queues the work without waiting. on_done is called exactly once: on the
+ * writer thread right after the COMMIT that holds the work returned (or
+ * failed); on the store's housekeeping thread when the work stayed queued
+ * past commit_timeout_ms (GW_E_STORE, nothing of it ran); or before
+ * store_submit() returns when the store is stopping or out of memory.
+ * on_done must be cheap (it delays the next batch) and must not call into
+ * the store. ctx must stay valid until on_done, and apply/audit see it as
+ * store_write()'s do. */
+void store_submit(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
+                  store_done_fn on_done, void *done_ctx);
+
+/* Puts ctx back as it was before apply and audit ran (see store_submit_prepared). */
+typedef void (*store_reset_fn)(void *ctx);
+
+/* As store_submit(), with the work prepared on the caller's thread: apply
+ * and audit run now in a recording transaction, where reads and searches go
+ * to a reader connection (the store as last committed) and are remembered,
+ * and writes are recorded, serialised and indexed, not written. The writer
+ * then only checks that every read and search still gives the same answer
+ * in its transaction, and inserts what was recorded (stamping the commit
+ * time into meta.lastUpdated and AuditEvent.recorded, chaining the audit
+ * hashes). When anything read has changed (or something could not be
+ * recorded), reset(ctx) undoes what apply and audit did to ctx and they run
+ * again on the writer, as with store_submit(). store_txn_now() is the time
+ * of the recording while recording. Resources, searches, outbox additions,
+ * audit rows and their activity tallies, site grants and site visibility,
+ * and writer steps (store_txn_on_writer) can be recorded; anything else
+ * makes the writer do the work. */
+void store_submit_prepared(struct store *st, store_apply_fn apply, store_audit_fn audit,
+                           store_reset_fn reset, void *ctx, store_done_fn on_done, void *done_ctx);
+
+/* A step of a job that must run on the writer, in the txn, after the writes
+ * before it (it reads them: a Subscription's matching reads the version the
+ * job just wrote). arg is the copy store_txn_on_writer() took. */
+typedef enum gw_code (*store_step_fn)(struct store_txn *txn, const void *arg, struct gw_error *err);
+/* Runs step(txn, arg) now when txn is the writer's; while recording
+ * (store_submit_prepared), keeps a copy of the arg_len bytes at arg and runs
+ * step on the writer when it replays the recording, at this point of it. A
+ * step must not depend on ctx's state beyond what arg holds. */
+enum gw_code store_txn_on_writer(struct store_txn *txn, store_step_fn step, const void *arg,
+                                 size_t arg_len, struct gw_error *err);
 
 /* The commit time of this txn's batch (epoch ms, never going backwards). */
 int64_t store_txn_now(const struct store_txn *txn);
@@ -200,7 +252,10 @@ struct store_written {
     int64_t seq;
 };
 
-/* Writes the next version of put->type/put->id. */
+/* Writes the next version of put->type/put->id. out may be NULL; while
+ * recording (store_submit_prepared) it gets the recorded version and time,
+ * then the committed ones at replay: it must stay valid until the job is
+ * done (a plan's entry), or be NULL. */
 enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *put,
                            struct store_written *out, struct gw_error *err);
 

@@ -13,17 +13,29 @@
 #define STORE_MAX_BINDS           512
 #define STORE_MAX_SQL             (256 * 1024)
 #define STORE_MAX_JSON            (64 * 1024 * 1024)
-#define STORE_CHECKPOINT_EVERY_MS 1000
-#define STORE_STMT_CACHE          32 /* prepared statements kept for the writer */
+#define STORE_CHECKPOINT_EVERY_MS 100
+#define STORE_WAL_RESTART_FRAMES  8192   /* a WAL longer (32 MB of 4 KB pages) is restarted */
+#define STORE_STMT_CACHE          48     /* prepared statements kept for the writer */
+#define STORE_WRITER_CACHE_KB     "8192" /* the writer's page cache: a batch of ~100 referrals */
 
-/* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
+/* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
+ * A job of store_write() lives on its caller's stack and is woken through
+ * done_cv; a job of store_submit() is allocated by the store, answered through
+ * on_done and freed right after. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct store_recording;
 
 struct job {
     struct job *next;
     store_apply_fn apply;
     store_audit_fn audit;
     void *ctx;
+    struct store_recording *rec; /* store_submit_prepared(): what to replay */
+    store_reset_fn reset;        /* ...and how to start over when it cannot be */
+    store_done_fn on_done;       /* NULL: a store_write() caller waits for it */
+    void *done_ctx;
+    int64_t queued_mono_ms;
     enum job_state state;
     enum gw_code rc;
     struct gw_error err;
@@ -66,10 +78,11 @@ struct store {
     bool writer_started;
     pthread_mutex_t q_lock;
     pthread_cond_t q_cv;    /* work queued, or stopping */
-    pthread_cond_t done_cv; /* some job finished */
+    pthread_cond_t done_cv; /* some store_write() job finished */
     struct job *q_head, *q_tail;
     bool stopping;
     int64_t last_commit_ms;
+    bool wal_restart; /* the checkpointer asks the writer to restart the WAL (q_lock) */
     int schema_version;
     struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */
@@ -84,10 +97,11 @@ struct store {
 
 struct store_txn {
     struct store *st;
-    sqlite3 *db;
+    sqlite3 *db; /* NULL while recording */
     int64_t now_ms;
-    char chain_head[65]; /* the last audit hash, this txn's view */
-    bool notes_changed;  /* a notification was queued, settled or dropped */
+    char chain_head[65];         /* the last audit hash, this txn's view */
+    bool notes_changed;          /* a notification was queued, settled or dropped */
+    struct store_recording *rec; /* set: writes are recorded, reads go to a reader */
 };
 
 /* A bound value for dynamically built statements. */
@@ -135,6 +149,18 @@ void reader_release(struct store *st, sqlite3 *db);
 /* resources.c */
 enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err);
+/* Current version of type/id in the txn, 0 when it does not exist. */
+enum gw_code resources_current_version(struct store_txn *txn, const char *type, const char *id,
+                                       long *version, struct gw_error *err);
+/* Sets meta.versionId and meta.lastUpdated on the resource. */
+enum gw_code resources_stamp_meta(json_t *resource, long version, int64_t ms, struct gw_error *err);
+/* GW_E_CONFLICT when p's create or if_match does not fit the current version. */
+enum gw_code resources_check_preconditions(const struct store_put *p, long current,
+                                           struct gw_error *err);
+/* Inserts version `version` of p->type/p->id with its text and index rows
+ * (no precondition checked); *seq gets the version's seq. */
+enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p, long version,
+                              const char *json, int64_t *seq, struct gw_error *err);
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
 /* Writes index rows for seq into search_index, or audit_index when audit. */
 enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
@@ -148,6 +174,45 @@ enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *hi
 void notes_committed(struct store *st);
 
 /* auditlog.c */
-enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err);
+/* The chain's last hash, read on the writer inside its transaction (a
+ * statement it keeps prepared). */
+enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err);
+
+/* record.c: store_submit_prepared()'s recording transactions. Each
+ * store_txn_* function hands a recording txn to its record_* twin. */
+enum gw_code record_read(struct store_txn *txn, const char *type, const char *id, long version,
+                         struct store_resource *out, struct gw_error *err);
+enum gw_code record_search(struct store_txn *txn, const struct store_query *q,
+                           struct store_page *out, struct gw_error *err);
+enum gw_code record_put(struct store_txn *txn, const struct store_put *p, struct store_written *out,
+                        struct gw_error *err);
+enum gw_code record_outbox_add(struct store_txn *txn, const struct store_outbox_new *m,
+                               struct gw_error *err);
+enum gw_code record_audit_append(struct store_txn *txn, const char *id, int64_t recorded_ms,
+                                 const char *canonical, const struct store_index_entry *index,
+                                 size_t n_index, struct gw_error *err);
+enum gw_code record_audit_tally(struct store_txn *txn, const char *client, const char *address,
+                                int cls, long n, struct gw_error *err);
+enum gw_code record_site_grant(struct store_txn *txn, const char *type, const char *id,
+                               const char *site, struct gw_error *err);
+enum gw_code record_site_visible(struct store_txn *txn, const char *type, const char *id,
+                                 const char *const *sites, size_t n_sites, bool *visible,
+                                 struct gw_error *err);
+enum gw_code record_writer_step(struct store_txn *txn, store_step_fn step, const void *arg,
+                                size_t arg_len, struct gw_error *err);
+struct store_recording *record_begin(void); /* NULL on OOM */
+int64_t record_now(const struct store_recording *rec);
+/* Whether what follows is the apply step's (true) or the audit step's. */
+void record_set_phase(struct store_recording *rec, bool in_apply);
+/* The apply step failed: its writes are dropped, its outcome kept. */
+void record_apply_failed(struct store_recording *rec, enum gw_code rc, const struct gw_error *why);
+/* False when something could not be recorded: the writer must do it all. */
+bool record_usable(const struct store_recording *rec);
+/* For the writes a recording cannot hold: the work is redone on the writer. */
+enum gw_code record_unsupported(struct store_txn *txn, struct gw_error *err);
+/* On the writer: replays j's recording when what it read is unchanged
+ * (j->rc, j->err set); false when it must be redone (the caller rolls back). */
+bool record_replay(struct store_txn *txn, struct job *j);
+void record_free(struct store_recording *rec);
 
 #endif
