@@ -343,17 +343,19 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
     atomic_init(&dmn->in_handler, 0);
     atomic_init(&dmn->draining, false);
     atomic_init(&dmn->stopping, false);
+    /* the logger comes first: libmicrohttpd reports on the options that follow
+     * it; a pool of one thread is libmicrohttpd's own internal thread */
     dmn->mhd = MHD_start_daemon(
         MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
-        0, http_conns_accept, srv, on_request, dmn, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, srv->n_threads, MHD_OPTION_HTTPS_MEM_KEY, tls->key,
+        0, http_conns_accept, srv, on_request, dmn, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        srv->n_threads > 1 ? srv->n_threads : 0, MHD_OPTION_HTTPS_MEM_KEY, tls->key,
         MHD_OPTION_HTTPS_MEM_CERT, tls->cert, MHD_OPTION_HTTPS_MEM_TRUST, tls->ca,
         MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, backstop,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn, MHD_OPTION_END);
     if (!dmn->mhd) {
         free(dmn);
         return NULL;
