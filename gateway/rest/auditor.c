@@ -354,6 +354,7 @@ void rest_handle_audit_activity(struct http_request *req, struct http_response *
 
 /* One export in flight: the cursor and the rest of the row being sent. */
 struct export_stream {
+    struct rest_ctx *ctx;
     struct rest_search search; /* the query the cursor's statement binds */
     struct store_cursor *cursor;
     const char *row; /* borrowed from the cursor until its next step */
@@ -421,9 +422,30 @@ static void export_done(void *vx)
     if (!x)
         return;
     gw_log(GW_LOG_INFO, "export-finished", "%ld AuditEvents sent", x->n_rows);
+    if (x->cursor)
+        atomic_fetch_sub(&x->ctx->exports, 1);
     store_cursor_close(x->cursor);
     rest_search_cleanup(&x->search);
     free(x);
+}
+
+/* A cursor holds a reader connection for the whole export: exports may take
+ * half of them at most, so that reads (on the epoll threads) always find one. */
+static enum gw_code open_cursor(struct rest_ctx *ctx, struct export_stream *x, struct gw_error *err)
+{
+    long most = ctx->cfg->read_connections / 2;
+    enum gw_code rc;
+
+    if (atomic_fetch_add(&ctx->exports, 1) >= (most > 1 ? most : 1)) {
+        atomic_fetch_sub(&ctx->exports, 1);
+        return gw_fail(err, GW_E_STORE,
+                       "as many exports run as read_connections allows: "
+                       "try again when one has finished");
+    }
+    rc = store_search_cursor(ctx->store, &x->search.q, &x->cursor, err);
+    if (rc)
+        atomic_fetch_sub(&ctx->exports, 1);
+    return rc;
 }
 
 /* Opens the cursor of the search req asks for; resp set on failure. */
@@ -435,11 +457,13 @@ static struct export_stream *export_open(struct rest_ctx *ctx, struct http_reque
     struct export_stream *x = calloc(1, sizeof *x);
     enum gw_code rc = outcome && x ? GW_OK : GW_E_NOMEM;
 
-    if (!rc)
+    if (!rc) {
+        x->ctx = ctx;
         rc = rest_search_parse("AuditEvent", ctx->base, req, &x->search, outcome, &err);
+    }
     if (!rc) {
         rest_scope_query(req->who, &x->search.q);
-        rc = store_search_cursor(ctx->store, &x->search.q, &x->cursor, &err);
+        rc = open_cursor(ctx, x, &err);
     }
     if (rc == GW_E_INPUT)
         http_respond_resource(resp, 400, outcome);

@@ -22,6 +22,7 @@ enum gw_code rest_create(const struct rest_parts *parts, struct rest_ctx **out,
     ctx->maps = parts->maps;
     ctx->refusals = parts->refusals;
     ctx->started_ms = gw_now_ms();
+    atomic_init(&ctx->exports, 0);
     rest_set_port(ctx, 0);
     *out = ctx;
     return GW_OK;

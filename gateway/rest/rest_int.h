@@ -4,6 +4,8 @@
 
 #include "rest/rest.h"
 
+#include <stdatomic.h>
+
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "mapping/mapping.h"
@@ -20,6 +22,7 @@ struct rest_ctx {
     struct notify *notify;           /* may be NULL: Subscriptions are then refused */
     char base[REST_MAX_BASE];        /* e.g. https://127.0.0.1:8443/fhir */
     int64_t started_ms;
+    atomic_int exports; /* $export cursors open, each holding a reader connection */
 };
 
 /* context.c */
