@@ -25,6 +25,7 @@ struct http_daemon {
     struct http_server *srv;
     struct MHD_Daemon *mhd;
     struct tls_files tls;
+    int quiesced_fd;        /* a listening socket to close once mhd stopped, or -1 */
     atomic_long in_flight;  /* requests begun and not yet completed */
     atomic_long deferred;   /* requests waiting for http_pending_ready() */
     atomic_long in_handler; /* calls of the access handler running now */

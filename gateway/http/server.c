@@ -338,6 +338,7 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
     if (!dmn)
         return NULL;
     dmn->srv = srv;
+    dmn->quiesced_fd = MHD_INVALID_SOCKET;
     atomic_init(&dmn->in_flight, 0);
     atomic_init(&dmn->deferred, 0);
     atomic_init(&dmn->in_handler, 0);
@@ -501,6 +502,11 @@ static void drain_and_stop(struct http_daemon *dmn, long drain_timeout_s, bool c
                (long)atomic_load(&dmn->in_flight));
     wait_deferred(dmn);
     MHD_stop_daemon(dmn->mhd);
+    /* only now: the daemon's threads may take a quiesced socket out of their
+     * epoll sets until they stop, and libmicrohttpd aborts when it was closed
+     * under them (its manual says so) */
+    if (dmn->quiesced_fd != MHD_INVALID_SOCKET)
+        close(dmn->quiesced_fd);
     daemon_free(dmn);
 }
 
@@ -576,7 +582,7 @@ enum gw_code http_server_reload_tls(struct http_server *srv, const struct config
     next = kept.cert && kept.key && kept.ca ? start_daemon(srv, fd, &kept) : NULL;
     tls_files_free(&kept);
     if (!next) {
-        close(fd);
+        old->quiesced_fd = fd; /* closed once old stops */
         gw_log(GW_LOG_ERROR, "https-stopped", "the HTTPS listener could not be restarted");
         return gw_fail(err, GW_E_IO, "the HTTPS listener could not be restarted");
     }
@@ -595,7 +601,7 @@ void http_server_stop(struct http_server *srv)
     if (srv->current) {
         fd = MHD_quiesce_daemon(srv->current->mhd);
         if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+            srv->current->quiesced_fd = fd;
         drain_and_stop(srv->current, srv->cfg->drain_timeout_s, false);
         srv->current = NULL;
     }
