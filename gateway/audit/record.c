@@ -65,7 +65,7 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
     char *text;
     enum gw_code rc;
 
-    rc = gw_uuid(id, err);
+    rc = gw_uuid7(id, err);
     if (rc)
         return rc;
     ae = audit_event_build(ev, id, recorded);
