@@ -34,6 +34,7 @@ UNIT_DEPS_fhir    := util fhir
 UNIT_DEPS_mapping := util mapping
 UNIT_DEPS_store   := util store
 UNIT_DEPS_audit   := util store audit
+UNIT_DEPS_search  := util fhir store
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_DEPS_torture := util hl7v2 fhir mapping
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))

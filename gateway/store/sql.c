@@ -3,6 +3,8 @@
  * caller text is ever spliced into SQL. */
 #include "store/store_int.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,14 +54,18 @@ bool column_dup(sqlite3_stmt *s, int i, char **out)
 
 void sql_init(struct sql *q)
 {
+    memset(q, 0, sizeof *q);
     gw_buf_init(&q->text, STORE_MAX_SQL);
-    q->n_binds = 0;
-    q->overflow = false;
 }
 
 void sql_cleanup(struct sql *q)
 {
+    while (q->n_owned)
+        free(q->owned[--q->n_owned]);
+    free(q->owned);
+    free(q->binds);
     gw_buf_cleanup(&q->text);
+    memset(q, 0, sizeof *q);
 }
 
 void sql_text(struct sql *q, const char *s)
@@ -67,11 +73,36 @@ void sql_text(struct sql *q, const char *s)
     gw_buf_puts(&q->text, s);
 }
 
+void sql_textf(struct sql *q, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        q->overflow = true; /* only short, fixed fragments come through here */
+    else
+        gw_buf_puts(&q->text, line);
+}
+
 static struct bind *next_bind(struct sql *q)
 {
+    struct bind *grown;
+
     if (q->n_binds >= STORE_MAX_BINDS) {
         q->overflow = true;
         return NULL;
+    }
+    if (q->n_binds == q->cap_binds) {
+        grown = gw_grow(q->binds, &q->cap_binds, q->n_binds, sizeof *grown, 16);
+        if (!grown) {
+            q->nomem = true;
+            return NULL;
+        }
+        q->binds = grown;
     }
     gw_buf_putc(&q->text, '?');
     return &q->binds[q->n_binds++];
@@ -85,6 +116,27 @@ void sql_bind_text(struct sql *q, const char *s)
         *b = (struct bind){.is_int = false, .s = s};
 }
 
+void sql_bind_owned(struct sql *q, char *s)
+{
+    char **grown;
+
+    if (!s) {
+        q->nomem = true;
+        return;
+    }
+    if (q->n_owned == q->cap_owned) {
+        grown = gw_grow(q->owned, &q->cap_owned, q->n_owned, sizeof *grown, 8);
+        if (!grown) {
+            free(s);
+            q->nomem = true;
+            return;
+        }
+        q->owned = grown;
+    }
+    q->owned[q->n_owned++] = s;
+    sql_bind_text(q, s);
+}
+
 void sql_bind_int(struct sql *q, int64_t v)
 {
     struct bind *b = next_bind(q);
@@ -93,15 +145,25 @@ void sql_bind_int(struct sql *q, int64_t v)
         *b = (struct bind){.is_int = true, .i = v};
 }
 
+enum gw_code sql_status(const struct sql *q, struct gw_error *err)
+{
+    if (q->nomem || q->text.err == GW_E_NOMEM)
+        return gw_fail(err, GW_E_NOMEM, "no memory for a query");
+    if (q->overflow || q->text.err)
+        return gw_fail(err, GW_E_LIMIT, "the query is too large (more than %d values)",
+                       STORE_MAX_BINDS);
+    return GW_OK;
+}
+
 enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
 {
     size_t i;
     enum gw_code rc;
 
     *out = NULL;
-    if (q->overflow)
-        return gw_fail(err, GW_E_LIMIT, "the query has more than %d values", STORE_MAX_BINDS);
-    rc = gw_buf_finish(&q->text, "query", err);
+    rc = sql_status(q, err);
+    if (!rc)
+        rc = gw_buf_finish(&q->text, "query", err);
     if (rc)
         return rc;
     rc = stmt_prepare(db, q->text.data, out, err);

@@ -372,6 +372,8 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
     if (!rc)
         rc = schema_migrate(st->wdb, &st->schema_version, err);
     if (!rc)
+        st->last_commit_ms = store_last_time(st->wdb); /* times grow with seq, restarts too */
+    if (!rc)
         rc = open_readers(st, cfg->read_connections, err);
     if (!rc)
         rc = start_checkpointer(st, err);

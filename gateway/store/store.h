@@ -102,14 +102,18 @@ struct store_value {
     int64_t lo, hi;
 };
 
-/* One search parameter occurrence: matches when any of its values does. */
+/* One search parameter occurrence: matches when any of its values does.
+ * String values are normalised text (rest_normalise()); the store matches
+ * them as a prefix, or as a substring with contains. */
 struct store_cond {
-    const char *param; /* index name, or "_id", "_lastUpdated" (columns) */
+    const char *param; /* index name, or "_id", "_lastUpdated" (columns; for
+                          AuditEvent "date" is its recorded column) */
     enum store_param_kind kind;
-    bool exact;   /* strings: exact instead of starts-with */
-    bool missing; /* ":missing=true": no index entry for param (values unused);
-                     ":missing=false" is a cond without values: some entry exists */
-    bool negate;  /* ":not" */
+    bool exact;    /* strings: exact instead of starts-with */
+    bool contains; /* strings: ":contains" (a substring; the one match no index serves) */
+    bool missing;  /* ":missing=true": no index entry for param (values unused);
+                      ":missing=false" is a cond without values: some entry exists */
+    bool negate;   /* ":not" */
     struct store_value *values;
     size_t n_values;
 };
@@ -144,11 +148,15 @@ struct store_page {
 };
 void store_page_cleanup(struct store_page *p);
 
-/* Runs q on a reader connection. */
+/* Runs q on a reader connection. Every search is driven by an index: its
+ * cost grows with the matches (and the offset), not with the store. The
+ * order is the version order (the order of commits), or q's sorts; a page
+ * at a given snapshot holds the newest version of each match committed up
+ * to it, so paging over one snapshot returns each match exactly once. */
 enum gw_code store_search(struct store *st, const struct store_query *q, struct store_page *out,
                           struct gw_error *err);
-/* History of type/id (or of the whole type when id is NULL), newest first,
- * within the same scope and paging rules as q (its conds are ignored). */
+/* History of type/id (id is required), newest first, with the paging rules
+ * of q (its conds, sorts and scope are ignored: check visibility first). */
 enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
                            struct store_page *out, struct gw_error *err);
 
@@ -277,10 +285,12 @@ enum gw_code store_outbox_for(struct store *st, const char *ref_type, const char
 
 struct store_outbox_stats {
     char *site;
-    long pending, leased, acked, dead;
-    int64_t oldest_pending_ms; /* created time of the oldest unfinished one, 0 when none */
+    long pending, leased, dead; /* acked messages are not counted: they only grow */
+    int64_t oldest_pending_ms;  /* created time of the oldest unfinished one, 0 when none */
 };
-/* Per-site counts for /metrics. *out is a new array (free each site, then it). */
+/* Per-site counts for /metrics, from the indexes of unfinished and dead
+ * messages (the cost follows the backlog, not the store). *out is a new
+ * array (free each site, then it). */
 enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
                                 struct gw_error *err);
 

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 
 #define STORE_BUSY_TIMEOUT_MS     10000
-#define STORE_MAX_BINDS           512
+#define STORE_MAX_BINDS           4096 /* values one dynamic statement binds */
 #define STORE_MAX_SQL             (256 * 1024)
 #define STORE_MAX_JSON            (64 * 1024 * 1024)
 #define STORE_CHECKPOINT_EVERY_MS 1000
@@ -80,18 +80,27 @@ struct bind {
     const char *s;
 };
 
+/* A statement being built: text, its binds (borrowed strings, or strings
+ * the statement owns), and a sticky failure (too many binds, no memory). */
 struct sql {
     struct gw_buf text;
-    struct bind binds[STORE_MAX_BINDS];
-    size_t n_binds;
-    bool overflow;
+    struct bind *binds;
+    size_t n_binds, cap_binds;
+    char **owned;
+    size_t n_owned, cap_owned;
+    bool overflow; /* more than STORE_MAX_BINDS */
+    bool nomem;
 };
 
 void sql_init(struct sql *q);
 void sql_cleanup(struct sql *q);
 void sql_text(struct sql *q, const char *s);
-void sql_bind_text(struct sql *q, const char *s); /* appends "?" and binds s */
+void sql_textf(struct sql *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sql_bind_text(struct sql *q, const char *s); /* appends "?" and binds s (borrowed) */
+void sql_bind_owned(struct sql *q, char *s);      /* the same, taking s (free()d at cleanup) */
 void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
+/* Failure of the building so far: GW_OK, GW_E_LIMIT or GW_E_NOMEM. */
+enum gw_code sql_status(const struct sql *q, struct gw_error *err);
 /* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
 enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
 
@@ -110,6 +119,61 @@ bool column_dup(sqlite3_stmt *s, int i, char **out);
 
 /* schema.c */
 enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err);
+/* The id of search parameter name of type: a 31-bit FNV-1a hash of
+ * "Type.name", the same in C and in SQL (gw_param_id, for migrations).
+ * tests/unit/test_search.c checks the R4 model's parameters never collide. */
+int64_t store_param_id(const char *type, const char *name);
+
+/* statements.c: the fixed statements, by name (the plan test reads them all). */
+struct store_statement {
+    const char *name;
+    const char *sql;
+};
+extern const struct store_statement store_statements[];
+extern const size_t store_n_statements;
+extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[],
+    SQL_RESOURCE_UPDATE[], SQL_VERSION_INSERT[], SQL_INDEX_RETIRE[], SQL_INDEX_RETIRE_DELETE[],
+    SQL_INDEX_INSERT[], SQL_WIDTH_RAISE[], SQL_WIDTH_READ[], SQL_READ_CURRENT[], SQL_READ_VERSION[],
+    SQL_HISTORY[], SQL_SNAPSHOT[], SQL_VERSION_AT_OR_AFTER[], SQL_LAST_TIME[], SQL_AUDIT_HEAD[],
+    SQL_AUDIT_INSERT[], SQL_AUDIT_INDEX_INSERT[], SQL_AUDIT_SNAPSHOT[], SQL_AUDIT_AT_OR_AFTER[],
+    SQL_AUDIT_LAST_TIME[], SQL_AUDIT_SCAN[], SQL_OUTBOX_INSERT[], SQL_OUTBOX_LEASE[],
+    SQL_OUTBOX_SETTLE[], SQL_OUTBOX_ATTEMPT[], SQL_OUTBOX_NEXT[], SQL_OUTBOX_FOR[],
+    SQL_OUTBOX_OPEN_COUNTS[], SQL_OUTBOX_DEAD_COUNTS[], SQL_OUTBOX_OLDEST[], SQL_INBOUND_SEEN[],
+    SQL_INBOUND_RECORD[];
+/* Leasable messages of the sites, oldest first, at most max. */
+void outbox_lease_sql(struct sql *q, const char *const *sites, size_t n_sites, int64_t now_ms,
+                      size_t max);
+/* The message with control_id, within the sites unless sites is NULL. */
+void outbox_find_sql(struct sql *q, const char *control_id, const char *const *sites,
+                     size_t n_sites);
+
+/* searchsql.c: the statements of a search, built from a query and the bounds
+ * search.c works out first (no database calls here). */
+#define SEARCH_WIDTH_UNKNOWN INT64_MAX /* no bound on a parameter's date ranges */
+
+struct search_bounds {
+    int64_t snapshot;       /* versions (audit rows) committed up to this seq */
+    bool settled;           /* nothing was committed after snapshot: no version
+                               visible at it has been superseded since */
+    int64_t seq_lo, seq_hi; /* _lastUpdated (audit: date) as a seq range [lo, hi] */
+    const int64_t *widths;  /* per cond: widest date range of its parameter, or NULL */
+};
+
+enum search_part {
+    SEARCH_PAGE,  /* the page's rows, in resource_from_row() order */
+    SEARCH_COUNT, /* one row: the number of matches */
+};
+
+/* True when q searches the audit log rather than versioned resources. */
+bool search_is_audit(const struct store_query *q);
+/* Builds the statement for part of q into out (check sql_status()). */
+void search_sql_build(const struct store_query *q, const struct search_bounds *b,
+                      enum search_part part, struct sql *out);
+/* The index of the cond that drives q (-1: the scope or type listing does). */
+int search_driver(const struct store_query *q);
+/* The date range [lo, hi) of times a date cond of _lastUpdated (or AuditEvent
+ * date) allows; the whole line when it cannot narrow it. */
+void search_time_range(const struct store_cond *c, int64_t *lo, int64_t *hi);
 
 /* readers (store.c) */
 sqlite3 *reader_acquire(struct store *st);
@@ -119,13 +183,17 @@ void reader_release(struct store *st, sqlite3 *db);
 enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err);
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
-/* Writes index rows for seq into search_index, or audit_index when audit. */
-enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
-                          const struct store_index_entry *e, size_t n, struct gw_error *err);
 
 /* search.c */
-enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *history_id,
-                        bool history, struct store_page *out, struct gw_error *err);
+enum gw_code search_run(sqlite3 *db, const struct store_query *q, bool in_txn,
+                        struct store_page *out, struct gw_error *err);
+/* The first seq whose time (versions' last_updated, or audit's recorded) is
+ * at least t_ms: a binary search, as times never go backwards with seq. */
+enum gw_code search_seq_at(sqlite3 *db, bool audit, int64_t t_ms, int64_t *seq,
+                           struct gw_error *err);
+/* The newest commit time in the store (0 when empty): the writer starts its
+ * clock there, so times keep growing with seq across restarts. */
+int64_t store_last_time(sqlite3 *db);
 
 /* auditlog.c */
 enum gw_code audit_head_load(sqlite3 *db, char out[65], struct gw_error *err);
