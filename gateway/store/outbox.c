@@ -144,32 +144,43 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
     return rc;
 }
 
-static enum gw_code find_by_control_id(sqlite3 *db, const char *control_id,
+static bool serves(const char *const *sites, size_t n_sites, const char *site)
+{
+    size_t i;
+
+    for (i = 0; site && i < n_sites; i++)
+        if (strcmp(sites[i], site) == 0)
+            return true;
+    return false;
+}
+
+/* The message with control_id (UNIQUE), when it is one of the sites' (or
+ * any, with sites NULL). */
+static enum gw_code find_by_control_id(struct store_txn *txn, const char *control_id,
                                        const char *const *sites, size_t n_sites,
                                        struct store_outbox_msg *m, struct gw_error *err)
 {
-    struct sql q;
-    sqlite3_stmt *s = NULL;
-    struct store_outbox_msg *list = NULL;
-    size_t n = 0;
+    sqlite3_stmt *s;
+    int step;
     enum gw_code rc;
 
     memset(m, 0, sizeof *m);
-    sql_init(&q);
-    outbox_find_sql(&q, control_id, sites, n_sites);
-    rc = sql_prepare(db, &q, &s, err);
-    if (!rc)
-        rc = collect(db, s, 1, &list, &n, err);
-    sqlite3_finalize(s);
-    sql_cleanup(&q);
-    if (!rc && n == 0)
-        rc = gw_fail(err, GW_E_NOTFOUND, "no outbound message has control id %s", control_id);
-    if (!rc) {
-        *m = list[0];
-        free(list);
-        return GW_OK;
+    rc = stmt_txn(txn, SQL_OUTBOX_BY_CONTROL_ID, &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, control_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = msg_from_row(s, m, err);
+    else if (step != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "outbox read");
+    stmt_release(s);
+    if (!rc && step == SQLITE_ROW && sites && !serves(sites, n_sites, m->site)) {
+        store_outbox_msg_cleanup(m);
+        step = SQLITE_DONE;
     }
-    store_outbox_list_free(list, n);
+    if (!rc && step != SQLITE_ROW)
+        rc = gw_fail(err, GW_E_NOTFOUND, "no outbound message has control id %s", control_id);
     return rc;
 }
 
@@ -183,7 +194,7 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
     enum gw_code rc;
 
     *was_final = false;
-    rc = find_by_control_id(txn->db, control_id, sites, n_sites, settled, err);
+    rc = find_by_control_id(txn, control_id, sites, n_sites, settled, err);
     if (rc)
         return rc;
     *was_final = settled->state == STORE_OUTBOX_ACKED || settled->state == STORE_OUTBOX_DEAD;

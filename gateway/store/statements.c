@@ -87,6 +87,9 @@ const char SQL_OUTBOX_LEASE[] = "UPDATE outbox SET state = 1, lease_until = ?1,"
                                 " attempts = attempts + 1, updated = ?2 WHERE seq = ?3";
 const char SQL_OUTBOX_SETTLE[] =
     "UPDATE outbox SET state = ?1, updated = ?2, last_error = ?3 WHERE seq = ?4";
+/* UNIQUE (control_id): the settling of an ACK */
+const char SQL_OUTBOX_BY_CONTROL_ID[] =
+    "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.control_id = ?1";
 const char SQL_OUTBOX_ATTEMPT[] = "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
                                   " last_error = ?2 WHERE control_id = ?3";
 /* outbox_open: the partial index of unfinished messages */
@@ -135,6 +138,7 @@ const struct store_statement store_statements[] = {
     {"outbox insert", SQL_OUTBOX_INSERT},
     {"outbox lease", SQL_OUTBOX_LEASE},
     {"outbox settle", SQL_OUTBOX_SETTLE},
+    {"outbox by control id", SQL_OUTBOX_BY_CONTROL_ID},
     {"outbox attempt", SQL_OUTBOX_ATTEMPT},
     {"outbox next", SQL_OUTBOX_NEXT},
     {"outbox for", SQL_OUTBOX_FOR},
@@ -147,18 +151,6 @@ const struct store_statement store_statements[] = {
 const size_t store_n_statements = sizeof store_statements / sizeof store_statements[0];
 
 /* ------------------------------------------------------------ outbox, built */
-
-static void sites_in(struct sql *q, const char *alias, const char *const *sites, size_t n_sites)
-{
-    size_t i;
-
-    sql_textf(q, "%s.site IN (NULL", alias);
-    for (i = 0; i < n_sites; i++) {
-        sql_text(q, ", ");
-        sql_bind_text(q, sites[i]);
-    }
-    sql_text(q, ")");
-}
 
 /* One arm per site, each in seq order on outbox_open, merged: pending and
  * lease-expired messages, oldest first, whose earlier messages about the same
@@ -185,16 +177,4 @@ void outbox_lease_sql(struct sql *q, const char *const *sites, size_t n_sites, i
     sql_text(q, " ORDER BY 1 LIMIT ");
     sql_bind_int(q, (int64_t)max);
     sql_text(q, ") m CROSS JOIN outbox o WHERE o.seq = m.seq ORDER BY o.seq");
-}
-
-/* A message by control id (UNIQUE), within the sites when given. */
-void outbox_find_sql(struct sql *q, const char *control_id, const char *const *sites,
-                     size_t n_sites)
-{
-    sql_text(q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.control_id = ");
-    sql_bind_text(q, control_id);
-    if (sites) {
-        sql_text(q, " AND ");
-        sites_in(q, "o", sites, n_sites);
-    }
 }

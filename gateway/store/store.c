@@ -297,6 +297,85 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
     return j.rc;
 }
 
+static bool all_done(const struct job *jobs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (jobs[i].state != JOB_DONE)
+            return false;
+    return true;
+}
+
+enum gw_code store_write_all(struct store *st, struct store_work *work, size_t n,
+                             struct gw_error *err)
+{
+    struct job *jobs;
+    size_t i;
+
+    if (!n)
+        return GW_OK;
+    jobs = calloc(n, sizeof *jobs);
+    if (!jobs)
+        return gw_fail(err, GW_E_NOMEM, "no memory for %zu pieces of work", n);
+    for (i = 0; i < n; i++) {
+        jobs[i] = (struct job){.apply = work[i].apply,
+                               .audit = work[i].audit,
+                               .ctx = work[i].ctx,
+                               .state = JOB_QUEUED};
+        jobs[i].next = i + 1 < n ? &jobs[i + 1] : NULL;
+    }
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        free(jobs);
+        return gw_fail(err, GW_E_STORE, "the store is shutting down");
+    }
+    if (st->q_tail)
+        st->q_tail->next = &jobs[0];
+    else
+        st->q_head = &jobs[0];
+    st->q_tail = &jobs[n - 1];
+    pthread_cond_signal(&st->q_cv);
+    while (!all_done(jobs, n))
+        pthread_cond_wait(&st->done_cv, &st->q_lock);
+    pthread_mutex_unlock(&st->q_lock);
+    for (i = 0; i < n; i++) {
+        work[i].rc = jobs[i].rc;
+        work[i].err = jobs[i].err;
+    }
+    free(jobs);
+    return GW_OK;
+}
+
+/* A WAL of more frames than this is emptied after the commit that grew it. */
+#define STORE_WAL_RESTART_FRAMES  16384 /* 64 MB of 4 KB pages */
+#define STORE_WAL_RESTART_WAIT_MS 200   /* longest pause of a commit for it */
+
+/* The checkpointer copies frames back without waiting (PASSIVE), but the log
+ * itself restarts only when a write begins with every frame copied, which a
+ * writer busy without pause never gives it: the WAL would grow without end,
+ * and every page read with it (SQLite looks pages up through the WAL's
+ * index, block by block). So once a commit leaves more than
+ * STORE_WAL_RESTART_FRAMES, the writer, right after that commit, copies the
+ * rest back and empties the log (TRUNCATE): a pause every 64 MB written (tens
+ * of ms here). Readers still on an older snapshot make it wait, at most
+ * STORE_WAL_RESTART_WAIT_MS; then a later commit tries again. */
+static int wal_grown(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    int rc;
+
+    (void)arg;
+    if (frames <= STORE_WAL_RESTART_FRAMES)
+        return SQLITE_OK;
+    sqlite3_busy_timeout(db, STORE_WAL_RESTART_WAIT_MS); /* readers in flight: a short wait */
+    rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: the checkpointer is at it; next commit */
+        gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(db));
+    return SQLITE_OK;
+}
+
 /* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
  * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
  * so copying the WAL back into the database never delays a commit. */
@@ -304,6 +383,7 @@ static void *checkpointer_main(void *arg)
 {
     struct store *st = arg;
     struct timespec deadline;
+    int rc;
 
     pthread_mutex_lock(&st->q_lock);
     while (!st->stopping) {
@@ -312,8 +392,8 @@ static void *checkpointer_main(void *arg)
         if (st->stopping)
             break;
         pthread_mutex_unlock(&st->q_lock);
-        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
-            SQLITE_OK)
+        rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: the writer empties the log */
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
     }
@@ -329,6 +409,7 @@ static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
         rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
     if (rc)
         return rc;
+    sqlite3_wal_hook(st->wdb, wal_grown, st); /* after the pragma, which clears the hook */
     if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)
         return gw_fail(err, GW_E_INTERNAL, "cannot start the checkpointer");
     st->checkpointer_started = true;

@@ -176,6 +176,25 @@ typedef enum gw_code (*store_audit_fn)(struct store_txn *txn, void *ctx, enum gw
 enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn audit, void *ctx,
                          struct gw_error *err);
 
+/* One piece of bulk work for store_write_all(): as store_write()'s arguments,
+ * with its outcome. */
+struct store_work {
+    store_apply_fn apply; /* may be NULL */
+    store_audit_fn audit; /* may be NULL */
+    void *ctx;
+    enum gw_code rc;     /* set on return: as store_write() would return */
+    struct gw_error err; /* why, when rc is not GW_OK */
+};
+
+/* Queues the n pieces of work at once and waits until each is committed or
+ * failed: the writer takes them as it takes concurrent store_write() calls
+ * (max_batch to a commit, each in a savepoint of its own, so one failing
+ * undoes only itself). Bulk work waits its turn: no commit_timeout_ms. Returns
+ * GW_OK once every piece has its outcome, or GW_E_NOMEM / GW_E_STORE (the
+ * store is stopping) when none was queued. */
+enum gw_code store_write_all(struct store *st, struct store_work *work, size_t n,
+                             struct gw_error *err);
+
 /* The commit time of this txn's batch (epoch ms, never going backwards). */
 int64_t store_txn_now(const struct store_txn *txn);
 

@@ -137,15 +137,12 @@ extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[],
     SQL_HISTORY[], SQL_SNAPSHOT[], SQL_VERSION_AT_OR_AFTER[], SQL_LAST_TIME[], SQL_AUDIT_HEAD[],
     SQL_AUDIT_INSERT[], SQL_AUDIT_INDEX_INSERT[], SQL_AUDIT_SNAPSHOT[], SQL_AUDIT_AT_OR_AFTER[],
     SQL_AUDIT_LAST_TIME[], SQL_AUDIT_SCAN[], SQL_OUTBOX_INSERT[], SQL_OUTBOX_LEASE[],
-    SQL_OUTBOX_SETTLE[], SQL_OUTBOX_ATTEMPT[], SQL_OUTBOX_NEXT[], SQL_OUTBOX_FOR[],
-    SQL_OUTBOX_OPEN_COUNTS[], SQL_OUTBOX_DEAD_COUNTS[], SQL_OUTBOX_OLDEST[], SQL_INBOUND_SEEN[],
-    SQL_INBOUND_RECORD[];
+    SQL_OUTBOX_SETTLE[], SQL_OUTBOX_BY_CONTROL_ID[], SQL_OUTBOX_ATTEMPT[], SQL_OUTBOX_NEXT[],
+    SQL_OUTBOX_FOR[], SQL_OUTBOX_OPEN_COUNTS[], SQL_OUTBOX_DEAD_COUNTS[], SQL_OUTBOX_OLDEST[],
+    SQL_INBOUND_SEEN[], SQL_INBOUND_RECORD[];
 /* Leasable messages of the sites, oldest first, at most max. */
 void outbox_lease_sql(struct sql *q, const char *const *sites, size_t n_sites, int64_t now_ms,
                       size_t max);
-/* The message with control_id, within the sites unless sites is NULL. */
-void outbox_find_sql(struct sql *q, const char *control_id, const char *const *sites,
-                     size_t n_sites);
 
 /* searchsql.c: the statements of a search, built from a query and the bounds
  * search.c works out first (no database calls here). */
