@@ -240,9 +240,18 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
                                   struct gw_error *err);
 void rest_referral_free(struct rest_referral *r);
 
+/* transaction.c: reads a transaction Bundle's entries into p (refusals are
+ * recorded in p, as rest_plan_fail() does). */
+enum gw_code rest_plan_add_transaction(struct rest_plan *p, json_t *bundle);
+
 /* write.c */
 /* Runs the plan in one commit with its AuditEvents. GW_OK: everything written. */
 enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err);
+/* The two steps rest_plan_run() hands the store, for a caller that runs many
+ * plans in one commit (import.c): apply writes, audit records the outcome. */
+enum gw_code rest_plan_apply(struct store_txn *txn, struct rest_plan *p, struct gw_error *err);
+enum gw_code rest_plan_audit(struct store_txn *txn, struct rest_plan *p, enum gw_code outcome,
+                             const struct gw_error *why, struct gw_error *err);
 /* Answers a failed plan (its status and outcome, or the error's). */
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
                               struct http_response *resp);

@@ -174,6 +174,17 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     return rc;
 }
 
+enum gw_code rest_plan_apply(struct store_txn *txn, struct rest_plan *p, struct gw_error *err)
+{
+    return apply(txn, p, err);
+}
+
+enum gw_code rest_plan_audit(struct store_txn *txn, struct rest_plan *p, enum gw_code outcome,
+                             const struct gw_error *why, struct gw_error *err)
+{
+    return audit(txn, p, outcome, why, err);
+}
+
 enum gw_code rest_plan_run(struct rest_plan *p, struct gw_error *err)
 {
     if (!p->outcome)
