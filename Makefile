@@ -47,7 +47,7 @@ FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
 .PHONY: all deps deps-test run test check unit integration certs clean help model lint fmt \
-        fmt-check bench fuzz fuzz-bins fuzz-replay fuzz-short
+        fmt-check bench bench-scale fuzz fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -57,6 +57,7 @@ help:
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
+	@echo "make bench-scale  the gateway at 0 and at 1,000,000 stored referrals (var/bench-scale/)"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from FHIR_DEFS"
 
 deps:
@@ -174,6 +175,17 @@ $(B)/bench/baseline: bench/baseline.c
 
 bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
 	@B=$(B) bench/run.sh
+
+$(B)/bench/gen_referrals: bench/gen_referrals.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -o $@ $<
+
+# make bench-scale [SCALE_REFERRALS=1000000]: fills var/bench-scale/ once
+# (reused while SCALE_REFERRALS is the same) and compares 0 and N stored.
+SCALE_REFERRALS ?= 1000000
+bench-scale: deps all certs $(B)/bench/loadgen $(B)/bench/gen_referrals
+	@B=$(B) $(PYTHON) bench/scale.py --referrals $(SCALE_REFERRALS)
 
 
 -include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d)
