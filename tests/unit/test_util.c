@@ -30,6 +30,21 @@ static void code_table_gives_http_issue_and_ack(void)
     CHECK_INT(gw_code_http_status((enum gw_code)99), 500);
 }
 
+static void buf_steal_of_an_empty_buffer_is_an_empty_string(void)
+{
+    struct gw_buf b;
+    size_t len = 99;
+    char *s;
+
+    gw_buf_init(&b, 100);
+    s = gw_buf_steal(&b, &len);
+    CHECK(s != NULL);
+    CHECK_INT(len, 0);
+    CHECK_STR(s ? s : "x", "");
+    free(s);
+    gw_buf_cleanup(&b);
+}
+
 static void buf_grows_and_stops_at_its_cap(void)
 {
     struct gw_buf b;
@@ -230,6 +245,7 @@ int main(void)
     RUN(fail_records_code_and_truncates_long_messages);
     RUN(code_table_gives_http_issue_and_ack);
     RUN(buf_grows_and_stops_at_its_cap);
+    RUN(buf_steal_of_an_empty_buffer_is_an_empty_string);
     RUN(grow_doubles_from_first_and_refuses_overflow);
     RUN(format_marks_a_cut_text);
     RUN(json_escape_escapes_quotes_and_controls);
