@@ -123,14 +123,15 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
 static enum gw_code scan_bounds(sqlite3 *db, int64_t since_ms, int64_t until_ms, int64_t *lo,
                                 int64_t *hi, struct gw_error *err)
 {
+    struct conn c = {db, NULL};
     enum gw_code rc = GW_OK;
 
     *lo = 0;
     *hi = INT64_MAX;
     if (since_ms)
-        rc = search_seq_at(db, true, since_ms, lo, err);
+        rc = search_seq_at(&c, true, since_ms, lo, err);
     if (!rc && until_ms) {
-        rc = search_seq_at(db, true, until_ms, hi, err);
+        rc = search_seq_at(&c, true, until_ms, hi, err);
         (*hi)--;
     }
     return rc;

@@ -16,11 +16,11 @@
 
 #define SEARCH_MAX_ROWS STORE_MAX_PAGE
 
-static enum gw_code one_int(sqlite3 *db, const char *sql, int64_t arg, bool has_arg, int64_t *out,
-                            bool *found, struct gw_error *err)
+static enum gw_code one_int(struct conn *c, const char *sql, int64_t arg, bool has_arg,
+                            int64_t *out, bool *found, struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    enum gw_code rc = conn_prepare_fixed(c, sql, &s, err);
     int step;
 
     if (rc)
@@ -33,17 +33,18 @@ static enum gw_code one_int(sqlite3 *db, const char *sql, int64_t arg, bool has_
     if (step == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
     else if (step != SQLITE_DONE)
-        rc = store_fail_db(db, err, "search bounds");
-    sqlite3_finalize(s);
+        rc = store_fail_db(c->db, err, "search bounds");
+    conn_done(c, s);
     return rc;
 }
 
 int64_t store_last_time(sqlite3 *db)
 {
+    struct conn c = {db, NULL};
     int64_t a = 0, b = 0;
 
-    if (one_int(db, SQL_LAST_TIME, 0, false, &a, NULL, NULL) ||
-        one_int(db, SQL_AUDIT_LAST_TIME, 0, false, &b, NULL, NULL))
+    if (one_int(&c, SQL_LAST_TIME, 0, false, &a, NULL, NULL) ||
+        one_int(&c, SQL_AUDIT_LAST_TIME, 0, false, &b, NULL, NULL))
         return 0;
     return a > b ? a : b;
 }
@@ -62,18 +63,18 @@ static enum gw_code probe(sqlite3_stmt *s, int64_t x, int64_t *t, bool *none)
     return step == SQLITE_ROW || step == SQLITE_DONE ? GW_OK : GW_E_STORE;
 }
 
-enum gw_code search_seq_at(sqlite3 *db, bool audit, int64_t t_ms, int64_t *seq,
+enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *seq,
                            struct gw_error *err)
 {
     sqlite3_stmt *s;
     int64_t last = 0, lo = 1, hi, t = 0;
     bool none = false;
     enum gw_code rc =
-        one_int(db, audit ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &last, NULL, err);
+        one_int(c, audit ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &last, NULL, err);
 
     if (rc)
         return rc;
-    rc = stmt_prepare(db, audit ? SQL_AUDIT_AT_OR_AFTER : SQL_VERSION_AT_OR_AFTER, &s, err);
+    rc = conn_prepare_fixed(c, audit ? SQL_AUDIT_AT_OR_AFTER : SQL_VERSION_AT_OR_AFTER, &s, err);
     if (rc)
         return rc;
     hi = last + 1; /* the answer lies in [1, last + 1] */
@@ -87,15 +88,15 @@ enum gw_code search_seq_at(sqlite3 *db, bool audit, int64_t t_ms, int64_t *seq,
             lo = mid + 1;
     }
     if (rc)
-        rc = store_fail_db(db, err, "search by time");
-    sqlite3_finalize(s);
+        rc = store_fail_db(c->db, err, "search by time");
+    conn_done(c, s);
     *seq = lo;
     return rc;
 }
 
 /* _lastUpdated (AuditEvent: date) conditions as a seq range [*lo, *hi];
  * *empty when they exclude everything. */
-static enum gw_code time_bounds(sqlite3 *db, const struct store_query *q, int64_t snapshot,
+static enum gw_code time_bounds(struct conn *c, const struct store_query *q, int64_t snapshot,
                                 int64_t *lo, int64_t *hi, bool *empty, struct gw_error *err)
 {
     int64_t from = INT64_MIN, to = INT64_MAX, a, b, s;
@@ -107,12 +108,12 @@ static enum gw_code time_bounds(sqlite3 *db, const struct store_query *q, int64_
     *hi = snapshot;
     *empty = false;
     for (i = 0; i < q->n_conds; i++) {
-        const struct store_cond *c = &q->conds[i];
+        const struct store_cond *cond = &q->conds[i];
 
-        if (strcmp(c->param, "_lastUpdated") != 0 &&
-            !(search_is_audit(q) && strcmp(c->param, "date") == 0))
+        if (strcmp(cond->param, "_lastUpdated") != 0 &&
+            !(search_is_audit(q) && strcmp(cond->param, "date") == 0))
             continue;
-        search_time_range(c, &a, &b);
+        search_time_range(cond, &a, &b);
         from = a > from ? a : from;
         to = b < to ? b : to;
         any = true;
@@ -123,11 +124,11 @@ static enum gw_code time_bounds(sqlite3 *db, const struct store_query *q, int64_
         *empty = true;
         return GW_OK;
     }
-    rc = from > INT64_MIN / 2 ? search_seq_at(db, search_is_audit(q), from, &s, err) : GW_OK;
+    rc = from > INT64_MIN / 2 ? search_seq_at(c, search_is_audit(q), from, &s, err) : GW_OK;
     if (!rc && from > INT64_MIN / 2)
         *lo = s;
     if (!rc && to < INT64_MAX / 2) {
-        rc = search_seq_at(db, search_is_audit(q), to, &s, err);
+        rc = search_seq_at(c, search_is_audit(q), to, &s, err);
         if (!rc && s - 1 < *hi)
             *hi = s - 1;
     }
@@ -137,7 +138,7 @@ static enum gw_code time_bounds(sqlite3 *db, const struct store_query *q, int64_
 }
 
 /* The widest date range of each date cond's parameter (date drivers need it). */
-static enum gw_code date_widths(sqlite3 *db, const struct store_query *q, int64_t *widths,
+static enum gw_code date_widths(struct conn *c, const struct store_query *q, int64_t *widths,
                                 struct gw_error *err)
 {
     size_t i;
@@ -150,7 +151,7 @@ static enum gw_code date_widths(sqlite3 *db, const struct store_query *q, int64_
         if (q->conds[i].kind != STORE_DATE || search_is_audit(q) ||
             strcmp(q->conds[i].param, "_lastUpdated") == 0)
             continue;
-        rc = one_int(db, SQL_WIDTH_READ, store_param_id(q->type, q->conds[i].param), true,
+        rc = one_int(c, SQL_WIDTH_READ, store_param_id(q->type, q->conds[i].param), true,
                      &widths[i], &found, err);
         if (!found)
             widths[i] = 0; /* the parameter has no date entries at all */
@@ -158,7 +159,7 @@ static enum gw_code date_widths(sqlite3 *db, const struct store_query *q, int64_
     return rc;
 }
 
-static enum gw_code count_total(sqlite3 *db, const struct store_query *q,
+static enum gw_code count_total(struct conn *c, const struct store_query *q,
                                 const struct search_bounds *b, long *total, struct gw_error *err)
 {
     struct sql sql;
@@ -167,12 +168,12 @@ static enum gw_code count_total(sqlite3 *db, const struct store_query *q,
 
     sql_init(&sql);
     search_sql_build(q, b, SEARCH_COUNT, &sql);
-    rc = sql_prepare(db, &sql, &s, err);
+    rc = conn_prepare(c, &sql, &s, err);
     if (!rc && sqlite3_step(s) == SQLITE_ROW)
         *total = (long)sqlite3_column_int64(s, 0);
     else if (!rc)
-        rc = store_fail_db(db, err, "count");
-    sqlite3_finalize(s);
+        rc = store_fail_db(c->db, err, "count");
+    conn_done(c, s);
     sql_cleanup(&sql);
     return rc;
 }
@@ -199,7 +200,7 @@ static enum gw_code fetch_rows(sqlite3 *db, sqlite3_stmt *s, size_t count, struc
     return GW_OK;
 }
 
-static enum gw_code fetch_page(sqlite3 *db, const struct store_query *q,
+static enum gw_code fetch_page(struct conn *c, const struct store_query *q,
                                const struct search_bounds *b, size_t count, struct store_page *out,
                                struct gw_error *err)
 {
@@ -211,10 +212,10 @@ static enum gw_code fetch_page(sqlite3 *db, const struct store_query *q,
     qc.count = count;
     sql_init(&sql);
     search_sql_build(&qc, b, SEARCH_PAGE, &sql);
-    rc = sql_prepare(db, &sql, &s, err);
+    rc = conn_prepare(c, &sql, &s, err);
     if (!rc)
-        rc = fetch_rows(db, s, count, out, err);
-    sqlite3_finalize(s);
+        rc = fetch_rows(c->db, s, count, out, err);
+    conn_done(c, s);
     sql_cleanup(&sql);
     return rc;
 }
@@ -225,7 +226,7 @@ static bool sees_nothing(const struct store_query *q)
     return !search_is_audit(q) && q->sites && q->n_sites == 0;
 }
 
-static enum gw_code run_in_txn(sqlite3 *db, const struct store_query *q, struct store_page *out,
+static enum gw_code run_in_txn(struct conn *c, const struct store_query *q, struct store_page *out,
                                struct gw_error *err)
 {
     size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
@@ -234,18 +235,18 @@ static enum gw_code run_in_txn(sqlite3 *db, const struct store_query *q, struct 
     bool empty = false;
     enum gw_code rc;
 
-    rc = one_int(db, search_is_audit(q) ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &now, NULL,
+    rc = one_int(c, search_is_audit(q) ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &now, NULL,
                  err);
     if (rc)
         return rc;
     out->snapshot = q->snapshot ? q->snapshot : now;
     b.snapshot = out->snapshot < now ? out->snapshot : now;
     b.settled = b.snapshot >= now;
-    rc = time_bounds(db, q, b.snapshot, &b.seq_lo, &b.seq_hi, &empty, err);
+    rc = time_bounds(c, q, b.snapshot, &b.seq_lo, &b.seq_hi, &empty, err);
     if (!rc && q->n_conds && !(widths = calloc(q->n_conds, sizeof *widths)))
         rc = gw_fail(err, GW_E_NOMEM, "no memory for a search");
     if (!rc && widths)
-        rc = date_widths(db, q, widths, err);
+        rc = date_widths(c, q, widths, err);
     b.widths = widths;
     if (!rc && (empty || sees_nothing(q))) {
         out->total = q->want_total ? 0 : -1;
@@ -256,25 +257,25 @@ static enum gw_code run_in_txn(sqlite3 *db, const struct store_query *q, struct 
         return rc;
     }
     if (!rc && q->want_total)
-        rc = count_total(db, q, &b, &out->total, err);
+        rc = count_total(c, q, &b, &out->total, err);
     if (!rc)
-        rc = fetch_page(db, q, &b, count, out, err);
+        rc = fetch_page(c, q, &b, count, out, err);
     free(widths);
     return rc;
 }
 
-enum gw_code search_run(sqlite3 *db, const struct store_query *q, bool in_txn,
+enum gw_code search_run(struct conn *c, const struct store_query *q, bool in_txn,
                         struct store_page *out, struct gw_error *err)
 {
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
     out->total = -1;
-    if (!in_txn && stmt_exec(db, "BEGIN", err))
+    if (!in_txn && stmt_exec(c->db, "BEGIN", err))
         return GW_E_STORE;
-    rc = run_in_txn(db, q, out, err);
+    rc = run_in_txn(c, q, out, err);
     if (!in_txn)
-        stmt_exec(db, rc ? "ROLLBACK" : "COMMIT", NULL);
+        stmt_exec(c->db, rc ? "ROLLBACK" : "COMMIT", NULL);
     if (rc)
         store_page_cleanup(out);
     return rc;
@@ -295,17 +296,19 @@ void store_page_cleanup(struct store_page *p)
 enum gw_code store_search(struct store *st, const struct store_query *q, struct store_page *out,
                           struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    enum gw_code rc = search_run(db, q, false, out, err);
+    struct conn c = {reader_acquire(st), NULL};
+    enum gw_code rc = search_run(&c, q, false, out, err);
 
-    reader_release(st, db);
+    reader_release(st, c.db);
     return rc;
 }
 
 enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q,
                               struct store_page *out, struct gw_error *err)
 {
-    return search_run(txn->db, q, true, out, err);
+    struct conn c = {txn->db, &txn->st->wtext}; /* the writer's connection and thread */
+
+    return search_run(&c, q, true, out, err);
 }
 
 /* ------------------------------------------------------------ history */
@@ -315,8 +318,9 @@ static enum gw_code history_run(sqlite3 *db, const struct store_query *q, const 
 {
     size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
     sqlite3_stmt *s = NULL;
+    struct conn c = {db, NULL};
     int64_t now = 0;
-    enum gw_code rc = one_int(db, SQL_SNAPSHOT, 0, false, &now, NULL, err);
+    enum gw_code rc = one_int(&c, SQL_SNAPSHOT, 0, false, &now, NULL, err);
 
     if (rc)
         return rc;

@@ -450,6 +450,8 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
     st->commit_timeout_ms = cfg->commit_timeout_ms;
     st->max_batch = cfg->max_batch;
     rc = open_db(st->path, true, &st->wdb, err);
+    if (!rc) /* a batch's pages stay in memory until its commit, not spilled to the WAL midway */
+        rc = stmt_exec(st->wdb, "PRAGMA cache_size=-" STORE_WRITER_CACHE_KB, err);
     if (!rc)
         rc = schema_migrate(st->wdb, &st->schema_version, err);
     if (!rc)
@@ -519,6 +521,7 @@ void store_destroy(struct store *st)
     for (i = 0; i < st->n_readers; i++)
         sqlite3_close(st->readers[i]);
     stmt_cache_clear(&st->wcache);
+    text_cache_clear(&st->wtext);
     sqlite3_close(st->wdb);
     free(st->readers);
     free(st->reader_busy);

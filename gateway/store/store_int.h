@@ -14,7 +14,8 @@
 #define STORE_MAX_SQL             (256 * 1024)
 #define STORE_MAX_JSON            (64 * 1024 * 1024)
 #define STORE_CHECKPOINT_EVERY_MS 1000
-#define STORE_STMT_CACHE          32 /* prepared statements kept for the writer */
+#define STORE_STMT_CACHE          32      /* prepared statements kept for the writer */
+#define STORE_WRITER_CACHE_KB     "32768" /* the writer's page cache (SQLite's default: 8 MB) */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE. */
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
@@ -27,6 +28,18 @@ struct job {
     enum job_state state;
     enum gw_code rc;
     struct gw_error err;
+};
+
+/* Prepared statements of dynamic SQL, kept by their text (the writer's
+ * conditional lookups repeat a few shapes; preparing one costs more than
+ * running it). Least recently used goes first. */
+#define STORE_TEXT_CACHE 16
+
+struct text_cache {
+    char *text[STORE_TEXT_CACHE];
+    sqlite3_stmt *stmt[STORE_TEXT_CACHE];
+    uint64_t used[STORE_TEXT_CACHE];
+    uint64_t tick;
 };
 
 /* The writer's prepared statements, keyed by their (static) SQL text. */
@@ -50,6 +63,7 @@ struct store {
     /* the writer */
     sqlite3 *wdb;
     struct stmt_cache wcache; /* only the writer thread touches it */
+    struct text_cache wtext;  /* the same, for dynamic statements (searches in a txn) */
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t q_lock;
@@ -103,6 +117,20 @@ void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
 enum gw_code sql_status(const struct sql *q, struct gw_error *err);
 /* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
 enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+
+/* A connection and, for the writer, its statement cache (NULL: none). */
+struct conn {
+    sqlite3 *db;
+    struct text_cache *cache;
+};
+/* Prepares q (binds included) on c, from its cache when it has one. */
+enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+/* The same for a fixed statement without binds yet. */
+enum gw_code conn_prepare_fixed(struct conn *c, const char *text, sqlite3_stmt **out,
+                                struct gw_error *err);
+/* Gives a statement of conn_prepare*() back (NULL is fine). */
+void conn_done(struct conn *c, sqlite3_stmt *s);
+void text_cache_clear(struct text_cache *c);
 
 /* Prepares sql and binds texts (NULL binds NULL); one-shot helpers. */
 enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err);
@@ -182,11 +210,11 @@ enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long 
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
 
 /* search.c */
-enum gw_code search_run(sqlite3 *db, const struct store_query *q, bool in_txn,
+enum gw_code search_run(struct conn *c, const struct store_query *q, bool in_txn,
                         struct store_page *out, struct gw_error *err);
 /* The first seq whose time (versions' last_updated, or audit's recorded) is
  * at least t_ms: a binary search, as times never go backwards with seq. */
-enum gw_code search_seq_at(sqlite3 *db, bool audit, int64_t t_ms, int64_t *seq,
+enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *seq,
                            struct gw_error *err);
 /* The newest commit time in the store (0 when empty): the writer starts its
  * clock there, so times keep growing with seq across restarts. */
