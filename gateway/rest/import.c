@@ -32,9 +32,10 @@
 
 #include "fhir/fhir.h"
 
-#define IMPORT_DEFAULT_BATCH 500
-#define IMPORT_MAX_BATCH     10000
-#define IMPORT_MAX_TEXT      2000 /* bytes of one line's failure text */
+#define IMPORT_DEFAULT_BATCH  500
+#define IMPORT_MAX_BATCH      10000
+#define IMPORT_MAX_TEXT       2000   /* bytes of one line's failure text */
+#define IMPORT_PROGRESS_EVERY 100000 /* lines between two progress log lines */
 
 /* One line, as a request. */
 struct item {
@@ -406,11 +407,16 @@ static void report(struct batch *b, rest_import_failure_fn on_failure, void *fct
 static void finish(struct batch *b, rest_import_failure_fn on_failure, void *fctx,
                    struct rest_import_stats *stats)
 {
+    long before = stats->imported + stats->failed;
+
     if (!b->running)
         return;
     pthread_join(b->thread, NULL);
     b->running = false;
     report(b, on_failure, fctx, stats);
+    if (before / IMPORT_PROGRESS_EVERY != (stats->imported + stats->failed) / IMPORT_PROGRESS_EVERY)
+        gw_log(GW_LOG_INFO, "import-progress", "%ld lines done: %ld imported, %ld failed",
+               stats->imported + stats->failed, stats->imported, stats->failed);
 }
 
 /* ------------------------------------------------------------ the loop */
