@@ -36,6 +36,7 @@ UNIT_DEPS_store   := util store
 UNIT_DEPS_pg      := util store
 UNIT_DEPS_writer  := util store
 UNIT_DEPS_audit   := util config auth store audit
+UNIT_DEPS_search  := util fhir store
 UNIT_DEPS_ris     := util config auth http fhir mapping hl7v2 store audit ris
 UNIT_DEPS_notify  := util config auth store audit fhir notify
 UNIT_DEPS_rest    := util config auth http fhir mapping hl7v2 store audit ris notify rest
@@ -50,8 +51,8 @@ FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
 .PHONY: all deps deps-test deps-model run test check unit integration tools-test browser certs \
-        clean help model docs lint fmt fmt-check bench bench-subscriptions fuzz fuzz-bins \
-        fuzz-replay fuzz-short
+        clean help model docs lint fmt fmt-check bench bench-subscriptions bench-scale fuzz \
+        fuzz-bins fuzz-replay fuzz-short
 all: $(B)/fhir-gateway
 
 help:
@@ -62,6 +63,7 @@ help:
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
 	@echo "make bench-subscriptions  notification latency under load"
+	@echo "make bench-scale  the gateway at 0 and at 1,000,000 stored referrals (var/bench-scale/)"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from the pinned FHIR R4 package"
 	@echo "make docs       regenerate the option table in docs/OPERATIONS.md"
 
@@ -212,5 +214,15 @@ bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
 bench-subscriptions: deps all certs $(B)/bench/loadgen
 	@B=$(B) $(PYTHON) bench/subscription_latency.py
 
+$(B)/bench/gen_referrals: bench/gen_referrals.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -o $@ $<
+
+# make bench-scale [SCALE_REFERRALS=1000000]: fills var/bench-scale/ once
+# (reused while SCALE_REFERRALS is the same) and compares 0 and N stored.
+SCALE_REFERRALS ?= 1000000
+bench-scale: deps all certs $(B)/bench/loadgen $(B)/bench/gen_referrals
+	@B=$(B) $(PYTHON) bench/scale.py --referrals $(SCALE_REFERRALS)
 
 -include $(OBJ:.o=.d) $(B)/gateway/main.d $(UNIT_BINS:=.d) $(FUZZ_TARGETS:%=$(B)/tests/fuzz/fuzz_%.d)

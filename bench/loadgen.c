@@ -1,8 +1,8 @@
 /* loadgen.c -- a small HTTPS load generator that presents a client certificate.
  *
  * Each of --connections threads keeps one TLS connection alive (reconnecting
- * when the server closes it) and sends the same request for --duration
- * seconds, in one of two modes:
+ * when the server closes it) and sends requests for --duration seconds, in
+ * one of two modes:
  *
  *   closed loop (default): each connection sends its next request as soon
  *     as the previous answer arrived; latency is send to answer.
@@ -22,6 +22,12 @@
  *   mode=closed|open offered=R rate=R ok=N non2xx=N errors=E unsent=N
  *   dial_errors=N p50_ms=.. p90_ms=.. p99_ms=.. p999_ms=.. max_ms=..
  * (offered is 0 in closed loop; rate counts 2xx answers per second.)
+ *
+ * Varying requests: --header "Name: value" (repeatable) adds headers;
+ * --unique TOKEN replaces every occurrence of TOKEN in the body and headers
+ * with a string of the same length unique to each request (conditional
+ * creates of distinct referrals); --paths FILE sends the paths of FILE (one
+ * per line) in turn instead of --path (searches over many values).
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <math.h>
@@ -45,12 +51,17 @@
 #define MAX_RESPONSE (8 * 1024 * 1024)
 #define IO_TIMEOUT_S 30 /* a read or write stuck longer fails the request */
 #define GRACE_S      10 /* open loop: how long past the run answers are awaited */
+#define MAX_HEADERS  8
 
 struct options {
     const char *host, *port, *path, *method, *body_file, *content_type, *cert, *key, *ca;
     int connections;
     double duration;
     double rate; /* open loop: requests per second in all; 0: closed loop */
+    const char *headers[MAX_HEADERS];
+    int n_headers;
+    const char *unique;     /* placeholder made unique per request, or NULL */
+    const char *paths_file; /* paths sent in turn, or NULL */
 };
 
 /* The open loop's schedule, shared by every connection. */
@@ -62,8 +73,15 @@ struct schedule {
 struct worker {
     const struct options *opt;
     SSL_CTX *ctx;
+    char **requests; /* the requests sent in turn (one unless --paths) */
+    size_t *request_lens;
+    size_t n_requests, next;
     const char *request;
     size_t request_len;
+    char *own; /* --unique: this worker's copy of the request */
+    size_t own_cap;
+    uint64_t counter;
+    int index;
     double deadline;
     double hard_stop;       /* open loop: requests still unsent then count as late */
     struct schedule *sched; /* NULL: closed loop */
@@ -199,6 +217,36 @@ static void record(struct worker *w, double t0, int status)
         w->non2xx++;
 }
 
+/* Picks the next request; with --unique, stamps this worker's copy. */
+static void next_request(struct worker *w)
+{
+    const char *token = w->opt->unique;
+    size_t tlen = token ? strlen(token) : 0;
+    char stamp[64];
+    char *p;
+
+    w->request = w->requests[w->next];
+    w->request_len = w->request_lens[w->next];
+    w->next = (w->next + 1) % w->n_requests;
+    if (!token)
+        return;
+    if (w->own_cap < w->request_len + 1) { /* --paths: requests differ in length */
+        char *grown = realloc(w->own, w->request_len + 1);
+
+        if (!grown)
+            return;
+        w->own = grown;
+        w->own_cap = w->request_len + 1;
+    }
+    memcpy(w->own, w->request, w->request_len);
+    snprintf(stamp, sizeof stamp, "%04d%0*llu", w->index % 10000, (int)(tlen - 4),
+             (unsigned long long)w->counter++);
+    for (p = w->own; (p = memmem(p, w->request_len - (size_t)(p - w->own), token, tlen));
+         p += tlen)
+        memcpy(p, stamp, tlen);
+    w->request = w->own;
+}
+
 static void *run(void *arg)
 {
     struct worker *w = arg;
@@ -219,6 +267,7 @@ static void *run(void *arg)
         t0 = next_due(w);
         if (t0 < 0)
             break;
+        next_request(w);
         if (SSL_write(ssl, w->request, (int)w->request_len) != (int)w->request_len ||
             (status = read_response(ssl, buf, MAX_RESPONSE)) < 0) {
             if (w->sched) /* open loop: the failure's latency counts too */
@@ -234,37 +283,86 @@ static void *run(void *arg)
     if (ssl)
         hang_up(ssl);
     free(buf);
+    free(w->own);
     return NULL;
 }
 
-static char *build_request(const struct options *o, size_t *len)
+static char *read_file(const char *path, long *n)
 {
-    FILE *f = o->body_file ? fopen(o->body_file, "rb") : NULL;
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+
+    if (!f || fseek(f, 0, SEEK_END) || (*n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
+        !(data = malloc((size_t)*n + 1)) || fread(data, 1, (size_t)*n, f) != (size_t)*n) {
+        fprintf(stderr, "loadgen: cannot read %s\n", path);
+        exit(2);
+    }
+    fclose(f);
+    data[*n] = '\0';
+    return data;
+}
+
+static char *build_request(const struct options *o, const char *path, size_t *len)
+{
     char *body = NULL, *req;
     long n = 0;
-    size_t cap;
+    size_t cap, used;
+    int i;
 
-    if (o->body_file) {
-        if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
-            !(body = malloc((size_t)n + 1)) || fread(body, 1, (size_t)n, f) != (size_t)n) {
-            fprintf(stderr, "loadgen: cannot read %s\n", o->body_file);
-            exit(2);
-        }
-        fclose(f);
-    }
-    cap = (size_t)n + 1024 + strlen(o->path);
+    if (o->body_file)
+        body = read_file(o->body_file, &n);
+    cap = (size_t)n + 1024 + strlen(path);
+    for (i = 0; i < o->n_headers; i++)
+        cap += strlen(o->headers[i]) + 2;
     req = malloc(cap);
     if (!req)
         exit(2);
-    *len = (size_t)snprintf(req, cap,
+    used = (size_t)snprintf(req, cap,
                             "%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/fhir+json\r\n"
-                            "Content-Type: %s\r\nContent-Length: %ld\r\n\r\n",
-                            o->method, o->path, o->host, o->content_type, n);
+                            "Content-Type: %s\r\nContent-Length: %ld\r\n",
+                            o->method, path, o->host, o->content_type, n);
+    for (i = 0; i < o->n_headers; i++)
+        used += (size_t)snprintf(req + used, cap - used, "%s\r\n", o->headers[i]);
+    used += (size_t)snprintf(req + used, cap - used, "\r\n");
     if (n)
-        memcpy(req + *len, body, (size_t)n);
-    *len += (size_t)n;
+        memcpy(req + used, body, (size_t)n);
+    *len = used + (size_t)n;
     free(body);
     return req;
+}
+
+/* Every request a worker sends in turn: one, or one per line of --paths. */
+static void build_requests(const struct options *o, struct worker *w)
+{
+    char *paths = NULL, *line, *save = NULL;
+    long n = 0;
+    size_t cap = 1;
+
+    w->n_requests = 0;
+    if (o->paths_file) {
+        paths = read_file(o->paths_file, &n);
+        for (line = paths; *line; line++)
+            cap += *line == '\n';
+    }
+    w->requests = calloc(cap + 1, sizeof *w->requests);
+    w->request_lens = calloc(cap + 1, sizeof *w->request_lens);
+    if (!w->requests || !w->request_lens)
+        exit(2);
+    if (!paths) {
+        w->requests[0] = build_request(o, o->path, &w->request_lens[0]);
+        w->n_requests = 1;
+        return;
+    }
+    for (line = strtok_r(paths, "\r\n", &save); line && w->n_requests <= cap;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        w->requests[w->n_requests] = build_request(o, line, &w->request_lens[w->n_requests]);
+        w->n_requests++;
+    }
+    free(paths);
+    if (!w->n_requests) {
+        fprintf(stderr, "loadgen: %s holds no paths\n", o->paths_file);
+        exit(2);
+    }
 }
 
 static SSL_CTX *tls(const struct options *o)
@@ -300,15 +398,21 @@ static void parse(int argc, char **argv, struct options *o)
         else if (!strcmp(k, "--connections")) o->connections = atoi(v);
         else if (!strcmp(k, "--duration")) o->duration = atof(v);
         else if (!strcmp(k, "--rate")) o->rate = atof(v);
+        else if (!strcmp(k, "--unique")) o->unique = v;
+        else if (!strcmp(k, "--paths")) o->paths_file = v;
+        else if (!strcmp(k, "--header") && o->n_headers < MAX_HEADERS)
+            o->headers[o->n_headers++] = v;
         else {
             fprintf(stderr, "loadgen: unknown option %s\n", k);
             exit(2);
         }
     }
-    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0 || o->rate < 0) {
+    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0 || o->rate < 0 ||
+        (o->unique && (strlen(o->unique) < 8 || strlen(o->unique) > 40))) {
         fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C --key K] [--path /x]"
                         " [--method POST --body FILE] [--connections 64] [--duration 10]"
-                        " [--rate R (open loop)]\n");
+                        " [--rate R (open loop)] [--header 'Name: value']"
+                        " [--unique TOKEN(8-40 chars)] [--paths FILE]\n");
         exit(2);
     }
 }
@@ -369,8 +473,9 @@ static void report(const struct options *o, struct worker *w, int n, double elap
 
 int main(int argc, char **argv)
 {
-    struct options o = {"127.0.0.1", NULL, "/", "GET", NULL, "application/fhir+json",
-                        NULL, NULL, NULL, 64, 10, 0};
+    struct options o = {.host = "127.0.0.1", .path = "/", .method = "GET",
+                        .content_type = "application/fhir+json", .connections = 64,
+                        .duration = 10, .rate = 0};
     struct schedule sched;
     struct worker *w;
     double t0;
@@ -381,15 +486,18 @@ int main(int argc, char **argv)
     if (!w)
         return 2;
     w[0].ctx = tls(&o);
-    w[0].request = build_request(&o, &w[0].request_len);
+    build_requests(&o, &w[0]);
     t0 = now_s();
     sched.start = t0 + 0.5; /* time for the connections' handshakes */
     atomic_init(&sched.next, 0);
     for (i = 0; i < o.connections; i++) {
         w[i].opt = &o;
         w[i].ctx = w[0].ctx;
-        w[i].request = w[0].request;
-        w[i].request_len = w[0].request_len;
+        w[i].requests = w[0].requests;
+        w[i].request_lens = w[0].request_lens;
+        w[i].n_requests = w[0].n_requests;
+        w[i].next = (size_t)i * 7919 % w[0].n_requests; /* workers start apart */
+        w[i].index = i;
         w[i].deadline = (o.rate > 0 ? sched.start : t0) + o.duration;
         w[i].sched = o.rate > 0 ? &sched : NULL;
         w[i].hard_stop = w[i].deadline + GRACE_S;

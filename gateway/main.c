@@ -37,6 +37,8 @@ struct cli {
     const char *laterality;
     const char *anchor;
     bool force;
+    const char *client;
+    const char *batch;
     const char *args[8];
     size_t n_args;
 };
@@ -54,6 +56,8 @@ static int usage(FILE *f)
             "  fhir-gateway store backup FILE [--config FILE] [--store URL] [--force]\n"
             "  fhir-gateway mappings check [DIR]\n"
             "  fhir-gateway translate --system URI --code CODE [--region R] [--laterality L]\n"
+            "  fhir-gateway import --client NAME [--config FILE] [--store URL] [--mappings DIR]\n"
+            "                      [--batch N] FILE.ndjson|-\n"
             "  fhir-gateway version\n\n"
             "configuration keys (JSON file, or environment GATEWAY_<KEY>):\n");
     gw_buf_init(&b, 64 * 1024);
@@ -69,7 +73,8 @@ static bool parse_args(int argc, char **argv, struct cli *cli)
 {
     static const char *const names[] = {"--config",   "--listen", "--mllp-listen", "--store",
                                         "--mappings", "--since",  "--until",       "--system",
-                                        "--code",     "--region", "--laterality",  "--anchor"};
+                                        "--code",     "--region", "--laterality",  "--anchor",
+                                        "--client",   "--batch"};
     const char **slots[] = {&cli->flags.config_file,
                             &cli->flags.listen,
                             &cli->flags.mllp_listen,
@@ -81,7 +86,9 @@ static bool parse_args(int argc, char **argv, struct cli *cli)
                             &cli->code,
                             &cli->region,
                             &cli->laterality,
-                            &cli->anchor};
+                            &cli->anchor,
+                            &cli->client,
+                            &cli->batch};
     int i;
     size_t k;
 
@@ -515,6 +522,138 @@ static int translate_command(const struct cli *cli)
     return n ? 0 : 1;
 }
 
+/* ------------------------------------------------------------ import */
+
+/* What an import runs on: the gateway's parts, without its servers. */
+struct importer {
+    struct config *cfg;
+    struct map_holder *maps;
+    struct store *store;
+    struct rest_ctx *rest;
+    struct ris *ris;
+    struct auth_table *clients;
+    struct auth_identity who;
+};
+
+static void importer_cleanup(struct importer *im)
+{
+    ris_destroy(im->ris);
+    rest_destroy(im->rest);
+    store_destroy(im->store);
+    map_holder_destroy(im->maps);
+    auth_identity_cleanup(&im->who);
+    auth_table_destroy(im->clients);
+    config_destroy(im->cfg);
+}
+
+/* The client the data is imported for: a GP organisation of the client table. */
+static int import_client(struct importer *im, const char *name)
+{
+    struct gw_error err;
+
+    if (auth_table_create(im->cfg, &im->clients, &err) != GW_OK ||
+        auth_identify_name(im->clients, name, &im->who, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: import --client: %s\n", err.msg);
+        return 2;
+    }
+    if (im->who.role != AUTH_GP || !im->who.org_id) {
+        fprintf(stderr,
+                "fhir-gateway: import --client %s: the client has role %s; imported data belongs"
+                " to a GP organisation, so name a client of role gp\n",
+                name, auth_role_name(im->who.role));
+        return 2;
+    }
+    return 0;
+}
+
+static enum gw_code import_open(struct importer *im, struct gw_error *err)
+{
+    struct rest_parts parts;
+    struct ris_hooks hooks;
+    enum gw_code rc = map_holder_create(im->cfg->mappings_dir, &im->maps, err);
+
+    if (!rc)
+        rc = store_open(im->cfg, &im->store, err);
+    if (rc)
+        return rc;
+    parts = (struct rest_parts){.cfg = im->cfg, .store = im->store, .maps = im->maps};
+    rc = rest_create(&parts, &im->rest, err);
+    if (rc)
+        return rc;
+    rest_ris_hooks(im->rest, &hooks);
+    rc = ris_create(im->cfg, im->store, &hooks, &im->ris, err); /* orders: nothing is started */
+    if (!rc)
+        rest_set_ris(im->rest, im->ris);
+    return rc;
+}
+
+static void import_failure(void *ctx, long line, int status, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "line %ld: %d %s\n", line, status, text);
+}
+
+static int import_run(struct importer *im, const char *path, size_t batch)
+{
+    struct rest_import_stats stats;
+    struct gw_error err;
+    char detail[300];
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    int64_t started = gw_mono_ms();
+    double seconds;
+    enum gw_code rc;
+
+    if (!in) {
+        fprintf(stderr, "fhir-gateway: import: cannot open %s\n", path);
+        return 2;
+    }
+    rc = rest_import(im->rest, &im->who, in, batch, import_failure, NULL, &stats, &err);
+    if (in != stdin)
+        fclose(in);
+    seconds = (double)(gw_mono_ms() - started) / 1000.0;
+    printf("import: %ld lines, %ld imported (%ld already there), %ld failed in %.1f s"
+           " (%.0f lines/s)\n",
+           stats.lines, stats.imported, stats.matched, stats.failed, seconds,
+           seconds > 0 ? (double)stats.lines / seconds : 0.0);
+    if (rc)
+        fprintf(stderr, "fhir-gateway: import stopped: %s\n", err.msg);
+    snprintf(detail, sizeof detail, "import %s for %s: %ld lines, %ld imported, %ld failed", path,
+             im->who.client_name, stats.lines, stats.imported, stats.failed);
+    audit_cli(im->store, "import", 'C', rc || stats.failed ? GW_E_INPUT : GW_OK, detail);
+    return rc || stats.failed ? 1 : 0;
+}
+
+/* fhir-gateway import --client NAME [--batch N] FILE.ndjson|-: exit 0 when
+ * every line was imported, 1 when some failed (each reported on stderr as
+ * "line N: STATUS text"), 2 when the import could not start. */
+static int import_command(const struct cli *cli)
+{
+    struct importer im;
+    struct gw_error err;
+    long batch = 0;
+    int status;
+
+    memset(&im, 0, sizeof im);
+    if (cli->n_args != 2 || !cli->client ||
+        (cli->batch && !gw_parse_long(cli->batch, 1, 10000, &batch))) {
+        fprintf(stderr, "fhir-gateway: import needs --client NAME (a gp client of the client"
+                        " table) and one FILE.ndjson, or - for stdin; --batch is 1 to 10000\n");
+        return 2;
+    }
+    im.cfg = load_config(cli);
+    if (!im.cfg)
+        return 2;
+    status = import_client(&im, cli->client);
+    if (!status && import_open(&im, &err) != GW_OK) {
+        fprintf(stderr, "fhir-gateway: %s\n", err.msg);
+        status = 2;
+    }
+    if (!status)
+        status = import_run(&im, cli->args[1], (size_t)batch);
+    importer_cleanup(&im);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli;
@@ -536,6 +675,8 @@ int main(int argc, char **argv)
         status = mappings_command(&cli);
     else if (strcmp(cli.args[0], "translate") == 0)
         status = translate_command(&cli);
+    else if (strcmp(cli.args[0], "import") == 0)
+        status = import_command(&cli);
     else if (strcmp(cli.args[0], "version") == 0)
         status = printf("fhir-gateway %s (FHIR 4.0.1, HL7 v2.5.1)\n", GATEWAY_VERSION) < 0;
     else if (strcmp(cli.args[0], "help") == 0 || strcmp(cli.args[0], "--help") == 0)

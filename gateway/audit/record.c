@@ -14,6 +14,9 @@
 struct index_list {
     struct store_index_entry e[AUDIT_MAX_INDEX];
     size_t n;
+    char *lowered[AUDIT_MAX_ENTITIES + 1]; /* entity-name values in lower case */
+    size_t n_lowered;
+    bool nomem;
 };
 
 static void add(struct index_list *l, const char *param, const char *system, const char *value)
@@ -21,6 +24,35 @@ static void add(struct index_list *l, const char *param, const char *system, con
     if (!value || l->n == AUDIT_MAX_INDEX)
         return;
     l->e[l->n++] = (struct store_index_entry){param, system, value, 0, 0};
+}
+
+/* entity-name: the store matches strings as normalised text (lower case),
+ * the names here (request ids, message control ids) are ASCII; :exact
+ * compares them as written. */
+static void add_name(struct index_list *l, const char *name)
+{
+    char *low;
+    size_t i;
+
+    if (!name || l->n_lowered == sizeof l->lowered / sizeof l->lowered[0])
+        return;
+    low = gw_strdup(name);
+    if (!low) {
+        l->nomem = true;
+        return;
+    }
+    for (i = 0; low[i]; i++)
+        if (low[i] >= 'A' && low[i] <= 'Z')
+            low[i] = (char)(low[i] - 'A' + 'a');
+    l->lowered[l->n_lowered++] = low;
+    add(l, "entity-name", NULL, low);
+    add(l, "entity-name:exact", NULL, name);
+}
+
+static void index_cleanup(struct index_list *l)
+{
+    while (l->n_lowered)
+        free(l->lowered[--l->n_lowered]);
 }
 
 static void add_coding(struct index_list *l, const char *param, json_t *c)
@@ -35,6 +67,8 @@ static void index_event(struct index_list *l, json_t *ae, const struct audit_eve
     size_t i;
 
     l->n = 0;
+    l->n_lowered = 0;
+    l->nomem = false;
     add_coding(l, "type", json_object_get(ae, "type"));
     add_coding(l, "subtype", json_array_get(json_object_get(ae, "subtype"), 0));
     add(l, "action", NULL, json_string_value(json_object_get(ae, "action")));
@@ -51,14 +85,10 @@ static void index_event(struct index_list *l, json_t *ae, const struct audit_eve
     for (i = 0; i < ev->n_entities; i++)
         add(l, "entity", NULL, ev->entities[i].reference);
     /* entity-name: request ids and message control ids link the events of
-     * one request or one message (string search: LIKE is case-blind in
-     * ASCII, which is all such names hold; :exact compares as written) */
-    for (i = 0; i < ev->n_entities; i++) {
-        add(l, "entity-name", NULL, ev->entities[i].name);
-        add(l, "entity-name:exact", NULL, ev->entities[i].name);
-    }
-    add(l, "entity-name", NULL, ev->request_id);
-    add(l, "entity-name:exact", NULL, ev->request_id);
+     * one request or one message */
+    for (i = 0; i < ev->n_entities; i++)
+        add_name(l, ev->entities[i].name);
+    add_name(l, ev->request_id);
     add(l, "patient", NULL, ev->patient);
     add(l, "entity", NULL, ev->patient);
     if (l->n < AUDIT_MAX_INDEX)
@@ -103,7 +133,7 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
     char *text;
     enum gw_code rc;
 
-    rc = gw_uuid(id, err);
+    rc = gw_uuid7(id, err);
     if (rc)
         return rc;
     ae = audit_event_build(ev, id, recorded);
@@ -114,7 +144,9 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
         goto out;
     }
     index_event(idx, ae, ev, recorded);
-    rc = store_txn_audit_append(txn, id, recorded, text, idx->e, idx->n, err);
+    rc = idx->nomem ? gw_fail(err, GW_E_NOMEM, "no memory for an AuditEvent")
+                    : store_txn_audit_append(txn, id, recorded, text, idx->e, idx->n, err);
+    index_cleanup(idx);
     if (!rc)
         rc = tally(txn, ev, recorded, err);
 out:

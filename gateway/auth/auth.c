@@ -199,6 +199,25 @@ enum gw_code auth_identify(const struct auth_table *t, const unsigned char *der,
     return GW_OK;
 }
 
+enum gw_code auth_identify_name(const struct auth_table *t, const char *name,
+                                struct auth_identity *id, struct gw_error *err)
+{
+    size_t i;
+
+    memset(id, 0, sizeof *id);
+    for (i = 0; i < t->n_rows; i++) {
+        if (!t->rows[i].client_name || strcmp(t->rows[i].client_name, name) != 0)
+            continue;
+        if (auth_identity_copy(id, &t->rows[i]) != GW_OK ||
+            (t->subjects[i] && !(id->subject = gw_strdup(t->subjects[i])))) {
+            auth_identity_cleanup(id);
+            return gw_fail(err, GW_E_NOMEM, "no memory for the client identity");
+        }
+        return GW_OK;
+    }
+    return gw_fail(err, GW_E_NOTFOUND, "no client called \"%s\" in the client table", name);
+}
+
 enum gw_code auth_identity_copy(struct auth_identity *dst, const struct auth_identity *src)
 {
     size_t i;

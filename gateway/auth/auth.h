@@ -59,6 +59,12 @@ void auth_table_destroy(struct auth_table *t);
 enum gw_code auth_identify(const struct auth_table *t, const unsigned char *der, size_t len,
                            struct auth_identity *id, struct gw_error *err);
 void auth_identity_cleanup(struct auth_identity *id);
+/* The identity of the table's client called name, as a certificate of it
+ * would give (for command-line work done in a client's name: import).
+ * GW_E_NOTFOUND when the table has no such client. Free with
+ * auth_identity_cleanup(). */
+enum gw_code auth_identify_name(const struct auth_table *t, const char *name,
+                                struct auth_identity *id, struct gw_error *err);
 /* Deep copy of src into dst; GW_E_NOMEM on failure (dst then cleaned). */
 enum gw_code auth_identity_copy(struct auth_identity *dst, const struct auth_identity *src);
 

@@ -416,7 +416,7 @@ enum gw_code rest_plan_resolve(struct rest_plan *p, struct store_txn *txn, struc
 
         if (e->id)
             continue;
-        rc = gw_uuid(uuid, err);
+        rc = gw_uuid7(uuid, err); /* time-ordered: new ids share index pages */
         if (rc)
             return rc;
         e->id = gw_strdup(uuid);

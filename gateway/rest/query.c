@@ -130,26 +130,6 @@ static bool parse_prefix(const char **v, enum store_prefix *prefix)
     return false;
 }
 
-/* Escapes % _ \ for LIKE and adds the wildcards. */
-static char *like_pattern(const char *norm, bool contains)
-{
-    size_t n = strlen(norm), o = 0, i;
-    char *out = malloc(2 * n + 3);
-
-    if (!out)
-        return NULL;
-    if (contains)
-        out[o++] = '%';
-    for (i = 0; i < n; i++) {
-        if (norm[i] == '%' || norm[i] == '_' || norm[i] == '\\')
-            out[o++] = '\\';
-        out[o++] = norm[i];
-    }
-    out[o++] = '%';
-    out[o] = '\0';
-    return out;
-}
-
 static void token_value(char *raw, struct store_value *v)
 {
     char *bar = unescaped_bar(raw);
@@ -243,14 +223,8 @@ static enum gw_code one_value(struct rest_search *s, const struct param_spec *ps
         break;
     case STORE_STRING:
         unescape(raw);
-        if (c->exact) {
-            v->value = raw;
-        } else {
-            char *norm = rest_normalise(raw);
-
-            v->value = keep(s, like_pattern(norm ? norm : "", ps->modifier != NULL));
-            free(norm);
-        }
+        /* the store matches normalised text as a prefix, or inside with :contains */
+        v->value = c->exact ? raw : keep(s, rest_normalise(raw));
         break;
     default:
         unescape(raw);
@@ -309,12 +283,12 @@ static bool apply_modifier(const struct param_spec *ps, struct store_cond *c, co
         c->missing = strcmp(value, "true") == 0;
         return c->missing || strcmp(value, "false") == 0;
     }
+    if (ps->kind == STORE_STRING && strcmp(m, "contains") == 0)
+        return (c->contains = true);
     if (ps->kind == STORE_TOKEN && strcmp(m, "not") == 0)
         return (c->negate = true);
     if (ps->kind == STORE_STRING && strcmp(m, "exact") == 0)
         return (c->exact = true);
-    if (ps->kind == STORE_STRING && strcmp(m, "contains") == 0)
-        return true;
     if (ps->kind == STORE_REFERENCE && fhir_is_resource_type(m))
         return true;
     return false;
@@ -366,6 +340,8 @@ static enum gw_code add_condition(struct rest_search *s, const struct http_reque
     c->values = &s->values[s->n_values];
     if (!apply_modifier(&ps, c, value))
         return not_applied(req, outcome, full, "uses a modifier this server does not support");
+    if (ps.modifier && strcmp(ps.modifier, "missing") == 0 && strcmp(s->type, "AuditEvent") == 0)
+        return not_applied(req, outcome, full, "is not supported on AuditEvent");
     c->param = c->exact ? keep(s, rest_exact_name(ps.name)) : ps.name;
     while (*p && !(ps.modifier && strcmp(ps.modifier, "missing") == 0)) {
         char *raw = keep(s, next_value(&p));
@@ -397,7 +373,9 @@ static enum gw_code parse_sort(struct rest_search *s, const struct http_request 
         desc = item[0] == '-';
         memset(&ps, 0, sizeof ps);
         if (classify(s->type, item + desc, &ps, s) != GW_OK || ps.modifier ||
-            ps.kind == STORE_REFERENCE)
+            ps.kind == STORE_REFERENCE ||
+            (strcmp(s->type, "AuditEvent") == 0 && strcmp(ps.name, "date") != 0 &&
+             strcmp(ps.name, "_lastUpdated") != 0 && strcmp(ps.name, "_id") != 0))
             return not_applied(req, outcome, item, "cannot be used in _sort");
         *so = (struct store_sort){ps.name, ps.kind, desc};
         s->q.n_sorts++;

@@ -665,7 +665,7 @@ static enum gw_code create_task(struct rest_plan *p, struct store_txn *txn, stru
 {
     char id[GW_UUID_LEN];
     json_t *task = new_task(txn, e, rr);
-    enum gw_code rc = gw_uuid(id, err);
+    enum gw_code rc = gw_uuid7(id, err); /* time-ordered: new ids share index pages */
 
     if (!task)
         return gw_fail(err, GW_E_NOMEM, "no memory for the Task");

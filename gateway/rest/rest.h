@@ -26,6 +26,8 @@
 #include "http/http.h"
 #include "store/store.h"
 
+#include <stdio.h>
+
 struct rest_ctx;
 
 struct audit_refusals;
@@ -70,6 +72,34 @@ enum gw_code rest_render(json_t *resource, enum http_format fmt, struct gw_buf *
                          struct gw_error *err);
 void rest_on_refusal(void *ctx, struct http_request *req, struct http_response *resp, int status,
                      const char *why);
+
+/* ------------------------------------------------------------ import */
+
+struct auth_identity;
+
+struct rest_import_stats {
+    long lines;    /* lines read, blank ones left out */
+    long imported; /* written (or, for a resource whose identifier was there already, matched) */
+    long matched;  /* of which matched */
+    long failed;   /* refused or failed: each reported to the failure callback */
+};
+
+/* Called for each line that failed, in line order: its number, the HTTP
+ * status the same request would have had, and its OperationOutcome's errors
+ * as text. */
+typedef void (*rest_import_failure_fn)(void *ctx, long line, int status, const char *text);
+
+/* Loads FHIR NDJSON from in (one resource, or one transaction Bundle, per
+ * line) as the client who would create it over HTTP: same validation,
+ * referral profile, mapping, Tasks, RIS orders and AuditEvents, batch lines
+ * per commit (0: 500). A resource (or transaction entry without ifNoneExist)
+ * whose first identifier the client already has a resource of that type with
+ * is matched, not created again. Returns
+ * GW_OK once every line was tried (stats says how many failed), or the
+ * error that stopped the reading. Threads: the caller's, and one committing. */
+enum gw_code rest_import(struct rest_ctx *ctx, const struct auth_identity *who, FILE *in,
+                         size_t batch, rest_import_failure_fn on_failure, void *fctx,
+                         struct rest_import_stats *stats, struct gw_error *err);
 
 /* The CapabilityStatement, built from the routing table: a new reference. */
 json_t *rest_capability_statement(const struct rest_ctx *ctx);

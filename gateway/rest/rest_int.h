@@ -307,6 +307,10 @@ enum gw_code rest_referral_finish(struct rest_plan *p, struct store_txn *txn, st
                                   struct gw_error *err);
 void rest_referral_free(struct rest_referral *r);
 
+/* transaction.c: reads a transaction Bundle's entries into p (refusals are
+ * recorded in p, as rest_plan_fail() does). */
+enum gw_code rest_plan_add_transaction(struct rest_plan *p, json_t *bundle);
+
 /* write.c */
 /* Runs the plan p (allocated with calloc, taken) in one commit with its
  * AuditEvents; req's answer waits for it: once committed (or failed),
@@ -317,6 +321,11 @@ void rest_plan_submit(struct rest_plan *p, struct http_request *req, struct http
  * its AuditEvents; done(done_ctx, rc, err) runs on the store's writer once
  * it committed or failed (p->rc and p->err say the same). */
 void rest_plan_submit_then(struct rest_plan *p, store_done_fn done, void *done_ctx);
+/* The two steps a submitted plan hands the store, for a caller that queues
+ * many plans at once (import.c): apply writes, audit records the outcome. */
+enum gw_code rest_plan_apply(struct store_txn *txn, struct rest_plan *p, struct gw_error *err);
+enum gw_code rest_plan_audit(struct store_txn *txn, struct rest_plan *p, enum gw_code outcome,
+                             const struct gw_error *why, struct gw_error *err);
 /* Answers a failed plan (its status and outcome, or the error's). */
 void rest_plan_answer_failure(struct rest_plan *p, const struct gw_error *err,
                               struct http_response *resp);

@@ -429,7 +429,7 @@ void rest_handle_subscription_create(struct http_request *req, struct http_respo
 
     if (!w)
         return;
-    if (take_body(w, req, resp) && gw_uuid(uuid, NULL) != GW_OK)
+    if (take_body(w, req, resp) && gw_uuid7(uuid, NULL) != GW_OK)
         http_respond_error(resp, 503, "transient", "no id could be drawn", NULL);
     if (resp->status) {
         refuse(w, req, resp, 503);

@@ -148,15 +148,30 @@ static void answer_transaction(struct rest_plan *plan, struct http_response *res
     json_decref(answer);
 }
 
+enum gw_code rest_plan_add_transaction(struct rest_plan *p, json_t *bundle)
+{
+    json_t *entry;
+    size_t i;
+    enum gw_code rc = GW_OK;
+
+    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
+        rc = add_entry(p, entry, (long)i);
+        if (rc)
+            return rc;
+    }
+    if (p->n_entries == 0)
+        rc = rest_plan_fail(p, 400, GW_E_INPUT, "required", "Bundle.entry",
+                            "the transaction has no entries");
+    return rc;
+}
+
 static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
                             struct http_response *resp, json_t *bundle)
 {
     struct rest_plan *plan = calloc(1, sizeof *plan);
     struct audit_event ev;
     struct gw_error err;
-    json_t *entry;
-    size_t i;
-    enum gw_code rc = GW_OK;
+    enum gw_code rc;
 
     if (!plan) {
         rest_audit_init(&ev, req, "transaction", 'E');
@@ -167,14 +182,7 @@ static void run_transaction(struct rest_ctx *ctx, struct http_request *req,
     }
     rest_plan_init(plan, ctx, req, "transaction");
     snprintf(plan->path, sizeof plan->path, "POST /fhir (transaction)");
-    json_array_foreach (json_object_get(bundle, "entry"), i, entry) {
-        rc = add_entry(plan, entry, (long)i);
-        if (rc)
-            break;
-    }
-    if (rc == GW_OK && plan->n_entries == 0)
-        rc = rest_plan_fail(plan, 400, GW_E_INPUT, "required", "Bundle.entry",
-                            "the transaction has no entries");
+    rc = rest_plan_add_transaction(plan, bundle);
     if (!rc) {
         rest_plan_submit(plan, req, resp, answer_transaction);
         return;

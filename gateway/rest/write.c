@@ -206,6 +206,17 @@ static enum gw_code audit(struct store_txn *txn, void *vplan, enum gw_code outco
     return rc;
 }
 
+enum gw_code rest_plan_apply(struct store_txn *txn, struct rest_plan *p, struct gw_error *err)
+{
+    return apply(txn, p, err);
+}
+
+enum gw_code rest_plan_audit(struct store_txn *txn, struct rest_plan *p, enum gw_code outcome,
+                             const struct gw_error *why, struct gw_error *err)
+{
+    return audit(txn, p, outcome, why, err);
+}
+
 /* The plan's job is committed (or failed): on the writer thread, cheap. */
 static void plan_committed(void *vplan, enum gw_code rc, const struct gw_error *err)
 {

@@ -61,7 +61,7 @@ static json_t *new_resource(const char *type, json_t *previous)
     char id[GW_UUID_LEN];
     const char *old = str(previous, "id");
 
-    if (!old && gw_uuid(id, NULL) != GW_OK)
+    if (!old && gw_uuid7(id, NULL) != GW_OK) /* time-ordered, as every new id */
         return NULL;
     return json_pack("{s:s, s:s}", "resourceType", type, "id", old ? old : id);
 }

@@ -15,10 +15,6 @@
 enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, const char *client,
                                    const char *address, int cls, long n, struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO audit_rollup (hour, client, address, class, n, last)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hour, client, address, class)"
-        " DO UPDATE SET n = n + excluded.n, last = MAX(last, excluded.last)";
     sqlite3_stmt *s;
     enum gw_code rc;
 
@@ -26,7 +22,7 @@ enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, c
         return gw_fail(err, GW_E_INTERNAL, "activity class %d or count %ld out of range", cls, n);
     if (txn->rec)
         return record_audit_tally(txn, client, address, cls, n, err);
-    rc = stmt_txn(txn, sql, &s, err);
+    rc = stmt_txn(txn, SQL_ROLLUP_TALLY, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_int64(s, 1, recorded_ms - recorded_ms % STORE_HOUR_MS);
@@ -61,11 +57,7 @@ static enum gw_code read_hours(sqlite3 *db, int64_t since, int64_t until, struct
                                struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db,
-                                   "SELECT hour, class, SUM(n) FROM audit_rollup"
-                                   " WHERE hour >= ?1 AND hour < ?2 GROUP BY hour, class"
-                                   " ORDER BY hour",
-                                   &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_ROLLUP_HOURS, &s, err);
     size_t cap = (size_t)((until - since) / STORE_HOUR_MS) + 1;
     int step;
 
@@ -103,14 +95,7 @@ static enum gw_code read_clients(sqlite3 *db, int64_t since, int64_t until, size
                                  struct store_activity *a, struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(
-        db,
-        "SELECT client, address, SUM(CASE class WHEN 0 THEN n ELSE 0 END),"
-        " SUM(CASE class WHEN 1 THEN n ELSE 0 END), SUM(CASE class WHEN 2 THEN n ELSE 0 END),"
-        " SUM(CASE class WHEN 3 THEN n ELSE 0 END), MAX(last) FROM audit_rollup"
-        " WHERE hour >= ?1 AND hour < ?2 GROUP BY client, address"
-        " ORDER BY SUM(n) DESC, client, address LIMIT ?3",
-        &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_ROLLUP_CLIENTS, &s, err);
     int step, k;
 
     if (rc)

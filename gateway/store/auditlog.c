@@ -47,9 +47,8 @@ void store_audit_hash(const char *key, const char *prev_hash, const char *text, 
 
 enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err)
 {
-    static const char sql[] = "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc = stmt_txn(txn, SQL_AUDIT_HEAD, &s, err);
     int step;
 
     if (rc)
@@ -64,12 +63,37 @@ enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_erro
     return rc;
 }
 
+/* The event's search entries; dates need none (the row's recorded time,
+ * which grows with seq, is searched as a seq range). */
+static enum gw_code audit_index_insert(struct store_txn *txn, int64_t seq,
+                                       const struct store_index_entry *e, size_t n,
+                                       struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = GW_OK;
+    size_t i;
+
+    for (i = 0; !rc && i < n; i++) {
+        if (!e[i].value)
+            continue;
+        rc = stmt_txn(txn, SQL_AUDIT_INDEX_INSERT, &s, err);
+        if (rc)
+            break;
+        sqlite3_bind_int64(s, 1, store_param_id("AuditEvent", e[i].param));
+        sqlite3_bind_text(s, 2, e[i].value, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, seq);
+        sqlite3_bind_text(s, 4, e[i].system ? e[i].system : "", -1, SQLITE_STATIC);
+        if (sqlite3_step(s) != SQLITE_DONE)
+            rc = store_fail_db(txn->db, err, "insert audit index");
+        stmt_release(s);
+    }
+    return rc;
+}
+
 enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64_t recorded_ms,
                                     const char *canonical, const struct store_index_entry *index,
                                     size_t n_index, struct gw_error *err)
 {
-    static const char sql[] = "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5)";
     char hash[65];
     sqlite3_stmt *s;
     enum gw_code rc;
@@ -79,7 +103,7 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
     if (strlen(hash) != 64)
         return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");
-    rc = stmt_txn(txn, sql, &s, err);
+    rc = stmt_txn(txn, SQL_AUDIT_INSERT, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -91,9 +115,27 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
         rc = store_fail_db(txn->db, err, "audit append");
     stmt_release(s);
     if (!rc)
-        rc = index_insert(txn, true, sqlite3_last_insert_rowid(txn->db), index, n_index, err);
+        rc = audit_index_insert(txn, sqlite3_last_insert_rowid(txn->db), index, n_index, err);
     if (!rc)
         memcpy(txn->chain_head, hash, sizeof hash);
+    return rc;
+}
+
+/* The seq range [*lo, *hi] of rows recorded in [since_ms, until_ms). */
+static enum gw_code scan_bounds(sqlite3 *db, int64_t since_ms, int64_t until_ms, int64_t *lo,
+                                int64_t *hi, struct gw_error *err)
+{
+    struct conn c = {db, NULL};
+    enum gw_code rc = GW_OK;
+
+    *lo = 0;
+    *hi = INT64_MAX;
+    if (since_ms)
+        rc = search_seq_at(&c, true, since_ms, lo, err);
+    if (!rc && until_ms) {
+        rc = search_seq_at(&c, true, until_ms, hi, err);
+        (*hi)--;
+    }
     return rc;
 }
 
@@ -101,22 +143,22 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
                               store_audit_row_fn fn, void *ctx, struct gw_error *err)
 {
     sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    sqlite3_stmt *s = NULL;
+    int64_t lo, hi;
     enum gw_code rc;
-    int step;
+    int step = SQLITE_DONE;
 
-    rc = stmt_prepare(db,
-                      /* '+' keeps the planner on the seq order: a scan, never a
-                       * sort of the whole log in memory */
-                      "SELECT seq, id, recorded, json, prev_hash, hash FROM audit"
-                      " WHERE +recorded >= ?1 AND +recorded < ?2 ORDER BY seq",
-                      &s, err);
+    rc = scan_bounds(db, since_ms, until_ms, &lo, &hi, err);
+    if (!rc)
+        rc = stmt_prepare(db, SQL_AUDIT_SCAN, &s, err);
     if (rc) {
         reader_release(st, db);
         return rc;
     }
-    sqlite3_bind_int64(s, 1, since_ms);
-    sqlite3_bind_int64(s, 2, until_ms ? until_ms : INT64_MAX);
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    sqlite3_bind_int64(s, 3, since_ms);
+    sqlite3_bind_int64(s, 4, until_ms ? until_ms : INT64_MAX);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_audit_row row = {
             .seq = sqlite3_column_int64(s, 0),

@@ -16,10 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define SUBSCRIPTION_COLUMNS "id, owner, type, criteria, end_ms, enabled, events"
-#define NOTE_COLUMNS                                                                               \
-    "seq, subscription, position, event, kind, focus_type, focus_id, focus_version, state,"        \
-    " attempts, next_at, created, last_error"
 #define NOTES_MAX_LIST 100000 /* rows one listing returns at most */
 
 /* ------------------------------------------------------------ subscriptions */
@@ -60,12 +56,9 @@ static bool subscription_from_row(sqlite3_stmt *s, struct store_subscription *ou
 enum gw_code store_txn_subscription_put(struct store_txn *txn, const struct store_subscription *s,
                                         struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO subscriptions (id, owner, type, criteria, end_ms, enabled)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner = ?2, type = ?3,"
-        " criteria = ?4, end_ms = ?5, enabled = ?6";
     sqlite3_stmt *st;
-    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &st, err);
+    enum gw_code rc =
+        txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_SUBSCRIPTION_PUT, &st, err);
 
     if (rc)
         return rc;
@@ -88,7 +81,7 @@ enum gw_code store_txn_subscription_remove(struct store_txn *txn, const char *id
     enum gw_code rc = txn->rec ? record_unsupported(txn, err) : store_txn_note_drop(txn, id, err);
 
     if (!rc)
-        rc = stmt_prepare(txn->db, "DELETE FROM subscriptions WHERE id = ?1", &s, err);
+        rc = stmt_prepare(txn->db, SQL_SUBSCRIPTION_REMOVE, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -128,14 +121,12 @@ enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner
                                         struct store_subscription **out, size_t *n_out,
                                         struct gw_error *err)
 {
-    static const char sql[] = "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
-                              " WHERE owner = ?1 AND (?2 IS NULL OR type = ?2) ORDER BY id";
     sqlite3_stmt *s;
     enum gw_code rc;
 
     *out = NULL;
     *n_out = 0;
-    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
+    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_SUBSCRIPTIONS_OF, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
@@ -152,8 +143,7 @@ enum gw_code store_subscription_get(struct store *st, const char *id,
     sqlite3_stmt *s;
     struct store_subscription *list = NULL;
     size_t n = 0;
-    enum gw_code rc = stmt_prepare(
-        db, "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions WHERE id = ?1", &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_SUBSCRIPTION_GET, &s, err);
 
     memset(out, 0, sizeof *out);
     if (!rc) {
@@ -218,10 +208,8 @@ static bool note_from_row(sqlite3_stmt *s, struct store_note *n)
 static enum gw_code next_numbers(struct store_txn *txn, const struct store_note_new *n,
                                  long *position, long *event, struct gw_error *err)
 {
-    static const char bump[] = "UPDATE subscriptions SET queued = queued + 1,"
-                               " events = events + ?2 WHERE id = ?1 RETURNING queued, events";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, bump, &s, err);
+    enum gw_code rc = stmt_txn(txn, SQL_NOTE_NUMBERS, &s, err);
     int step;
 
     if (rc)
@@ -245,17 +233,13 @@ static enum gw_code next_numbers(struct store_txn *txn, const struct store_note_
 enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_new *n,
                                 struct store_note *added, struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO notifications (subscription, position, event, kind, focus_type, focus_id,"
-        " focus_version, state, next_at, created, updated)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8)";
     sqlite3_stmt *s;
     long position = 0, event = 0;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : next_numbers(txn, n, &position, &event, err);
 
     if (!rc)
-        rc = stmt_txn(txn, sql, &s, err);
+        rc = stmt_txn(txn, SQL_NOTE_ADD, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, n->subscription, -1, SQLITE_STATIC);
@@ -287,11 +271,8 @@ enum gw_code store_txn_note_drop(struct store_txn *txn, const char *subscription
                                  struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = txn->rec ? record_unsupported(txn, err)
-                               : stmt_prepare(txn->db,
-                                              "UPDATE notifications SET state = 3, updated = ?2"
-                                              " WHERE state = 0 AND subscription = ?1",
-                                              &s, err);
+    enum gw_code rc =
+        txn->rec ? record_unsupported(txn, err) : stmt_prepare(txn->db, SQL_NOTE_DROP, &s, err);
 
     if (rc)
         return rc;
@@ -332,13 +313,9 @@ static enum gw_code collect_notes(sqlite3 *db, sqlite3_stmt *s, size_t max, stru
 enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **out, size_t *n_out,
                               struct gw_error *err)
 {
-    static const char sql[] =
-        "SELECT " NOTE_COLUMNS " FROM notifications n WHERE n.state = 0 AND n.position ="
-        " (SELECT MIN(m.position) FROM notifications m WHERE m.state = 0"
-        " AND m.subscription = n.subscription) ORDER BY n.next_at, n.seq LIMIT ?1";
     sqlite3 *db = reader_acquire(st);
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_NOTE_HEADS, &s, err);
 
     *out = NULL;
     *n_out = 0;
@@ -356,11 +333,9 @@ enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **
 enum gw_code store_note_pending(struct store *st, const char *subscription, size_t max,
                                 struct store_note **out, size_t *n_out, struct gw_error *err)
 {
-    static const char sql[] = "SELECT " NOTE_COLUMNS " FROM notifications"
-                              " WHERE state = 0 AND subscription = ?1 ORDER BY position LIMIT ?2";
     sqlite3 *db = reader_acquire(st);
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_NOTE_PENDING, &s, err);
 
     *out = NULL;
     *n_out = 0;
@@ -380,14 +355,11 @@ enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum stor
                                    int64_t next_at_ms, const char *error, bool *changed,
                                    struct gw_error *err)
 {
-    static const char sql[] =
-        "UPDATE notifications SET state = ?2, attempts = attempts + 1, next_at = ?3,"
-        " updated = ?4, last_error = ?5 WHERE seq = ?1 AND state = 0";
     sqlite3_stmt *s;
     enum gw_code rc;
 
     *changed = false;
-    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
+    rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_NOTE_SETTLE, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_int64(s, 1, seq);
@@ -409,17 +381,11 @@ enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum stor
 enum gw_code store_note_stats(struct store *st, struct store_note_stats **out, size_t *n_out,
                               struct gw_error *err)
 {
-    static const char sql[] =
-        "SELECT s.id,"
-        " (SELECT COUNT(*) FROM notifications n WHERE n.state = 0 AND n.subscription = s.id),"
-        " (SELECT COUNT(*) FROM notifications n WHERE n.state = 2 AND n.subscription = s.id),"
-        " (SELECT MIN(n.created) FROM notifications n WHERE n.state = 0"
-        "  AND n.subscription = s.id) FROM subscriptions s ORDER BY s.id";
     sqlite3 *db = reader_acquire(st);
     sqlite3_stmt *s = NULL;
     struct store_note_stats *list = NULL, *grown, *row;
     size_t n = 0, cap = 0;
-    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_NOTE_STATS, &s, err);
     int step = SQLITE_DONE;
 
     *out = NULL;

@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUTBOX_COLUMNS                                                                             \
-    "o.seq, o.control_id, o.site, o.kind, o.ref_type, o.ref_id, o.message, o.state,"               \
-    " o.lease_until, o.attempts, o.created, o.last_error"
-
 void store_outbox_msg_cleanup(struct store_outbox_msg *m)
 {
     if (!m)
@@ -90,15 +86,12 @@ static enum gw_code collect(sqlite3 *db, sqlite3_stmt *s, size_t max, struct sto
 enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outbox_new *m,
                                   struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO outbox (control_id, site, kind, ref_type, ref_id, message, state, created,"
-        " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
     sqlite3_stmt *s;
     enum gw_code rc;
 
     if (txn->rec)
         return record_outbox_add(txn, m, err);
-    rc = stmt_txn(txn, sql, &s, err);
+    rc = stmt_txn(txn, SQL_OUTBOX_INSERT, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, m->control_id, -1, SQLITE_STATIC);
@@ -114,51 +107,29 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
     return rc;
 }
 
-static void sites_in(struct sql *q, const char *const *sites, size_t n_sites)
-{
-    size_t i;
-
-    sql_text(q, "o.site IN (NULL");
-    for (i = 0; i < n_sites; i++) {
-        sql_text(q, ", ");
-        sql_bind_text(q, sites[i]);
-    }
-    sql_text(q, ")");
-}
-
 enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites, size_t n_sites,
                                     size_t max, int64_t lease_ms, struct store_outbox_msg **out,
                                     size_t *n_out, struct gw_error *err)
 {
+    struct conn c = {txn->db, &txn->st->wtext}; /* the writer's: its statements are kept */
     struct sql q;
     sqlite3_stmt *s = NULL, *u = NULL;
     enum gw_code rc;
     size_t i;
 
-    if (txn->rec) {
-        *out = NULL;
-        *n_out = 0;
+    *out = NULL;
+    *n_out = 0;
+    if (txn->rec)
         return record_unsupported(txn, err);
-    }
     sql_init(&q);
-    sql_text(&q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE ");
-    sites_in(&q, sites, n_sites);
-    sql_text(&q, " AND (o.state = 0 OR (o.state = 1 AND o.lease_until <= ");
-    sql_bind_int(&q, txn->now_ms);
-    sql_text(&q, ")) AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.ref_type = o.ref_type"
-                 " AND e.ref_id = o.ref_id AND e.seq < o.seq AND e.state IN (0, 1))"
-                 " ORDER BY o.seq LIMIT ");
-    sql_bind_int(&q, (int64_t)max);
-    rc = sql_prepare(txn->db, &q, &s, err);
+    outbox_lease_sql(&q, sites, n_sites, txn->now_ms, max);
+    rc = conn_prepare(&c, &q, &s, err);
     if (!rc)
         rc = collect(txn->db, s, max, out, n_out, err);
-    sqlite3_finalize(s);
+    conn_done(&c, s);
     sql_cleanup(&q);
     if (!rc)
-        rc = stmt_prepare(txn->db,
-                          "UPDATE outbox SET state = 1, lease_until = ?1, attempts = attempts + 1,"
-                          " updated = ?2 WHERE seq = ?3",
-                          &u, err);
+        rc = stmt_txn(txn, SQL_OUTBOX_LEASE, &u, err);
     for (i = 0; !rc && i < *n_out; i++) {
         sqlite3_reset(u);
         sqlite3_bind_int64(u, 1, txn->now_ms + lease_ms);
@@ -170,7 +141,7 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
         (*out)[i].lease_until_ms = txn->now_ms + lease_ms;
         (*out)[i].attempts++;
     }
-    sqlite3_finalize(u);
+    stmt_release(u);
     if (rc && *out) {
         store_outbox_list_free(*out, *n_out);
         *out = NULL;
@@ -179,37 +150,43 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
     return rc;
 }
 
-static enum gw_code find_by_control_id(sqlite3 *db, const char *control_id,
+static bool serves(const char *const *sites, size_t n_sites, const char *site)
+{
+    size_t i;
+
+    for (i = 0; site && i < n_sites; i++)
+        if (strcmp(sites[i], site) == 0)
+            return true;
+    return false;
+}
+
+/* The message with control_id (UNIQUE), when it is one of the sites' (or
+ * any, with sites NULL). */
+static enum gw_code find_by_control_id(struct store_txn *txn, const char *control_id,
                                        const char *const *sites, size_t n_sites,
                                        struct store_outbox_msg *m, struct gw_error *err)
 {
-    struct sql q;
-    sqlite3_stmt *s = NULL;
-    struct store_outbox_msg *list = NULL;
-    size_t n = 0;
+    sqlite3_stmt *s;
+    int step;
     enum gw_code rc;
 
     memset(m, 0, sizeof *m);
-    sql_init(&q);
-    sql_text(&q, "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.control_id = ");
-    sql_bind_text(&q, control_id);
-    if (sites) {
-        sql_text(&q, " AND ");
-        sites_in(&q, sites, n_sites);
+    rc = stmt_txn(txn, SQL_OUTBOX_BY_CONTROL_ID, &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, control_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        rc = msg_from_row(s, m, err);
+    else if (step != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "outbox read");
+    stmt_release(s);
+    if (!rc && step == SQLITE_ROW && sites && !serves(sites, n_sites, m->site)) {
+        store_outbox_msg_cleanup(m);
+        step = SQLITE_DONE;
     }
-    rc = sql_prepare(db, &q, &s, err);
-    if (!rc)
-        rc = collect(db, s, 1, &list, &n, err);
-    sqlite3_finalize(s);
-    sql_cleanup(&q);
-    if (!rc && n == 0)
+    if (!rc && step != SQLITE_ROW)
         rc = gw_fail(err, GW_E_NOTFOUND, "no outbound message has control id %s", control_id);
-    if (!rc) {
-        *m = list[0];
-        free(list);
-        return GW_OK;
-    }
-    store_outbox_list_free(list, n);
     return rc;
 }
 
@@ -225,15 +202,13 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
     *was_final = false;
     if (txn->rec)
         return record_unsupported(txn, err);
-    rc = find_by_control_id(txn->db, control_id, sites, n_sites, settled, err);
+    rc = find_by_control_id(txn, control_id, sites, n_sites, settled, err);
     if (rc)
         return rc;
     *was_final = settled->state == STORE_OUTBOX_ACKED || settled->state == STORE_OUTBOX_DEAD;
     if (*was_final)
         return GW_OK;
-    rc = stmt_prepare(txn->db,
-                      "UPDATE outbox SET state = ?1, updated = ?2, last_error = ?3 WHERE seq = ?4",
-                      &u, err);
+    rc = stmt_txn(txn, SQL_OUTBOX_SETTLE, &u, err);
     if (rc)
         return rc;
     sqlite3_bind_int(u, 1, accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD);
@@ -242,7 +217,7 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
     sqlite3_bind_int64(u, 4, settled->seq);
     if (sqlite3_step(u) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "outbox settle");
-    sqlite3_finalize(u);
+    stmt_release(u);
     settled->state = accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD;
     return rc;
 }
@@ -251,9 +226,8 @@ enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control
                                       const char *error_text, struct gw_error *err)
 {
     sqlite3_stmt *u;
-    static const char sql[] = "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
-                              " last_error = ?2 WHERE control_id = ?3";
-    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &u, err);
+    enum gw_code rc =
+        txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_OUTBOX_ATTEMPT, &u, err);
 
     if (rc)
         return rc;
@@ -294,10 +268,7 @@ enum gw_code store_outbox_next(struct store *st, const char *site, struct store_
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
-    rc = read_list(st,
-                   "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.site = ?1 AND o.state IN (0, 1)"
-                   " ORDER BY o.seq LIMIT 1",
-                   site, NULL, 1, &list, &n, err);
+    rc = read_list(st, SQL_OUTBOX_NEXT, site, NULL, 1, &list, &n, err);
     if (!rc && n == 0)
         rc = gw_fail(err, GW_E_NOTFOUND, "nothing to send to %s", site);
     if (!rc) {
@@ -312,78 +283,96 @@ enum gw_code store_outbox_next(struct store *st, const char *site, struct store_
 enum gw_code store_outbox_for(struct store *st, const char *ref_type, const char *ref_id,
                               struct store_outbox_msg **out, size_t *n_out, struct gw_error *err)
 {
-    return read_list(st,
-                     "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.ref_type = ?1"
-                     " AND o.ref_id = ?2 ORDER BY o.seq LIMIT 1000",
-                     ref_type, ref_id, 1000, out, n_out, err);
+    return read_list(st, SQL_OUTBOX_FOR, ref_type, ref_id, 1000, out, n_out, err);
 }
 
-static enum gw_code stats_row(sqlite3_stmt *s, struct store_outbox_stats *list, size_t *n)
+/* The row of site in list (added when new); NULL when out of memory. */
+static struct store_outbox_stats *stats_of(struct store_outbox_stats **list, size_t *n, size_t *cap,
+                                           const char *site)
 {
-    const char *site = (const char *)sqlite3_column_text(s, 0);
-    struct store_outbox_stats *row = NULL;
+    struct store_outbox_stats *grown;
     size_t i;
 
     for (i = 0; i < *n; i++)
-        if (strcmp(list[i].site, site) == 0)
-            row = &list[i];
-    if (!row) {
-        row = &list[(*n)++];
-        row->site = gw_strdup(site);
-        if (!row->site)
-            return GW_E_NOMEM;
+        if (strcmp((*list)[i].site, site) == 0)
+            return &(*list)[i];
+    grown = gw_grow(*list, cap, *n, sizeof *grown, 8);
+    if (!grown)
+        return NULL;
+    *list = grown;
+    memset(&grown[*n], 0, sizeof *grown);
+    grown[*n].site = gw_strdup(site);
+    if (!grown[*n].site)
+        return NULL;
+    return &grown[(*n)++];
+}
+
+/* Adds the counts of sql (site, state or nothing, count) to list. */
+static enum gw_code stats_count(sqlite3 *db, const char *sql, bool dead,
+                                struct store_outbox_stats **list, size_t *n, size_t *cap,
+                                struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    int step;
+
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *site = (const char *)sqlite3_column_text(s, 0);
+        struct store_outbox_stats *row = stats_of(list, n, cap, site ? site : "");
+
+        if (!row) {
+            rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
+        } else if (dead) {
+            row->dead = (long)sqlite3_column_int64(s, 1);
+        } else if (sqlite3_column_int(s, 1) == STORE_OUTBOX_PENDING) {
+            row->pending = (long)sqlite3_column_int64(s, 2);
+        } else {
+            row->leased = (long)sqlite3_column_int64(s, 2);
+        }
     }
-    switch (sqlite3_column_int(s, 1)) {
-    case STORE_OUTBOX_PENDING:
-        row->pending = (long)sqlite3_column_int64(s, 2);
-        break;
-    case STORE_OUTBOX_LEASED:
-        row->leased = (long)sqlite3_column_int64(s, 2);
-        break;
-    case STORE_OUTBOX_ACKED:
-        row->acked = (long)sqlite3_column_int64(s, 2);
-        break;
-    default:
-        row->dead = (long)sqlite3_column_int64(s, 2);
-    }
-    if (sqlite3_column_int(s, 1) <= STORE_OUTBOX_LEASED &&
-        (!row->oldest_pending_ms || sqlite3_column_int64(s, 3) < row->oldest_pending_ms))
-        row->oldest_pending_ms = sqlite3_column_int64(s, 3);
-    return GW_OK;
+    if (!rc && step != SQLITE_DONE)
+        rc = store_fail_db(db, err, "outbox statistics");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static enum gw_code stats_oldest(sqlite3 *db, struct store_outbox_stats *row, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_prepare(db, SQL_OUTBOX_OLDEST, &s, err);
+    int step;
+
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, row->site, -1, SQLITE_STATIC);
+    step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        row->oldest_pending_ms = sqlite3_column_int64(s, 0);
+    else if (step != SQLITE_DONE)
+        rc = store_fail_db(db, err, "outbox statistics");
+    sqlite3_finalize(s);
+    return rc;
 }
 
 enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
                                 struct gw_error *err)
 {
     sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s = NULL;
     struct store_outbox_stats *list = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, i;
     enum gw_code rc;
-    int step;
 
     *out = NULL;
     *n_out = 0;
-    rc = stmt_prepare(db,
-                      "SELECT site, state, COUNT(*), MIN(created) FROM outbox"
-                      " GROUP BY site, state ORDER BY site",
-                      &s, err);
-    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t old = cap;
-            struct store_outbox_stats *grown = gw_grow(list, &cap, n, sizeof *list, 8);
-
-            if (!grown) {
-                rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
-                break;
-            }
-            memset(grown + old, 0, (cap - old) * sizeof *grown); /* stats_row() adds to zeros */
-            list = grown;
-        }
-        if (stats_row(s, list, &n))
-            rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
-    }
-    sqlite3_finalize(s);
+    rc = stmt_exec(db, "BEGIN", err);
+    if (!rc)
+        rc = stats_count(db, SQL_OUTBOX_OPEN_COUNTS, false, &list, &n, &cap, err);
+    if (!rc)
+        rc = stats_count(db, SQL_OUTBOX_DEAD_COUNTS, true, &list, &n, &cap, err);
+    for (i = 0; !rc && i < n; i++)
+        if (list[i].pending + list[i].leased)
+            rc = stats_oldest(db, &list[i], err);
+    stmt_exec(db, rc ? "ROLLBACK" : "COMMIT", NULL);
     reader_release(st, db);
     if (rc) {
         while (n)
@@ -399,8 +388,6 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
 enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, const char *sender,
                                     const char *control_id, char **ack, struct gw_error *err)
 {
-    static const char seen_sql[] = "SELECT ack FROM inbound"
-                                   " WHERE client = ?1 AND sender = ?2 AND control_id = ?3";
     sqlite3_stmt *s;
     enum gw_code rc;
     int step;
@@ -408,7 +395,7 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, c
     *ack = NULL;
     if (txn->rec)
         return record_unsupported(txn, err);
-    rc = stmt_txn(txn, seen_sql, &s, err);
+    rc = stmt_txn(txn, SQL_INBOUND_SEEN, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
@@ -429,9 +416,8 @@ enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *client,
                                       const char *control_id, const char *ack, struct gw_error *err)
 {
     sqlite3_stmt *s;
-    static const char sql[] = "INSERT INTO inbound (client, sender, control_id, received, ack)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5)";
-    enum gw_code rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, sql, &s, err);
+    enum gw_code rc =
+        txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_INBOUND_RECORD, &s, err);
 
     if (rc)
         return rc;

@@ -545,16 +545,17 @@ enum gw_code record_unsupported(struct store_txn *txn, struct gw_error *err)
 
 /* ------------------------------------------------------------ replay (writer thread) */
 
-/* True when the read op asked gets the same answer in txn. */
+/* True when the read op asked gets the same answer in txn: one seek of
+ * resources' (type, id). */
 static bool read_still_same(struct store_txn *txn, const struct rec_op *op)
 {
-    long current = 0;
+    struct resource_current cur;
 
-    if (resources_current_version(txn, op->type, op->id, &current, NULL) != GW_OK)
+    if (resources_current(txn, op->type, op->id, &cur, NULL) != GW_OK)
         return false;
     if (op->version == 0)
-        return current == op->found;
-    return op->found ? true : current < op->version; /* versions never change once written */
+        return cur.version == op->found;
+    return op->found ? true : cur.version < op->version; /* versions never change once written */
 }
 
 /* Grants are never withdrawn: only an answer "not visible" can change. */
@@ -568,13 +569,16 @@ static bool visible_still_same(struct store_txn *txn, const struct rec_op *op)
     return visible == op->visible;
 }
 
+/* The search again, in the writer's transaction: driven by an index as it
+ * was on the reader (searchsql.c), its statement kept by the writer. */
 static bool search_still_same(struct store_txn *txn, const struct rec_op *op)
 {
+    struct conn c = {txn->db, &txn->st->wtext};
     struct store_page page;
     bool same;
     size_t i;
 
-    if (!op->query || search_run(txn->db, op->query, NULL, false, &page, NULL) != GW_OK)
+    if (!op->query || search_run(&c, op->query, true, &page, NULL) != GW_OK)
         return false;
     same = page.n_items == op->n_found && page.has_more == op->has_more;
     for (i = 0; same && i < page.n_items; i++)
@@ -595,17 +599,17 @@ static void stamp(char *text, size_t at, int64_t ms)
 
 static enum gw_code replay_put(struct store_txn *txn, struct rec_op *op, struct gw_error *err)
 {
-    long current = 0;
+    struct resource_current cur;
     int64_t seq = 0;
-    enum gw_code rc = resources_current_version(txn, op->put.type, op->put.id, &current, err);
+    enum gw_code rc = resources_current(txn, op->put.type, op->put.id, &cur, err);
 
     if (rc)
         return rc;
-    if (current != op->current)
+    if (cur.version != op->current)
         return gw_fail(err, GW_E_CONFLICT, "%s/%s changed since it was prepared", op->put.type,
                        op->put.id);
     stamp(op->text, op->stamp_at, txn->now_ms);
-    rc = resources_insert(txn, &op->put, op->version, op->text, &seq, err);
+    rc = resources_insert(txn, &op->put, &cur, op->text, &seq, err);
     if (!rc)
         rc = resources_stamp_meta(op->resource, op->version, txn->now_ms, err);
     if (!rc && op->out)

@@ -1,15 +1,22 @@
 /* resources.c -- versioned resources: read, vread and the next version.
  *
- * Invariants: (type, id, version) rows are never changed once written;
- * resources(type, id) points at the newest version's seq; versions of one
- * resource are 1, 2, 3... without gaps; lastUpdated never goes backwards.
+ * Invariants: a versions row is never changed once written; resources(type,
+ * id) holds the newest version's seq, number, owner and site; versions of one
+ * resource are 1, 2, 3... without gaps; lastUpdated never goes backwards, and
+ * grows with seq. search_current holds the index entries of current versions
+ * only: writing a version moves its predecessor's entries to search_history,
+ * marked with the seq that superseded them.
+ *
+ * A put costs: one seek of (type, id), the version row, the resources row
+ * (inserted or updated), the new entries, and for an update the move of the
+ * old entries. The writer does only the inserting part (resources_insert)
+ * when the put was prepared ahead (record.c): the text is serialised and the
+ * entries built on the request's thread.
  */
 #include "store/store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define RESOURCE_COLUMNS "seq, type, id, version, last_updated, deleted, owner, site, json"
 
 void store_resource_cleanup(struct store_resource *r)
 {
@@ -23,6 +30,7 @@ void store_resource_cleanup(struct store_resource *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Columns: seq, type, id, version, last_updated, deleted, owner, site, json. */
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out)
 {
     memset(out, 0, sizeof *out);
@@ -39,21 +47,13 @@ enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out)
     return GW_OK;
 }
 
-enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
-                            struct store_resource *out, struct gw_error *err)
+/* Runs s, a read of SQL_READ_CURRENT or SQL_READ_VERSION, into out. */
+static enum gw_code read_row(sqlite3 *db, sqlite3_stmt *s, const char *type, const char *id,
+                             long version, struct store_resource *out, struct gw_error *err)
 {
-    static const char current[] = "SELECT " RESOURCE_COLUMNS " FROM versions WHERE seq ="
-                                  " (SELECT seq FROM resources WHERE type = ?1 AND id = ?2)";
-    static const char exact[] = "SELECT " RESOURCE_COLUMNS " FROM versions"
-                                " WHERE type = ?1 AND id = ?2 AND version = ?3";
-    sqlite3_stmt *s;
     enum gw_code rc;
     int step;
 
-    memset(out, 0, sizeof *out);
-    rc = stmt_prepare(db, version ? exact : current, &s, err);
-    if (rc)
-        return rc;
     sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     if (version)
@@ -67,6 +67,20 @@ enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long 
                      version ? " at that version" : "");
     else
         rc = store_fail_db(db, err, "read");
+    return rc;
+}
+
+enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
+                            struct store_resource *out, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc;
+
+    memset(out, 0, sizeof *out);
+    rc = stmt_prepare(db, version ? SQL_READ_VERSION : SQL_READ_CURRENT, &s, err);
+    if (rc)
+        return rc;
+    rc = read_row(db, s, type, id, version, out, err);
     sqlite3_finalize(s);
     return rc;
 }
@@ -84,29 +98,56 @@ enum gw_code store_read(struct store *st, const char *type, const char *id, long
 enum gw_code store_txn_read(struct store_txn *txn, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err)
 {
+    sqlite3_stmt *s;
+    enum gw_code rc;
+
     if (txn->rec)
         return record_read(txn, type, id, version, out, err);
-    return resources_read(txn->db, type, id, version, out, err);
+    memset(out, 0, sizeof *out);
+    rc = stmt_txn(txn, version ? SQL_READ_VERSION : SQL_READ_CURRENT, &s, err);
+    if (rc)
+        return rc;
+    rc = read_row(txn->db, s, type, id, version, out, err);
+    stmt_release(s);
+    return rc;
 }
 
-enum gw_code resources_current_version(struct store_txn *txn, const char *type, const char *id,
-                                       long *version, struct gw_error *err)
+enum gw_code resources_current(struct store_txn *txn, const char *type, const char *id,
+                               struct resource_current *cur, struct gw_error *err)
 {
     sqlite3_stmt *s;
     enum gw_code rc;
     int step;
 
-    static const char sql[] = "SELECT version FROM resources WHERE type = ?1 AND id = ?2";
-
-    rc = stmt_txn(txn, sql, &s, err);
+    memset(cur, 0, sizeof *cur);
+    rc = stmt_txn(txn, SQL_RESOURCE_LOOKUP, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     step = sqlite3_step(s);
-    *version = step == SQLITE_ROW ? (long)sqlite3_column_int64(s, 0) : 0;
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (step == SQLITE_ROW) {
+        cur->rid = sqlite3_column_int64(s, 0);
+        cur->seq = sqlite3_column_int64(s, 1);
+        cur->version = (long)sqlite3_column_int64(s, 2);
+    } else if (step != SQLITE_DONE) {
         rc = store_fail_db(txn->db, err, "version lookup");
+    }
+    stmt_release(s);
+    return rc;
+}
+
+static enum gw_code next_seq(struct store_txn *txn, int64_t *seq, struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, SQL_NEXT_SEQ, &s, err);
+
+    if (rc)
+        return rc;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *seq = sqlite3_column_int64(s, 0);
+    else
+        rc = store_fail_db(txn->db, err, "next seq");
     stmt_release(s);
     return rc;
 }
@@ -129,82 +170,160 @@ enum gw_code resources_stamp_meta(json_t *resource, long version, int64_t ms, st
     return GW_OK;
 }
 
-static enum gw_code insert_version(struct store_txn *txn, const struct store_put *p, long version,
-                                   const char *json, int64_t *seq, struct gw_error *err)
+/* The stored text of the version (new, free()): meta stamped, serialised. */
+static enum gw_code version_text(struct store_txn *txn, const struct store_put *p, long version,
+                                 char **out, struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO versions (type, id, version, last_updated, deleted, owner, site, json)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-    sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc = resources_stamp_meta(p->resource, version, txn->now_ms, err);
 
+    *out = NULL;
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, p->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, version);
-    sqlite3_bind_int64(s, 4, txn->now_ms);
-    sqlite3_bind_int(s, 5, p->deleted ? 1 : 0);
-    sqlite3_bind_text(s, 6, p->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, p->site, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 8, json, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
-        rc = store_fail_db(txn->db, err, "insert version");
-    *seq = sqlite3_last_insert_rowid(txn->db);
-    stmt_release(s);
-    return rc;
+    *out = p->serialize ? p->serialize(p->resource)
+                        : json_dumps(p->resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!*out)
+        return gw_fail(err, GW_E_NOMEM, "no memory to serialise %s/%s", p->type, p->id);
+    if (strlen(*out) > STORE_MAX_JSON) {
+        free(*out);
+        *out = NULL;
+        return gw_fail(err, GW_E_LIMIT, "%s/%s is larger than %d bytes", p->type, p->id,
+                       STORE_MAX_JSON);
+    }
+    return GW_OK;
 }
 
-static enum gw_code point_current(struct store_txn *txn, const struct store_put *p, long version,
-                                  int64_t seq, struct gw_error *err)
+/* Inserts or updates the resources row; a new resource gets its rid. */
+static enum gw_code point_current(struct store_txn *txn, const struct store_put *p,
+                                  struct resource_current *cur, int64_t seq, struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO resources (type, id, seq, version) VALUES (?1, ?2, ?3, ?4)"
-        " ON CONFLICT (type, id) DO UPDATE SET seq = ?3, version = ?4";
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    enum gw_code rc = stmt_txn(txn, cur->rid ? SQL_RESOURCE_UPDATE : SQL_RESOURCE_INSERT, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, p->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, p->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, seq);
-    sqlite3_bind_int64(s, 4, version);
+    if (cur->rid) {
+        sqlite3_bind_int64(s, 1, seq);
+        sqlite3_bind_int64(s, 2, cur->version + 1);
+        sqlite3_bind_int(s, 3, p->deleted ? 1 : 0);
+        sqlite3_bind_text(s, 4, p->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, p->site, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 6, cur->rid);
+    } else {
+        sqlite3_bind_text(s, 1, p->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, p->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, seq);
+        sqlite3_bind_int64(s, 4, 1);
+        sqlite3_bind_int(s, 5, p->deleted ? 1 : 0);
+        sqlite3_bind_text(s, 6, p->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 7, p->site, -1, SQLITE_STATIC);
+    }
     if (sqlite3_step(s) != SQLITE_DONE)
         rc = store_fail_db(txn->db, err, "update current version");
+    else if (!cur->rid)
+        cur->rid = sqlite3_last_insert_rowid(txn->db);
     stmt_release(s);
     return rc;
 }
 
-enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
-                          const struct store_index_entry *e, size_t n, struct gw_error *err)
+static enum gw_code insert_version(struct store_txn *txn, const struct store_put *p,
+                                   const struct resource_current *cur, int64_t seq,
+                                   const char *json, struct gw_error *err)
 {
-    static const char search_sql[] = "INSERT INTO search_index (seq, param, system, value, lo, hi) "
-                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    static const char audit_sql[] = "INSERT INTO audit_index (seq, param, system, value, lo, hi) "
-                                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     sqlite3_stmt *s;
-    enum gw_code rc;
+    enum gw_code rc = stmt_txn(txn, SQL_VERSION_INSERT, &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, cur->rid);
+    sqlite3_bind_int64(s, 3, cur->version + 1);
+    sqlite3_bind_int64(s, 4, txn->now_ms);
+    sqlite3_bind_int(s, 5, p->deleted ? 1 : 0);
+    sqlite3_bind_text(s, 6, json, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "insert version");
+    stmt_release(s);
+    return rc;
+}
+
+/* Moves the entries of version old_seq to search_history, superseded by seq. */
+static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64_t seq,
+                                   struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, SQL_INDEX_RETIRE, &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, old_seq);
+    sqlite3_bind_int64(s, 2, seq);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "retire index entries");
+    stmt_release(s);
+    if (rc)
+        return rc;
+    rc = stmt_txn(txn, SQL_INDEX_RETIRE_DELETE, &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, old_seq);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "retire index entries");
+    stmt_release(s);
+    return rc;
+}
+
+/* Keeps date_widths at the widest range of each date parameter. */
+static enum gw_code raise_width(struct store_txn *txn, int64_t pid, int64_t width,
+                                struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = stmt_txn(txn, SQL_WIDTH_RAISE, &s, err);
+
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(s, 1, pid);
+    sqlite3_bind_int64(s, 2, width);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        rc = store_fail_db(txn->db, err, "date width");
+    stmt_release(s);
+    return rc;
+}
+
+/* Writes the entries of version seq of resource rid into search_current.
+ * Dates and numbers have no value ('') and their range in lo, hi. */
+static enum gw_code insert_entries(struct store_txn *txn, const char *type, int64_t rid,
+                                   int64_t seq, const struct store_index_entry *e, size_t n,
+                                   struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    enum gw_code rc = GW_OK;
     size_t i;
 
-    if (!n)
-        return GW_OK;
-    rc = stmt_txn(txn, audit ? audit_sql : search_sql, &s, err);
     for (i = 0; !rc && i < n; i++) {
-        sqlite3_reset(s);
-        sqlite3_bind_int64(s, 1, seq);
-        sqlite3_bind_text(s, 2, e[i].param, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, e[i].system, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, e[i].value, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 5, e[i].lo);
-        sqlite3_bind_int64(s, 6, e[i].hi);
+        int64_t pid = store_param_id(type, e[i].param);
+        bool ranged = !e[i].value;
+
+        rc = stmt_txn(txn, SQL_INDEX_INSERT, &s, err);
+        if (rc)
+            break;
+        sqlite3_bind_int64(s, 1, pid);
+        sqlite3_bind_text(s, 2, ranged ? "" : e[i].value, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, ranged ? e[i].lo : 0);
+        sqlite3_bind_int64(s, 4, seq);
+        sqlite3_bind_int64(s, 5, ranged ? e[i].hi : 0);
+        sqlite3_bind_text(s, 6, e[i].system ? e[i].system : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 7, rid);
         if (sqlite3_step(s) != SQLITE_DONE)
             rc = store_fail_db(txn->db, err, "insert index");
+        stmt_release(s);
+        if (!rc && ranged && e[i].hi > e[i].lo)
+            rc = raise_width(txn, pid, e[i].hi - e[i].lo, err);
     }
-    stmt_release(s);
     return rc;
 }
 
+/* current: the version stored (0: none). A deleted resource keeps its
+ * version: it cannot be created again under its id. */
 enum gw_code resources_check_preconditions(const struct store_put *p, long current,
                                            struct gw_error *err)
 {
@@ -216,15 +335,21 @@ enum gw_code resources_check_preconditions(const struct store_put *p, long curre
     return GW_OK;
 }
 
-enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p, long version,
-                              const char *json, int64_t *seq, struct gw_error *err)
+enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p,
+                              struct resource_current *cur, const char *json, int64_t *seq,
+                              struct gw_error *err)
 {
-    enum gw_code rc = insert_version(txn, p, version, json, seq, err);
+    int64_t old_seq = cur->seq;
+    enum gw_code rc = next_seq(txn, seq, err);
 
     if (!rc)
-        rc = point_current(txn, p, version, *seq, err);
+        rc = point_current(txn, p, cur, *seq, err);
     if (!rc)
-        rc = index_insert(txn, false, *seq, p->index, p->n_index, err);
+        rc = insert_version(txn, p, cur, *seq, json, err);
+    if (!rc && old_seq)
+        rc = retire_entries(txn, old_seq, *seq, err);
+    if (!rc && !p->deleted)
+        rc = insert_entries(txn, p->type, cur->rid, *seq, p->index, p->n_index, err);
     if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
         rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
     return rc;
@@ -233,31 +358,22 @@ enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p, 
 enum gw_code store_txn_put(struct store_txn *txn, const struct store_put *p,
                            struct store_written *out, struct gw_error *err)
 {
-    long current;
+    struct resource_current cur;
     char *json = NULL;
     int64_t seq = 0;
     enum gw_code rc;
 
     if (txn->rec)
         return record_put(txn, p, out, err);
-    rc = resources_current_version(txn, p->type, p->id, &current, err);
+    rc = resources_current(txn, p->type, p->id, &cur, err);
     if (!rc)
-        rc = resources_check_preconditions(p, current, err);
+        rc = resources_check_preconditions(p, cur.version, err);
     if (!rc)
-        rc = resources_stamp_meta(p->resource, current + 1, txn->now_ms, err);
-    if (rc)
-        return rc;
-    json = p->serialize ? p->serialize(p->resource)
-                        : json_dumps(p->resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!json)
-        return gw_fail(err, GW_E_NOMEM, "no memory to serialise %s/%s", p->type, p->id);
-    if (strlen(json) > STORE_MAX_JSON)
-        rc = gw_fail(err, GW_E_LIMIT, "%s/%s is larger than %d bytes", p->type, p->id,
-                     STORE_MAX_JSON);
+        rc = version_text(txn, p, cur.version + 1, &json, err);
     if (!rc)
-        rc = resources_insert(txn, p, current + 1, json, &seq, err);
+        rc = resources_insert(txn, p, &cur, json, &seq, err);
     free(json);
     if (!rc && out)
-        *out = (struct store_written){current + 1, txn->now_ms, seq};
+        *out = (struct store_written){cur.version + 1, txn->now_ms, seq};
     return rc;
 }

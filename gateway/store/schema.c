@@ -2,10 +2,12 @@
  *
  * PRAGMA user_version is the schema version. Migrations only ever append to
  * the list below; each runs in its own transaction with the version bump, so
- * a crash mid-migration leaves the previous version intact.
+ * a crash mid-migration leaves the previous version intact. Migration 1 is
+ * never edited: a store written by any earlier gateway opens and migrates.
  */
 #include "store/store_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 static const char *const migrations[] = {
@@ -136,9 +138,124 @@ static const char *const migrations[] = {
     "  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, created INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL, last_error TEXT, UNIQUE (subscription, position));"
     "CREATE INDEX notifications_by_state ON notifications (state, subscription, position);",
+
+    /* 5: every search driven by an index, fewer and narrower rows.
+     * resources: one row per resource with an integer key (rid), its current
+     *   version, owner and own site (a referral's, its Task's...: what the RIS
+     *   side reads; visibility is resource_sites'); GP listings seek
+     *   (type, owner, seq).
+     * versions: append-only, keyed by seq, pointing at their resource by rid;
+     *   the old UNIQUE (type, id, version) and (type, seq) indexes are gone.
+     * search_current: the index entries of current versions only, keyed by
+     *   (parameter id, value, lo, seq) so that one seek finds the matches in
+     *   commit order; a version's entries move to search_history (with the
+     *   seq that superseded it, until) when a newer version is written, so
+     *   snapshots keep seeing them and current searches never wade through them.
+     * audit_index: entries of AuditEvents keyed by (parameter id, value, seq);
+     *   dates are the audit rows' own recorded times (they grow with seq), and
+     *   entity-name is kept in lower case (its :exact twin as written).
+     * resource_sites: keyed (site, type, id), so that one key serves both the
+     *   visibility check of a resource and a RIS site's listing of a type.
+     * outbox_open / outbox_dead: unfinished and dead messages only, by site.
+     * Parameter ids are store_param_id(type, name), gw_param_id() in SQL here. */
+    "DROP TRIGGER versions_append_only_update;"
+    "DROP INDEX versions_by_id; DROP INDEX versions_by_type;"
+    "DROP INDEX search_by_value; DROP INDEX search_by_seq;"
+    "DROP INDEX audit_index_by_value; DROP INDEX audit_index_by_seq;"
+    "DROP INDEX audit_by_recorded; DROP INDEX outbox_by_site;"
+    "ALTER TABLE versions RENAME TO v4_versions;"
+    "ALTER TABLE resources RENAME TO v4_resources;"
+    "ALTER TABLE search_index RENAME TO v4_search_index;"
+    "ALTER TABLE audit_index RENAME TO v4_audit_index;"
+    "ALTER TABLE resource_sites RENAME TO v4_resource_sites;"
+    "CREATE TABLE resources ("
+    "  rid INTEGER PRIMARY KEY, type TEXT NOT NULL, id TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL, version INTEGER NOT NULL, deleted INTEGER NOT NULL,"
+    "  owner TEXT, site TEXT, UNIQUE (type, id));"
+    "INSERT INTO resources (type, id, seq, version, deleted, owner, site)"
+    "  SELECT r.type, r.id, r.seq, r.version, v.deleted, v.owner,"
+    "         CASE WHEN r.type IN ('ServiceRequest', 'Task', 'Appointment', 'DiagnosticReport')"
+    "              THEN v.site END"
+    "  FROM v4_resources r JOIN v4_versions v ON v.seq = r.seq ORDER BY r.seq;"
+    "CREATE INDEX resources_by_owner ON resources (type, owner, seq);"
+    "CREATE TABLE versions ("
+    "  seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL, version INTEGER NOT NULL,"
+    "  last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, json TEXT NOT NULL);"
+    "INSERT INTO versions (seq, rid, version, last_updated, deleted, json)"
+    "  SELECT v.seq, r.rid, v.version, v.last_updated, v.deleted, v.json"
+    "  FROM v4_versions v JOIN resources r ON r.type = v.type AND r.id = v.id ORDER BY v.seq;"
+    "CREATE INDEX versions_by_rid ON versions (rid, seq);"
+    "CREATE TRIGGER versions_append_only_update BEFORE UPDATE ON versions"
+    "  BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END;"
+    "CREATE TABLE search_current ("
+    "  pid INTEGER NOT NULL, value TEXT NOT NULL, lo INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL, system TEXT NOT NULL, rid INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, value, lo, seq, hi, system)) WITHOUT ROWID;"
+    "CREATE TABLE search_history ("
+    "  pid INTEGER NOT NULL, value TEXT NOT NULL, lo INTEGER NOT NULL, until INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, hi INTEGER NOT NULL, system TEXT NOT NULL, rid INTEGER NOT NULL,"
+    "  PRIMARY KEY (pid, value, until, seq, lo, hi, system)) WITHOUT ROWID;"
+    "INSERT INTO search_current (pid, value, lo, seq, hi, system, rid)"
+    "  SELECT gw_param_id(r.type, i.param), COALESCE(i.value, ''), COALESCE(i.lo, 0), i.seq,"
+    "         COALESCE(i.hi, 0), COALESCE(i.system, ''), r.rid"
+    "  FROM v4_search_index i JOIN versions v ON v.seq = i.seq JOIN resources r ON r.rid = v.rid"
+    "  WHERE r.seq = i.seq AND r.deleted = 0 ON CONFLICT DO NOTHING;"
+    "INSERT INTO search_history (pid, value, lo, until, seq, hi, system, rid)"
+    "  SELECT gw_param_id(r.type, i.param), COALESCE(i.value, ''), COALESCE(i.lo, 0),"
+    "         (SELECT MIN(x.seq) FROM versions x WHERE x.rid = v.rid AND x.seq > v.seq),"
+    "         i.seq, COALESCE(i.hi, 0), COALESCE(i.system, ''), r.rid"
+    "  FROM v4_search_index i JOIN versions v ON v.seq = i.seq JOIN resources r ON r.rid = v.rid"
+    "  WHERE r.seq > i.seq ON CONFLICT DO NOTHING;"
+    "CREATE INDEX search_current_by_seq ON search_current (seq, pid);"
+    "CREATE INDEX search_history_by_seq ON search_history (seq, pid);"
+    "CREATE TABLE date_widths (pid INTEGER PRIMARY KEY, width INTEGER NOT NULL);"
+    "INSERT INTO date_widths (pid, width)"
+    "  SELECT pid, MAX(hi - lo) FROM (SELECT pid, lo, hi FROM search_current WHERE value = ''"
+    "  UNION ALL SELECT pid, lo, hi FROM search_history WHERE value = '') d GROUP BY pid;"
+    "CREATE TABLE audit_index ("
+    "  pid INTEGER NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL, system TEXT NOT NULL,"
+    "  PRIMARY KEY (pid, value, seq, system)) WITHOUT ROWID;"
+    "INSERT INTO audit_index (pid, value, seq, system)"
+    "  SELECT gw_param_id('AuditEvent', param),"
+    "         CASE param WHEN 'entity-name' THEN lower(value) ELSE COALESCE(value, '') END,"
+    "         seq, COALESCE(system, '')"
+    "  FROM v4_audit_index WHERE param <> 'date' AND value IS NOT NULL ON CONFLICT DO NOTHING;"
+    "CREATE TABLE resource_sites ("
+    "  site TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,"
+    "  PRIMARY KEY (site, type, id)) WITHOUT ROWID;"
+    "INSERT INTO resource_sites (site, type, id) SELECT site, type, id FROM v4_resource_sites;"
+    "CREATE INDEX outbox_open ON outbox (site, seq, state, lease_until) WHERE state < 2;"
+    "CREATE INDEX outbox_dead ON outbox (site) WHERE state = 3;"
+    "DROP TABLE v4_search_index; DROP TABLE v4_audit_index; DROP TABLE v4_resource_sites;"
+    "DROP TABLE v4_versions; DROP TABLE v4_resources;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int64_t store_param_id(const char *type, const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a, 32 bits */
+    const unsigned char *p;
+
+    for (p = (const unsigned char *)type; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    h = (h ^ '.') * 16777619u;
+    for (p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (int64_t)(h & 0x7fffffffu);
+}
+
+static void param_id_sql(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *type = (const char *)sqlite3_value_text(argv[0]);
+    const char *name = (const char *)sqlite3_value_text(argv[1]);
+
+    (void)argc;
+    if (!type || !name)
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_int64(ctx, store_param_id(type, name));
+}
 
 static enum gw_code read_version(sqlite3 *db, int *version, struct gw_error *err)
 {
@@ -161,6 +278,9 @@ enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err)
     enum gw_code rc;
     int v = 0;
 
+    if (sqlite3_create_function(db, "gw_param_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                param_id_sql, NULL, NULL) != SQLITE_OK)
+        return store_fail_db(db, err, "gw_param_id");
     rc = read_version(db, &v, err);
     if (rc)
         return rc;

@@ -1,10 +1,13 @@
-/* search.c -- FHIR search over the index, as one parameterised statement.
+/* search.c -- running a FHIR search: the bounds first (the snapshot, the seq
+ * range of _lastUpdated, the widest date range of a date driver), then the
+ * statements searchsql.c builds from them, all in one read transaction so
+ * the page and its total agree.
  *
  * Every search reads a snapshot: the newest version of each resource with
  * seq <= S, where S is the highest seq when the first page was read. Versions
- * are append-only, so a snapshot never changes and offset paging over it
- * returns each match exactly once, however many referrals arrive meanwhile.
- * Date prefixes follow FHIR R4 §3.1.1.5.2 with ranges [lo, hi).
+ * are append-only and entries of superseded versions are kept (with the seq
+ * that superseded them), so a snapshot never changes and offset paging over
+ * it returns each match exactly once, however many referrals arrive meanwhile.
  */
 #include "store/store_int.h"
 
@@ -13,293 +16,169 @@
 
 #define SEARCH_MAX_ROWS STORE_MAX_PAGE
 
-/* Where rows come from: resources (versions) or the audit log. */
-struct source {
-    const char *select;      /* columns in resource_from_row() order */
-    const char *from;        /* "versions v" */
-    const char *index;       /* index table */
-    const char *updated;     /* last-updated column */
-    const char *updated_end; /* its exclusive end, one millisecond later */
-    bool versioned;
-};
-
-static const struct source resources_src = {
-    "v.seq, v.type, v.id, v.version, v.last_updated, v.deleted, v.owner, v.site, v.json",
-    "versions v",
-    "search_index",
-    "v.last_updated",
-    "(v.last_updated + 1)",
-    true};
-static const struct source audit_src = {
-    "v.seq, 'AuditEvent', v.id, 1, v.recorded, 0, NULL, NULL, v.json",
-    "audit v",
-    "audit_index",
-    "v.recorded",
-    "(v.recorded + 1)",
-    false};
-
-/* Range predicate for a date value with a prefix; lo/hi name the row's range. */
-static void date_predicate(struct sql *q, const struct store_value *v, const char *lo,
-                           const char *hi)
-{
-    char buf[200];
-
-    switch (v->prefix) {
-    case STORE_NE:
-        snprintf(buf, sizeof buf, "NOT (%s >= ", lo);
-        sql_text(q, buf);
-        sql_bind_int(q, v->lo);
-        snprintf(buf, sizeof buf, " AND %s <= ", hi);
-        sql_text(q, buf);
-        sql_bind_int(q, v->hi);
-        sql_text(q, ")");
-        return;
-    case STORE_GT: /* some of the row's range lies after the value's */
-        snprintf(buf, sizeof buf, "%s > ", hi);
-        sql_text(q, buf);
-        sql_bind_int(q, v->hi);
-        return;
-    case STORE_LT: /* some of the row's range lies before the value's */
-        snprintf(buf, sizeof buf, "%s < ", lo);
-        sql_text(q, buf);
-        sql_bind_int(q, v->lo);
-        return;
-    case STORE_SA: /* the row starts after the value ends */
-        snprintf(buf, sizeof buf, "%s >= ", lo);
-        sql_text(q, buf);
-        sql_bind_int(q, v->hi);
-        return;
-    case STORE_EB: /* the row ends before the value starts */
-        snprintf(buf, sizeof buf, "%s <= ", hi);
-        sql_text(q, buf);
-        sql_bind_int(q, v->lo);
-        return;
-    default: /* eq, and ge/le as eq-or-beyond */
-        snprintf(buf, sizeof buf, "((%s >= ", lo);
-        sql_text(q, buf);
-        sql_bind_int(q, v->lo);
-        snprintf(buf, sizeof buf, " AND %s <= ", hi);
-        sql_text(q, buf);
-        sql_bind_int(q, v->hi);
-        sql_text(q, ")");
-        if (v->prefix == STORE_GE || v->prefix == STORE_LE) {
-            snprintf(buf, sizeof buf, " OR %s %s ", v->prefix == STORE_GE ? hi : lo,
-                     v->prefix == STORE_GE ? ">" : "<");
-            sql_text(q, buf);
-            sql_bind_int(q, v->prefix == STORE_GE ? v->hi : v->lo);
-        }
-        sql_text(q, ")");
-    }
-}
-
-/* One value's test against an index row i. */
-static void value_predicate(struct sql *q, const struct store_cond *c, const struct store_value *v)
-{
-    switch (c->kind) {
-    case STORE_TOKEN:
-        sql_text(q, "(");
-        if (v->value) {
-            sql_text(q, "i.value = ");
-            sql_bind_text(q, v->value);
-        } else {
-            sql_text(q, "1");
-        }
-        if (v->system && !*v->system) {
-            sql_text(q, " AND i.system IS NULL");
-        } else if (v->system) {
-            sql_text(q, " AND i.system = ");
-            sql_bind_text(q, v->system);
-        }
-        sql_text(q, ")");
-        return;
-    case STORE_STRING:
-        sql_text(q, c->exact ? "i.value = " : "i.value LIKE ");
-        sql_bind_text(q, v->value); /* the caller appended '%' and escaped for LIKE */
-        if (!c->exact)
-            sql_text(q, " ESCAPE '\\'");
-        return;
-    case STORE_DATE:
-        date_predicate(q, v, "i.lo", "i.hi");
-        return;
-    case STORE_NUMBER:
-        sql_text(q, "i.lo = ");
-        sql_bind_int(q, v->lo);
-        return;
-    default: /* reference, uri */
-        sql_text(q, "i.value = ");
-        sql_bind_text(q, v->value);
-    }
-}
-
-static void column_condition(struct sql *q, const struct source *src, const struct store_cond *c)
-{
-    size_t k;
-
-    sql_text(q, c->negate ? " AND NOT (" : " AND (");
-    for (k = 0; k < c->n_values; k++) {
-        if (k)
-            sql_text(q, " OR ");
-        if (strcmp(c->param, "_id") == 0) {
-            sql_text(q, "v.id = ");
-            sql_bind_text(q, c->values[k].value);
-        } else {
-            date_predicate(q, &c->values[k], src->updated, src->updated_end);
-        }
-    }
-    sql_text(q, ")");
-}
-
-static void condition(struct sql *q, const struct source *src, const struct store_cond *c)
-{
-    char buf[160];
-    size_t k;
-
-    if (strcmp(c->param, "_id") == 0 || strcmp(c->param, "_lastUpdated") == 0) {
-        column_condition(q, src, c);
-        return;
-    }
-    snprintf(buf, sizeof buf,
-             " AND %sEXISTS (SELECT 1 FROM %s i WHERE i.seq = v.seq AND i.param = ",
-             (c->negate || c->missing) ? "NOT " : "", src->index);
-    sql_text(q, buf);
-    sql_bind_text(q, c->param);
-    if (c->n_values)
-        sql_text(q, " AND (");
-    for (k = 0; k < c->n_values; k++) {
-        if (k)
-            sql_text(q, " OR ");
-        value_predicate(q, c, &c->values[k]);
-    }
-    sql_text(q, c->n_values ? "))" : ")");
-}
-
-/* The RIS scope: the row is visible to one of the sites (resource_sites,
- * whose primary key makes this an index seek per row). */
-static void site_scope(struct sql *q, const struct store_query *qq)
-{
-    size_t i;
-
-    sql_text(q, " AND EXISTS (SELECT 1 FROM resource_sites rs WHERE rs.type = v.type"
-                " AND rs.id = v.id AND rs.site IN (NULL");
-    for (i = 0; i < qq->n_sites; i++) {
-        sql_text(q, ", ");
-        sql_bind_text(q, qq->sites[i]);
-    }
-    sql_text(q, "))");
-}
-
-static void scope(struct sql *q, const struct source *src, const struct store_query *qq)
-{
-    if (!src->versioned)
-        return;
-    if (qq->owner) {
-        sql_text(q, " AND v.owner = ");
-        sql_bind_text(q, qq->owner);
-    }
-    if (qq->sites)
-        site_scope(q, qq);
-}
-
-/* FROM ... WHERE ... for a search (history false) or a history listing. */
-static void where_clause(struct sql *q, const struct source *src, const struct store_query *qq,
-                         const char *history_id, bool history, int64_t snapshot)
-{
-    size_t i;
-
-    sql_text(q, " FROM ");
-    sql_text(q, src->from);
-    sql_text(q, " WHERE v.seq <= ");
-    sql_bind_int(q, snapshot);
-    if (src->versioned) {
-        sql_text(q, " AND v.type = ");
-        sql_bind_text(q, qq->type);
-    }
-    if (history_id) {
-        sql_text(q, " AND v.id = ");
-        sql_bind_text(q, history_id);
-    }
-    if (src->versioned && !history) {
-        sql_text(q, " AND v.deleted = 0 AND v.seq = (SELECT MAX(x.seq) FROM versions x"
-                    " WHERE x.type = v.type AND x.id = v.id AND x.seq <= ");
-        sql_bind_int(q, snapshot);
-        sql_text(q, ")");
-    }
-    scope(q, src, qq);
-    for (i = 0; !history && i < qq->n_conds; i++)
-        condition(q, src, &qq->conds[i]);
-}
-
-static void order_clause(struct sql *q, const struct source *src, const struct store_query *qq,
-                         bool history)
-{
-    char buf[200];
-    size_t i;
-
-    sql_text(q, " ORDER BY ");
-    for (i = 0; !history && i < qq->n_sorts; i++) {
-        const struct store_sort *s = &qq->sorts[i];
-        const char *dir = s->descending ? " DESC, " : " ASC, ";
-
-        if (strcmp(s->param, "_id") == 0) {
-            sql_text(q, "v.id");
-        } else if (strcmp(s->param, "_lastUpdated") == 0) {
-            sql_text(q, src->updated);
-        } else {
-            snprintf(buf, sizeof buf, "(SELECT %s FROM %s i WHERE i.seq = v.seq AND i.param = ",
-                     s->kind == STORE_DATE || s->kind == STORE_NUMBER
-                         ? (s->descending ? "MAX(i.hi)" : "MIN(i.lo)")
-                         : (s->descending ? "MAX(i.value)" : "MIN(i.value)"),
-                     src->index);
-            sql_text(q, buf);
-            sql_bind_text(q, s->param);
-            sql_text(q, ")");
-        }
-        sql_text(q, dir);
-    }
-    sql_text(q, history ? "v.seq DESC" : "v.seq ASC");
-}
-
-static enum gw_code snapshot_now(sqlite3 *db, const struct source *src, int64_t *out,
-                                 struct gw_error *err)
+static enum gw_code one_int(struct conn *c, const char *sql, int64_t arg, bool has_arg,
+                            int64_t *out, bool *found, struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db,
-                                   src->versioned ? "SELECT COALESCE(MAX(seq), 0) FROM versions"
-                                                  : "SELECT COALESCE(MAX(seq), 0) FROM audit",
-                                   &s, err);
+    enum gw_code rc = conn_prepare_fixed(c, sql, &s, err);
+    int step;
 
     if (rc)
         return rc;
-    if (sqlite3_step(s) == SQLITE_ROW)
+    if (has_arg)
+        sqlite3_bind_int64(s, 1, arg);
+    step = sqlite3_step(s);
+    if (found)
+        *found = step == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (step == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
-    else
-        rc = store_fail_db(db, err, "snapshot");
-    sqlite3_finalize(s);
+    else if (step != SQLITE_DONE)
+        rc = store_fail_db(c->db, err, "search bounds");
+    conn_done(c, s);
     return rc;
 }
 
-static enum gw_code count_total(sqlite3 *db, const struct source *src, const struct store_query *q,
-                                const char *history_id, bool history, int64_t snapshot, long *total,
+int64_t store_last_time(sqlite3 *db)
+{
+    struct conn c = {db, NULL};
+    int64_t a = 0, b = 0;
+
+    if (one_int(&c, SQL_LAST_TIME, 0, false, &a, NULL, NULL) ||
+        one_int(&c, SQL_AUDIT_LAST_TIME, 0, false, &b, NULL, NULL))
+        return 0;
+    return a > b ? a : b;
+}
+
+/* The time of the first row at or after seq x (*none when there is none). */
+static enum gw_code probe(sqlite3_stmt *s, int64_t x, int64_t *t, bool *none)
+{
+    int step;
+
+    sqlite3_reset(s);
+    sqlite3_bind_int64(s, 1, x);
+    step = sqlite3_step(s);
+    *none = step != SQLITE_ROW;
+    if (step == SQLITE_ROW)
+        *t = sqlite3_column_int64(s, 1);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? GW_OK : GW_E_STORE;
+}
+
+enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *seq,
+                           struct gw_error *err)
+{
+    sqlite3_stmt *s;
+    int64_t last = 0, lo = 1, hi, t = 0;
+    bool none = false;
+    enum gw_code rc =
+        one_int(c, audit ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &last, NULL, err);
+
+    if (rc)
+        return rc;
+    rc = conn_prepare_fixed(c, audit ? SQL_AUDIT_AT_OR_AFTER : SQL_VERSION_AT_OR_AFTER, &s, err);
+    if (rc)
+        return rc;
+    hi = last + 1; /* the answer lies in [1, last + 1] */
+    while (!rc && lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+
+        rc = probe(s, mid, &t, &none);
+        if (!rc && (none || t >= t_ms))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (rc)
+        rc = store_fail_db(c->db, err, "search by time");
+    conn_done(c, s);
+    *seq = lo;
+    return rc;
+}
+
+/* _lastUpdated (AuditEvent: date) conditions as a seq range [*lo, *hi];
+ * *empty when they exclude everything. */
+static enum gw_code time_bounds(struct conn *c, const struct store_query *q, int64_t snapshot,
+                                int64_t *lo, int64_t *hi, bool *empty, struct gw_error *err)
+{
+    int64_t from = INT64_MIN, to = INT64_MAX, a, b, s;
+    bool any = false;
+    size_t i;
+    enum gw_code rc;
+
+    *lo = 0;
+    *hi = snapshot;
+    *empty = false;
+    for (i = 0; i < q->n_conds; i++) {
+        const struct store_cond *cond = &q->conds[i];
+
+        if (strcmp(cond->param, "_lastUpdated") != 0 &&
+            !(search_is_audit(q) && strcmp(cond->param, "date") == 0))
+            continue;
+        search_time_range(cond, &a, &b);
+        from = a > from ? a : from;
+        to = b < to ? b : to;
+        any = true;
+    }
+    if (!any)
+        return GW_OK;
+    if (from >= to) {
+        *empty = true;
+        return GW_OK;
+    }
+    rc = from > INT64_MIN / 2 ? search_seq_at(c, search_is_audit(q), from, &s, err) : GW_OK;
+    if (!rc && from > INT64_MIN / 2)
+        *lo = s;
+    if (!rc && to < INT64_MAX / 2) {
+        rc = search_seq_at(c, search_is_audit(q), to, &s, err);
+        if (!rc && s - 1 < *hi)
+            *hi = s - 1;
+    }
+    if (!rc && *lo > *hi)
+        *empty = true;
+    return rc;
+}
+
+/* The widest date range of each date cond's parameter (date drivers need it). */
+static enum gw_code date_widths(struct conn *c, const struct store_query *q, int64_t *widths,
                                 struct gw_error *err)
+{
+    size_t i;
+    enum gw_code rc = GW_OK;
+
+    for (i = 0; !rc && i < q->n_conds; i++) {
+        bool found = false;
+
+        widths[i] = SEARCH_WIDTH_UNKNOWN;
+        if (q->conds[i].kind != STORE_DATE || search_is_audit(q) ||
+            strcmp(q->conds[i].param, "_lastUpdated") == 0)
+            continue;
+        rc = one_int(c, SQL_WIDTH_READ, store_param_id(q->type, q->conds[i].param), true,
+                     &widths[i], &found, err);
+        if (!found)
+            widths[i] = 0; /* the parameter has no date entries at all */
+    }
+    return rc;
+}
+
+static enum gw_code count_total(struct conn *c, const struct store_query *q,
+                                const struct search_bounds *b, long *total, struct gw_error *err)
 {
     struct sql sql;
     sqlite3_stmt *s = NULL;
     enum gw_code rc;
 
     sql_init(&sql);
-    sql_text(&sql, "SELECT COUNT(*)");
-    where_clause(&sql, src, q, history_id, history, snapshot);
-    rc = sql_prepare(db, &sql, &s, err);
+    search_sql_build(q, b, SEARCH_COUNT, &sql);
+    rc = conn_prepare(c, &sql, &s, err);
     if (!rc && sqlite3_step(s) == SQLITE_ROW)
         *total = (long)sqlite3_column_int64(s, 0);
     else if (!rc)
-        rc = store_fail_db(db, err, "count");
-    sqlite3_finalize(s);
+        rc = store_fail_db(c->db, err, "count");
+    conn_done(c, s);
     sql_cleanup(&sql);
     return rc;
 }
 
-static enum gw_code fetch_rows(sqlite3_stmt *s, size_t count, struct store_page *out,
+static enum gw_code fetch_rows(sqlite3 *db, sqlite3_stmt *s, size_t count, struct store_page *out,
                                struct gw_error *err)
 {
     int step;
@@ -317,41 +196,104 @@ static enum gw_code fetch_rows(sqlite3_stmt *s, size_t count, struct store_page 
         out->n_items++;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return gw_fail(err, GW_E_STORE, "search failed");
+        return store_fail_db(db, err, "search");
     return GW_OK;
 }
 
-enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *history_id,
-                        bool history, struct store_page *out, struct gw_error *err)
+static enum gw_code fetch_page(struct conn *c, const struct store_query *q,
+                               const struct search_bounds *b, size_t count, struct store_page *out,
+                               struct gw_error *err)
 {
-    const struct source *src = strcmp(q->type, "AuditEvent") == 0 ? &audit_src : &resources_src;
-    size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
     struct sql sql;
     sqlite3_stmt *s = NULL;
+    struct store_query qc = *q;
+    enum gw_code rc;
+
+    qc.count = count;
+    sql_init(&sql);
+    search_sql_build(&qc, b, SEARCH_PAGE, &sql);
+    rc = conn_prepare(c, &sql, &s, err);
+    if (!rc)
+        rc = fetch_rows(c->db, s, count, out, err);
+    conn_done(c, s);
+    sql_cleanup(&sql);
+    return rc;
+}
+
+/* A RIS scope without sites sees nothing: no statement needed. */
+static bool sees_nothing(const struct store_query *q)
+{
+    return !search_is_audit(q) && q->sites && q->n_sites == 0;
+}
+
+/* Works out q's bounds (inside a read transaction): *snapshot is the one the
+ * page is read at; *empty when nothing can match. b->widths is new (free()). */
+static enum gw_code search_bounds(struct conn *c, const struct store_query *q,
+                                  struct search_bounds *b, int64_t *snapshot, bool *empty,
+                                  struct gw_error *err)
+{
+    int64_t now = 0, *widths = NULL;
+    enum gw_code rc;
+
+    memset(b, 0, sizeof *b);
+    *empty = false;
+    rc = one_int(c, search_is_audit(q) ? SQL_AUDIT_SNAPSHOT : SQL_SNAPSHOT, 0, false, &now, NULL,
+                 err);
+    if (rc)
+        return rc;
+    *snapshot = q->snapshot ? q->snapshot : now;
+    b->snapshot = *snapshot < now ? *snapshot : now;
+    b->settled = b->snapshot >= now;
+    rc = time_bounds(c, q, b->snapshot, &b->seq_lo, &b->seq_hi, empty, err);
+    if (!rc && q->n_conds && !(widths = calloc(q->n_conds, sizeof *widths)))
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for a search");
+    if (!rc && widths)
+        rc = date_widths(c, q, widths, err);
+    b->widths = widths;
+    if (rc) {
+        free(widths);
+        b->widths = NULL;
+    }
+    if (sees_nothing(q))
+        *empty = true;
+    return rc;
+}
+
+static enum gw_code run_in_txn(struct conn *c, const struct store_query *q, struct store_page *out,
+                               struct gw_error *err)
+{
+    size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
+    struct search_bounds b;
+    bool empty = false;
+    enum gw_code rc = search_bounds(c, q, &b, &out->snapshot, &empty, err);
+
+    if (!rc && empty) {
+        out->total = q->want_total ? 0 : -1;
+        out->items = calloc(1, sizeof *out->items);
+        if (!out->items)
+            rc = gw_fail(err, GW_E_NOMEM, "no memory for search results");
+    } else if (!rc) {
+        if (q->want_total)
+            rc = count_total(c, q, &b, &out->total, err);
+        if (!rc)
+            rc = fetch_page(c, q, &b, count, out, err);
+    }
+    free((int64_t *)b.widths);
+    return rc;
+}
+
+enum gw_code search_run(struct conn *c, const struct store_query *q, bool in_txn,
+                        struct store_page *out, struct gw_error *err)
+{
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
     out->total = -1;
-    out->snapshot = q->snapshot;
-    rc = q->snapshot ? GW_OK : snapshot_now(db, src, &out->snapshot, err);
-    if (!rc && q->want_total)
-        rc = count_total(db, src, q, history_id, history, out->snapshot, &out->total, err);
-    if (rc)
-        return rc;
-    sql_init(&sql);
-    sql_text(&sql, "SELECT ");
-    sql_text(&sql, src->select);
-    where_clause(&sql, src, q, history_id, history, out->snapshot);
-    order_clause(&sql, src, q, history);
-    sql_text(&sql, " LIMIT ");
-    sql_bind_int(&sql, (int64_t)count + 1);
-    sql_text(&sql, " OFFSET ");
-    sql_bind_int(&sql, (int64_t)q->offset);
-    rc = sql_prepare(db, &sql, &s, err);
-    if (!rc)
-        rc = fetch_rows(s, count, out, err);
-    sqlite3_finalize(s);
-    sql_cleanup(&sql);
+    if (!in_txn && stmt_exec(c->db, "BEGIN", err))
+        return GW_E_STORE;
+    rc = run_in_txn(c, q, out, err);
+    if (!in_txn)
+        stmt_exec(c->db, rc ? "ROLLBACK" : "COMMIT", NULL);
     if (rc)
         store_page_cleanup(out);
     return rc;
@@ -372,29 +314,70 @@ void store_page_cleanup(struct store_page *p)
 enum gw_code store_search(struct store *st, const struct store_query *q, struct store_page *out,
                           struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    enum gw_code rc = search_run(db, q, NULL, false, out, err);
+    struct conn c = {reader_acquire(st), NULL};
+    enum gw_code rc = search_run(&c, q, false, out, err);
 
-    reader_release(st, db);
-    return rc;
-}
-
-enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
-                           struct store_page *out, struct gw_error *err)
-{
-    sqlite3 *db = reader_acquire(st);
-    enum gw_code rc = search_run(db, q, id, true, out, err);
-
-    reader_release(st, db);
+    reader_release(st, c.db);
     return rc;
 }
 
 enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q,
                               struct store_page *out, struct gw_error *err)
 {
+    struct conn c = {txn->db, &txn->st->wtext}; /* the writer's connection and thread */
+
     if (txn->rec)
         return record_search(txn, q, out, err);
-    return search_run(txn->db, q, NULL, false, out, err);
+    return search_run(&c, q, true, out, err);
+}
+
+/* ------------------------------------------------------------ history */
+
+static enum gw_code history_run(sqlite3 *db, const struct store_query *q, const char *id,
+                                struct store_page *out, struct gw_error *err)
+{
+    size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
+    sqlite3_stmt *s = NULL;
+    struct conn c = {db, NULL};
+    int64_t now = 0;
+    enum gw_code rc = one_int(&c, SQL_SNAPSHOT, 0, false, &now, NULL, err);
+
+    if (rc)
+        return rc;
+    out->snapshot = q->snapshot ? q->snapshot : now;
+    rc = stmt_prepare(db, SQL_HISTORY, &s, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, q->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, out->snapshot);
+    sqlite3_bind_int64(s, 4, (int64_t)count + 1);
+    sqlite3_bind_int64(s, 5, (int64_t)q->offset);
+    rc = fetch_rows(db, s, count, out, err);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
+                           struct store_page *out, struct gw_error *err)
+{
+    sqlite3 *db;
+    enum gw_code rc;
+
+    memset(out, 0, sizeof *out);
+    out->total = -1;
+    if (!id)
+        return gw_fail(err, GW_E_INTERNAL, "store_history needs an id");
+    db = reader_acquire(st);
+    rc = stmt_exec(db, "BEGIN", err);
+    if (!rc) {
+        rc = history_run(db, q, id, out, err);
+        stmt_exec(db, rc ? "ROLLBACK" : "COMMIT", NULL);
+    }
+    reader_release(st, db);
+    if (rc)
+        store_page_cleanup(out);
+    return rc;
 }
 
 /* ------------------------------------------------------------ cursors */
@@ -403,7 +386,8 @@ struct store_cursor {
     struct store *st;
     sqlite3 *db;
     sqlite3_stmt *stmt;
-    bool done; /* SQLite would start over if stepped past the end */
+    bool in_txn; /* the read transaction that holds the snapshot is open */
+    bool done;   /* SQLite would start over if stepped past the end */
 };
 
 void store_cursor_close(struct store_cursor *c)
@@ -411,18 +395,42 @@ void store_cursor_close(struct store_cursor *c)
     if (!c)
         return;
     sqlite3_finalize(c->stmt);
+    if (c->in_txn)
+        stmt_exec(c->db, "ROLLBACK", NULL);
     if (c->db)
         reader_release(c->st, c->db);
     free(c);
 }
 
+/* The statement of every match of q, in q's order, prepared inside the
+ * cursor's read transaction (NULL statement: nothing can match). */
+static enum gw_code cursor_prepare(struct store_cursor *cur, const struct store_query *q,
+                                   struct gw_error *err)
+{
+    struct conn c = {cur->db, NULL};
+    struct search_bounds b;
+    struct sql sql;
+    int64_t snapshot;
+    bool empty = false;
+    enum gw_code rc = search_bounds(&c, q, &b, &snapshot, &empty, err);
+
+    if (rc || empty) {
+        cur->done = true;
+        free((int64_t *)b.widths);
+        return rc;
+    }
+    sql_init(&sql);
+    search_sql_build(q, &b, SEARCH_ALL, &sql);
+    rc = sql_prepare(cur->db, &sql, &cur->stmt, err);
+    sql_cleanup(&sql);
+    free((int64_t *)b.widths);
+    return rc;
+}
+
 enum gw_code store_search_cursor(struct store *st, const struct store_query *q,
                                  struct store_cursor **out, struct gw_error *err)
 {
-    const struct source *src = strcmp(q->type, "AuditEvent") == 0 ? &audit_src : &resources_src;
     struct store_cursor *c = calloc(1, sizeof *c);
-    int64_t snapshot = q->snapshot;
-    struct sql sql;
     enum gw_code rc;
 
     *out = NULL;
@@ -430,18 +438,10 @@ enum gw_code store_search_cursor(struct store *st, const struct store_query *q,
         return gw_fail(err, GW_E_NOMEM, "no memory for a cursor");
     c->st = st;
     c->db = reader_acquire(st);
-    rc = snapshot ? GW_OK : snapshot_now(c->db, src, &snapshot, err);
-    if (rc) {
-        store_cursor_close(c);
-        return rc;
-    }
-    sql_init(&sql);
-    sql_text(&sql, "SELECT ");
-    sql_text(&sql, src->select);
-    where_clause(&sql, src, q, NULL, false, snapshot);
-    order_clause(&sql, src, q, false);
-    rc = sql_prepare(c->db, &sql, &c->stmt, err);
-    sql_cleanup(&sql);
+    rc = stmt_exec(c->db, "BEGIN", err);
+    c->in_txn = rc == GW_OK;
+    if (!rc)
+        rc = cursor_prepare(c, q, err);
     if (rc) {
         store_cursor_close(c);
         return rc;

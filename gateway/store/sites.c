@@ -4,21 +4,20 @@
  * referral, its Task, Appointment and DiagnosticReport carry their site, and
  * each resource a referral references is granted to the referral's site in
  * the referral's commit. A resource two referrals share is granted to both
- * sites. The primary key (type, id, site) makes every check an index seek.
+ * sites. The primary key (site, type, id) makes every check an index seek
+ * per site, and a site's listing of a type one range (searchsql.c).
  */
 #include "store/store_int.h"
 
 enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const char *id,
                                   const char *site, struct gw_error *err)
 {
-    static const char sql[] =
-        "INSERT OR IGNORE INTO resource_sites (type, id, site) VALUES (?1, ?2, ?3)";
     sqlite3_stmt *s;
     enum gw_code rc;
 
     if (txn->rec)
         return record_site_grant(txn, type, id, site, err);
-    rc = stmt_txn(txn, sql, &s, err);
+    rc = stmt_txn(txn, SQL_SITE_GRANT, &s, err);
     if (rc)
         return rc;
     sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
@@ -29,9 +28,6 @@ enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const
     stmt_release(s);
     return rc;
 }
-
-static const char visible_sql[] =
-    "SELECT 1 FROM resource_sites WHERE type = ?1 AND id = ?2 AND site = ?3";
 
 /* One seek per site (a RIS serves few): stops at the first that sees it. */
 static enum gw_code probe(sqlite3 *db, sqlite3_stmt *s, const char *type, const char *id,
@@ -62,7 +58,7 @@ enum gw_code store_site_visible(struct store *st, const char *type, const char *
 {
     sqlite3 *db = reader_acquire(st);
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, visible_sql, &s, err);
+    enum gw_code rc = stmt_prepare(db, SQL_SITE_VISIBLE, &s, err);
 
     *visible = false;
     if (!rc)
@@ -82,7 +78,7 @@ enum gw_code store_txn_site_visible(struct store_txn *txn, const char *type, con
     *visible = false;
     if (txn->rec)
         return record_site_visible(txn, type, id, sites, n_sites, visible, err);
-    rc = stmt_txn(txn, visible_sql, &s, err);
+    rc = stmt_txn(txn, SQL_SITE_VISIBLE, &s, err);
     if (rc)
         return rc;
     rc = probe(txn->db, s, type, id, sites, n_sites, visible, err);

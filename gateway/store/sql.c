@@ -3,6 +3,8 @@
  * caller text is ever spliced into SQL. */
 #include "store/store_int.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,14 +55,18 @@ bool column_dup(sqlite3_stmt *s, int i, char **out)
 
 void sql_init(struct sql *q)
 {
+    memset(q, 0, sizeof *q);
     gw_buf_init(&q->text, STORE_MAX_SQL);
-    q->n_binds = 0;
-    q->overflow = false;
 }
 
 void sql_cleanup(struct sql *q)
 {
+    while (q->n_owned)
+        free(q->owned[--q->n_owned]);
+    free(q->owned);
+    free(q->binds);
     gw_buf_cleanup(&q->text);
+    memset(q, 0, sizeof *q);
 }
 
 void sql_text(struct sql *q, const char *s)
@@ -68,11 +74,36 @@ void sql_text(struct sql *q, const char *s)
     gw_buf_puts(&q->text, s);
 }
 
+void sql_textf(struct sql *q, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        q->overflow = true; /* only short, fixed fragments come through here */
+    else
+        gw_buf_puts(&q->text, line);
+}
+
 static struct bind *next_bind(struct sql *q)
 {
+    struct bind *grown;
+
     if (q->n_binds >= STORE_MAX_BINDS) {
         q->overflow = true;
         return NULL;
+    }
+    if (q->n_binds == q->cap_binds) {
+        grown = gw_grow(q->binds, &q->cap_binds, q->n_binds, sizeof *grown, 16);
+        if (!grown) {
+            q->nomem = true;
+            return NULL;
+        }
+        q->binds = grown;
     }
     gw_buf_putc(&q->text, '?');
     return &q->binds[q->n_binds++];
@@ -86,6 +117,27 @@ void sql_bind_text(struct sql *q, const char *s)
         *b = (struct bind){.is_int = false, .s = s};
 }
 
+void sql_bind_owned(struct sql *q, char *s)
+{
+    char **grown;
+
+    if (!s) {
+        q->nomem = true;
+        return;
+    }
+    if (q->n_owned == q->cap_owned) {
+        grown = gw_grow(q->owned, &q->cap_owned, q->n_owned, sizeof *grown, 8);
+        if (!grown) {
+            free(s);
+            q->nomem = true;
+            return;
+        }
+        q->owned = grown;
+    }
+    q->owned[q->n_owned++] = s;
+    sql_bind_text(q, s);
+}
+
 void sql_bind_int(struct sql *q, int64_t v)
 {
     struct bind *b = next_bind(q);
@@ -94,33 +146,48 @@ void sql_bind_int(struct sql *q, int64_t v)
         *b = (struct bind){.is_int = true, .i = v};
 }
 
-enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+enum gw_code sql_status(const struct sql *q, struct gw_error *err)
+{
+    if (q->nomem || q->text.err == GW_E_NOMEM)
+        return gw_fail(err, GW_E_NOMEM, "no memory for a query");
+    if (q->overflow || q->text.err)
+        return gw_fail(err, GW_E_LIMIT, "the query is too large (more than %d values)",
+                       STORE_MAX_BINDS);
+    return GW_OK;
+}
+
+static enum gw_code bind_all(sqlite3 *db, sqlite3_stmt *s, const struct sql *q,
+                             struct gw_error *err)
 {
     size_t i;
+
+    for (i = 0; i < q->n_binds; i++) {
+        const struct bind *b = &q->binds[i];
+        int r = b->is_int ? sqlite3_bind_int64(s, (int)i + 1, b->i)
+                : b->s    ? sqlite3_bind_text(s, (int)i + 1, b->s, -1, SQLITE_STATIC)
+                          : sqlite3_bind_null(s, (int)i + 1);
+
+        if (r != SQLITE_OK)
+            return store_fail_db(db, err, "bind");
+    }
+    return GW_OK;
+}
+
+enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+{
     enum gw_code rc;
 
     *out = NULL;
-    if (q->overflow)
-        return gw_fail(err, GW_E_LIMIT, "the query has more than %d values", STORE_MAX_BINDS);
-    rc = gw_buf_finish(&q->text, "query", err);
-    if (rc)
-        return rc;
-    rc = stmt_prepare(db, q->text.data, out, err);
-    if (rc)
-        return rc;
-    for (i = 0; i < q->n_binds; i++) {
-        const struct bind *b = &q->binds[i];
-        int r = b->is_int ? sqlite3_bind_int64(*out, (int)i + 1, b->i)
-                : b->s    ? sqlite3_bind_text(*out, (int)i + 1, b->s, -1, SQLITE_STATIC)
-                          : sqlite3_bind_null(*out, (int)i + 1);
-
-        if (r != SQLITE_OK) {
-            sqlite3_finalize(*out);
-            *out = NULL;
-            return store_fail_db(db, err, "bind");
-        }
+    rc = sql_status(q, err);
+    if (!rc)
+        rc = gw_buf_finish(&q->text, "query", err);
+    if (!rc)
+        rc = stmt_prepare(db, q->text.data, out, err);
+    if (!rc && (rc = bind_all(db, *out, q, err)) != GW_OK) {
+        sqlite3_finalize(*out);
+        *out = NULL;
     }
-    return GW_OK;
+    return rc;
 }
 
 enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out,
@@ -163,4 +230,83 @@ void stmt_cache_clear(struct stmt_cache *c)
     for (i = 0; i < c->n; i++)
         sqlite3_finalize(c->stmt[i]);
     c->n = 0;
+}
+
+/* ------------------------------------------------------------ statement cache */
+
+/* The cached statement of text, prepared and added when new. */
+static enum gw_code cached(struct conn *c, const char *text, sqlite3_stmt **out,
+                           struct gw_error *err)
+{
+    struct text_cache *tc = c->cache;
+    size_t i, victim = 0;
+    char *copy;
+
+    for (i = 0; i < STORE_TEXT_CACHE; i++) {
+        if (tc->text[i] && strcmp(tc->text[i], text) == 0) {
+            tc->used[i] = ++tc->tick;
+            *out = tc->stmt[i];
+            return GW_OK;
+        }
+        if (tc->used[i] < tc->used[victim])
+            victim = i;
+    }
+    *out = NULL;
+    copy = gw_strdup(text);
+    if (!copy)
+        return gw_fail(err, GW_E_NOMEM, "no memory for a statement");
+    if (sqlite3_prepare_v3(c->db, text, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+        free(copy);
+        return store_fail_db(c->db, err, "prepare");
+    }
+    sqlite3_finalize(tc->stmt[victim]);
+    free(tc->text[victim]);
+    tc->text[victim] = copy;
+    tc->stmt[victim] = *out;
+    tc->used[victim] = ++tc->tick;
+    return GW_OK;
+}
+
+enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (!c->cache)
+        return sql_prepare(c->db, q, out, err);
+    *out = NULL;
+    rc = sql_status(q, err);
+    if (!rc)
+        rc = gw_buf_finish(&q->text, "query", err);
+    if (!rc)
+        rc = cached(c, q->text.data, out, err);
+    if (!rc && (rc = bind_all(c->db, *out, q, err)) != GW_OK) {
+        stmt_release(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+enum gw_code conn_prepare_fixed(struct conn *c, const char *text, sqlite3_stmt **out,
+                                struct gw_error *err)
+{
+    return c->cache ? cached(c, text, out, err) : stmt_prepare(c->db, text, out, err);
+}
+
+void conn_done(struct conn *c, sqlite3_stmt *s)
+{
+    if (c->cache)
+        stmt_release(s);
+    else
+        sqlite3_finalize(s);
+}
+
+void text_cache_clear(struct text_cache *c)
+{
+    size_t i;
+
+    for (i = 0; i < STORE_TEXT_CACHE; i++) {
+        sqlite3_finalize(c->stmt[i]);
+        free(c->text[i]);
+    }
+    memset(c, 0, sizeof *c);
 }

@@ -246,25 +246,47 @@ static void finish_batch(struct store *st, struct job *batch, enum gw_code commi
     call_back(submitted);
 }
 
-static int64_t batch_time(struct store *st)
+/* The newest commit time of the versions or the audit table, read in the
+ * writer's transaction (two seeks of the rightmost rows). */
+static int64_t stored_time(struct store_txn *txn, const char *sql)
 {
-    int64_t now = gw_now_ms();
+    sqlite3_stmt *s;
+    int64_t t = 0;
 
-    if (now <= st->last_commit_ms)
-        now = st->last_commit_ms + 1;
-    return now;
+    if (stmt_txn(txn, sql, &s, NULL) != GW_OK)
+        return 0;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        t = sqlite3_column_int64(s, 0);
+    stmt_release(s);
+    return t;
+}
+
+/* The batch's commit time: never before an earlier commit's, this process's
+ * or, once the write lock is held, another's (a command-line import into a
+ * store the gateway serves), so times grow with seq: searches take a period
+ * of time as a seq range (search.c). */
+static int64_t batch_time(struct store_txn *txn)
+{
+    int64_t now = gw_now_ms(), last = txn->st->last_commit_ms, t;
+
+    t = stored_time(txn, SQL_LAST_TIME);
+    last = t > last ? t : last;
+    t = stored_time(txn, SQL_AUDIT_LAST_TIME);
+    last = t > last ? t : last;
+    return now > last ? now : last + 1;
 }
 
 /* One transaction for the whole batch; returns the COMMIT's outcome. */
 static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_error *err)
 {
-    struct store_txn txn = {.st = st, .db = st->wdb, .now_ms = batch_time(st)};
+    struct store_txn txn = {.st = st, .db = st->wdb};
     struct job *j;
     enum gw_code rc;
 
     rc = control(&txn, sql_begin, err);
     if (rc)
         return rc;
+    txn.now_ms = batch_time(&txn);
     rc = audit_head_load(&txn, txn.chain_head, err);
     if (rc) {
         control(&txn, sql_rollback, NULL);
@@ -316,21 +338,29 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
     pthread_mutex_unlock(&f->lock);
 }
 
-/* Under steady writes the WAL is never wholly copied back at the moment a
- * transaction starts, so SQLite never starts it over and it grows without
- * end. When the checkpointer finds it long, the writer, between batches,
- * copies the rest itself (the checkpointer copied most): its next
- * transaction then starts the WAL from the beginning. */
+/* The checkpointer copies frames back without waiting (PASSIVE), but the log
+ * itself starts over only when a write begins with every frame copied, which
+ * a writer busy without pause never gives it: the WAL would grow without end
+ * (1.3 GB after 8 s of referrals), and every page read with it (SQLite looks
+ * pages up through the WAL's index). So once a commit leaves the WAL longer
+ * than STORE_WAL_RESTART_FRAMES (wal_grown() notes it), the writer, between
+ * batches, once the batch's jobs are answered, copies the rest back and
+ * empties the log (TRUNCATE, which also gives the disk space back): a pause
+ * of tens of ms every 32 MB written, outside any request's commit. Readers
+ * still on an older snapshot (an export's cursor, a backup) make it wait at
+ * most STORE_WAL_RESTART_WAIT_MS, never the busy timeout: a later commit
+ * tries again. */
 static void restart_wal(struct store *st)
 {
-    bool wanted;
+    int rc;
 
-    pthread_mutex_lock(&st->q_lock);
-    wanted = st->wal_restart;
+    if (!st->wal_restart)
+        return;
     st->wal_restart = false;
-    pthread_mutex_unlock(&st->q_lock);
-    if (wanted && sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL) !=
-                      SQLITE_OK)
+    sqlite3_busy_timeout(st->wdb, STORE_WAL_RESTART_WAIT_MS);
+    rc = sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(st->wdb, STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: readers or the checkpointer; next time */
         gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->wdb));
 }
 
@@ -541,6 +571,70 @@ enum gw_code store_write(struct store *st, store_apply_fn apply, store_audit_fn 
     return j.rc;
 }
 
+static bool all_done(const struct job *jobs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (jobs[i].state != JOB_DONE)
+            return false;
+    return true;
+}
+
+enum gw_code store_write_all(struct store *st, struct store_work *work, size_t n,
+                             struct gw_error *err)
+{
+    struct job *jobs;
+    size_t i;
+
+    if (!n)
+        return GW_OK;
+    jobs = calloc(n, sizeof *jobs);
+    if (!jobs)
+        return gw_fail(err, GW_E_NOMEM, "no memory for %zu pieces of work", n);
+    for (i = 0; i < n; i++) {
+        jobs[i] = (struct job){.apply = work[i].apply,
+                               .audit = work[i].audit,
+                               .ctx = work[i].ctx,
+                               .state = JOB_QUEUED};
+        jobs[i].next = i + 1 < n ? &jobs[i + 1] : NULL;
+    }
+    pthread_mutex_lock(&st->q_lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->q_lock);
+        free(jobs);
+        return gw_fail(err, GW_E_STORE, "the store is shutting down");
+    }
+    if (st->q_tail)
+        st->q_tail->next = &jobs[0];
+    else
+        st->q_head = &jobs[0];
+    st->q_tail = &jobs[n - 1];
+    pthread_cond_signal(&st->q_cv);
+    while (!all_done(jobs, n))
+        pthread_cond_wait(&st->done_cv, &st->q_lock);
+    pthread_mutex_unlock(&st->q_lock);
+    for (i = 0; i < n; i++) {
+        work[i].rc = jobs[i].rc;
+        work[i].err = jobs[i].err;
+    }
+    free(jobs);
+    return GW_OK;
+}
+
+/* Notes, right after each commit on the writer's connection, whether the
+ * WAL has grown past STORE_WAL_RESTART_FRAMES (see restart_wal()). */
+static int wal_grown(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store *st = arg;
+
+    (void)db;
+    (void)name;
+    if (frames > STORE_WAL_RESTART_FRAMES)
+        st->wal_restart = true;
+    return SQLITE_OK;
+}
+
 /* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
  * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
  * so copying the WAL back into the database never delays a commit. It also
@@ -549,7 +643,7 @@ static void *checkpointer_main(void *arg)
 {
     struct store *st = arg;
     struct timespec deadline;
-    int frames = 0;
+    int rc;
 
     pthread_mutex_lock(&st->q_lock);
     while (!st->stopping) {
@@ -559,12 +653,10 @@ static void *checkpointer_main(void *arg)
             break;
         pthread_mutex_unlock(&st->q_lock);
         expire_queued(st);
-        if (sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL) !=
-            SQLITE_OK)
+        rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: the writer empties the log */
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
-        if (frames > STORE_WAL_RESTART_FRAMES)
-            st->wal_restart = true;
     }
     pthread_mutex_unlock(&st->q_lock);
     return NULL;
@@ -575,12 +667,10 @@ static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
     enum gw_code rc = open_db(st->path, false, &st->cdb, err);
 
     if (!rc)
-        rc = stmt_exec(st->wdb,
-                       /* the writer's cache holds a batch's pages: none spill mid-batch */
-                       "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-" STORE_WRITER_CACHE_KB,
-                       err);
+        rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
     if (rc)
         return rc;
+    sqlite3_wal_hook(st->wdb, wal_grown, st); /* after the pragma, which clears the hook */
     if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)
         return gw_fail(err, GW_E_INTERNAL, "cannot start the checkpointer");
     st->checkpointer_started = true;
@@ -640,8 +730,13 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
     st->commit_timeout_ms = cfg->commit_timeout_ms;
     st->max_batch = cfg->max_batch;
     rc = open_db(st->path, true, &st->wdb, err);
+    if (!rc) /* the writer's cache holds a batch's pages (none spill to the WAL before its
+              * commit) and the hot index pages of a large store (migrations too) */
+        rc = stmt_exec(st->wdb, "PRAGMA cache_size=-" STORE_WRITER_CACHE_KB, err);
     if (!rc)
         rc = schema_migrate(st->wdb, &st->schema_version, err);
+    if (!rc)
+        st->last_commit_ms = store_last_time(st->wdb); /* times grow with seq, restarts too */
     if (!rc)
         rc = open_readers(st, cfg->read_connections, err);
     if (!rc)
@@ -709,6 +804,7 @@ void store_destroy(struct store *st)
     for (i = 0; i < st->n_readers; i++)
         sqlite3_close(st->readers[i]);
     stmt_cache_clear(&st->wcache);
+    text_cache_clear(&st->wtext);
     sqlite3_close(st->wdb);
     free(st->readers);
     free(st->reader_busy);

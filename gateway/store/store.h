@@ -107,14 +107,18 @@ struct store_value {
     int64_t lo, hi;
 };
 
-/* One search parameter occurrence: matches when any of its values does. */
+/* One search parameter occurrence: matches when any of its values does.
+ * String values are normalised text (rest_normalise()); the store matches
+ * them as a prefix, or as a substring with contains. */
 struct store_cond {
-    const char *param; /* index name, or "_id", "_lastUpdated" (columns) */
+    const char *param; /* index name, or "_id", "_lastUpdated" (columns; for
+                          AuditEvent "date" is its recorded column) */
     enum store_param_kind kind;
-    bool exact;   /* strings: exact instead of starts-with */
-    bool missing; /* ":missing=true": no index entry for param (values unused);
-                     ":missing=false" is a cond without values: some entry exists */
-    bool negate;  /* ":not" */
+    bool exact;    /* strings: exact instead of starts-with */
+    bool contains; /* strings: ":contains" (a substring; the one match no index serves) */
+    bool missing;  /* ":missing=true": no index entry for param (values unused);
+                      ":missing=false" is a cond without values: some entry exists */
+    bool negate;   /* ":not" */
     struct store_value *values;
     size_t n_values;
 };
@@ -149,11 +153,15 @@ struct store_page {
 };
 void store_page_cleanup(struct store_page *p);
 
-/* Runs q on a reader connection. */
+/* Runs q on a reader connection. Every search is driven by an index: its
+ * cost grows with the matches (and the offset), not with the store. The
+ * order is the version order (the order of commits), or q's sorts; a page
+ * at a given snapshot holds the newest version of each match committed up
+ * to it, so paging over one snapshot returns each match exactly once. */
 enum gw_code store_search(struct store *st, const struct store_query *q, struct store_page *out,
                           struct gw_error *err);
-/* History of type/id (or of the whole type when id is NULL), newest first,
- * within the same scope and paging rules as q (its conds are ignored). */
+/* History of type/id (id is required), newest first, with the paging rules
+ * of q (its conds, sorts and scope are ignored: check visibility first). */
 enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
                            struct store_page *out, struct gw_error *err);
 
@@ -219,6 +227,24 @@ typedef enum gw_code (*store_step_fn)(struct store_txn *txn, const void *arg, st
  * step must not depend on ctx's state beyond what arg holds. */
 enum gw_code store_txn_on_writer(struct store_txn *txn, store_step_fn step, const void *arg,
                                  size_t arg_len, struct gw_error *err);
+/* One piece of bulk work for store_write_all(): as store_write()'s arguments,
+ * with its outcome. */
+struct store_work {
+    store_apply_fn apply; /* may be NULL */
+    store_audit_fn audit; /* may be NULL */
+    void *ctx;
+    enum gw_code rc;     /* set on return: as store_write() would return */
+    struct gw_error err; /* why, when rc is not GW_OK */
+};
+
+/* Queues the n pieces of work at once and waits until each is committed or
+ * failed: the writer takes them as it takes concurrent store_write() calls
+ * (max_batch to a commit, each in a savepoint of its own, so one failing
+ * undoes only itself). Bulk work waits its turn: no commit_timeout_ms. Returns
+ * GW_OK once every piece has its outcome, or GW_E_NOMEM / GW_E_STORE (the
+ * store is stopping) when none was queued. */
+enum gw_code store_write_all(struct store *st, struct store_work *work, size_t n,
+                             struct gw_error *err);
 
 /* The commit time of this txn's batch (epoch ms, never going backwards). */
 int64_t store_txn_now(const struct store_txn *txn);
@@ -332,10 +358,12 @@ enum gw_code store_outbox_for(struct store *st, const char *ref_type, const char
 
 struct store_outbox_stats {
     char *site;
-    long pending, leased, acked, dead;
-    int64_t oldest_pending_ms; /* created time of the oldest unfinished one, 0 when none */
+    long pending, leased, dead; /* acked messages are not counted: they only grow */
+    int64_t oldest_pending_ms;  /* created time of the oldest unfinished one, 0 when none */
 };
-/* Per-site counts for /metrics. *out is a new array (free each site, then it). */
+/* Per-site counts for /metrics, from the indexes of unfinished and dead
+ * messages (the cost follows the backlog, not the store). *out is a new
+ * array (free each site, then it). */
 enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
                                 struct gw_error *err);
 

@@ -10,13 +10,14 @@
 #include <sqlite3.h>
 
 #define STORE_BUSY_TIMEOUT_MS     10000
-#define STORE_MAX_BINDS           512
+#define STORE_MAX_BINDS           4096 /* values one dynamic statement binds */
 #define STORE_MAX_SQL             (256 * 1024)
 #define STORE_MAX_JSON            (64 * 1024 * 1024)
 #define STORE_CHECKPOINT_EVERY_MS 100
-#define STORE_WAL_RESTART_FRAMES  8192   /* a WAL longer (32 MB of 4 KB pages) is restarted */
-#define STORE_STMT_CACHE          48     /* prepared statements kept for the writer */
-#define STORE_WRITER_CACHE_KB     "8192" /* the writer's page cache: a batch of ~100 referrals */
+#define STORE_WAL_RESTART_FRAMES  8192    /* a WAL longer (32 MB of 4 KB pages) is emptied */
+#define STORE_WAL_RESTART_WAIT_MS 200     /* longest wait for readers when emptying it */
+#define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
+#define STORE_WRITER_CACHE_KB     "32768" /* the writer's page cache (SQLite's default: 2 MB) */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
  * A job of store_write() lives on its caller's stack and is woken through
@@ -53,6 +54,18 @@ struct store_fault {
     int64_t probe_mono_ms; /* when store_ping() last tried a write */
 };
 
+/* Prepared statements of dynamic SQL, kept by their text (the writer's
+ * conditional lookups repeat a few shapes; preparing one costs more than
+ * running it). Least recently used goes first. */
+#define STORE_TEXT_CACHE 16
+
+struct text_cache {
+    char *text[STORE_TEXT_CACHE];
+    sqlite3_stmt *stmt[STORE_TEXT_CACHE];
+    uint64_t used[STORE_TEXT_CACHE];
+    uint64_t tick;
+};
+
 /* The writer's prepared statements, keyed by their (static) SQL text. */
 struct stmt_cache {
     const char *sql[STORE_STMT_CACHE];
@@ -74,6 +87,7 @@ struct store {
     /* the writer */
     sqlite3 *wdb;
     struct stmt_cache wcache; /* only the writer thread touches it */
+    struct text_cache wtext;  /* the same, for dynamic statements (searches in a txn) */
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t q_lock;
@@ -82,7 +96,7 @@ struct store {
     struct job *q_head, *q_tail;
     bool stopping;
     int64_t last_commit_ms;
-    bool wal_restart; /* the checkpointer asks the writer to restart the WAL (q_lock) */
+    bool wal_restart; /* the last commit left the WAL long: empty it (writer thread only) */
     int schema_version;
     struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */
@@ -111,20 +125,43 @@ struct bind {
     const char *s;
 };
 
+/* A statement being built: text, its binds (borrowed strings, or strings
+ * the statement owns), and a sticky failure (too many binds, no memory). */
 struct sql {
     struct gw_buf text;
-    struct bind binds[STORE_MAX_BINDS];
-    size_t n_binds;
-    bool overflow;
+    struct bind *binds;
+    size_t n_binds, cap_binds;
+    char **owned;
+    size_t n_owned, cap_owned;
+    bool overflow; /* more than STORE_MAX_BINDS */
+    bool nomem;
 };
 
 void sql_init(struct sql *q);
 void sql_cleanup(struct sql *q);
 void sql_text(struct sql *q, const char *s);
-void sql_bind_text(struct sql *q, const char *s); /* appends "?" and binds s */
+void sql_textf(struct sql *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sql_bind_text(struct sql *q, const char *s); /* appends "?" and binds s (borrowed) */
+void sql_bind_owned(struct sql *q, char *s);      /* the same, taking s (free()d at cleanup) */
 void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
+/* Failure of the building so far: GW_OK, GW_E_LIMIT or GW_E_NOMEM. */
+enum gw_code sql_status(const struct sql *q, struct gw_error *err);
 /* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
 enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+
+/* A connection and, for the writer, its statement cache (NULL: none). */
+struct conn {
+    sqlite3 *db;
+    struct text_cache *cache;
+};
+/* Prepares q (binds included) on c, from its cache when it has one. */
+enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+/* The same for a fixed statement without binds yet. */
+enum gw_code conn_prepare_fixed(struct conn *c, const char *text, sqlite3_stmt **out,
+                                struct gw_error *err);
+/* Gives a statement of conn_prepare*() back (NULL is fine). */
+void conn_done(struct conn *c, sqlite3_stmt *s);
+void text_cache_clear(struct text_cache *c);
 
 /* Prepares sql and binds texts (NULL binds NULL); one-shot helpers. */
 enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err);
@@ -141,6 +178,63 @@ bool column_dup(sqlite3_stmt *s, int i, char **out);
 
 /* schema.c */
 enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err);
+/* The id of search parameter name of type: a 31-bit FNV-1a hash of
+ * "Type.name", the same in C and in SQL (gw_param_id, for migrations).
+ * tests/unit/test_search.c checks the R4 model's parameters never collide. */
+int64_t store_param_id(const char *type, const char *name);
+
+/* statements.c: the fixed statements, by name (the plan test reads them all). */
+struct store_statement {
+    const char *name;
+    const char *sql;
+};
+extern const struct store_statement store_statements[];
+extern const size_t store_n_statements;
+extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[],
+    SQL_RESOURCE_UPDATE[], SQL_VERSION_INSERT[], SQL_INDEX_RETIRE[], SQL_INDEX_RETIRE_DELETE[],
+    SQL_INDEX_INSERT[], SQL_WIDTH_RAISE[], SQL_WIDTH_READ[], SQL_READ_CURRENT[], SQL_READ_VERSION[],
+    SQL_HISTORY[], SQL_SNAPSHOT[], SQL_VERSION_AT_OR_AFTER[], SQL_LAST_TIME[], SQL_AUDIT_HEAD[],
+    SQL_AUDIT_INSERT[], SQL_AUDIT_INDEX_INSERT[], SQL_AUDIT_SNAPSHOT[], SQL_AUDIT_AT_OR_AFTER[],
+    SQL_AUDIT_LAST_TIME[], SQL_AUDIT_SCAN[], SQL_OUTBOX_INSERT[], SQL_OUTBOX_LEASE[],
+    SQL_OUTBOX_SETTLE[], SQL_OUTBOX_BY_CONTROL_ID[], SQL_OUTBOX_ATTEMPT[], SQL_OUTBOX_NEXT[],
+    SQL_OUTBOX_FOR[], SQL_OUTBOX_OPEN_COUNTS[], SQL_OUTBOX_DEAD_COUNTS[], SQL_OUTBOX_OLDEST[],
+    SQL_INBOUND_SEEN[], SQL_INBOUND_RECORD[], SQL_SITE_GRANT[], SQL_SITE_VISIBLE[],
+    SQL_ROLLUP_TALLY[], SQL_ROLLUP_HOURS[], SQL_ROLLUP_CLIENTS[], SQL_SUBSCRIPTION_PUT[],
+    SQL_SUBSCRIPTION_REMOVE[], SQL_SUBSCRIPTIONS_OF[], SQL_SUBSCRIPTION_GET[], SQL_NOTE_NUMBERS[],
+    SQL_NOTE_ADD[], SQL_NOTE_DROP[], SQL_NOTE_HEADS[], SQL_NOTE_PENDING[], SQL_NOTE_SETTLE[],
+    SQL_NOTE_STATS[];
+/* Leasable messages of the sites, oldest first, at most max. */
+void outbox_lease_sql(struct sql *q, const char *const *sites, size_t n_sites, int64_t now_ms,
+                      size_t max);
+
+/* searchsql.c: the statements of a search, built from a query and the bounds
+ * search.c works out first (no database calls here). */
+#define SEARCH_WIDTH_UNKNOWN INT64_MAX /* no bound on a parameter's date ranges */
+
+struct search_bounds {
+    int64_t snapshot;       /* versions (audit rows) committed up to this seq */
+    bool settled;           /* nothing was committed after snapshot: no version
+                               visible at it has been superseded since */
+    int64_t seq_lo, seq_hi; /* _lastUpdated (audit: date) as a seq range [lo, hi] */
+    const int64_t *widths;  /* per cond: widest date range of its parameter, or NULL */
+};
+
+enum search_part {
+    SEARCH_PAGE,  /* the page's rows, in resource_from_row() order */
+    SEARCH_COUNT, /* one row: the number of matches */
+    SEARCH_ALL,   /* every match, in order, without a page's bounds (a cursor) */
+};
+
+/* True when q searches the audit log rather than versioned resources. */
+bool search_is_audit(const struct store_query *q);
+/* Builds the statement for part of q into out (check sql_status()). */
+void search_sql_build(const struct store_query *q, const struct search_bounds *b,
+                      enum search_part part, struct sql *out);
+/* The index of the cond that drives q (-1: the scope or type listing does). */
+int search_driver(const struct store_query *q);
+/* The date range [lo, hi) of times a date cond of _lastUpdated (or AuditEvent
+ * date) allows; the whole line when it cannot narrow it. */
+void search_time_range(const struct store_cond *c, int64_t *lo, int64_t *hi);
 
 /* readers (store.c) */
 sqlite3 *reader_acquire(struct store *st);
@@ -149,26 +243,40 @@ void reader_release(struct store *st, sqlite3 *db);
 /* resources.c */
 enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err);
-/* Current version of type/id in the txn, 0 when it does not exist. */
-enum gw_code resources_current_version(struct store_txn *txn, const char *type, const char *id,
-                                       long *version, struct gw_error *err);
+/* What the store holds of a resource before a put (rid 0: nothing). */
+struct resource_current {
+    int64_t rid, seq;
+    long version;
+};
+/* The current row of type/id in the txn (writer thread): one seek of
+ * resources' (type, id). */
+enum gw_code resources_current(struct store_txn *txn, const char *type, const char *id,
+                               struct resource_current *cur, struct gw_error *err);
 /* Sets meta.versionId and meta.lastUpdated on the resource. */
 enum gw_code resources_stamp_meta(json_t *resource, long version, int64_t ms, struct gw_error *err);
 /* GW_E_CONFLICT when p's create or if_match does not fit the current version. */
 enum gw_code resources_check_preconditions(const struct store_put *p, long current,
                                            struct gw_error *err);
-/* Inserts version `version` of p->type/p->id with its text and index rows
- * (no precondition checked); *seq gets the version's seq. */
-enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p, long version,
-                              const char *json, int64_t *seq, struct gw_error *err);
+/* Writes version cur->version + 1 of p->type/p->id with its text json: the
+ * version row, the resources row, the move of the previous version's index
+ * entries to search_history, the new entries and the site grant (no
+ * precondition checked). cur is what resources_current() found; a new
+ * resource's rid is set in it. *seq gets the version's seq. */
+enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p,
+                              struct resource_current *cur, const char *json, int64_t *seq,
+                              struct gw_error *err);
 enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
-/* Writes index rows for seq into search_index, or audit_index when audit. */
-enum gw_code index_insert(struct store_txn *txn, bool audit, int64_t seq,
-                          const struct store_index_entry *e, size_t n, struct gw_error *err);
 
 /* search.c */
-enum gw_code search_run(sqlite3 *db, const struct store_query *q, const char *history_id,
-                        bool history, struct store_page *out, struct gw_error *err);
+enum gw_code search_run(struct conn *c, const struct store_query *q, bool in_txn,
+                        struct store_page *out, struct gw_error *err);
+/* The first seq whose time (versions' last_updated, or audit's recorded) is
+ * at least t_ms: a binary search, as times never go backwards with seq. */
+enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *seq,
+                           struct gw_error *err);
+/* The newest commit time in the store (0 when empty): the writer starts its
+ * clock there, so times keep growing with seq across restarts. */
+int64_t store_last_time(sqlite3 *db);
 
 /* notes.c: after a COMMIT of a txn whose notes_changed is set. */
 void notes_committed(struct store *st);

@@ -172,8 +172,11 @@ char *gw_buf_steal(struct gw_buf *b, size_t *len_out)
 
     if (b->err)
         return NULL;
-    if (!b->data && !reserve(b, 0))
-        return NULL;
+    if (!b->data) { /* nothing appended: still a string */
+        if (!reserve(b, 0))
+            return NULL;
+        b->data[0] = '\0';
+    }
     p = b->data;
     *len_out = b->len;
     b->data = NULL;

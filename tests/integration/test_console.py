@@ -12,6 +12,7 @@ import urllib.parse
 
 from conftest import REPO
 from referrals import contained_referral, transaction_bundle
+from store_schema import downgrade_to_schema_1
 
 INS = "283052724101267"
 
@@ -278,9 +279,6 @@ def test_activity_counts_by_hour_and_client_with_refusals_apart(make_gateway):
     assert gateway.get("/fhir/AuditEvent/$activity", cert="ris").status == 403
 
 
-ROLLUP_MIGRATION = 3  # gateway/store/schema.c: the migration that creates audit_rollup
-
-
 def test_roll_up_is_filled_from_the_events_of_an_older_store(make_gateway, workdir):
     gw = make_gateway()
     for _ in range(4):
@@ -288,16 +286,14 @@ def test_roll_up_is_filled_from_the_events_of_an_older_store(make_gateway, workd
         gw.get("/fhir/ServiceRequest", cert=None)
     gw.stop()
     db = sqlite3.connect(gw.store_path)
-    # back to the schema just before the roll-up's migration
-    before = db.execute("SELECT COUNT(*) FROM pragma_table_info('audit_rollup')").fetchone()[0]
-    assert before
-    # the roll-up's table and those of later migrations (created after it: sqlite_master
-    # keeps creation order), so that migrations from the roll-up's on run again
-    rollup = db.execute("SELECT rowid FROM sqlite_master WHERE name = 'audit_rollup'").fetchone()[0]
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND rowid >= ?"
-                              " ORDER BY rowid", (rollup,)).fetchall():
-        db.execute("DROP TABLE %s" % name)
-    db.executescript("PRAGMA user_version = %d;" % (ROLLUP_MIGRATION - 1))
+    assert db.execute("SELECT COUNT(*) FROM audit_rollup").fetchone()[0]
+    db.close()
+    # back to the first schema, before the roll-up: every later migration runs again,
+    # the roll-up's among them, over the events the store holds
+    downgrade_to_schema_1(gw.store_path)
+    db = sqlite3.connect(gw.store_path)
+    assert not db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit_rollup'"
+                          ).fetchone()[0]
     db.close()
     gw.start()
     r = audit_get(gw, "/fhir/AuditEvent/$activity")

@@ -3,6 +3,7 @@
 #include "util/util.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 static void fail_records_code_and_truncates_long_messages(void)
 {
@@ -27,6 +28,21 @@ static void code_table_gives_http_issue_and_ack(void)
     CHECK_STR(gw_code_hl7_ack(GW_E_INPUT), "AE");
     CHECK_STR(gw_code_hl7_ack(GW_OK), "AA");
     CHECK_INT(gw_code_http_status((enum gw_code)99), 500);
+}
+
+static void buf_steal_of_an_empty_buffer_is_an_empty_string(void)
+{
+    struct gw_buf b;
+    size_t len = 99;
+    char *s;
+
+    gw_buf_init(&b, 100);
+    s = gw_buf_steal(&b, &len);
+    CHECK(s != NULL);
+    CHECK_INT(len, 0);
+    CHECK_STR(s ? s : "x", "");
+    free(s);
+    gw_buf_cleanup(&b);
 }
 
 static void buf_grows_and_stops_at_its_cap(void)
@@ -183,6 +199,27 @@ static void uuid_is_version_4_text(void)
     CHECK(strcmp(a, b) != 0);
 }
 
+static void uuid7_is_version_7_text_in_time_order(void)
+{
+    char a[GW_UUID_LEN], b[GW_UUID_LEN], stamp[13];
+    long long ms;
+    int i, k = 0;
+
+    CHECK_INT(gw_uuid7(a, NULL), GW_OK);
+    nanosleep(&(struct timespec){0, 2000000}, NULL);
+    CHECK_INT(gw_uuid7(b, NULL), GW_OK);
+    CHECK_INT(strlen(a), 36);
+    CHECK(a[14] == '7');
+    CHECK(strchr("89ab", a[19]) != NULL);
+    CHECK(strcmp(a, b) < 0); /* a later id sorts after */
+    for (i = 0; i < 13 && k < 12; i++)
+        if (a[i] != '-')
+            stamp[k++] = a[i];
+    stamp[k] = '\0';
+    ms = strtoll(stamp, NULL, 16);
+    CHECK(ms <= gw_now_ms() && ms > gw_now_ms() - 60000);
+}
+
 static void sha256_matches_known_digest(void)
 {
     char hex[65];
@@ -218,6 +255,7 @@ int main(void)
     RUN(fail_records_code_and_truncates_long_messages);
     RUN(code_table_gives_http_issue_and_ack);
     RUN(buf_grows_and_stops_at_its_cap);
+    RUN(buf_steal_of_an_empty_buffer_is_an_empty_string);
     RUN(grow_doubles_from_first_and_refuses_overflow);
     RUN(format_marks_a_cut_text);
     RUN(json_escape_escapes_quotes_and_controls);
@@ -227,6 +265,7 @@ int main(void)
     RUN(time_formats_instant_http_and_hl7);
     RUN(time_parses_fhir_precisions_as_ranges);
     RUN(uuid_is_version_4_text);
+    RUN(uuid7_is_version_7_text_in_time_order);
     RUN(sha256_matches_known_digest);
     RUN(metrics_render_counters_and_cumulative_histograms);
     return check_summary();
