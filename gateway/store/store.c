@@ -347,20 +347,23 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
  * batches, once the batch's jobs are answered, copies the rest back and
  * empties the log (TRUNCATE, which also gives the disk space back): a pause
  * of tens of ms every 32 MB written, outside any request's commit. Readers
- * still on an older snapshot (an export's cursor, a backup) make it wait at
- * most STORE_WAL_RESTART_WAIT_MS, never the busy timeout: a later commit
- * tries again. */
+ * still on an older snapshot make it wait at most STORE_WAL_RESTART_WAIT_MS,
+ * never the busy timeout; when they still hold it (a long export's cursor, a
+ * backup: the WAL cannot start over under them), the writer tries again only
+ * STORE_WAL_RETRY_MS later, so such a reader costs the writes one short wait
+ * now and then, not one per batch. */
 static void restart_wal(struct store *st)
 {
     int rc;
 
-    if (!st->wal_restart)
-        return;
+    if (!st->wal_restart || gw_mono_ms() < st->wal_retry_mono_ms)
+        return; /* the flag stays: a later batch looks again */
     st->wal_restart = false;
     sqlite3_busy_timeout(st->wdb, STORE_WAL_RESTART_WAIT_MS);
     rc = sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_busy_timeout(st->wdb, STORE_BUSY_TIMEOUT_MS);
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: readers or the checkpointer; next time */
+    st->wal_retry_mono_ms = rc == SQLITE_BUSY ? gw_mono_ms() + STORE_WAL_RETRY_MS : 0;
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->wdb));
 }
 

@@ -16,6 +16,7 @@
 #define STORE_CHECKPOINT_EVERY_MS 100
 #define STORE_WAL_RESTART_FRAMES  8192    /* a WAL longer (32 MB of 4 KB pages) is emptied */
 #define STORE_WAL_RESTART_WAIT_MS 200     /* longest wait for readers when emptying it */
+#define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
 #define STORE_WRITER_CACHE_KB     "32768" /* the writer's page cache (SQLite's default: 2 MB) */
 
@@ -96,7 +97,8 @@ struct store {
     struct job *q_head, *q_tail;
     bool stopping;
     int64_t last_commit_ms;
-    bool wal_restart; /* the last commit left the WAL long: empty it (writer thread only) */
+    bool wal_restart;          /* a commit left the WAL long: empty it (writer thread only) */
+    int64_t wal_retry_mono_ms; /* not before (readers held it last time) */
     int schema_version;
     struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */

@@ -6,7 +6,11 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 static char dir[] = "/tmp/gw-store-XXXXXX";
 static int n_db;
@@ -613,6 +617,94 @@ static void note_wait_returns_once_a_commit_queued_one(void)
     store_destroy(st);
 }
 
+/* ------------------------------------------------------------ the WAL */
+
+#define BIG_TEXT (512 * 1024) /* one resource of half a megabyte: 128 WAL frames */
+
+struct big_ctx {
+    const char *text;
+    int from, n;
+};
+
+static enum gw_code big_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct big_ctx *b = ctx;
+    enum gw_code rc = GW_OK;
+    char id[32];
+    int i;
+
+    for (i = b->from; !rc && i < b->from + b->n; i++) {
+        json_t *res;
+        struct store_put put = {.type = "Binary", .id = id, .owner = "orgA"};
+
+        snprintf(id, sizeof id, "big%d", i);
+        res = json_pack("{s:s, s:s, s:s}", "resourceType", "Binary", "id", id, "data", b->text);
+        put.resource = res;
+        rc = res ? store_txn_put(txn, &put, NULL, err) : GW_E_NOMEM;
+        json_decref(res);
+    }
+    return rc;
+}
+
+/* Writes n big resources from big<from> in one commit, then two small ones. */
+static bool write_big(struct store *st, const char *text, int from, int n)
+{
+    struct put_ctx small = {"Patient", "small", "orgA", NULL, NULL, 0, false, {0}};
+    struct big_ctx b = {text, from, n};
+
+    /* the writer empties the WAL between batches: after the first small one */
+    return (!n || store_write(st, big_apply, NULL, &b, NULL) == GW_OK) &&
+           put(st, &small) == GW_OK && put(st, &small) == GW_OK;
+}
+
+static long long wal_bytes(const char *db_path)
+{
+    char path[300];
+    struct stat sb;
+
+    snprintf(path, sizeof path, "%s-wal", db_path);
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* Past 32 MB the WAL is emptied once the batch is answered; a reader that
+ * holds an older snapshot keeps it (no write fails or waits on it for long),
+ * and it is emptied after the reader is done. */
+static void the_wal_is_emptied_past_32_mb_unless_a_reader_holds_it(void)
+{
+    struct store *st = open_fresh();
+    char db_path[128], *text = malloc(BIG_TEXT + 1);
+    sqlite3 *reader = NULL;
+    sqlite3_stmt *s = NULL;
+    struct timespec retry = {2, 100 * 1000 * 1000};
+
+    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
+    CHECK(st != NULL && text != NULL);
+    if (!st || !text) {
+        free(text);
+        store_destroy(st);
+        return;
+    }
+    memset(text, 'x', BIG_TEXT);
+    text[BIG_TEXT] = '\0';
+    CHECK(write_big(st, text, 0, 80)); /* 40 MB: SQLite alone would keep the file that long */
+    CHECK(wal_bytes(db_path) >= 0 && wal_bytes(db_path) < 1024 * 1024);
+    /* an export's cursor: a read transaction open across the writes */
+    CHECK_INT(sqlite3_open_v2(db_path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(reader, "SELECT COUNT(*) FROM versions", -1, &s, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+    CHECK(write_big(st, text, 80, 80));
+    CHECK(wal_bytes(db_path) > 32LL * 1024 * 1024); /* it could not start over under the reader */
+    sqlite3_finalize(s);
+    sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(reader);
+    nanosleep(&retry, NULL); /* the writer tries again STORE_WAL_RETRY_MS after a busy reader */
+    CHECK(write_big(st, text, 160, 0));
+    CHECK(wal_bytes(db_path) >= 0 && wal_bytes(db_path) < 1024 * 1024);
+    free(text);
+    store_destroy(st);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -633,6 +725,7 @@ int main(void)
     RUN(notes_for_an_unknown_subscription_are_refused);
     RUN(note_stats_count_pending_and_dead_per_subscription);
     RUN(note_wait_returns_once_a_commit_queued_one);
+    RUN(the_wal_is_emptied_past_32_mb_unless_a_reader_holds_it);
     {
         char cmd[160];
 
