@@ -18,7 +18,7 @@
 #define STORE_WAL_RESTART_WAIT_MS 200     /* longest wait for readers when emptying it */
 #define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
-#define STORE_WRITER_CACHE_KB     "32768" /* the writer's page cache (SQLite's default: 2 MB) */
+#define STORE_WRITER_CACHE_KB     "16384" /* the writer's page cache (SQLite's default: 2 MB) */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
  * A job of store_write() lives on its caller's stack and is woken through
