@@ -17,7 +17,8 @@
 # and of the rest; the TLS handshakes and certificate checks of the measured
 # connections apart (a cost per connection, not per referral); then the top
 # PROFILE_TOP functions of the request threads and of the writer, by
-# inclusive and by self cost. The raw files stay in outdir for
+# inclusive (recursive functions left out: callgrind counts their recursion
+# more than once; read their callers') and by self cost. The raw files stay in outdir for
 # callgrind_annotate (one per thread: cg.out-NN).
 set -eu
 B=${B:-build}
@@ -69,10 +70,11 @@ import collections, glob, os, re, subprocess, sys
 out, n, conns, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 def table(path, inclusive):
-    """{function: Ir} of one callgrind file (recursion levels merged by max)."""
+    """{function: Ir} of one callgrind file (recursion levels summed, marked)."""
     text = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100",
                            "--inclusive=" + ("yes" if inclusive else "no"), path],
-                          capture_output=True, text=True, check=True).stdout
+                          capture_output=True, text=True, check=True,
+                          cwd="/").stdout  # elsewhere it also prints names relative to the sources
     rows, seen = collections.Counter(), False
     for line in text.splitlines():
         if "file:function" in line:
@@ -86,11 +88,12 @@ def table(path, inclusive):
         name = re.sub(r"^\./[^:]*/", "", name)
         base = re.sub(r"'\d+", "", name)
         v = int(m.group(1).replace(",", ""))
-        if inclusive:  # an inclusive cost counts once per function, at its outermost level
-            rows[base] = max(rows[base], v)
-        else:
-            rows[base] += v
+        if base != name:
+            recursive.add(base)
+        rows[base] += v
     return rows
+
+recursive = set()  # callgrind's inclusive cost of these counts their recursion again
 
 def totals(path):
     with open(path, errors="replace") as f:
@@ -145,8 +148,9 @@ for role in ("request", "writer"):
               % (role, top, "inclusive" if inclusive else "self", role))
         shown = 0
         for name, v in rows.most_common():
-            if inclusive and (name.startswith("???:0x") or "libmicrohttpd" in name):
-                continue  # anonymous library frames and the daemon's loop say nothing
+            if inclusive and (name.startswith("???:0x") or "libmicrohttpd" in name or
+                              name in recursive):
+                continue  # anonymous library frames, the daemon's loop, recursion: no sense
             print("%10.0f %5.1f%%  %s" % (v / n, 100.0 * v / ir, name[:110]))
             shown += 1
             if shown == top:
