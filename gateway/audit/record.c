@@ -107,7 +107,7 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
     if (rc)
         return rc;
     ae = audit_event_build(ev, id, recorded);
-    text = ae ? json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    text = ae ? gw_json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     idx = malloc(sizeof *idx);
     if (!text || !idx) {
         rc = gw_fail(err, GW_E_NOMEM, "no memory for an AuditEvent");

@@ -112,6 +112,17 @@ int gw_hex_digit(char c);
 /* True when s (n bytes) is well-formed UTF-8 without NUL bytes or overlongs. */
 bool gw_utf8_valid(const char *s, size_t n);
 
+/* ---------------------------------------------------------------- JSON text */
+
+/* Jansson's json_dumps(), json_loadb() and json_loads() with the same
+ * arguments and exactly the same results (text byte for byte; trees; NULL
+ * and Jansson's own error for what Jansson refuses), faster on the common
+ * path: compact output (JSON_COMPACT, with or without JSON_SORT_KEYS), and
+ * reading with or without JSON_REJECT_DUPLICATES. Anything else is Jansson's. */
+char *gw_json_dumps(const json_t *v, size_t flags);
+json_t *gw_json_loadb(const char *data, size_t len, size_t flags, json_error_t *error);
+json_t *gw_json_loads(const char *text, size_t flags, json_error_t *error);
+
 /* ---------------------------------------------------------------- logging */
 
 enum gw_log_level { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR };

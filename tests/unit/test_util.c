@@ -213,6 +213,191 @@ static void metrics_render_counters_and_cumulative_histograms(void)
     gw_metrics_reset();
 }
 
+/* ------------------------------------------------------------ JSON text against Jansson */
+
+static unsigned long long json_seed = 0x9E3779B97F4A7C15ULL;
+
+static unsigned next_random(unsigned bound)
+{
+    json_seed ^= json_seed << 13;
+    json_seed ^= json_seed >> 7;
+    json_seed ^= json_seed << 17;
+    return (unsigned)(json_seed % bound);
+}
+
+/* Pieces of strings: plain, escaped, controls, UTF-8 of 2 to 4 bytes and
+ * (when invalid is set) bytes Jansson refuses to write. */
+static json_t *random_string(bool invalid)
+{
+    static const char *const pieces[] = {"a",  "Zq", " ",    "\"",       "\\",           "/",
+                                         "\n", "\t", "\x01", "\x1f",     "\x7f",         "\xc3\xa9",
+                                         "\b", "\f", "\r",   "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char *const bad[] = {"\xc3", "\xed\xa0\x80", "\xc0\x80", "\xf5\x80\x80\x80"};
+    char text[256];
+    size_t len = 0, n = next_random(8), i;
+
+    for (i = 0; i < n; i++) {
+        const char *p = invalid && next_random(20) == 0 ? bad[next_random(4)]
+                                                        : pieces[next_random(17)];
+        size_t k = strlen(p);
+
+        memcpy(text + len, p, k);
+        len += k;
+    }
+    if (next_random(30) == 0) /* an embedded NUL: \u0000 when written */
+        text[len++] = '\0';
+    return json_stringn_nocheck(text, len);
+}
+
+static json_t *random_value(int depth, bool invalid)
+{
+    static const json_int_t ints[] = {0, -1, 7, 1234567890123LL, -9223372036854775807LL - 1,
+                                      9223372036854775807LL};
+    static const double reals[] = {0.5, -2.25, 1e300, 3.0, 1.0 / 3.0, -0.0, 1e-310};
+    unsigned kind = next_random(depth > 4 ? 6 : 9);
+    json_t *v;
+    size_t i, n;
+
+    switch (kind) {
+    case 0:
+        return random_string(invalid);
+    case 1:
+        return json_integer(ints[next_random(6)]);
+    case 2:
+        return json_real(reals[next_random(7)]);
+    case 3:
+        return json_true();
+    case 4:
+        return json_false();
+    case 5:
+        return json_null();
+    case 6:
+    case 7:
+        v = json_object();
+        n = next_random(6);
+        for (i = 0; i < n; i++) {
+            json_t *key = random_string(false);
+            const char *k = json_string_value(key);
+
+            if (strlen(k) == json_string_length(key)) /* keys hold no NUL */
+                json_object_set_new(v, k, random_value(depth + 1, invalid));
+            json_decref(key);
+        }
+        return v;
+    default:
+        v = json_array();
+        n = next_random(5);
+        for (i = 0; i < n; i++)
+            json_array_append_new(v, random_value(depth + 1, invalid));
+        return v;
+    }
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void json_dumps_writes_what_jansson_writes(void)
+{
+    static const size_t flags[] = {JSON_COMPACT, JSON_COMPACT | JSON_SORT_KEYS,
+                                   JSON_COMPACT | JSON_PRESERVE_ORDER, JSON_INDENT(2),
+                                   JSON_COMPACT | JSON_ENCODE_ANY};
+    int round, differ = 0;
+    size_t f;
+
+    for (round = 0; round < 3000; round++) {
+        json_t *doc = random_value(0, round % 3 == 0);
+
+        for (f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+            char *mine = gw_json_dumps(doc, flags[f]), *theirs = json_dumps(doc, flags[f]);
+
+            if (!same_text(mine, theirs) && differ++ < 3)
+                fprintf(stderr, "    flags %zx: %s\n    jansson:  %s\n", flags[f],
+                        mine ? mine : "(null)", theirs ? theirs : "(null)");
+            free(mine);
+            free(theirs);
+        }
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+}
+
+/* Both readers give the same tree (compared as text, keys in their order) or both fail. */
+static bool same_reading(const char *text, size_t len, size_t flags)
+{
+    json_error_t e1, e2;
+    json_t *mine = gw_json_loadb(text, len, flags, &e1), *theirs = json_loadb(text, len, flags, &e2);
+    char *a = mine ? json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *b = theirs ? json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    bool same = same_text(a, b) && (mine || strcmp(e1.text, e2.text) == 0);
+
+    free(a);
+    free(b);
+    json_decref(mine);
+    json_decref(theirs);
+    return same;
+}
+
+static void json_loadb_reads_what_jansson_reads(void)
+{
+    static const size_t writes[] = {JSON_COMPACT, JSON_INDENT(3), JSON_ENSURE_ASCII,
+                                    JSON_ESCAPE_SLASH | JSON_COMPACT};
+    int round, differ = 0;
+
+    for (round = 0; round < 3000; round++) {
+        json_t *doc = random_value(0, false);
+        char *text = json_dumps(doc, writes[round % 4]);
+        size_t len = text ? strlen(text) : 0;
+
+        if (text && !same_reading(text, len, JSON_REJECT_DUPLICATES) && differ++ < 3)
+            fprintf(stderr, "    read differently: %s\n", text);
+        if (text && len > 2) { /* a byte changed, or the text cut short */
+            char saved = text[len / 2];
+
+            text[next_random((unsigned)len)] = "{}[],:\"\\u0-1e.tfnx \n\xc3"[next_random(21)];
+            if (!same_reading(text, len, JSON_REJECT_DUPLICATES) && differ++ < 3)
+                fprintf(stderr, "    read differently (changed): %s\n", text);
+            text[len / 2] = saved;
+            if (!same_reading(text, len - 1 - next_random((unsigned)len - 1), 0) && differ++ < 3)
+                fprintf(stderr, "    read differently (cut): %s\n", text);
+        }
+        free(text);
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+}
+
+static void json_loadb_hands_jansson_what_it_refuses_or_rarely_sees(void)
+{
+    static const char *const texts[] = {
+        "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}", "{\"\\u0000\":1}", "[\"\\ud83d\\ude00\"]",
+        "[\"\\ud83d\"]", "[\"\\ude00x\"]", "[\"\\u00e9\\u20AC\\/\"]", "[01]", "[1.]", "[-]",
+        "[1e400]", "[-1e-400]", "[9223372036854775807]", "[9223372036854775808]",
+        "[-9223372036854775809]", "[123456789012345678]", "[truex]", "[True]", "[nul]", "{}",
+        "[]", " [ ] ", "[] x", "\"string\"", "7", "", "{\"a\" 1}", "{\"a\":1,}", "[1,]",
+        "[\"tab\tin\"]", "[\"\xc3\"]", "[\"\xed\xa0\x80\"]", "{\"k\\\"q\":{\"k\\\"q\":[]}}",
+        "[\"\\q\"]", "[\"\\u12G4\"]"};
+    size_t i;
+    json_error_t err;
+    json_t *v;
+
+    for (i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (!same_reading(texts[i], strlen(texts[i]), JSON_REJECT_DUPLICATES))
+            fprintf(stderr, "    read differently: %s\n", texts[i]);
+        CHECK(same_reading(texts[i], strlen(texts[i]), JSON_REJECT_DUPLICATES));
+        CHECK(same_reading(texts[i], strlen(texts[i]), 0));
+    }
+    v = gw_json_loadb("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &err);
+    CHECK(v == NULL);
+    CHECK(strstr(err.text, "duplicate object key") != NULL);
+    v = gw_json_loads("{\"k\\\"q\":\"\\u00e9\",\"n\":-12,\"r\":2.5}", 0, NULL);
+    CHECK_STR(json_string_value(json_object_get(v, "k\"q")), "\xc3\xa9");
+    CHECK_INT(json_integer_value(json_object_get(v, "n")), -12);
+    CHECK(json_real_value(json_object_get(v, "r")) == 2.5);
+    json_decref(v);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -229,5 +414,8 @@ int main(void)
     RUN(uuid_is_version_4_text);
     RUN(sha256_matches_known_digest);
     RUN(metrics_render_counters_and_cumulative_histograms);
+    RUN(json_dumps_writes_what_jansson_writes);
+    RUN(json_loadb_reads_what_jansson_reads);
+    RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
     return check_summary();
 }
