@@ -54,8 +54,8 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
             return 0;
         value = (value << 6) | (s[i] & 0x3F);
     }
-    if (value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) ||
-        (len == 3 && value < 0x800) || (len == 4 && value < 0x10000))
+    if (value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) || (len == 3 && value < 0x800) ||
+        (len == 4 && value < 0x10000))
         return 0;
     return len;
 }
@@ -501,7 +501,8 @@ static json_t *read_literal(struct reader *r)
         const unsigned char *after = r->p + len;
 
         if ((size_t)(r->end - r->p) >= len && memcmp(r->p, words[i].word, len) == 0 &&
-            (after == r->end || !((*after >= 'a' && *after <= 'z') || (*after >= 'A' && *after <= 'Z')))) {
+            (after == r->end ||
+             !((*after >= 'a' && *after <= 'z') || (*after >= 'A' && *after <= 'Z')))) {
             r->p = after;
             return i == 0 ? json_true() : i == 1 ? json_false() : json_null();
         }
@@ -620,8 +621,8 @@ static json_t *read_value(struct reader *r, int depth)
 
 json_t *gw_json_loadb(const char *data, size_t len, size_t flags, json_error_t *error)
 {
-    struct reader r = {(const unsigned char *)data, (const unsigned char *)data + len, flags,
-                       NULL, 0, false};
+    struct reader r = {
+        (const unsigned char *)data, (const unsigned char *)data + len, flags, NULL, 0, false};
     json_t *root = NULL;
 
     if (!data || (flags & ~(size_t)JSON_REJECT_DUPLICATES))

@@ -229,16 +229,30 @@ static unsigned next_random(unsigned bound)
  * (when invalid is set) bytes Jansson refuses to write. */
 static json_t *random_string(bool invalid)
 {
-    static const char *const pieces[] = {"a",  "Zq", " ",    "\"",       "\\",           "/",
-                                         "\n", "\t", "\x01", "\x1f",     "\x7f",         "\xc3\xa9",
-                                         "\b", "\f", "\r",   "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char *const pieces[] = {"a",
+                                         "Zq",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\b",
+                                         "\f",
+                                         "\r",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80"};
     static const char *const bad[] = {"\xc3", "\xed\xa0\x80", "\xc0\x80", "\xf5\x80\x80\x80"};
     char text[256];
     size_t len = 0, n = next_random(8), i;
 
     for (i = 0; i < n; i++) {
-        const char *p = invalid && next_random(20) == 0 ? bad[next_random(4)]
-                                                        : pieces[next_random(17)];
+        const char *p =
+            invalid && next_random(20) == 0 ? bad[next_random(4)] : pieces[next_random(17)];
         size_t k = strlen(p);
 
         memcpy(text + len, p, k);
@@ -251,8 +265,8 @@ static json_t *random_string(bool invalid)
 
 static json_t *random_value(int depth, bool invalid)
 {
-    static const json_int_t ints[] = {0, -1, 7, 1234567890123LL, -9223372036854775807LL - 1,
-                                      9223372036854775807LL};
+    static const json_int_t ints[] = {
+        0, -1, 7, 1234567890123LL, -9223372036854775807LL - 1, 9223372036854775807LL};
     static const double reals[] = {0.5, -2.25, 1e300, 3.0, 1.0 / 3.0, -0.0, 1e-310};
     unsigned kind = next_random(depth > 4 ? 6 : 9);
     json_t *v;
@@ -327,7 +341,8 @@ static void json_dumps_writes_what_jansson_writes(void)
 static bool same_reading(const char *text, size_t len, size_t flags)
 {
     json_error_t e1, e2;
-    json_t *mine = gw_json_loadb(text, len, flags, &e1), *theirs = json_loadb(text, len, flags, &e2);
+    json_t *mine = gw_json_loadb(text, len, flags, &e1),
+           *theirs = json_loadb(text, len, flags, &e2);
     char *a = mine ? json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     char *b = theirs ? json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     bool same = same_text(a, b) && (mine || strcmp(e1.text, e2.text) == 0);
@@ -370,14 +385,41 @@ static void json_loadb_reads_what_jansson_reads(void)
 
 static void json_loadb_hands_jansson_what_it_refuses_or_rarely_sees(void)
 {
-    static const char *const texts[] = {
-        "{\"a\":1,\"a\":2}", "{\"a\":\"\\u0000\"}", "{\"\\u0000\":1}", "[\"\\ud83d\\ude00\"]",
-        "[\"\\ud83d\"]", "[\"\\ude00x\"]", "[\"\\u00e9\\u20AC\\/\"]", "[01]", "[1.]", "[-]",
-        "[1e400]", "[-1e-400]", "[9223372036854775807]", "[9223372036854775808]",
-        "[-9223372036854775809]", "[123456789012345678]", "[truex]", "[True]", "[nul]", "{}",
-        "[]", " [ ] ", "[] x", "\"string\"", "7", "", "{\"a\" 1}", "{\"a\":1,}", "[1,]",
-        "[\"tab\tin\"]", "[\"\xc3\"]", "[\"\xed\xa0\x80\"]", "{\"k\\\"q\":{\"k\\\"q\":[]}}",
-        "[\"\\q\"]", "[\"\\u12G4\"]"};
+    static const char *const texts[] = {"{\"a\":1,\"a\":2}",
+                                        "{\"a\":\"\\u0000\"}",
+                                        "{\"\\u0000\":1}",
+                                        "[\"\\ud83d\\ude00\"]",
+                                        "[\"\\ud83d\"]",
+                                        "[\"\\ude00x\"]",
+                                        "[\"\\u00e9\\u20AC\\/\"]",
+                                        "[01]",
+                                        "[1.]",
+                                        "[-]",
+                                        "[1e400]",
+                                        "[-1e-400]",
+                                        "[9223372036854775807]",
+                                        "[9223372036854775808]",
+                                        "[-9223372036854775809]",
+                                        "[123456789012345678]",
+                                        "[truex]",
+                                        "[True]",
+                                        "[nul]",
+                                        "{}",
+                                        "[]",
+                                        " [ ] ",
+                                        "[] x",
+                                        "\"string\"",
+                                        "7",
+                                        "",
+                                        "{\"a\" 1}",
+                                        "{\"a\":1,}",
+                                        "[1,]",
+                                        "[\"tab\tin\"]",
+                                        "[\"\xc3\"]",
+                                        "[\"\xed\xa0\x80\"]",
+                                        "{\"k\\\"q\":{\"k\\\"q\":[]}}",
+                                        "[\"\\q\"]",
+                                        "[\"\\u12G4\"]"};
     size_t i;
     json_error_t err;
     json_t *v;
