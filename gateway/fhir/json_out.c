@@ -9,6 +9,7 @@
 #include "fhir/fhir_int.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FHIR_WRITE_MAX_DEPTH 512 /* resources built in code are not bounded by a parse */
@@ -98,83 +99,87 @@ static void write_array(struct jw *w, json_t *arr, const struct fhir_struct_def 
     gw_buf_putc(w->b, ']');
 }
 
-/* Writes obj[name] and obj["_" name] (when present) as members of type s. */
-static void write_member(struct jw *w, json_t *obj, const char *name,
-                         const struct fhir_struct_def *s, bool *first, int depth)
+/* A member of an object as it is written: its place in the model's order (element, then
+ * choice type, then the `_name` sibling after the value; members the model does not know
+ * last, in their own order) and the structure of its value. */
+struct member {
+    const char *key;
+    size_t len;
+    json_t *v;
+    uint64_t rank;
+    const struct fhir_struct_def *vs;
+};
+
+#define MEMBER_UNKNOWN   UINT64_MAX
+#define MEMBERS_ON_STACK 16 /* most objects; a frame stays small at any depth */
+
+static void rank_member(struct member *m, const struct fhir_struct_def *s)
 {
     static const char element[] = "Element";
-    char uname[FHIR_NAME_MAX + 1];
-    size_t len = strlen(name);
-    json_t *v = json_object_get(obj, name), *ext;
+    bool under = m->key[0] == '_';
+    const struct fhir_type_ref *t = NULL;
+    const struct fhir_elem_def *e =
+        s ? fhir_elem_lookup(s, m->key + under, m->len - under, &t) : NULL;
+    unsigned k = 0;
 
-    if (len >= FHIR_NAME_MAX) {
-        w->bad = "an element name is longer than FHIR_NAME_MAX";
+    m->rank = MEMBER_UNKNOWN;
+    m->vs = NULL;
+    if (!e)
         return;
-    }
-    uname[0] = '_';
-    memcpy(uname + 1, name, len + 1);
-    ext = json_object_get(obj, uname);
-    if (v) {
-        put_key(w, name, len, first, depth);
-        write_value(w, v, s, depth);
-    }
-    if (ext) {
-        put_key(w, uname, len + 1, first, depth);
-        write_value(w, ext, fhir_struct_find(element, sizeof element - 1), depth);
+    if (e->flags & FHIR_EL_CHOICE)
+        k = (unsigned)(t - fhir_elem_type(e, 0));
+    else
+        t = fhir_elem_type(e, 0);
+    m->rank = ((uint64_t)(e - fhir_struct_elem(s, 0)) << 32) | ((uint64_t)k << 1) | under;
+    m->vs = under ? fhir_struct_find(element, sizeof element - 1) : fhir_type_struct(t);
+}
+
+/* Stable: unknown members keep their order, and so does everything else. */
+static void sort_members(struct member *m, size_t n)
+{
+    size_t i, j;
+
+    for (i = 1; i < n; i++) {
+        struct member x = m[i];
+
+        for (j = i; j > 0 && m[j - 1].rank > x.rank; j--)
+            m[j] = m[j - 1];
+        m[j] = x;
     }
 }
 
-static void write_elements(struct jw *w, json_t *obj, const struct fhir_struct_def *s, bool *first,
-                           int depth)
+/* The members of obj in the order they are written (resourceType left out of a
+ * resource's: it comes first); *n gets their number. NULL when out of memory. */
+static struct member *order_members(json_t *obj, const struct fhir_struct_def *s,
+                                    struct member *stack, size_t *n)
 {
-    char name[FHIR_NAME_MAX];
-    unsigned i, k;
-
-    for (i = 0; i < s->n_elems; i++) {
-        const struct fhir_elem_def *e = fhir_struct_elem(s, i);
-        const struct fhir_type_ref *t;
-
-        if (!(e->flags & FHIR_EL_CHOICE)) {
-            write_member(w, obj, fhir_elem_name(e), fhir_type_struct(fhir_elem_type(e, 0)), first,
-                         depth);
-            continue;
-        }
-        for (k = 0; k < e->n_types; k++) {
-            t = fhir_elem_type(e, k);
-            if (!fhir_choice_name(name, sizeof name, e, t)) {
-                w->bad = "an element name is longer than FHIR_NAME_MAX";
-                return;
-            }
-            write_member(w, obj, name, fhir_type_struct(t), first, depth);
-        }
-    }
-}
-
-/* Members the model does not know (an invalid resource), in their own order. */
-static void write_unknown(struct jw *w, json_t *obj, const struct fhir_struct_def *s, bool *first,
-                          int depth)
-{
-    const struct fhir_type_ref *t;
+    size_t cap = json_object_size(obj), i = 0;
+    struct member *m = cap <= MEMBERS_ON_STACK ? stack : malloc(cap * sizeof *m);
+    bool is_resource = s && s->kind == FHIR_KIND_RESOURCE;
     const char *key;
     json_t *v;
 
+    if (!m)
+        return NULL;
     json_object_foreach (obj, key, v) {
-        size_t len = strlen(key);
-        const char *name = key[0] == '_' ? key + 1 : key;
-        size_t nlen = key[0] == '_' ? len - 1 : len;
-
-        if (s && s->kind == FHIR_KIND_RESOURCE && strcmp(key, "resourceType") == 0)
+        if (i == cap)
+            break;
+        if (is_resource && strcmp(key, "resourceType") == 0)
             continue;
-        if (s && fhir_elem_lookup(s, name, nlen, &t))
-            continue;
-        put_key(w, key, len, first, depth);
-        write_value(w, v, NULL, depth);
+        m[i] = (struct member){key, strlen(key), v, 0, NULL};
+        rank_member(&m[i], s);
+        i++;
     }
+    sort_members(m, i);
+    *n = i;
+    return m;
 }
 
 static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def *s, int depth)
 {
+    struct member stack[MEMBERS_ON_STACK], *m;
     bool first = true;
+    size_t i, n = 0;
 
     if (s && s->kind == FHIR_KIND_RESOURCE && s->abstract) {
         const char *rt = fhir_resource_type(obj);
@@ -183,17 +188,25 @@ static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def
     }
     if (s && s->kind == FHIR_KIND_PRIMITIVE)
         s = NULL;
+    m = order_members(obj, s, stack, &n);
+    if (!m) {
+        w->b->err = GW_E_NOMEM;
+        return;
+    }
     gw_buf_putc(w->b, '{');
     if (s && s->kind == FHIR_KIND_RESOURCE) {
         put_key(w, "resourceType", 12, &first, depth + 1);
         put_string(w, fhir_struct_name(s), strlen(fhir_struct_name(s)));
     }
-    if (s)
-        write_elements(w, obj, s, &first, depth + 1);
-    write_unknown(w, obj, s, &first, depth + 1);
+    for (i = 0; i < n; i++) {
+        put_key(w, m[i].key, m[i].len, &first, depth + 1);
+        write_value(w, m[i].v, m[i].vs, depth + 1);
+    }
     if (!first)
         newline(w, depth);
     gw_buf_putc(w->b, '}');
+    if (m != stack)
+        free(m);
 }
 
 static void write_value(struct jw *w, json_t *v, const struct fhir_struct_def *s, int depth)
