@@ -397,27 +397,64 @@ static size_t search_rows(unsigned si, size_t *first)
     return end - lo;
 }
 
-/* The row ranges that apply to a resource: its own, Resource's and (for domain resources,
- * those with "contained") DomainResource's. Returns the number of ranges filled. */
+/* The row ranges that apply to each resource: its own, Resource's and (for domain
+ * resources, those with "contained") DomainResource's; found once, on first use. */
+struct search_span {
+    uint32_t first[3], n[3];
+    int k;
+};
+
+static struct search_span *search_spans; /* n_structs entries, or NULL */
+static pthread_once_t spans_once = PTHREAD_ONCE_INIT;
+
+static void span_of(const struct fhir_struct_def *s, struct search_span *out)
+{
+    const struct fhir_struct_def *base;
+    const struct fhir_type_ref *t;
+    size_t first;
+
+    out->k = 0;
+    out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(s), &first);
+    out->first[out->k++] = (uint32_t)first;
+    base = resource_lookup("Resource", 8);
+    out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(base), &first);
+    out->first[out->k++] = (uint32_t)first;
+    if (fhir_elem_lookup(s, "contained", 9, &t)) {
+        base = resource_lookup("DomainResource", 14);
+        out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(base), &first);
+        out->first[out->k++] = (uint32_t)first;
+    }
+}
+
+static void build_spans(void)
+{
+    size_t i;
+
+    search_spans = calloc(fhir_model.n_structs, sizeof *search_spans);
+    for (i = 0; search_spans && i < fhir_model.n_structs; i++)
+        if (fhir_model_structs[i].kind == FHIR_KIND_RESOURCE && !fhir_model_structs[i].abstract)
+            span_of(&fhir_model_structs[i], &search_spans[i]);
+}
+
+/* Returns the number of ranges filled. */
 static int search_ranges(const char *resource_type, size_t first[3], size_t n[3])
 {
-    const struct fhir_struct_def *s, *base;
-    const struct fhir_type_ref *t;
-    int k = 0;
+    const struct fhir_struct_def *s;
+    struct search_span span;
+    int k;
 
     if (!resource_type || !(s = fhir_resource_find(resource_type, strlen(resource_type))))
         return 0;
-    n[k] = search_rows(fhir_struct_index(s), &first[k]);
-    k++;
-    base = resource_lookup("Resource", 8);
-    n[k] = search_rows(fhir_struct_index(base), &first[k]);
-    k++;
-    if (fhir_elem_lookup(s, "contained", 9, &t)) {
-        base = resource_lookup("DomainResource", 14);
-        n[k] = search_rows(fhir_struct_index(base), &first[k]);
-        k++;
+    pthread_once(&spans_once, build_spans);
+    if (search_spans)
+        span = search_spans[fhir_struct_index(s)];
+    else
+        span_of(s, &span); /* no memory for the table: found again */
+    for (k = 0; k < span.k; k++) {
+        first[k] = span.first[k];
+        n[k] = span.n[k];
     }
-    return k;
+    return span.k;
 }
 
 static void fill_param(size_t row, struct fhir_search_param *out)
