@@ -3,6 +3,7 @@
 #include "util/util.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 static void fail_records_code_and_truncates_long_messages(void)
 {
@@ -181,6 +182,32 @@ static void uuid_is_version_4_text(void)
     CHECK(a[14] == '4');
     CHECK(strchr("89ab", a[19]) != NULL);
     CHECK(strcmp(a, b) != 0);
+}
+
+static int compare_ids(const void *x, const void *y)
+{
+    return strcmp((const char *)x, (const char *)y);
+}
+
+/* Many in a row (several blocks of the generator's bytes): well formed and all different. */
+static void uuids_in_a_row_are_well_formed_and_distinct(void)
+{
+    static char ids[2000][GW_UUID_LEN];
+    int i, k, bad = 0, same = 0;
+
+    for (i = 0; i < 2000; i++) {
+        CHECK_INT(gw_uuid(ids[i], NULL), GW_OK);
+        for (k = 0; k < 36; k++)
+            bad += (k == 8 || k == 13 || k == 18 || k == 23)
+                       ? ids[i][k] != '-'
+                       : !strchr("0123456789abcdef", ids[i][k]);
+        bad += ids[i][14] != '4' || !strchr("89ab", ids[i][19]) || ids[i][36] != '\0';
+    }
+    qsort(ids, 2000, sizeof ids[0], compare_ids);
+    for (i = 1; i < 2000; i++)
+        same += strcmp(ids[i - 1], ids[i]) == 0;
+    CHECK_INT(bad, 0);
+    CHECK_INT(same, 0);
 }
 
 static void sha256_matches_known_digest(void)
@@ -440,6 +467,64 @@ static void json_loadb_hands_jansson_what_it_refuses_or_rarely_sees(void)
     json_decref(v);
 }
 
+/* The forms as snprintf() wrote them from gmtime_r(), for any instant. */
+static void time_formats_agree_with_gmtime_everywhere(void)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t fixed[] = {0,
+                       -1,
+                       999,
+                       -1000,
+                       -86400001LL,
+                       951782400000LL,
+                       4102444799999LL,
+                       -62135596800000LL,
+                       253402300799999LL,
+                       1795617393123LL,
+                       -5000000000000000LL,
+                       7000000000000000LL};
+    int i, wrong = 0;
+
+    for (i = 0; i < 20000; i++) {
+        int64_t ms = i < 12 ? fixed[i]
+                            : (int64_t)(next_random(2000000000u)) * 1000003LL - 1000000000000000LL +
+                                  (int64_t)next_random(1000u);
+        time_t secs = (time_t)(ms / 1000);
+        int millis = (int)(ms % 1000);
+        char a[GW_INSTANT_LEN], h[GW_HTTP_DATE_LEN], v[GW_HL7_TS_LEN];
+        char ea[GW_INSTANT_LEN], eh[GW_HTTP_DATE_LEN], ev[GW_HL7_TS_LEN];
+        struct tm tm;
+
+        if (millis < 0) {
+            millis += 1000;
+            secs--;
+        }
+        if (!gmtime_r(&secs, &tm))
+            continue;
+        snprintf(ea, sizeof ea, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+                 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)millis);
+        snprintf(eh, sizeof eh, "%s, %02u %s %04u %02u:%02u:%02u GMT", days[tm.tm_wday],
+                 (unsigned)tm.tm_mday % 100u, months[tm.tm_mon],
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+        snprintf(ev, sizeof ev, "%04u%02u%02u%02u%02u%02u+0000",
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+                 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+        gw_time_instant(ms, a);
+        gw_time_http(ms, h);
+        gw_time_hl7(ms, v);
+        if ((strcmp(a, ea) || strcmp(h, eh) || strcmp(v, ev)) && wrong++ < 3)
+            fprintf(stderr, "    %lld: %s %s %s\n    want %s %s %s\n", (long long)ms, a, h, v, ea,
+                    eh, ev);
+    }
+    CHECK_INT(wrong, 0);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -452,8 +537,10 @@ int main(void)
     RUN(utf8_accepts_accents_and_rejects_malformed_bytes);
     RUN(parse_long_rejects_junk_and_range);
     RUN(time_formats_instant_http_and_hl7);
+    RUN(time_formats_agree_with_gmtime_everywhere);
     RUN(time_parses_fhir_precisions_as_ranges);
     RUN(uuid_is_version_4_text);
+    RUN(uuids_in_a_row_are_well_formed_and_distinct);
     RUN(sha256_matches_known_digest);
     RUN(metrics_render_counters_and_cumulative_histograms);
     RUN(json_dumps_writes_what_jansson_writes);
