@@ -90,7 +90,7 @@ bool rest_plan_snapshot(struct rest_plan *p)
         struct rest_entry *e = &p->entries[i];
 
         json_decref(e->pristine);
-        e->pristine = json_deep_copy(e->resource);
+        e->pristine = gw_json_copy(e->resource);
         e->id_given = e->id != NULL;
         if (!e->pristine)
             return false;

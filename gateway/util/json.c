@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -650,4 +651,107 @@ json_t *gw_json_loads(const char *text, size_t flags, json_error_t *error)
     if (!text)
         return json_loads(text, flags, error);
     return gw_json_loadb(text, strlen(text), flags, error);
+}
+
+/* ------------------------------------------------------------ copying */
+
+static json_t *copy_value(const json_t *v, int depth)
+{
+    json_t *out, *item;
+    size_t i, n;
+    void *iter;
+
+    if (!v || depth > JSON_FAST_MAX_DEPTH)
+        return NULL;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        out = json_object();
+        for (iter = json_object_iter((json_t *)v); out && iter;
+             iter = json_object_iter_next((json_t *)v, iter)) {
+            item = copy_value(json_object_iter_value(iter), depth + 1);
+            if (!item || json_object_setn_new_nocheck(out, json_object_iter_key(iter),
+                                                      json_object_iter_key_len(iter), item)) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        out = json_array();
+        for (i = 0; out && i < n; i++) {
+            item = copy_value(json_array_get(v, i), depth + 1);
+            if (!item || json_array_append_new(out, item)) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        return out;
+    case JSON_STRING:
+        return json_stringn_nocheck(json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return json_integer(json_integer_value(v));
+    case JSON_REAL:
+        return json_real(json_real_value(v));
+    default:
+        return (json_t *)v; /* true, false, null: Jansson's shared constants */
+    }
+}
+
+json_t *gw_json_copy(const json_t *v)
+{
+    json_t *out = copy_value(v, 0);
+
+    /* deeper than any parse allows, or a loop: Jansson's own copy says which */
+    return out || !v ? out : json_deep_copy(v);
+}
+
+/* ------------------------------------------------------------ building */
+
+int gw_json_set_string(json_t *obj, const char *key, const char *s)
+{
+    return json_object_set_new(obj, key, json_string(s));
+}
+
+json_t *gw_json_object1(const char *key, json_t *value_new)
+{
+    json_t *o = json_object();
+
+    if (json_object_set_new(o, key, value_new)) { /* takes value_new even when o is NULL */
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *gw_json_array1(json_t *value_new)
+{
+    json_t *a = json_array();
+
+    if (json_array_append_new(a, value_new)) { /* takes value_new even when a is NULL */
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+json_t *gw_json_strings(size_t n_pairs, ...)
+{
+    json_t *o = json_object();
+    bool failed = !o;
+    va_list ap;
+    size_t i;
+
+    va_start(ap, n_pairs);
+    for (i = 0; i < n_pairs; i++) {
+        const char *key = va_arg(ap, const char *), *value = va_arg(ap, const char *);
+
+        failed = failed || gw_json_set_string(o, key, value) != 0;
+    }
+    va_end(ap);
+    if (failed) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

@@ -122,6 +122,19 @@ bool gw_utf8_valid(const char *s, size_t n);
 char *gw_json_dumps(const json_t *v, size_t flags);
 json_t *gw_json_loadb(const char *data, size_t len, size_t flags, json_error_t *error);
 json_t *gw_json_loads(const char *text, size_t flags, json_error_t *error);
+/* json_deep_copy(v): a new reference to an equal tree (keys in the same order), or NULL;
+ * without Jansson's bookkeeping against loops, which a tree deeper than a parse allows
+ * still gets (it is handed to Jansson). */
+json_t *gw_json_copy(const json_t *v);
+/* Builders in the manner of json_pack(), without a format to parse, for what is built
+ * per request. Each takes (steals) the references it is handed (the _new arguments) in
+ * every case, and fails (-1, NULL) when a string is NULL or not UTF-8 (json_string()
+ * refuses it) or memory runs out: json_pack()'s "s" and "o" with NULL fail alike. */
+int gw_json_set_string(json_t *obj, const char *key, const char *s); /* obj[key] = s */
+json_t *gw_json_object1(const char *key, json_t *value_new);         /* {key: value_new} */
+json_t *gw_json_array1(json_t *value_new);                           /* [value_new] */
+/* {k1: v1, ..., kn: vn}, strings, in that order. */
+json_t *gw_json_strings(size_t n_pairs, ...);
 
 /* ---------------------------------------------------------------- logging */
 

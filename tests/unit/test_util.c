@@ -525,6 +525,35 @@ static void time_formats_agree_with_gmtime_everywhere(void)
     CHECK_INT(wrong, 0);
 }
 
+static void json_copy_is_jansson_deep_copy(void)
+{
+    int round, differ = 0;
+
+    for (round = 0; round < 2000; round++) {
+        json_t *doc = random_value(0, round % 3 == 0), *mine = gw_json_copy(doc);
+        json_t *theirs = json_deep_copy(doc);
+        char *a = json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        if ((!same_text(a, b) || !json_equal(mine, theirs) ||
+             (json_is_object(doc) && mine == doc)) &&
+            differ++ < 3)
+            fprintf(stderr, "    copied differently: %s\n    jansson: %s\n", a ? a : "?",
+                    b ? b : "?");
+        if (json_is_object(mine)) /* a copy: changing it leaves the original */
+            json_object_set_new(mine, "added", json_true());
+        if (json_is_object(doc) && json_object_get(doc, "added"))
+            differ++;
+        free(a);
+        free(b);
+        json_decref(mine);
+        json_decref(theirs);
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+    CHECK(gw_json_copy(NULL) == NULL);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -546,5 +575,6 @@ int main(void)
     RUN(json_dumps_writes_what_jansson_writes);
     RUN(json_loadb_reads_what_jansson_reads);
     RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
+    RUN(json_copy_is_jansson_deep_copy);
     return check_summary();
 }
