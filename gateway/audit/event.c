@@ -67,11 +67,49 @@ enum audit_outcome audit_outcome_of_status(int status)
     return status < 500 ? AUDIT_MINOR_FAILURE : AUDIT_SERIOUS_FAILURE;
 }
 
+/* The builders below make what json_pack() made from a format, in the same key order,
+ * without parsing one (an event is built for every request); see gw_json_object1(). */
+
+/* [a_new] or [a_new, b_new] (b_new NULL and not wanted: one item). */
+static json_t *array_of(json_t *a_new, json_t *b_new, bool two)
+{
+    json_t *arr = json_array();
+    int failed = json_array_append_new(arr, a_new);
+
+    if (two)
+        failed |= json_array_append_new(arr, b_new);
+    if (failed) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 static json_t *coding(const char *system, const char *code, const char *display)
 {
-    return display
-               ? json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display)
-               : json_pack("{s:s, s:s}", "system", system, "code", code);
+    json_t *c = json_object();
+
+    if (gw_json_set_string(c, "system", system) || gw_json_set_string(c, "code", code) ||
+        (display && gw_json_set_string(c, "display", display))) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* An agent: {"type": {"coding": [coding_new]}, "who": {"display": name}, "requestor": b}. */
+static json_t *agent_of(json_t *coding_new, const char *name, bool requestor)
+{
+    json_t *agent = json_object();
+
+    if (json_object_set_new(agent, "type",
+                            gw_json_object1("coding", array_of(coding_new, NULL, false))) ||
+        json_object_set_new(agent, "who", gw_json_object1("display", json_string(name))) ||
+        json_object_set_new(agent, "requestor", json_boolean(requestor))) {
+        json_decref(agent);
+        return NULL;
+    }
+    return agent;
 }
 
 static json_t *event_type(const struct audit_event *ev)
@@ -112,28 +150,42 @@ static json_t *client_agent(const struct audit_event *ev)
     const char *name = who && who->client_name ? who->client_name
                        : ev->actor_name        ? ev->actor_name
                                                : "unidentified client";
-    json_t *agent =
-        json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
-                  coding(DCM, "110153", "Source Role ID"), "who", "display", name, "requestor", 1);
+    json_t *agent = agent_of(coding(DCM, "110153", "Source Role ID"), name, true);
+    json_t *identifier;
 
     if (!agent)
         return NULL;
-    if (who && who->subject &&
-        json_object_set_new(
-            json_object_get(agent, "who"), "identifier",
-            json_pack("{s:s, s:s}", "system", "urn:ietf:rfc:4514", "value", who->subject)))
-        goto fail;
+    if (who && who->subject) {
+        identifier = json_object();
+        if (gw_json_set_string(identifier, "system", "urn:ietf:rfc:4514") ||
+            gw_json_set_string(identifier, "value", who->subject)) {
+            json_decref(identifier);
+            goto fail;
+        }
+        if (json_object_set_new(json_object_get(agent, "who"), "identifier", identifier))
+            goto fail;
+    }
     if (who && who->role != AUTH_NONE &&
-        json_object_set_new(agent, "role", json_pack("[{s:s}]", "text", auth_role_name(who->role))))
+        json_object_set_new(
+            agent, "role",
+            array_of(gw_json_object1("text", json_string(auth_role_name(who->role))), NULL, false)))
         goto fail;
     if (who && who->fingerprint[0] &&
         json_object_set_new(agent, "altId", json_string(who->fingerprint)))
         goto fail;
     if (who && who->org_name && json_object_set_new(agent, "name", json_string(who->org_name)))
         goto fail;
-    if (ev->peer && json_object_set_new(agent, "network",
-                                        json_pack("{s:s, s:s}", "address", ev->peer, "type", "2")))
-        goto fail;
+    if (ev->peer) {
+        json_t *network = json_object();
+
+        if (gw_json_set_string(network, "address", ev->peer) ||
+            gw_json_set_string(network, "type", "2")) {
+            json_decref(network);
+            goto fail;
+        }
+        if (json_object_set_new(agent, "network", network))
+            goto fail;
+    }
     return agent;
 fail:
     json_decref(agent);
@@ -142,9 +194,7 @@ fail:
 
 static json_t *gateway_agent(void)
 {
-    return json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
-                     coding(DCM, "110152", "Destination Role ID"), "who", "display", source_name,
-                     "requestor", 0);
+    return agent_of(coding(DCM, "110152", "Destination Role ID"), source_name, false);
 }
 
 static char *base64(const char *text)
@@ -180,9 +230,15 @@ static int add_status_detail(json_t *entity, int status)
 {
     char text[16];
 
+    json_t *detail = json_object();
+
     snprintf(text, sizeof text, "%d", status);
-    return json_object_set_new(
-        entity, "detail", json_pack("[{s:s, s:s}]", "type", "http-status", "valueString", text));
+    if (gw_json_set_string(detail, "type", "http-status") ||
+        gw_json_set_string(detail, "valueString", text)) {
+        json_decref(detail);
+        return -1;
+    }
+    return json_object_set_new(entity, "detail", array_of(detail, NULL, false));
 }
 
 static json_t *entity(const struct audit_entity *e)
@@ -193,7 +249,7 @@ static json_t *entity(const struct audit_entity *e)
     if (!j)
         return NULL;
     if (e->reference &&
-        json_object_set_new(j, "what", json_pack("{s:s}", "reference", e->reference)))
+        json_object_set_new(j, "what", gw_json_object1("reference", json_string(e->reference))))
         goto fail;
     if (json_object_set_new(j, "type", coding(ENTITY_TYPE, e->type ? e->type : "2", NULL)) ||
         json_object_set_new(j, "role", coding(OBJECT_ROLE, e->role ? e->role : "4", NULL)))
@@ -278,22 +334,48 @@ static int add_tally(json_t *ae, const struct audit_event *ev)
     return json_array_append_new(json_object_get(ae, "entity"), ent);
 }
 
+static const char *outcome_code(enum audit_outcome outcome)
+{
+    return outcome == AUDIT_SUCCESS           ? "0"
+           : outcome == AUDIT_MINOR_FAILURE   ? "4"
+           : outcome == AUDIT_SERIOUS_FAILURE ? "8"
+                                              : "12";
+}
+
+/* {"site": source, "observer": {"display": source}, "type": [Application Server]}. */
+static json_t *event_source(void)
+{
+    json_t *source = json_object();
+
+    if (gw_json_set_string(source, "site", source_name) ||
+        json_object_set_new(source, "observer",
+                            gw_json_object1("display", json_string(source_name))) ||
+        json_object_set_new(
+            source, "type",
+            array_of(coding(SOURCE_TYPE, "4", "Application Server"), NULL, false))) {
+        json_decref(source);
+        return NULL;
+    }
+    return source;
+}
+
 json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t recorded_ms)
 {
     char instant[GW_INSTANT_LEN], action[2] = {ev->action ? ev->action : 'E', 0};
     json_t *ae;
 
     gw_time_instant(recorded_ms, instant);
-    ae = json_pack("{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:[o,o], s:{s:s, s:{s:s}, s:[o]}}",
-                   "resourceType", "AuditEvent", "id", id, "type", event_type(ev), "subtype",
-                   event_subtype(ev), "action", action, "recorded", instant, "outcome",
-                   ev->outcome == AUDIT_SUCCESS           ? "0"
-                   : ev->outcome == AUDIT_MINOR_FAILURE   ? "4"
-                   : ev->outcome == AUDIT_SERIOUS_FAILURE ? "8"
-                                                          : "12",
-                   "agent", client_agent(ev), gateway_agent(), "source", "site", source_name,
-                   "observer", "display", source_name, "type",
-                   coding(SOURCE_TYPE, "4", "Application Server"));
+    ae = json_object();
+    if (gw_json_set_string(ae, "resourceType", "AuditEvent") || gw_json_set_string(ae, "id", id) ||
+        json_object_set_new(ae, "type", event_type(ev)) ||
+        json_object_set_new(ae, "subtype", array_of(event_subtype(ev), NULL, false)) ||
+        gw_json_set_string(ae, "action", action) || gw_json_set_string(ae, "recorded", instant) ||
+        gw_json_set_string(ae, "outcome", outcome_code(ev->outcome)) ||
+        json_object_set_new(ae, "agent", array_of(client_agent(ev), gateway_agent(), true)) ||
+        json_object_set_new(ae, "source", event_source())) {
+        json_decref(ae);
+        return NULL;
+    }
     if (!ae)
         return NULL;
     if (ev->outcome_desc && json_object_set_new(ae, "outcomeDesc", json_string(ev->outcome_desc)))

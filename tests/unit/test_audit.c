@@ -1,7 +1,10 @@
 /* test_audit.c -- the AuditEvents of refusals without an identity: counted per
  * channel and address, one event per window with the count, the period and a
  * sample of paths; addresses past the cap share a window; the counts add up
- * exactly once the counters are destroyed. Each case uses a fresh store. */
+ * exactly once the counters are destroyed. Each case uses a fresh store. The
+ * events of each kind are built exactly as recorded in tests/data/audit/events.txt
+ * (their canonical text, which the chain hashes, and their member order;
+ * AUDIT_EVENTS_WRITE=1 rewrites the file, for a change made on purpose). */
 #include "check.h"
 #include "audit/audit.h"
 
@@ -142,6 +145,113 @@ static void an_aggregated_event_carries_its_period_count_and_samples(void)
     json_decref(ae);
 }
 
+/* ------------------------------------------------------------ events as recorded */
+
+#define EVENTS_DATA "tests/data/audit/events.txt"
+
+static void describe_event(struct gw_buf *out, const char *name, const struct audit_event *ev)
+{
+    json_t *ae = audit_event_build(ev, "0f1e2d3c-4b5a-4987-8654-3210fedcba98", 1795617393123);
+    char *sorted = ae ? json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *ordered = ae ? json_dumps(ae, JSON_COMPACT) : NULL;
+
+    gw_buf_printf(out, "%s\n%s\n%s\n", name, sorted ? sorted : "(none)",
+                  ordered ? ordered : "(none)");
+    free(sorted);
+    free(ordered);
+    json_decref(ae);
+}
+
+static void events_are_built_as_recorded(void)
+{
+    char fp[65] = "3f0c9a2b7d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+    struct auth_identity gp = {AUTH_GP,
+                               "gp-montorgueil",
+                               "CN=Cabinet Montorgueil,O=GP",
+                               {0},
+                               "montorgueil",
+                               "Cabinet médical Montorgueil",
+                               NULL,
+                               NULL,
+                               NULL,
+                               0};
+    struct auth_identity ris = {AUTH_RIS, "ris", NULL, {0}, NULL, NULL, NULL, NULL, NULL, 0};
+    const char *samples[] = {"GET /fhir/Patient", "POST /fhir"};
+    struct audit_tally t = {"HTTPS", 42, 1700000000000, 1700000059000, samples, 2, false};
+    struct audit_event create = {.kind = AUDIT_REST,
+                                 .subtype = "create",
+                                 .action = 'C',
+                                 .outcome = AUDIT_SUCCESS,
+                                 .who = &gp,
+                                 .peer = "127.0.0.1",
+                                 .request_id = "req-1",
+                                 .path = "POST /fhir/ServiceRequest",
+                                 .patient = "Patient/p-1",
+                                 .http_status = 201};
+    struct audit_event refused = {.kind = AUDIT_REST,
+                                  .subtype = "read",
+                                  .action = 'R',
+                                  .outcome = AUDIT_MINOR_FAILURE,
+                                  .outcome_desc = "not visible to this client \"gp\"",
+                                  .who = &ris,
+                                  .request_id = "req-2",
+                                  .path = "GET /fhir/Patient/x",
+                                  .http_status = 404};
+    struct audit_event hl7 = {.kind = AUDIT_HL7_IMPORT,
+                              .subtype = "ORU^R01",
+                              .action = 'C',
+                              .outcome = AUDIT_SERIOUS_FAILURE,
+                              .actor_name = "RIS-BACHAUMONT",
+                              .peer = "192.0.2.1",
+                              .request_id = "MSG0001"};
+    struct audit_event cli = {.kind = AUDIT_CLI, .subtype = "start", .actor_name = "operator"};
+    struct audit_event security = {.kind = AUDIT_SECURITY,
+                                   .action = 'E',
+                                   .outcome = AUDIT_MINOR_FAILURE,
+                                   .outcome_desc = "no certificate",
+                                   .peer = "203.0.113.9",
+                                   .tally = &t};
+    struct audit_event broken = {.kind = AUDIT_REST, .subtype = "create", .who = &gp};
+    struct gw_buf got;
+    char *expected;
+    FILE *f;
+
+    memcpy(gp.fingerprint, fp, sizeof fp);
+    audit_add_entity(&create, "ServiceRequest/sr-1", "4", "2", NULL);
+    audit_add_entity(&create, "Task/t-1", "4", "2", "the referral's Task");
+    audit_add_entity(&hl7, "Task/t-1", "4", "2", NULL);
+    audit_add_entity(&broken, NULL, "4", "2", "\xff not UTF-8");
+    gw_buf_init(&got, 1024 * 1024);
+    describe_event(&got, "create", &create);
+    describe_event(&got, "refused", &refused);
+    describe_event(&got, "hl7", &hl7);
+    describe_event(&got, "cli", &cli);
+    describe_event(&got, "security", &security);
+    describe_event(&got, "broken", &broken);
+    if (getenv("AUDIT_EVENTS_WRITE") && (f = fopen(EVENTS_DATA, "wb")) != NULL) {
+        fwrite(got.data, 1, got.len, f);
+        fclose(f);
+    }
+    expected = NULL;
+    if ((f = fopen(EVENTS_DATA, "rb")) != NULL) {
+        struct gw_buf b;
+        char chunk[4096];
+        size_t n;
+
+        gw_buf_init(&b, 1024 * 1024);
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            gw_buf_append(&b, chunk, n);
+        fclose(f);
+        expected = gw_buf_steal(&b, &n);
+    }
+    if (!expected || !got.data || strcmp(expected, got.data) != 0) {
+        fprintf(stderr, "%s", got.data ? got.data : "");
+        check_fail(__FILE__, __LINE__, "events as recorded in " EVENTS_DATA);
+    }
+    free(expected);
+    gw_buf_cleanup(&got);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -149,5 +259,6 @@ int main(void)
     gw_log_set_level(GW_LOG_ERROR);
     RUN(many_addresses_share_a_window_past_the_cap_and_the_counts_add_up);
     RUN(an_aggregated_event_carries_its_period_count_and_samples);
+    RUN(events_are_built_as_recorded);
     return check_summary();
 }
