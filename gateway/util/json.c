@@ -69,66 +69,167 @@ struct writer {
     bool handoff; /* something only Jansson may write: it writes the whole value */
 };
 
-/* dump.c's dump_string: '"' and '\\' escaped, controls as short escapes or
- * \u00XX (upper-case hex), everything else as it is; invalid UTF-8 fails. */
+/* The escape dump.c's dump_string writes for a control, '"' or '\\' (short escapes, else
+ * \u00XX in upper-case hex), into out; its length. */
+static size_t escape_byte(unsigned char c, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF", shorts[] = "\"\\\b\f\n\r\t";
+    static const char letters[] = "\"\\bfnrt";
+    const char *k = c ? memchr(shorts, c, sizeof shorts - 1) : NULL;
+
+    out[0] = '\\';
+    if (k) {
+        out[1] = letters[k - shorts];
+        return 2;
+    }
+    memcpy(out + 1, "u00", 3);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+}
+
+#define STRING_CHUNK 4096 /* input bytes written into one reservation (6 output bytes each) */
+
+/* 1 for the bytes dump_string copies as they are (printable ASCII but '"' and '\\'). */
+static const unsigned char plain_ascii[256] = {
+    ['\x20'] = 1,
+    1,
+    0,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1, /* 0x20-0x2F, '"' not */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1, /* 0x30 */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1, /* 0x40 */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    0,
+    1,
+    1,
+    1, /* 0x50, '\\' not */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1, /* 0x60 */
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1, /* 0x70, DEL included */
+};
+
+/* dump.c's dump_string: '"' and '\\' escaped, controls as short escapes or \u00XX,
+ * everything else as it is; invalid UTF-8 (Jansson's rules) hands the value to Jansson. */
 static void put_string(struct writer *w, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, run = 0;
+    size_t i = 0, o = 0, end;
+    char *out;
 
-    gw_buf_putc(&w->b, '"');
-    while (i < n) {
-        unsigned char c = s[i];
-        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
-        size_t esc_len = 2;
-
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            i++;
-            continue;
+    do { /* one reservation per chunk, the quotes included */
+        end = n - i > STRING_CHUNK ? i + STRING_CHUNK : n;
+        if (!(out = gw_buf_room(&w->b, 6 * (end - i) + 2))) {
+            w->handoff = true; /* near a cap or out of memory: Jansson says which */
+            return;
         }
-        if (c >= 0x80) {
-            size_t k = utf8_sequence(s + i, n - i);
+        o = 0;
+        if (i == 0)
+            out[o++] = '"';
+        while (i < end) {
+            unsigned char c = s[i];
+            size_t k;
 
-            if (!k) {
+            if (plain_ascii[c]) {
+                out[o++] = (char)c;
+                i++;
+            } else if (c < 0x80) {
+                o += escape_byte(c, out + o);
+                i++;
+            } else if ((k = utf8_sequence(s + i, n - i)) != 0) {
+                memcpy(out + o, s + i, k);
+                o += k;
+                i += k;
+            } else {
                 w->handoff = true;
                 return;
             }
-            i += k;
-            continue;
         }
-        gw_buf_append(&w->b, str + run, i - run);
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            esc_len = 6;
-            break;
-        }
-        gw_buf_append(&w->b, esc, esc_len);
-        run = ++i;
-    }
-    gw_buf_append(&w->b, str + run, n - run);
-    gw_buf_putc(&w->b, '"');
+        if (i >= n)
+            out[o++] = '"';
+        gw_buf_advance(&w->b, o);
+    } while (i < n);
 }
 
 static void put_integer(struct writer *w, json_int_t v)

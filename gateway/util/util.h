@@ -82,6 +82,11 @@ void gw_buf_putc(struct gw_buf *b, char c);
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+/* Room for n more bytes: where to write them, then gw_buf_advance(b, k) for the k <= n
+ * written. NULL, with nothing changed and no error recorded, when n more bytes would pass
+ * the cap or memory runs out (the caller then appends the exact bytes and gets the error). */
+char *gw_buf_room(struct gw_buf *b, size_t n);
+void gw_buf_advance(struct gw_buf *b, size_t n);
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
 /* Appends s as an RFC 9110 §5.6.4 quoted-string in ASCII: DQUOTE, '"' and
