@@ -99,85 +99,22 @@ static void write_array(struct jw *w, json_t *arr, const struct fhir_struct_def 
     gw_buf_putc(w->b, ']');
 }
 
-/* A member of an object as it is written: its place in the model's order (element, then
- * choice type, then the `_name` sibling after the value; members the model does not know
- * last, in their own order) and the structure of its value. */
-struct member {
-    const char *key;
-    size_t len;
-    json_t *v;
-    uint64_t rank;
-    const struct fhir_struct_def *vs;
-};
-
-#define MEMBER_UNKNOWN   UINT64_MAX
-#define MEMBERS_ON_STACK 16 /* most objects; a frame stays small at any depth */
-
-static void rank_member(struct member *m, const struct fhir_struct_def *s)
+/* The structure of a ranked member's value: its type's, an Element for `_name`, none when
+ * the model does not know the member. */
+static const struct fhir_struct_def *value_struct(const struct fhir_member *m)
 {
     static const char element[] = "Element";
-    bool under = m->key[0] == '_';
-    const struct fhir_type_ref *t = NULL;
-    const struct fhir_elem_def *e =
-        s ? fhir_elem_lookup(s, m->key + under, m->len - under, &t) : NULL;
-    unsigned k = 0;
 
-    m->rank = MEMBER_UNKNOWN;
-    m->vs = NULL;
-    if (!e)
-        return;
-    if (e->flags & FHIR_EL_CHOICE)
-        k = (unsigned)(t - fhir_elem_type(e, 0));
-    else
-        t = fhir_elem_type(e, 0);
-    m->rank = ((uint64_t)(e - fhir_struct_elem(s, 0)) << 32) | ((uint64_t)k << 1) | under;
-    m->vs = under ? fhir_struct_find(element, sizeof element - 1) : fhir_type_struct(t);
-}
-
-/* Stable: unknown members keep their order, and so does everything else. */
-static void sort_members(struct member *m, size_t n)
-{
-    size_t i, j;
-
-    for (i = 1; i < n; i++) {
-        struct member x = m[i];
-
-        for (j = i; j > 0 && m[j - 1].rank > x.rank; j--)
-            m[j] = m[j - 1];
-        m[j] = x;
-    }
-}
-
-/* The members of obj in the order they are written (resourceType left out of a
- * resource's: it comes first); *n gets their number. NULL when out of memory. */
-static struct member *order_members(json_t *obj, const struct fhir_struct_def *s,
-                                    struct member *stack, size_t *n)
-{
-    size_t cap = json_object_size(obj), i = 0;
-    struct member *m = cap <= MEMBERS_ON_STACK ? stack : malloc(cap * sizeof *m);
-    bool is_resource = s && s->kind == FHIR_KIND_RESOURCE;
-    const char *key;
-    json_t *v;
-
-    if (!m)
+    if (!m->e)
         return NULL;
-    json_object_foreach (obj, key, v) {
-        if (i == cap)
-            break;
-        if (is_resource && strcmp(key, "resourceType") == 0)
-            continue;
-        m[i] = (struct member){key, strlen(key), v, 0, NULL};
-        rank_member(&m[i], s);
-        i++;
-    }
-    sort_members(m, i);
-    *n = i;
-    return m;
+    if (FHIR_RANK_UNDER(m->rank))
+        return fhir_struct_find(element, sizeof element - 1);
+    return fhir_type_struct((m->e->flags & FHIR_EL_CHOICE) ? m->t : fhir_elem_type(m->e, 0));
 }
 
 static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def *s, int depth)
 {
-    struct member stack[MEMBERS_ON_STACK], *m;
+    struct fhir_member stack[FHIR_MEMBERS_ON_STACK], *m;
     bool first = true;
     size_t i, n = 0;
 
@@ -188,11 +125,12 @@ static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def
     }
     if (s && s->kind == FHIR_KIND_PRIMITIVE)
         s = NULL;
-    m = order_members(obj, s, stack, &n);
+    m = fhir_members(obj, s, s && s->kind == FHIR_KIND_RESOURCE, stack, &n);
     if (!m) {
         w->b->err = GW_E_NOMEM;
         return;
     }
+    fhir_members_sort(m, n);
     gw_buf_putc(w->b, '{');
     if (s && s->kind == FHIR_KIND_RESOURCE) {
         put_key(w, "resourceType", 12, &first, depth + 1);
@@ -200,13 +138,12 @@ static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def
     }
     for (i = 0; i < n; i++) {
         put_key(w, m[i].key, m[i].len, &first, depth + 1);
-        write_value(w, m[i].v, m[i].vs, depth + 1);
+        write_value(w, m[i].v, value_struct(&m[i]), depth + 1);
     }
     if (!first)
         newline(w, depth);
     gw_buf_putc(w->b, '}');
-    if (m != stack)
-        free(m);
+    fhir_members_free(m, stack);
 }
 
 static void write_value(struct jw *w, json_t *v, const struct fhir_struct_def *s, int depth)

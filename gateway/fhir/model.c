@@ -283,6 +283,66 @@ const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, co
     return e;
 }
 
+static void rank_member(struct fhir_member *m, const struct fhir_struct_def *s)
+{
+    bool under = m->key[0] == '_';
+    unsigned k = 0;
+
+    m->t = NULL;
+    m->e = s ? fhir_elem_lookup(s, m->key + under, m->len - under, &m->t) : NULL;
+    m->rank = FHIR_RANK_UNKNOWN;
+    if (!m->e)
+        return;
+    if (m->e->flags & FHIR_EL_CHOICE)
+        k = (unsigned)(m->t - fhir_elem_type(m->e, 0));
+    m->rank = ((uint64_t)(m->e - fhir_struct_elem(s, 0)) << 32) | ((uint64_t)k << 1) | under;
+}
+
+struct fhir_member *fhir_members(json_t *obj, const struct fhir_struct_def *s,
+                                 bool skip_resource_type, struct fhir_member *stack, size_t *n)
+{
+    size_t cap = json_object_size(obj), i = 0;
+    struct fhir_member *m = cap <= FHIR_MEMBERS_ON_STACK ? stack : malloc(cap * sizeof *m);
+    const char *key;
+    json_t *v;
+
+    *n = 0;
+    if (!m)
+        return NULL;
+    json_object_foreach (obj, key, v) {
+        if (i == cap)
+            break;
+        if (skip_resource_type && strcmp(key, "resourceType") == 0)
+            continue;
+        m[i].key = key;
+        m[i].len = strlen(key);
+        m[i].v = v;
+        rank_member(&m[i], s);
+        i++;
+    }
+    *n = i;
+    return m;
+}
+
+void fhir_members_sort(struct fhir_member *m, size_t n)
+{
+    size_t i, j;
+
+    for (i = 1; i < n; i++) { /* insertion: members mostly come in order already */
+        struct fhir_member x = m[i];
+
+        for (j = i; j > 0 && m[j - 1].rank > x.rank; j--)
+            m[j] = m[j - 1];
+        m[j] = x;
+    }
+}
+
+void fhir_members_free(struct fhir_member *m, struct fhir_member *stack)
+{
+    if (m != stack)
+        free(m);
+}
+
 bool fhir_choice_name(char *out, size_t size, const struct fhir_elem_def *e,
                       const struct fhir_type_ref *t)
 {
