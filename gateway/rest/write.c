@@ -109,7 +109,9 @@ static enum gw_code apply(struct store_txn *txn, void *vplan, struct gw_error *e
 {
     struct rest_plan *p = vplan;
     size_t i;
-    enum gw_code rc = rest_plan_resolve(p, txn, err);
+    enum gw_code rc = p->reset_failed
+                          ? gw_fail(err, GW_E_NOMEM, "no memory to start the request over")
+                          : rest_plan_resolve(p, txn, err);
 
     for (i = 0; !rc && i < p->n_entries; i++)
         if (!p->entries[i].existed && is_referral(&p->entries[i]))

@@ -368,6 +368,44 @@ static void index_entries_of_the_corpus_are_as_recorded(void)
     CHECK(cases >= 16);
 }
 
+/* ------------------------------------------------------------ a plan starts over */
+
+static void a_reset_plan_gets_back_each_entry_as_it_was(void)
+{
+    static const char *const texts[] = {
+        "{\"resourceType\":\"Observation\",\"id\":\"o\",\"valueQuantity\":{\"value\":\"0.10\"},"
+        "\"component\":[{\"valueInteger\":-7},{\"valueBoolean\":false},{\"valueString\":"
+        "\"\\\"quoted\\\" \\\\ tab\\t é \\u20ac \\ud83d\\ude00\"}],\"z\":[1.5e300,0.1,null,true]}",
+        "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"]}],\"_birthDate\":{}}"};
+    struct rest_plan p;
+    size_t i;
+
+    rest_plan_init(&p, ctx, NULL, "transaction");
+    for (i = 0; i < 2; i++)
+        rest_plan_add(&p, i ? "Patient" : "Observation", json_loads(texts[i], 0, NULL));
+    CHECK_INT(p.n_entries, 2);
+    CHECK(rest_plan_snapshot(&p));
+    for (i = 0; i < p.n_entries; i++) { /* what apply does: ids, meta, changed values */
+        json_object_set_new(p.entries[i].resource, "id", json_string("new-id"));
+        json_object_set_new(p.entries[i].resource, "meta", json_pack("{s:s}", "versionId", "1"));
+        json_object_del(p.entries[i].resource, "resourceType");
+    }
+    rest_plan_reset(&p);
+    CHECK(!p.reset_failed);
+    for (i = 0; i < p.n_entries; i++) {
+        json_t *want = json_loads(texts[i], 0, NULL);
+        char *a = json_dumps(p.entries[i].resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *b = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+        CHECK(json_equal(p.entries[i].resource, want));
+        CHECK(a && b && strcmp(a, b) == 0); /* the same members in the same order */
+        free(a);
+        free(b);
+        json_decref(want);
+    }
+    rest_plan_cleanup(&p);
+}
+
 int main(void)
 {
     char cmd[160];
@@ -386,6 +424,7 @@ int main(void)
     RUN(matching_agrees_with_search_within_the_subscribers_organisation);
     RUN(a_matching_change_queues_a_numbered_event_in_its_commit);
     RUN(index_entries_of_the_corpus_are_as_recorded);
+    RUN(a_reset_plan_gets_back_each_entry_as_it_was);
     rest_destroy(ctx);
     store_destroy(st);
     status = check_summary();
