@@ -8,7 +8,7 @@
  * (DCM 110152 Destination Role ID). The canonical form hashed into the chain
  * is the compact JSON with sorted keys.
  */
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +16,14 @@
 
 #include <openssl/evp.h>
 
-#define AUDIT_MAX_QUERY 8192
-#define DCM             "http://dicom.nema.org/resources/ontology/DCM"
-#define EVENT_TYPE      "http://terminology.hl7.org/CodeSystem/audit-event-type"
-#define RESTFUL         "http://hl7.org/fhir/restful-interaction"
-#define V2_MESSAGE      "http://terminology.hl7.org/CodeSystem/v2-0076"
-#define ENTITY_TYPE     "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-#define OBJECT_ROLE     "http://terminology.hl7.org/CodeSystem/object-role"
-#define SOURCE_TYPE     "http://terminology.hl7.org/CodeSystem/security-source-type"
-#define GATEWAY_ACTOR   "urn:fhir-gateway:actor"
+#define DCM           "http://dicom.nema.org/resources/ontology/DCM"
+#define EVENT_TYPE    "http://terminology.hl7.org/CodeSystem/audit-event-type"
+#define RESTFUL       "http://hl7.org/fhir/restful-interaction"
+#define V2_MESSAGE    "http://terminology.hl7.org/CodeSystem/v2-0076"
+#define ENTITY_TYPE   "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#define OBJECT_ROLE   "http://terminology.hl7.org/CodeSystem/object-role"
+#define SOURCE_TYPE   "http://terminology.hl7.org/CodeSystem/security-source-type"
+#define GATEWAY_ACTOR "urn:fhir-gateway:actor"
 #define NOTIFY_TYPE                                                                                \
     "http://hl7.org/fhir/uv/subscriptions-backport/CodeSystem/backport-notification-type"
 
@@ -112,36 +111,46 @@ static json_t *agent_of(json_t *coding_new, const char *name, bool requestor)
     return agent;
 }
 
-static json_t *event_type(const struct audit_event *ev)
+struct audit_code audit_type_code(const struct audit_event *ev)
 {
     switch (ev->kind) {
     case AUDIT_HL7_IMPORT:
-        return coding(DCM, "110107", "Import");
+        return (struct audit_code){DCM, "110107", "Import"};
     case AUDIT_HL7_EXPORT:
     case AUDIT_NOTIFY:
-        return coding(DCM, "110106", "Export");
+        return (struct audit_code){DCM, "110106", "Export"};
     case AUDIT_CLI:
-        return coding(DCM, "110100", "Application Activity");
+        return (struct audit_code){DCM, "110100", "Application Activity"};
     case AUDIT_SECURITY:
-        return coding(DCM, "110113", "Security Alert");
+        return (struct audit_code){DCM, "110113", "Security Alert"};
     default:
-        return coding(EVENT_TYPE, "rest", "Restful Operation");
+        return (struct audit_code){EVENT_TYPE, "rest", "Restful Operation"};
     }
 }
 
-static json_t *event_subtype(const struct audit_event *ev)
+struct audit_code audit_subtype_code(const struct audit_event *ev)
 {
     const char *sub = ev->subtype ? ev->subtype : "unknown";
 
     if (ev->kind == AUDIT_HL7_IMPORT || ev->kind == AUDIT_HL7_EXPORT)
-        return coding(V2_MESSAGE, sub, NULL);
+        return (struct audit_code){V2_MESSAGE, sub, NULL};
     if (ev->kind == AUDIT_CLI)
-        return coding(GATEWAY_ACTOR, sub, NULL);
+        return (struct audit_code){GATEWAY_ACTOR, sub, NULL};
     if (ev->kind == AUDIT_SECURITY)
-        return coding(DCM, "110126", "Node Authentication");
+        return (struct audit_code){DCM, "110126", "Node Authentication"};
     if (ev->kind == AUDIT_NOTIFY)
-        return coding(NOTIFY_TYPE, sub, NULL);
-    return coding(RESTFUL, sub, NULL);
+        return (struct audit_code){NOTIFY_TYPE, sub, NULL};
+    return (struct audit_code){RESTFUL, sub, NULL};
+}
+
+static json_t *code_coding(struct audit_code c)
+{
+    return coding(c.system, c.code, c.display);
+}
+
+const char *audit_source_name(void)
+{
+    return source_name;
 }
 
 static json_t *client_agent(const struct audit_event *ev)
@@ -197,7 +206,7 @@ static json_t *gateway_agent(void)
     return agent_of(coding(DCM, "110152", "Destination Role ID"), source_name, false);
 }
 
-static char *base64(const char *text)
+char *audit_query_base64(const char *text)
 {
     size_t n = strlen(text);
     char *out;
@@ -258,7 +267,8 @@ static json_t *entity(const struct audit_entity *e)
         goto fail;
     if (e->description && json_object_set_new(j, "description", json_string(e->description)))
         goto fail;
-    if (e->query && (!(q = base64(e->query)) || json_object_set_new(j, "query", json_string(q))))
+    if (e->query &&
+        (!(q = audit_query_base64(e->query)) || json_object_set_new(j, "query", json_string(q))))
         goto fail;
     free(q);
     return j;
@@ -295,6 +305,12 @@ static int add_detail(json_t *details, const char *type, const char *value)
                                  json_pack("{s:s, s:s}", "type", type, "valueString", value));
 }
 
+void audit_tally_description(const struct audit_tally *t, char *text, size_t cap)
+{
+    snprintf(text, cap, "%ld refusal%s over %s of clients without an identity%s", t->count,
+             t->count == 1 ? "" : "s", t->channel, t->other_addresses ? ", other addresses" : "");
+}
+
 /* An aggregated event: AuditEvent.period, and an entity whose details give
  * the count, the first and last time and the sampled paths. */
 static int add_tally(json_t *ae, const struct audit_event *ev)
@@ -307,8 +323,7 @@ static int add_tally(json_t *ae, const struct audit_event *ev)
     gw_time_instant(t->first_ms, first);
     gw_time_instant(t->last_ms, last);
     snprintf(count, sizeof count, "%ld", t->count);
-    snprintf(text, sizeof text, "%ld refusal%s over %s of clients without an identity%s", t->count,
-             t->count == 1 ? "" : "s", t->channel, t->other_addresses ? ", other addresses" : "");
+    audit_tally_description(t, text, sizeof text);
     if (!details || add_detail(details, "count", count) || add_detail(details, "first", first) ||
         add_detail(details, "last", last)) {
         json_decref(details);
@@ -334,7 +349,7 @@ static int add_tally(json_t *ae, const struct audit_event *ev)
     return json_array_append_new(json_object_get(ae, "entity"), ent);
 }
 
-static const char *outcome_code(enum audit_outcome outcome)
+const char *audit_outcome_code(enum audit_outcome outcome)
 {
     return outcome == AUDIT_SUCCESS           ? "0"
            : outcome == AUDIT_MINOR_FAILURE   ? "4"
@@ -367,10 +382,11 @@ json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t 
     gw_time_instant(recorded_ms, instant);
     ae = json_object();
     if (gw_json_set_string(ae, "resourceType", "AuditEvent") || gw_json_set_string(ae, "id", id) ||
-        json_object_set_new(ae, "type", event_type(ev)) ||
-        json_object_set_new(ae, "subtype", array_of(event_subtype(ev), NULL, false)) ||
+        json_object_set_new(ae, "type", code_coding(audit_type_code(ev))) ||
+        json_object_set_new(ae, "subtype",
+                            array_of(code_coding(audit_subtype_code(ev)), NULL, false)) ||
         gw_json_set_string(ae, "action", action) || gw_json_set_string(ae, "recorded", instant) ||
-        gw_json_set_string(ae, "outcome", outcome_code(ev->outcome)) ||
+        gw_json_set_string(ae, "outcome", audit_outcome_code(ev->outcome)) ||
         json_object_set_new(ae, "agent", array_of(client_agent(ev), gateway_agent(), true)) ||
         json_object_set_new(ae, "source", event_source())) {
         json_decref(ae);

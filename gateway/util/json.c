@@ -190,9 +190,7 @@ static const unsigned char plain_ascii[256] = {
     1, /* 0x70, DEL included */
 };
 
-/* dump.c's dump_string: '"' and '\\' escaped, controls as short escapes or \u00XX,
- * everything else as it is; invalid UTF-8 (Jansson's rules) hands the value to Jansson. */
-static void put_string(struct writer *w, const char *str, size_t n)
+bool gw_buf_json_string(struct gw_buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, o = 0, end;
@@ -200,9 +198,10 @@ static void put_string(struct writer *w, const char *str, size_t n)
 
     do { /* one reservation per chunk, the quotes included */
         end = n - i > STRING_CHUNK ? i + STRING_CHUNK : n;
-        if (!(out = gw_buf_room(&w->b, 6 * (end - i) + 2))) {
-            w->handoff = true; /* near a cap or out of memory: Jansson says which */
-            return;
+        if (!(out = gw_buf_room(b, 6 * (end - i) + 2))) {
+            if (!b->err)
+                b->err = 6 * (end - i) + 2 > b->max - b->len ? GW_E_LIMIT : GW_E_NOMEM;
+            return true;
         }
         o = 0;
         if (i == 0)
@@ -222,14 +221,21 @@ static void put_string(struct writer *w, const char *str, size_t n)
                 o += k;
                 i += k;
             } else {
-                w->handoff = true;
-                return;
+                return false;
             }
         }
         if (i >= n)
             out[o++] = '"';
-        gw_buf_advance(&w->b, o);
+        gw_buf_advance(b, o);
     } while (i < n);
+    return true;
+}
+
+/* dump.c's dump_string; invalid UTF-8, or a string near the cap, hands the value to Jansson. */
+static void put_string(struct writer *w, const char *str, size_t n)
+{
+    if (!gw_buf_json_string(&w->b, str, n))
+        w->handoff = true;
 }
 
 static void put_integer(struct writer *w, json_int_t v)

@@ -127,6 +127,9 @@ bool gw_utf8_valid(const char *s, size_t n);
 char *gw_json_dumps(const json_t *v, size_t flags);
 json_t *gw_json_loadb(const char *data, size_t len, size_t flags, json_error_t *error);
 json_t *gw_json_loads(const char *text, size_t flags, json_error_t *error);
+/* Appends s (n bytes) as a JSON string exactly as json_dumps() writes one; false, with
+ * something appended, when s is not UTF-8 by Jansson's rules (which it refuses). */
+bool gw_buf_json_string(struct gw_buf *b, const char *s, size_t n);
 /* json_deep_copy(v): a new reference to an equal tree (keys in the same order), or NULL;
  * without Jansson's bookkeeping against loops, which a tree deeper than a parse allows
  * still gets (it is handed to Jansson). */

@@ -6,7 +6,7 @@
  * (their canonical text, which the chain hashes, and their member order;
  * AUDIT_EVENTS_WRITE=1 rewrites the file, for a change made on purpose). */
 #include "check.h"
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -154,6 +154,10 @@ static void describe_event(struct gw_buf *out, const char *name, const struct au
     json_t *ae = audit_event_build(ev, "0f1e2d3c-4b5a-4987-8654-3210fedcba98", 1795617393123);
     char *sorted = ae ? json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *ordered = ae ? json_dumps(ae, JSON_COMPACT) : NULL;
+    char *text = audit_event_text(ev, "0f1e2d3c-4b5a-4987-8654-3210fedcba98", 1795617393123);
+
+    CHECK((!text && !sorted) || (text && sorted && strcmp(text, sorted) == 0));
+    free(text);
 
     gw_buf_printf(out, "%s\n%s\n%s\n", name, sorted ? sorted : "(none)",
                   ordered ? ordered : "(none)");
@@ -252,6 +256,109 @@ static void events_are_built_as_recorded(void)
     gw_buf_cleanup(&got);
 }
 
+/* ------------------------------------------------------------ the text against the tree */
+
+static unsigned long long event_seed = 0x243F6A8885A308D3ULL;
+
+static unsigned pick(unsigned bound)
+{
+    event_seed ^= event_seed << 13;
+    event_seed ^= event_seed >> 7;
+    event_seed ^= event_seed << 17;
+    return (unsigned)(event_seed % bound);
+}
+
+/* A string or NULL: plain, escaped, UTF-8 of 2 to 4 bytes, now and then not UTF-8. */
+static const char *maybe(char *buf, size_t cap, int null_in)
+{
+    static const char *const pieces[] = {
+        "Patient/p-1",        "a\"b", "c\\d", "\t", "\x01", "é", "\xf0\x9f\x98\x80",
+        "GET /fhir/Task?x=1", " ",    "/"};
+    size_t len = 0, n = 1 + pick(4), i;
+
+    if (pick((unsigned)null_in) == 0)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        const char *p = pick(60) == 0 ? "\xff" : pieces[pick(10)];
+        size_t k = strlen(p);
+
+        if (len + k + 1 >= cap)
+            break;
+        memcpy(buf + len, p, k);
+        len += k;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static void event_text_is_the_sorted_text_of_the_event(void)
+{
+    char s[24][64];
+    const char *samples[3];
+    int round, differ = 0, refused = 0;
+
+    for (round = 0; round < 4000; round++) {
+        struct auth_identity who = {0};
+        struct audit_tally tally = {0};
+        struct audit_event ev = {0};
+        json_t *ae;
+        char *text, *want;
+        const char *id;
+        int64_t at;
+        unsigned k, i;
+
+        who.role = (enum auth_role)pick(4);
+        who.client_name = (char *)maybe(s[0], 64, 3);
+        who.subject = (char *)maybe(s[1], 64, 2);
+        who.org_id = (char *)maybe(s[2], 64, 2);
+        who.org_name = (char *)maybe(s[3], 64, 2);
+        if (pick(2))
+            memcpy(who.fingerprint, "ab12", 5);
+        ev.kind = (enum audit_kind)pick(6);
+        ev.subtype = maybe(s[4], 64, 4);
+        ev.action = "CRUDE\0"[pick(6)];
+        ev.outcome = (enum audit_outcome)(pick(4) * 4);
+        ev.outcome_desc = maybe(s[5], 64, 2);
+        ev.who = pick(4) ? &who : NULL;
+        ev.peer = maybe(s[6], 64, 2);
+        ev.actor_name = maybe(s[7], 64, 2);
+        ev.request_id = maybe(s[8], 64, 2);
+        ev.path = maybe(s[9], 64, 2);
+        ev.patient = maybe(s[10], 64, 2);
+        ev.http_status = pick(3) ? 0 : 201 + (int)pick(300);
+        for (k = pick(4), i = 0; i < k; i++)
+            audit_add_entity(&ev, maybe(s[11 + 3 * i], 64, 3), pick(2) ? "4" : NULL,
+                             pick(2) ? "2" : NULL, maybe(s[12 + 3 * i], 64, 2));
+        if (ev.n_entities && pick(2))
+            ev.entities[0].query = maybe(s[13], 64, 2);
+        if (ev.n_entities > 1)
+            ev.entities[1].description = maybe(s[16], 64, 2);
+        if (pick(4) == 0) {
+            for (i = 0; i < 3; i++)
+                samples[i] = maybe(s[20 + i], 64, 8);
+            tally =
+                (struct audit_tally){maybe(s[23], 64, 8), (long)pick(3), 1700000000000 + pick(9),
+                                     1700000059000,       samples,       pick(4),
+                                     pick(2) != 0};
+            ev.tally = &tally;
+        }
+        id = pick(20) ? "id-1" : NULL;
+        at = 1795617393123 + pick(1000);
+        ae = audit_event_build(&ev, id, at);
+        want = ae ? json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        text = audit_event_text(&ev, id, at);
+        if (!((!text && !want) || (text && want && strcmp(text, want) == 0)) && differ++ < 3)
+            fprintf(stderr, "    text: %s\n    tree: %s\n", text ? text : "(none)",
+                    want ? want : "(none)");
+        refused += want == NULL;
+        json_decref(ae);
+        free(want);
+        free(text);
+    }
+    CHECK_INT(differ, 0);
+    CHECK(refused > 0 && refused < 4000);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -260,5 +367,6 @@ int main(void)
     RUN(many_addresses_share_a_window_past_the_cap_and_the_counts_add_up);
     RUN(an_aggregated_event_carries_its_period_count_and_samples);
     RUN(events_are_built_as_recorded);
+    RUN(event_text_is_the_sorted_text_of_the_event);
     return check_summary();
 }
