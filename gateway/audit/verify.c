@@ -36,7 +36,7 @@ static bool broken(struct walk *w, const struct store_audit_row *row, const char
 
 static bool id_matches(const struct store_audit_row *row)
 {
-    json_t *j = json_loads(row->json, 0, NULL);
+    json_t *j = gw_json_loads(row->json, 0, NULL);
     const char *id = json_string_value(json_object_get(j, "id"));
     bool ok = id && strcmp(id, row->id) == 0;
 

@@ -144,6 +144,36 @@ const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, co
 
 /* Writes the JSON name of choice element e for type t ("value" + "Quantity") into out (size
  * bytes, NUL-terminated). Returns false when it does not fit. */
+/* A member of a JSON object with its place in the model: the element its name (without a
+ * leading '_') designates in structure s, the type it names, and a rank in the order of
+ * the specification: element, then choice type, then the `_name` sibling after the value;
+ * members the model does not know rank last (FHIR_RANK_UNKNOWN) and keep their order. */
+struct fhir_member {
+    const char *key;
+    size_t len;
+    json_t *v;
+    const struct fhir_elem_def *e; /* NULL: unknown */
+    const struct fhir_type_ref *t; /* as fhir_elem_lookup() gives it */
+    uint64_t rank;
+};
+#define FHIR_RANK_UNKNOWN     UINT64_MAX
+#define FHIR_MEMBERS_ON_STACK 16 /* most objects; a frame stays small at any depth */
+
+/* The index in s of the element of a ranked member, its type's index, whether it is the
+ * `_name` sibling. */
+#define FHIR_RANK_ELEM(r)  ((unsigned)((r) >> 32))
+#define FHIR_RANK_TYPE(r)  ((unsigned)(((r) >> 1) & 0x7FFFFFFFu))
+#define FHIR_RANK_UNDER(r) ((bool)((r)&1u))
+
+/* The members of obj in their own order (a resource's resourceType left out when
+ * skip_resource_type), each ranked against s (may be NULL: all unknown). Uses stack
+ * (FHIR_MEMBERS_ON_STACK entries) when they fit; *n gets their number. NULL when out of
+ * memory; otherwise free the result with fhir_members_free(result, stack). */
+struct fhir_member *fhir_members(json_t *obj, const struct fhir_struct_def *s,
+                                 bool skip_resource_type, struct fhir_member *stack, size_t *n);
+/* Sorts members by rank, stably. */
+void fhir_members_sort(struct fhir_member *m, size_t n);
+void fhir_members_free(struct fhir_member *m, struct fhir_member *stack);
 bool fhir_choice_name(char *out, size_t size, const struct fhir_elem_def *e,
                       const struct fhir_type_ref *t);
 /* True when a reference to resource type name (len bytes) may stand where t allows

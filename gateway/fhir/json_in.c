@@ -339,7 +339,7 @@ enum gw_code fhir_json_parse(const char *data, size_t len, const struct fhir_lim
                      : limit_issue(outcome, s.limit, s.limit_value, err);
         goto out;
     }
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    root = gw_json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         rc = syntax_issue(outcome, &je, err);
         goto out;

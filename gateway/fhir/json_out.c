@@ -9,6 +9,7 @@
 #include "fhir/fhir_int.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FHIR_WRITE_MAX_DEPTH 512 /* resources built in code are not bounded by a parse */
@@ -98,83 +99,24 @@ static void write_array(struct jw *w, json_t *arr, const struct fhir_struct_def 
     gw_buf_putc(w->b, ']');
 }
 
-/* Writes obj[name] and obj["_" name] (when present) as members of type s. */
-static void write_member(struct jw *w, json_t *obj, const char *name,
-                         const struct fhir_struct_def *s, bool *first, int depth)
+/* The structure of a ranked member's value: its type's, an Element for `_name`, none when
+ * the model does not know the member. */
+static const struct fhir_struct_def *value_struct(const struct fhir_member *m)
 {
     static const char element[] = "Element";
-    char uname[FHIR_NAME_MAX + 1];
-    size_t len = strlen(name);
-    json_t *v = json_object_get(obj, name), *ext;
 
-    if (len >= FHIR_NAME_MAX) {
-        w->bad = "an element name is longer than FHIR_NAME_MAX";
-        return;
-    }
-    uname[0] = '_';
-    memcpy(uname + 1, name, len + 1);
-    ext = json_object_get(obj, uname);
-    if (v) {
-        put_key(w, name, len, first, depth);
-        write_value(w, v, s, depth);
-    }
-    if (ext) {
-        put_key(w, uname, len + 1, first, depth);
-        write_value(w, ext, fhir_struct_find(element, sizeof element - 1), depth);
-    }
-}
-
-static void write_elements(struct jw *w, json_t *obj, const struct fhir_struct_def *s, bool *first,
-                           int depth)
-{
-    char name[FHIR_NAME_MAX];
-    unsigned i, k;
-
-    for (i = 0; i < s->n_elems; i++) {
-        const struct fhir_elem_def *e = fhir_struct_elem(s, i);
-        const struct fhir_type_ref *t;
-
-        if (!(e->flags & FHIR_EL_CHOICE)) {
-            write_member(w, obj, fhir_elem_name(e), fhir_type_struct(fhir_elem_type(e, 0)), first,
-                         depth);
-            continue;
-        }
-        for (k = 0; k < e->n_types; k++) {
-            t = fhir_elem_type(e, k);
-            if (!fhir_choice_name(name, sizeof name, e, t)) {
-                w->bad = "an element name is longer than FHIR_NAME_MAX";
-                return;
-            }
-            write_member(w, obj, name, fhir_type_struct(t), first, depth);
-        }
-    }
-}
-
-/* Members the model does not know (an invalid resource), in their own order. */
-static void write_unknown(struct jw *w, json_t *obj, const struct fhir_struct_def *s, bool *first,
-                          int depth)
-{
-    const struct fhir_type_ref *t;
-    const char *key;
-    json_t *v;
-
-    json_object_foreach (obj, key, v) {
-        size_t len = strlen(key);
-        const char *name = key[0] == '_' ? key + 1 : key;
-        size_t nlen = key[0] == '_' ? len - 1 : len;
-
-        if (s && s->kind == FHIR_KIND_RESOURCE && strcmp(key, "resourceType") == 0)
-            continue;
-        if (s && fhir_elem_lookup(s, name, nlen, &t))
-            continue;
-        put_key(w, key, len, first, depth);
-        write_value(w, v, NULL, depth);
-    }
+    if (!m->e)
+        return NULL;
+    if (FHIR_RANK_UNDER(m->rank))
+        return fhir_struct_find(element, sizeof element - 1);
+    return fhir_type_struct((m->e->flags & FHIR_EL_CHOICE) ? m->t : fhir_elem_type(m->e, 0));
 }
 
 static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def *s, int depth)
 {
+    struct fhir_member stack[FHIR_MEMBERS_ON_STACK], *m;
     bool first = true;
+    size_t i, n = 0;
 
     if (s && s->kind == FHIR_KIND_RESOURCE && s->abstract) {
         const char *rt = fhir_resource_type(obj);
@@ -183,17 +125,25 @@ static void write_object(struct jw *w, json_t *obj, const struct fhir_struct_def
     }
     if (s && s->kind == FHIR_KIND_PRIMITIVE)
         s = NULL;
+    m = fhir_members(obj, s, s && s->kind == FHIR_KIND_RESOURCE, stack, &n);
+    if (!m) {
+        w->b->err = GW_E_NOMEM;
+        return;
+    }
+    fhir_members_sort(m, n);
     gw_buf_putc(w->b, '{');
     if (s && s->kind == FHIR_KIND_RESOURCE) {
         put_key(w, "resourceType", 12, &first, depth + 1);
         put_string(w, fhir_struct_name(s), strlen(fhir_struct_name(s)));
     }
-    if (s)
-        write_elements(w, obj, s, &first, depth + 1);
-    write_unknown(w, obj, s, &first, depth + 1);
+    for (i = 0; i < n; i++) {
+        put_key(w, m[i].key, m[i].len, &first, depth + 1);
+        write_value(w, m[i].v, value_struct(&m[i]), depth + 1);
+    }
     if (!first)
         newline(w, depth);
     gw_buf_putc(w->b, '}');
+    fhir_members_free(m, stack);
 }
 
 static void write_value(struct jw *w, json_t *v, const struct fhir_struct_def *s, int depth)

@@ -2,11 +2,15 @@
  * choice types, reference targets, required value sets and search parameters.
  *
  * The tables are const and never change, so every function here is thread-safe and returns
- * pointers into static storage.
+ * pointers into static storage. The element names of every structure, choice names spelt
+ * out, are also kept sorted (built once, on first use) so that a lookup, which every JSON
+ * member parsed, validated or written costs, is a binary search rather than a scan.
  */
 #include "fhir/fhir_int.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- structures */
@@ -116,12 +120,107 @@ static bool is_choice_suffix(const char *suffix, size_t len, const char *tn)
            strncmp(suffix + 1, tn + 1, len - 1) == 0 && tn[len] == '\0';
 }
 
-const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, const char *name,
-                                             size_t len, const struct fhir_type_ref **type_out)
+/* The element names of each structure in sorted order: non-choice names from the pool,
+ * choice names ("valueQuantity") spelt out in one block. */
+struct name_entry {
+    const char *name;
+    uint16_t len;
+    uint16_t elem; /* index in the structure */
+    uint16_t type; /* for choice names, the type's index in the element */
+};
+
+static struct {
+    struct name_entry *entries;
+    uint32_t *first; /* n_structs + 1 offsets into entries */
+    char *choice_names;
+    bool ready;
+} names;
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static int compare_entries(const void *a, const void *b)
+{
+    const struct name_entry *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+
+    if (c)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->elem < y->elem ? -1 : x->elem > y->elem; /* the first element wins, as in a scan */
+}
+
+/* Room for every choice name: stem and type name lengths, summed over the model. */
+static size_t choice_bytes(size_t *n_entries)
+{
+    size_t bytes = 0, i, k;
+
+    *n_entries = 0;
+    for (i = 0; i < fhir_model.n_elems; i++) {
+        const struct fhir_elem_def *e = &fhir_model_elems[i];
+
+        if (!(e->flags & FHIR_EL_CHOICE)) {
+            (*n_entries)++;
+            continue;
+        }
+        for (k = 0; k < e->n_types; k++)
+            bytes += strlen(FHIR_POOL(e->name)) +
+                     strlen(FHIR_POOL(fhir_type_struct(fhir_elem_type(e, (unsigned)k))->name)) + 1;
+        *n_entries += e->n_types;
+    }
+    return bytes;
+}
+
+static void build_names(void)
+{
+    size_t n_entries, at = 0, used = 0, bytes = choice_bytes(&n_entries), si, i, k;
+
+    names.entries = malloc((n_entries ? n_entries : 1) * sizeof *names.entries);
+    names.first = malloc((fhir_model.n_structs + 1) * sizeof *names.first);
+    names.choice_names = malloc(bytes ? bytes : 1);
+    if (!names.entries || !names.first || !names.choice_names) {
+        free(names.entries);
+        free(names.first);
+        free(names.choice_names);
+        memset(&names, 0, sizeof names); /* lookups scan the model instead */
+        return;
+    }
+    for (si = 0; si < fhir_model.n_structs; si++) {
+        const struct fhir_struct_def *s = &fhir_model_structs[si];
+
+        names.first[si] = (uint32_t)at;
+        for (i = 0; i < s->n_elems; i++) {
+            const struct fhir_elem_def *e = &fhir_model_elems[s->first_elem + i];
+
+            if (!(e->flags & FHIR_EL_CHOICE)) {
+                names.entries[at++] = (struct name_entry){
+                    FHIR_POOL(e->name), (uint16_t)strlen(FHIR_POOL(e->name)), (uint16_t)i, 0};
+                continue;
+            }
+            for (k = 0; k < e->n_types; k++) {
+                char *name = names.choice_names + used;
+                size_t len =
+                    strlen(FHIR_POOL(e->name)) +
+                    strlen(FHIR_POOL(fhir_type_struct(fhir_elem_type(e, (unsigned)k))->name));
+
+                fhir_choice_name(name, bytes - used, e, fhir_elem_type(e, (unsigned)k));
+                used += len + 1;
+                names.entries[at++] =
+                    (struct name_entry){name, (uint16_t)len, (uint16_t)i, (uint16_t)k};
+            }
+        }
+        qsort(names.entries + names.first[si], at - names.first[si], sizeof *names.entries,
+              compare_entries);
+    }
+    names.first[fhir_model.n_structs] = (uint32_t)at;
+    names.ready = true;
+}
+
+/* The scan the index stands for (used when it could not be built). */
+static const struct fhir_elem_def *scan_elems(const struct fhir_struct_def *s, const char *name,
+                                              size_t len, const struct fhir_type_ref **type_out)
 {
     unsigned i, k;
 
-    *type_out = NULL;
     for (i = 0; i < s->n_elems; i++) {
         const struct fhir_elem_def *e = &fhir_model_elems[s->first_elem + i];
         const char *en = FHIR_POOL(e->name);
@@ -146,6 +245,102 @@ const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, co
         }
     }
     return NULL;
+}
+
+const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, const char *name,
+                                             size_t len, const struct fhir_type_ref **type_out)
+{
+    const struct name_entry *found = NULL;
+    const struct fhir_elem_def *e;
+    size_t lo, hi;
+
+    *type_out = NULL;
+    pthread_once(&names_once, build_names);
+    if (!names.ready || memchr(name, '\0', len))
+        return scan_elems(s, name, len, type_out);
+    lo = names.first[fhir_struct_index(s)];
+    hi = names.first[fhir_struct_index(s) + 1];
+    while (lo < hi) { /* the first entry not below (name, len) */
+        size_t mid = lo + (hi - lo) / 2;
+        const struct name_entry *m = &names.entries[mid];
+        int c = memcmp(m->name, name, m->len < len ? m->len : len);
+
+        if (c < 0 || (c == 0 && m->len < len))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < names.first[fhir_struct_index(s) + 1] && names.entries[lo].len == len &&
+        memcmp(names.entries[lo].name, name, len) == 0)
+        found = &names.entries[lo];
+    if (!found)
+        return NULL;
+    e = &fhir_model_elems[s->first_elem + found->elem];
+    if (e->flags & FHIR_EL_CHOICE)
+        *type_out = fhir_elem_type(e, found->type);
+    else
+        *type_out = e->n_types == 1 ? fhir_elem_type(e, 0) : NULL;
+    return e;
+}
+
+static void rank_member(struct fhir_member *m, const struct fhir_struct_def *s)
+{
+    bool under = m->key[0] == '_';
+    unsigned k = 0;
+
+    m->t = NULL;
+    m->e = s ? fhir_elem_lookup(s, m->key + under, m->len - under, &m->t) : NULL;
+    m->rank = FHIR_RANK_UNKNOWN;
+    if (!m->e)
+        return;
+    if (m->e->flags & FHIR_EL_CHOICE)
+        k = (unsigned)(m->t - fhir_elem_type(m->e, 0));
+    m->rank = ((uint64_t)(m->e - fhir_struct_elem(s, 0)) << 32) | ((uint64_t)k << 1) | under;
+}
+
+struct fhir_member *fhir_members(json_t *obj, const struct fhir_struct_def *s,
+                                 bool skip_resource_type, struct fhir_member *stack, size_t *n)
+{
+    size_t cap = json_object_size(obj), i = 0;
+    struct fhir_member *m = cap <= FHIR_MEMBERS_ON_STACK ? stack : malloc(cap * sizeof *m);
+    const char *key;
+    json_t *v;
+
+    *n = 0;
+    if (!m)
+        return NULL;
+    json_object_foreach (obj, key, v) {
+        if (i == cap)
+            break;
+        if (skip_resource_type && strcmp(key, "resourceType") == 0)
+            continue;
+        m[i].key = key;
+        m[i].len = strlen(key);
+        m[i].v = v;
+        rank_member(&m[i], s);
+        i++;
+    }
+    *n = i;
+    return m;
+}
+
+void fhir_members_sort(struct fhir_member *m, size_t n)
+{
+    size_t i, j;
+
+    for (i = 1; i < n; i++) { /* insertion: members mostly come in order already */
+        struct fhir_member x = m[i];
+
+        for (j = i; j > 0 && m[j - 1].rank > x.rank; j--)
+            m[j] = m[j - 1];
+        m[j] = x;
+    }
+}
+
+void fhir_members_free(struct fhir_member *m, struct fhir_member *stack)
+{
+    if (m != stack)
+        free(m);
 }
 
 bool fhir_choice_name(char *out, size_t size, const struct fhir_elem_def *e,
@@ -262,27 +457,64 @@ static size_t search_rows(unsigned si, size_t *first)
     return end - lo;
 }
 
-/* The row ranges that apply to a resource: its own, Resource's and (for domain resources,
- * those with "contained") DomainResource's. Returns the number of ranges filled. */
+/* The row ranges that apply to each resource: its own, Resource's and (for domain
+ * resources, those with "contained") DomainResource's; found once, on first use. */
+struct search_span {
+    uint32_t first[3], n[3];
+    int k;
+};
+
+static struct search_span *search_spans; /* n_structs entries, or NULL */
+static pthread_once_t spans_once = PTHREAD_ONCE_INIT;
+
+static void span_of(const struct fhir_struct_def *s, struct search_span *out)
+{
+    const struct fhir_struct_def *base;
+    const struct fhir_type_ref *t;
+    size_t first;
+
+    out->k = 0;
+    out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(s), &first);
+    out->first[out->k++] = (uint32_t)first;
+    base = resource_lookup("Resource", 8);
+    out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(base), &first);
+    out->first[out->k++] = (uint32_t)first;
+    if (fhir_elem_lookup(s, "contained", 9, &t)) {
+        base = resource_lookup("DomainResource", 14);
+        out->n[out->k] = (uint32_t)search_rows(fhir_struct_index(base), &first);
+        out->first[out->k++] = (uint32_t)first;
+    }
+}
+
+static void build_spans(void)
+{
+    size_t i;
+
+    search_spans = calloc(fhir_model.n_structs, sizeof *search_spans);
+    for (i = 0; search_spans && i < fhir_model.n_structs; i++)
+        if (fhir_model_structs[i].kind == FHIR_KIND_RESOURCE && !fhir_model_structs[i].abstract)
+            span_of(&fhir_model_structs[i], &search_spans[i]);
+}
+
+/* Returns the number of ranges filled. */
 static int search_ranges(const char *resource_type, size_t first[3], size_t n[3])
 {
-    const struct fhir_struct_def *s, *base;
-    const struct fhir_type_ref *t;
-    int k = 0;
+    const struct fhir_struct_def *s;
+    struct search_span span;
+    int k;
 
     if (!resource_type || !(s = fhir_resource_find(resource_type, strlen(resource_type))))
         return 0;
-    n[k] = search_rows(fhir_struct_index(s), &first[k]);
-    k++;
-    base = resource_lookup("Resource", 8);
-    n[k] = search_rows(fhir_struct_index(base), &first[k]);
-    k++;
-    if (fhir_elem_lookup(s, "contained", 9, &t)) {
-        base = resource_lookup("DomainResource", 14);
-        n[k] = search_rows(fhir_struct_index(base), &first[k]);
-        k++;
+    pthread_once(&spans_once, build_spans);
+    if (search_spans)
+        span = search_spans[fhir_struct_index(s)];
+    else
+        span_of(s, &span); /* no memory for the table: found again */
+    for (k = 0; k < span.k; k++) {
+        first[k] = span.first[k];
+        n[k] = span.n[k];
     }
-    return k;
+    return span.k;
 }
 
 static void fill_param(size_t row, struct fhir_search_param *out)

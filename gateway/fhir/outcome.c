@@ -150,6 +150,21 @@ void fhir_path_cleanup(struct fhir_path *p)
     gw_buf_cleanup(&p->buf);
 }
 
+/* "[index]" (index >= 0), without printf: every array item of every resource gets one. */
+static void put_index(struct gw_buf *b, long index)
+{
+    char text[24];
+    size_t at = sizeof text;
+
+    text[--at] = ']';
+    do {
+        text[--at] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index > 0);
+    text[--at] = '[';
+    gw_buf_append(b, text + at, sizeof text - at);
+}
+
 size_t fhir_path_push(struct fhir_path *p, const char *name, size_t len, long index)
 {
     size_t mark = p->buf.len;
@@ -165,7 +180,7 @@ size_t fhir_path_push(struct fhir_path *p, const char *name, size_t len, long in
         }
     }
     if (index >= 0)
-        gw_buf_printf(&p->buf, "[%ld]", index);
+        put_index(&p->buf, index);
     return mark;
 }
 
@@ -177,9 +192,11 @@ size_t fhir_path_push_elem(struct fhir_path *p, const char *name, const struct f
     if (!e || !t || !(e->flags & FHIR_EL_CHOICE))
         return fhir_path_push(p, name, strlen(name), index);
     mark = fhir_path_push(p, fhir_elem_name(e), strlen(fhir_elem_name(e)), -1);
-    gw_buf_printf(&p->buf, ".ofType(%s)", fhir_struct_name(fhir_type_struct(t)));
+    gw_buf_puts(&p->buf, ".ofType(");
+    gw_buf_puts(&p->buf, fhir_struct_name(fhir_type_struct(t)));
+    gw_buf_putc(&p->buf, ')');
     if (index >= 0)
-        gw_buf_printf(&p->buf, "[%ld]", index);
+        put_index(&p->buf, index);
     return mark;
 }
 

@@ -282,19 +282,11 @@ static size_t check_one(struct fhir_vctx *v, const char *name, json_t *val, json
     return 1;
 }
 
-/* Checks obj[name] / obj["_" name] for element e of type t; returns how many values. */
-static size_t check_member(struct fhir_vctx *v, json_t *obj, const char *name,
+/* Checks the value and `_name` sibling of element e of type t (either may be NULL) under
+ * name; returns how many values. */
+static size_t check_member(struct fhir_vctx *v, const char *name, json_t *val, json_t *ext,
                            const struct fhir_elem_def *e, const struct fhir_type_ref *t)
 {
-    char uname[FHIR_NAME_MAX + 1];
-    size_t len = strlen(name);
-    json_t *val = json_object_get(obj, name), *ext = NULL;
-
-    if (len < FHIR_NAME_MAX) {
-        uname[0] = '_';
-        memcpy(uname + 1, name, len + 1);
-        ext = json_object_get(obj, uname);
-    }
     if (ext && fhir_type_struct(t)->kind != FHIR_KIND_PRIMITIVE)
         ext = NULL; /* reported as unknown by check_keys() */
     if (!val && !ext)
@@ -304,79 +296,115 @@ static size_t check_member(struct fhir_vctx *v, json_t *obj, const char *name,
     return check_one(v, name, val, ext, e, t);
 }
 
-/* Every element of s in obj: values, then min and max. */
-static void check_elements(struct fhir_vctx *v, json_t *obj, const struct fhir_struct_def *s)
+/* The members ranked at element i, type k of the sorted m[*at..n): value and `_name`
+ * sibling; advances *at past them. */
+static void take_member(const struct fhir_member *m, size_t n, size_t *at, unsigned i, unsigned k,
+                        json_t **val, json_t **ext)
 {
-    char name[FHIR_NAME_MAX];
-    unsigned i, k, variants;
-    size_t n;
-
-    for (i = 0; i < s->n_elems; i++) {
-        const struct fhir_elem_def *e = fhir_struct_elem(s, i);
-        const char *en = fhir_elem_name(e);
-
-        n = 0;
-        variants = 0;
-        if (!(e->flags & FHIR_EL_CHOICE)) {
-            n = check_member(v, obj, en, e, fhir_elem_type(e, 0));
-        } else {
-            for (k = 0; k < e->n_types; k++) {
-                size_t m;
-
-                if (!fhir_choice_name(name, sizeof name, e, fhir_elem_type(e, k)))
-                    continue;
-                m = check_member(v, obj, name, e, fhir_elem_type(e, k));
-                variants += m > 0;
-                n += m;
-            }
-            if (variants > 1)
-                fhir_vissue(v, FHIR_ERROR, "structure", en,
-                            "%s[x] takes one type, but %u are present", en, variants);
-        }
-        if (variants > 1)
-            continue; /* "takes one type" says it; a max issue would repeat it */
-        if (n < e->min)
-            fhir_vissue(v, FHIR_ERROR, "required", en, "'%s%s' is required (min %u) but missing",
-                        en, e->flags & FHIR_EL_CHOICE ? "[x]" : "", e->min);
-        else if (e->max != FHIR_MAX_MANY && n > e->max)
-            fhir_vissue(v, FHIR_ERROR, "structure", en, "'%s' has %zu values (max %u)", en, n,
-                        e->max);
+    *val = *ext = NULL;
+    while (*at < n && m[*at].e && FHIR_RANK_ELEM(m[*at].rank) == i &&
+           FHIR_RANK_TYPE(m[*at].rank) == k) {
+        if (FHIR_RANK_UNDER(m[*at].rank))
+            *ext = m[*at].v;
+        else
+            *val = m[*at].v;
+        (*at)++;
     }
 }
 
-/* Every member of obj must name an element of s (or be a primitive's `_name`). */
-static void check_keys(struct fhir_vctx *v, json_t *obj, const struct fhir_struct_def *s)
+/* Element e (index i) of s: its values, then min and max. m[*at..n) are obj's members
+ * sorted by rank; those of e are consumed. */
+static void check_element(struct fhir_vctx *v, const struct fhir_member *m, size_t n, size_t *at,
+                          const struct fhir_elem_def *e, unsigned i)
 {
-    const struct fhir_type_ref *t;
-    const char *key;
-    json_t *val;
+    const char *en = fhir_elem_name(e);
+    char name[FHIR_NAME_MAX];
+    unsigned k, variants = 0;
+    size_t count = 0;
+    json_t *val, *ext;
 
-    json_object_foreach (obj, key, val) {
-        size_t len = strlen(key);
-        bool ext = key[0] == '_';
+    if (!(e->flags & FHIR_EL_CHOICE)) {
+        take_member(m, n, at, i, 0, &val, &ext);
+        count = check_member(v, en, val, ext, e, fhir_elem_type(e, 0));
+    } else {
+        for (k = 0; k < e->n_types; k++) {
+            size_t c;
 
-        if (s->kind == FHIR_KIND_RESOURCE && strcmp(key, "resourceType") == 0)
-            continue;
-        if (!fhir_elem_lookup(s, key + ext, len - ext, &t))
-            fhir_vissue(v, FHIR_ERROR, "structure", key, "unknown element '%.80s' in %s", key,
-                        fhir_struct_name(s));
-        else if (ext && (!t || fhir_type_struct(t)->kind != FHIR_KIND_PRIMITIVE))
-            fhir_vissue(v, FHIR_ERROR, "structure", key,
-                        "'%.80s': only primitive elements have a `_` sibling", key);
+            take_member(m, n, at, i, k, &val, &ext);
+            if ((!val && !ext) || !fhir_choice_name(name, sizeof name, e, fhir_elem_type(e, k)))
+                continue;
+            c = check_member(v, name, val, ext, e, fhir_elem_type(e, k));
+            variants += c > 0;
+            count += c;
+        }
+        if (variants > 1)
+            fhir_vissue(v, FHIR_ERROR, "structure", en, "%s[x] takes one type, but %u are present",
+                        en, variants);
+    }
+    if (variants > 1)
+        return; /* "takes one type" says it; a max issue would repeat it */
+    if (count < e->min)
+        fhir_vissue(v, FHIR_ERROR, "required", en, "'%s%s' is required (min %u) but missing", en,
+                    e->flags & FHIR_EL_CHOICE ? "[x]" : "", e->min);
+    else if (e->max != FHIR_MAX_MANY && count > e->max)
+        fhir_vissue(v, FHIR_ERROR, "structure", en, "'%s' has %zu values (max %u)", en, count,
+                    e->max);
+}
+
+/* Every element of s, in the model's order: those obj has, and those it lacks that are
+ * required (the others have nothing to say). m: obj's members sorted by rank. */
+static void check_elements(struct fhir_vctx *v, const struct fhir_member *m, size_t n,
+                           const struct fhir_struct_def *s)
+{
+    size_t at = 0;
+    unsigned i;
+
+    for (i = 0; i < s->n_elems; i++) {
+        const struct fhir_elem_def *e = fhir_struct_elem(s, i);
+
+        if ((at < n && m[at].e && FHIR_RANK_ELEM(m[at].rank) == i) || e->min > 0)
+            check_element(v, m, n, &at, e, i);
+    }
+}
+
+/* Every member of obj (m, in obj's order) must name an element of s (or be a primitive's
+ * `_name`). */
+static void check_keys(struct fhir_vctx *v, const struct fhir_member *m, size_t n,
+                       const struct fhir_struct_def *s)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        bool ext = m[i].key[0] == '_';
+
+        if (!m[i].e)
+            fhir_vissue(v, FHIR_ERROR, "structure", m[i].key, "unknown element '%.80s' in %s",
+                        m[i].key, fhir_struct_name(s));
+        else if (ext && (!m[i].t || fhir_type_struct(m[i].t)->kind != FHIR_KIND_PRIMITIVE))
+            fhir_vissue(v, FHIR_ERROR, "structure", m[i].key,
+                        "'%.80s': only primitive elements have a `_` sibling", m[i].key);
     }
 }
 
 static void check_struct(struct fhir_vctx *v, json_t *obj, const struct fhir_struct_def *s)
 {
-    size_t members = json_object_size(obj);
+    struct fhir_member stack[FHIR_MEMBERS_ON_STACK], *m;
+    size_t members = json_object_size(obj), n;
 
     if (s->kind == FHIR_KIND_RESOURCE && json_object_get(obj, "resourceType"))
         members--;
     if (members == 0) /* ele-1 */
         fhir_vissue(v, FHIR_ERROR, "structure", NULL,
                     "an empty object is not allowed (ele-1: a value or children)");
-    check_keys(v, obj, s);
-    check_elements(v, obj, s);
+    m = fhir_members(obj, s, s->kind == FHIR_KIND_RESOURCE, stack, &n);
+    if (!m) {
+        v->nomem = true;
+        return;
+    }
+    check_keys(v, m, n, s);
+    fhir_members_sort(m, n);
+    check_elements(v, m, n, s);
+    fhir_members_free(m, stack);
 }
 
 /* ---------------------------------------------------------------- resources */

@@ -672,25 +672,32 @@ void map_decision_cleanup(struct map_decision *d)
     memset(d, 0, sizeof *d);
 }
 
+/* The code is built as json_pack() built it ("s*": a NULL display is left out; "o?": no
+ * extension is a null), without a format to parse: a referral's code is made each time. */
 static int add_coding(json_t *arr, const struct map_coding *c)
 {
+    json_t *coding;
+
     if (!c->code)
         return 0;
-    return json_array_append_new(arr, json_pack("{s:s, s:s, s:s*}", "system", c->system, "code",
-                                                c->code, "display", c->display));
+    coding = gw_json_strings(2, "system", c->system, "code", c->code);
+    if (c->display && gw_json_set_string(coding, "display", c->display)) {
+        json_decref(coding);
+        return -1;
+    }
+    return json_array_append_new(arr, coding);
 }
 
 static int add_extension(json_t *ext, const char *url, const char *canonical)
 {
     if (!canonical)
         return 0;
-    return json_array_append_new(ext,
-                                 json_pack("{s:s, s:s}", "url", url, "valueCanonical", canonical));
+    return json_array_append_new(ext, gw_json_strings(2, "url", url, "valueCanonical", canonical));
 }
 
 json_t *map_decision_code(const struct map_decision *d)
 {
-    json_t *codings, *ext;
+    json_t *codings, *ext, *code;
 
     if (d->is_unmapped || !d->procedure.code)
         return NULL;
@@ -708,9 +715,13 @@ json_t *map_decision_code(const struct map_decision *d)
         json_decref(ext);
         ext = NULL;
     }
-    /* "o" steals codings and ext, even when the pack fails */
-    return json_pack("{s:o?, s:o, s:s*}", "extension", ext, "coding", codings, "text",
-                     d->procedure.display);
+    code = gw_json_object1("extension", ext ? ext : json_null());
+    if (json_object_set_new(code, "coding", codings) ||
+        (d->procedure.display && gw_json_set_string(code, "text", d->procedure.display))) {
+        json_decref(code);
+        return NULL;
+    }
+    return code;
 }
 
 static json_t *coding_json(const struct map_coding *c)

@@ -174,7 +174,7 @@ void rest_version_headers(struct rest_ctx *ctx, struct http_response *resp, cons
 
 json_t *rest_parse_stored(const struct store_resource *r)
 {
-    return json_loads(r->json, 0, NULL);
+    return gw_json_loads(r->json, 0, NULL);
 }
 
 /* The limits of a request body, from the configuration. */

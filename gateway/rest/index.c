@@ -54,17 +54,12 @@ static void step(const struct nodes *in, const char *name, size_t len, struct no
     out->n = 0;
     for (i = 0; i < in->n; i++) {
         const char *key;
-        json_t *v;
-        bool exact = false;
+        json_t *v = json_object_getn(in->items[i], name, len); /* keys are unique */
 
-        json_object_foreach (in->items[i], key, v) {
-            if (strlen(key) == len && strncmp(key, name, len) == 0) {
-                push(out, v);
-                exact = true;
-            }
-        }
-        if (exact)
+        if (v) {
+            push(out, v);
             continue;
+        }
         json_object_foreach (in->items[i], key, v) {
             if (strncmp(key, name, len) != 0)
                 continue;
@@ -168,7 +163,44 @@ static bool reference_is(json_t *node, const char *type, size_t len)
     return ref && strncmp(ref, type, len) == 0 && ref[len] == '/';
 }
 
-static void keep_if(struct nodes *cur, const struct segment *seg)
+/* ------------------------------------------------------------ compiled parameters */
+
+/* A step of a compiled path: a child name (an ofType() folded into it: valueQuantity), or a
+ * filter on the nodes reached (where(resolve() is T), where(field='value')). */
+struct cstep {
+    enum seg_kind kind; /* SEG_NAME, SEG_RESOLVES_TO or SEG_FIELD_EQUALS */
+    char *a;            /* the name, type or field */
+    size_t a_len;
+    char *b; /* SEG_FIELD_EQUALS: the value */
+};
+
+/* One member of a parameter's union; no steps: another type's member, no nodes. */
+struct cpath {
+    struct cstep *steps;
+    size_t n;
+};
+
+/* A search parameter of a type with its expression parsed, once. */
+struct cparam {
+    struct fhir_search_param sp;
+    bool supported; /* the expression is in the subset evaluated here */
+    bool indexed;   /* supported, and neither _id nor _lastUpdated (the store's own) */
+    char *exact;    /* strings: "<name>:exact" */
+    struct cpath *paths;
+    size_t n_paths;
+};
+
+struct ctype {
+    struct ctype *next;
+    char *type;
+    struct cparam *params;
+    size_t n;
+};
+
+/* Compiled types, pushed at the head and never changed once there: readers take no lock. */
+static _Atomic(struct ctype *) compiled;
+
+static void keep_if(struct nodes *cur, const struct cstep *st)
 {
     size_t i, n = 0;
 
@@ -176,12 +208,12 @@ static void keep_if(struct nodes *cur, const struct segment *seg)
         json_t *v = cur->items[i];
         bool keep;
 
-        if (seg->kind == SEG_RESOLVES_TO) {
-            keep = reference_is(v, seg->a, strlen(seg->a));
+        if (st->kind == SEG_RESOLVES_TO) {
+            keep = reference_is(v, st->a, st->a_len);
         } else {
-            const char *f = json_string_value(json_object_get(v, seg->a));
+            const char *f = json_string_value(json_object_get(v, st->a));
 
-            keep = f && strcmp(f, seg->b) == 0;
+            keep = f && strcmp(f, st->b) == 0;
         }
         if (keep)
             cur->items[n++] = v;
@@ -189,36 +221,192 @@ static void keep_if(struct nodes *cur, const struct segment *seg)
     cur->n = n;
 }
 
-/* Evaluates one union member on res into out; false when unsupported. */
-static bool eval_path(json_t *res, const char *type, const char *expr, struct nodes *out,
-                      struct nodes *tmp)
+static void eval_path(json_t *res, const struct cpath *path, struct nodes *out, struct nodes *tmp)
 {
-    struct segment segs[INDEX_MAX_SEGMENTS];
-    size_t n, i;
-    char name[200];
+    size_t i;
 
     out->n = 0;
-    if (!parse_path(type, expr, segs, &n))
-        return false;
-    if (n == 0)
-        return true;
+    if (path->n == 0)
+        return;
     push(out, res);
-    for (i = 0; i < n; i++) {
-        if (segs[i].kind == SEG_NAME && i + 1 < n && segs[i + 1].kind == SEG_OFTYPE) {
-            snprintf(name, sizeof name, "%s%s", segs[i].a, segs[i + 1].a);
+    for (i = 0; i < path->n; i++) {
+        if (path->steps[i].kind == SEG_NAME) {
             *tmp = *out;
-            step(tmp, name, strlen(name), out);
-            i++;
-        } else if (segs[i].kind == SEG_NAME) {
-            *tmp = *out;
-            step(tmp, segs[i].a, strlen(segs[i].a), out);
-        } else if (segs[i].kind == SEG_OFTYPE) {
-            return false; /* ofType not after an element name */
+            step(tmp, path->steps[i].a, path->steps[i].a_len, out);
         } else {
-            keep_if(out, &segs[i]);
+            keep_if(out, &path->steps[i]);
         }
     }
+}
+
+/* The nodes of every member of the union, in order, into all. */
+static void evaluate(json_t *res, const struct cparam *cp, struct nodes *all, struct nodes *one,
+                     struct nodes *tmp)
+{
+    size_t i, k;
+
+    all->n = 0;
+    for (k = 0; k < cp->n_paths; k++) {
+        eval_path(res, &cp->paths[k], one, tmp);
+        for (i = 0; i < one->n && all->n < INDEX_MAX_NODES; i++)
+            all->items[all->n++] = one->items[i];
+    }
+}
+
+static void free_cparam(struct cparam *cp)
+{
+    size_t k, i;
+
+    for (k = 0; k < cp->n_paths; k++) {
+        for (i = 0; i < cp->paths[k].n; i++) {
+            free(cp->paths[k].steps[i].a);
+            free(cp->paths[k].steps[i].b);
+        }
+        free(cp->paths[k].steps);
+    }
+    free(cp->paths);
+    free(cp->exact);
+}
+
+static void free_ctype(struct ctype *ct)
+{
+    size_t i;
+
+    if (!ct)
+        return;
+    for (i = 0; i < ct->n; i++)
+        free_cparam(&ct->params[i]);
+    free(ct->params);
+    free(ct->type);
+    free(ct);
+}
+
+/* Compiles one member's segments into steps; false when outside the subset (an ofType()
+ * not after a name) or out of memory (*nomem). */
+static bool compile_path(const struct segment *segs, size_t n, struct cpath *out, bool *nomem)
+{
+    size_t i;
+
+    out->steps = calloc(n ? n : 1, sizeof *out->steps);
+    out->n = 0;
+    if (!out->steps)
+        return !(*nomem = true);
+    for (i = 0; i < n; i++) {
+        struct cstep *st = &out->steps[out->n];
+
+        if (segs[i].kind == SEG_OFTYPE)
+            return false; /* ofType not after an element name */
+        st->kind = segs[i].kind;
+        if (segs[i].kind == SEG_NAME && i + 1 < n && segs[i + 1].kind == SEG_OFTYPE) {
+            size_t a = strlen(segs[i].a), b = strlen(segs[i + 1].a);
+
+            st->a = malloc(a + b + 1);
+            if (st->a) {
+                memcpy(st->a, segs[i].a, a);
+                memcpy(st->a + a, segs[i + 1].a, b + 1);
+            }
+            i++;
+        } else {
+            st->a = gw_strdup(segs[i].a);
+        }
+        st->b = segs[i].kind == SEG_FIELD_EQUALS ? gw_strdup(segs[i].b) : NULL;
+        out->n++;
+        if (!st->a || (st->kind == SEG_FIELD_EQUALS && !st->b))
+            return !(*nomem = true);
+        st->a_len = strlen(st->a);
+    }
     return true;
+}
+
+/* Splits the expression on top-level '|' and compiles each member; cp->supported says
+ * whether all of them are in the subset. False only when out of memory. */
+static bool compile_param(const char *type, struct cparam *cp)
+{
+    struct segment segs[INDEX_MAX_SEGMENTS];
+    char member[INDEX_MAX_EXPR];
+    const char *p = cp->sp.expression;
+    bool nomem = false;
+    size_t n;
+
+    cp->supported = p && *p;
+    while (cp->supported && *p) {
+        const char *bar = p;
+        int depth = 0;
+        struct cpath *grown;
+
+        for (; *bar && (*bar != '|' || depth); bar++)
+            depth += *bar == '(' ? 1 : *bar == ')' ? -1 : 0;
+        if ((size_t)(bar - p) >= sizeof member) {
+            cp->supported = false;
+            break;
+        }
+        memcpy(member, p, (size_t)(bar - p));
+        member[bar - p] = '\0';
+        grown = realloc(cp->paths, (cp->n_paths + 1) * sizeof *grown);
+        if (!grown)
+            return false;
+        cp->paths = grown;
+        cp->paths[cp->n_paths] = (struct cpath){NULL, 0};
+        cp->n_paths++;
+        cp->supported = parse_path(type, member, segs, &n) &&
+                        compile_path(segs, n, &cp->paths[cp->n_paths - 1], &nomem);
+        if (nomem)
+            return false;
+        p = *bar ? bar + 1 : bar;
+        while (*p == ' ')
+            p++;
+    }
+    cp->indexed = cp->supported && strcmp(cp->sp.name, "_id") != 0 &&
+                  strcmp(cp->sp.name, "_lastUpdated") != 0;
+    if (cp->indexed && cp->sp.type == FHIR_SEARCH_STRING &&
+        !(cp->exact = rest_exact_name(cp->sp.name)))
+        return false;
+    return true;
+}
+
+static struct ctype *compile_type(const char *type)
+{
+    struct ctype *ct = calloc(1, sizeof *ct);
+    size_t i, n = fhir_search_param_count(type);
+
+    if (!ct || !(ct->type = gw_strdup(type)) ||
+        !(ct->params = calloc(n ? n : 1, sizeof *ct->params)))
+        goto fail;
+    for (i = 0; i < n; i++) {
+        if (!fhir_search_param_get(type, i, &ct->params[ct->n].sp))
+            continue;
+        ct->n++;
+        if (!compile_param(type, &ct->params[ct->n - 1]))
+            goto fail;
+    }
+    return ct;
+fail:
+    free_ctype(ct);
+    return NULL;
+}
+
+/* The compiled parameters of type (an R4 resource type: so the list stays short),
+ * compiled on first use; NULL when out of memory. Lives as long as the process. */
+static const struct ctype *compiled_type(const char *type)
+{
+    struct ctype *head = atomic_load(&compiled), *ct, *mine;
+
+    for (ct = head; ct; ct = ct->next)
+        if (strcmp(ct->type, type) == 0)
+            return ct;
+    mine = compile_type(type);
+    if (!mine)
+        return NULL;
+    for (;;) {
+        mine->next = head;
+        if (atomic_compare_exchange_weak(&compiled, &head, mine))
+            return mine;
+        for (ct = head; ct; ct = ct->next) /* another thread was quicker: keep its copy */
+            if (strcmp(ct->type, type) == 0) {
+                free_ctype(mine);
+                return ct;
+            }
+    }
 }
 
 /* ------------------------------------------------------------ values */
@@ -396,46 +584,26 @@ static void add_string(struct rest_index *ix, const char *param, const char *exa
     }
 }
 
-/* Splits expr on top-level '|' and evaluates each member; false when unsupported. */
-static bool evaluate(json_t *res, const char *type, const char *expr, struct nodes *all,
-                     struct nodes *one, struct nodes *tmp)
-{
-    char member[INDEX_MAX_EXPR];
-    const char *p = expr;
-    size_t i;
-
-    all->n = 0;
-    while (*p) {
-        const char *bar = p;
-        int depth = 0;
-
-        for (; *bar && (*bar != '|' || depth); bar++)
-            depth += *bar == '(' ? 1 : *bar == ')' ? -1 : 0;
-        if ((size_t)(bar - p) >= sizeof member)
-            return false;
-        memcpy(member, p, (size_t)(bar - p));
-        member[bar - p] = '\0';
-        if (!eval_path(res, type, member, one, tmp))
-            return false;
-        for (i = 0; i < one->n && all->n < INDEX_MAX_NODES; i++)
-            all->items[all->n++] = one->items[i];
-        p = *bar ? bar + 1 : bar;
-        while (*p == ' ')
-            p++;
-    }
-    return true;
-}
-
 struct eval_space {
     struct nodes all, one, tmp;
 };
 
+/* The compiled parameter name of type: the first of its rows, as fhir_search_param_find(). */
+static const struct cparam *compiled_param(const char *type, const char *name)
+{
+    const struct ctype *ct = fhir_is_resource_type(type) ? compiled_type(type) : NULL;
+    size_t i;
+
+    for (i = 0; ct && i < ct->n; i++)
+        if (strcmp(ct->params[i].sp.name, name) == 0)
+            return &ct->params[i];
+    return NULL;
+}
+
 bool rest_index_supported(const char *type, const char *name)
 {
     struct fhir_search_param sp;
-    struct eval_space *w;
-    json_t *empty;
-    bool ok;
+    const struct cparam *cp;
 
     if (strcmp(name, "_id") == 0 || strcmp(name, "_lastUpdated") == 0)
         return true;
@@ -447,25 +615,19 @@ bool rest_index_supported(const char *type, const char *name)
         sp.type == FHIR_SEARCH_NUMBER || sp.type == FHIR_SEARCH_QUANTITY ||
         sp.type == FHIR_SEARCH_COMPOSITE || sp.type == FHIR_SEARCH_SPECIAL)
         return false;
-    w = malloc(sizeof *w);
-    empty = json_object();
-    ok = w && empty && evaluate(empty, type, sp.expression, &w->all, &w->one, &w->tmp);
-    json_decref(empty);
-    free(w);
-    return ok;
+    cp = compiled_param(type, name);
+    return cp && cp->supported;
 }
 
-static void index_param(struct rest_index *ix, const char *base, json_t *res, const char *type,
-                        const struct fhir_search_param *sp, struct eval_space *w)
+static void index_param(struct rest_index *ix, const char *base, json_t *res,
+                        const struct cparam *cp, struct eval_space *w)
 {
+    const struct fhir_search_param *sp = &cp->sp;
     size_t i;
-    const char *exact;
 
-    if (!sp->expression || strcmp(sp->name, "_id") == 0 || strcmp(sp->name, "_lastUpdated") == 0)
+    if (!cp->indexed)
         return;
-    if (!evaluate(res, type, sp->expression, &w->all, &w->one, &w->tmp))
-        return;
-    exact = sp->type == FHIR_SEARCH_STRING && w->all.n ? own(ix, rest_exact_name(sp->name)) : NULL;
+    evaluate(res, cp, &w->all, &w->one, &w->tmp);
     for (i = 0; i < w->all.n; i++) {
         json_t *v = w->all.items[i];
 
@@ -480,8 +642,7 @@ static void index_param(struct rest_index *ix, const char *base, json_t *res, co
             add_date(ix, sp->name, v);
             break;
         case FHIR_SEARCH_STRING:
-            if (exact)
-                add_string(ix, sp->name, exact, v);
+            add_string(ix, sp->name, cp->exact, v);
             break;
         case FHIR_SEARCH_URI:
             if (json_is_string(v))
@@ -508,22 +669,22 @@ char *rest_exact_name(const char *param)
 enum gw_code rest_index_build(const char *base, json_t *res, struct rest_index *ix,
                               struct gw_error *err)
 {
+    /* per thread, not per call: 12 KB that malloc would hand out from its large bins */
+    static _Thread_local struct eval_space space;
     const char *type = fhir_resource_type(res);
-    struct fhir_search_param sp;
-    struct eval_space *w;
-    size_t i, n;
+    const struct ctype *ct;
+    size_t i;
 
     memset(ix, 0, sizeof *ix);
     if (!type)
         return gw_fail(err, GW_E_INPUT, "a resource without resourceType cannot be indexed");
-    w = malloc(sizeof *w);
-    if (!w)
+    if (!fhir_is_resource_type(type))
+        return GW_OK; /* no search parameters */
+    ct = compiled_type(type);
+    if (!ct)
         return gw_fail(err, GW_E_NOMEM, "no memory to index a resource");
-    n = fhir_search_param_count(type);
-    for (i = 0; i < n && !ix->failed; i++)
-        if (fhir_search_param_get(type, i, &sp))
-            index_param(ix, base, res, type, &sp, w);
-    free(w);
+    for (i = 0; i < ct->n && !ix->failed; i++)
+        index_param(ix, base, res, &ct->params[i], &space);
     if (ix->failed) {
         rest_index_cleanup(ix);
         return gw_fail(err, GW_E_NOMEM, "no memory to index a resource");

@@ -36,7 +36,7 @@ static void entry_cleanup(struct rest_entry *e)
     free(e->type);
     free(e->id);
     json_decref(e->resource);
-    json_decref(e->pristine);
+    free(e->pristine);
     free(e->full_url);
     free(e->if_none_exist);
     free(e->owner);
@@ -89,8 +89,9 @@ bool rest_plan_snapshot(struct rest_plan *p)
     for (i = 0; i < p->n_entries; i++) {
         struct rest_entry *e = &p->entries[i];
 
-        json_decref(e->pristine);
-        e->pristine = json_deep_copy(e->resource);
+        free(e->pristine);
+        /* text that reads back to the same tree (json_dumps's reals read back exactly) */
+        e->pristine = gw_json_dumps(e->resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
         e->id_given = e->id != NULL;
         if (!e->pristine)
             return false;
@@ -106,7 +107,10 @@ void rest_plan_reset(struct rest_plan *p)
         struct rest_entry *e = &p->entries[i];
 
         json_decref(e->resource);
-        e->resource = e->pristine;
+        e->resource = e->pristine ? gw_json_loads(e->pristine, JSON_ALLOW_NUL, NULL) : NULL;
+        if (!e->resource)
+            p->reset_failed = true; /* out of memory: apply fails the plan */
+        free(e->pristine);
         e->pristine = NULL;
         if (!e->id_given) {
             free(e->id);

@@ -504,10 +504,18 @@ enum gw_code rest_referral_prepare(struct rest_plan *p, struct store_txn *txn, s
 
 /* ------------------------------------------------------------ Task */
 
+/* The JSON below is built as json_pack() built it, key for key, without a format to parse
+ * (a Task is made for every referral); see gw_json_object1(). */
 static json_t *status_concept(const char *code)
 {
-    return json_pack("{s:[{s:s, s:s}], s:s}", "coding", "system", RIS_STATUS_SYSTEM, "code", code,
-                     "text", code);
+    json_t *concept = gw_json_object1(
+        "coding", gw_json_array1(gw_json_strings(2, "system", RIS_STATUS_SYSTEM, "code", code)));
+
+    if (gw_json_set_string(concept, "text", code)) {
+        json_decref(concept);
+        return NULL;
+    }
+    return concept;
 }
 
 /* A reference for the Task: the SR's own when it names a stored resource, or
@@ -519,9 +527,9 @@ static json_t *task_reference(json_t *sr, const char *element, json_t *resolved)
     json_t *ident = json_array_get(json_object_get(resolved, "identifier"), 0);
 
     if (text && text[0] != '#')
-        return json_pack("{s:s}", "reference", text);
+        return gw_json_strings(1, "reference", text);
     if (ident)
-        return json_pack("{s:O}", "identifier", ident);
+        return gw_json_object1("identifier", json_incref(ident));
     return NULL;
 }
 
@@ -572,6 +580,19 @@ static int add_proposal(json_t *task, const struct map_decision *d)
                           "procedure proposed from the GP's words", "valueCodeableConcept", code));
 }
 
+/* {"identifier": {"system", "value"}, "display"}: the site's organisation. */
+static json_t *owner_of(const struct config_site *site)
+{
+    json_t *owner = gw_json_object1(
+        "identifier", gw_json_strings(2, "system", site->org_system, "value", site->org_value));
+
+    if (gw_json_set_string(owner, "display", site->name)) {
+        json_decref(owner);
+        return NULL;
+    }
+    return owner;
+}
+
 static json_t *new_task(struct store_txn *txn, struct rest_entry *e, struct rest_referral *rr)
 {
     char instant[GW_INSTANT_LEN], focus[200];
@@ -580,17 +601,24 @@ static json_t *new_task(struct store_txn *txn, struct rest_entry *e, struct rest
 
     gw_time_instant(store_txn_now(txn), instant);
     snprintf(focus, sizeof focus, "ServiceRequest/%s", e->id);
-    task = json_pack(
-        "{s:s, s:[{s:s}], s:s, s:o, s:s, s:{s:[{s:s, s:s}]}, s:{s:s}, s:s, s:s,"
-        " s:{s:{s:s, s:s}, s:s}}",
-        "resourceType", "Task", "basedOn", "reference", focus, "status", "requested",
-        "businessStatus", status_concept(triage ? RIS_STATUS_TRIAGE : RIS_STATUS_RECEIVED),
-        "intent", "order", "code", "coding", "system", "http://hl7.org/fhir/CodeSystem/task-code",
-        "code", "fulfill", "focus", "reference", focus, "authoredOn", instant, "lastModified",
-        instant, "owner", "identifier", "system", rr->site->org_system, "value",
-        rr->site->org_value, "display", rr->site->name);
-    if (!task)
-        return NULL;
+    task = json_object();
+    if (gw_json_set_string(task, "resourceType", "Task") ||
+        json_object_set_new(task, "basedOn",
+                            gw_json_array1(gw_json_strings(1, "reference", focus))) ||
+        gw_json_set_string(task, "status", "requested") ||
+        json_object_set_new(task, "businessStatus",
+                            status_concept(triage ? RIS_STATUS_TRIAGE : RIS_STATUS_RECEIVED)) ||
+        gw_json_set_string(task, "intent", "order") ||
+        json_object_set_new(
+            task, "code",
+            gw_json_object1("coding", gw_json_array1(gw_json_strings(
+                                          2, "system", "http://hl7.org/fhir/CodeSystem/task-code",
+                                          "code", "fulfill")))) ||
+        json_object_set_new(task, "focus", gw_json_strings(1, "reference", focus)) ||
+        gw_json_set_string(task, "authoredOn", instant) ||
+        gw_json_set_string(task, "lastModified", instant) ||
+        json_object_set_new(task, "owner", owner_of(rr->site)))
+        goto fail;
     if ((who = task_reference(e->resource, "subject", rr->patient)) &&
         json_object_set_new(task, "for", who))
         goto fail;

@@ -233,8 +233,8 @@ struct rest_entry {
     struct rest_referral *referral; /* ServiceRequests: what referral.c found */
     /* before the plan ran (rest_plan_submit prepares it on the request's
      * thread; when the writer must redo it, the entry starts over from here) */
-    json_t *pristine;
-    bool id_given; /* the id came with the request (update), not from the plan */
+    char *pristine; /* the resource's compact text (one block to keep, not a tree to copy) */
+    bool id_given;  /* the id came with the request (update), not from the plan */
 };
 
 struct rest_plan;
@@ -251,6 +251,7 @@ struct rest_plan {
     const char *interaction; /* "create", "update", "transaction", "batch" */
     json_t *outcome;         /* every issue found, warnings included */
     int fail_status;         /* the HTTP status to answer when the plan failed */
+    bool reset_failed;       /* a pristine entry could not be read back: apply fails */
     json_t **loaded;         /* stored resources parsed while resolving (owned) */
     size_t n_loaded, cap_loaded;
     struct rest_strings strings; /* owned by the plan (audit references) */
@@ -273,7 +274,8 @@ struct rest_entry *rest_plan_add(struct rest_plan *p, const char *type, json_t *
 /* Keeps s until cleanup; NULL on OOM. */
 const char *rest_plan_keep(struct rest_plan *p, char *s);
 /* Remembers each entry as it is (false on OOM), so that rest_plan_reset()
- * can put the plan back to this point once it ran. */
+ * can put the plan back to this point once it ran (once: an entry it cannot
+ * read back, out of memory, makes the plan's apply step fail). */
 bool rest_plan_snapshot(struct rest_plan *p);
 void rest_plan_reset(struct rest_plan *p);
 /* Records a failure: status, an issue, and returns code (GW_E_INPUT etc.). */

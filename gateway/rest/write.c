@@ -14,6 +14,12 @@
 #include "fhir/fhir.h"
 #include "notify/notify.h"
 
+/* The stored text: Jansson's compact text (what the store would write), faster. */
+static char *serialize(json_t *resource)
+{
+    return gw_json_dumps(resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
 enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resource,
                       const char *owner, const char *site, long if_match, bool create,
                       struct store_written *out, struct gw_error *err)
@@ -25,7 +31,8 @@ enum gw_code rest_put(struct rest_ctx *ctx, struct store_txn *txn, json_t *resou
                             .owner = owner,
                             .site = site,
                             .if_match = if_match,
-                            .create = create};
+                            .create = create,
+                            .serialize = serialize};
     long version = 0;
     enum gw_code rc;
 
@@ -102,7 +109,9 @@ static enum gw_code apply(struct store_txn *txn, void *vplan, struct gw_error *e
 {
     struct rest_plan *p = vplan;
     size_t i;
-    enum gw_code rc = rest_plan_resolve(p, txn, err);
+    enum gw_code rc = p->reset_failed
+                          ? gw_fail(err, GW_E_NOMEM, "no memory to start the request over")
+                          : rest_plan_resolve(p, txn, err);
 
     for (i = 0; !rc && i < p->n_entries; i++)
         if (!p->entries[i].existed && is_referral(&p->entries[i]))

@@ -85,7 +85,7 @@ enum gw_code ris_order_lookup(struct ris_plan *p, const char *placer, const char
         return gw_fail(err, GW_E_NOTFOUND, "no order has placer order number %s", placer);
     if (rc)
         return rc;
-    out->sr = json_loads(out->row.json, 0, NULL);
+    out->sr = gw_json_loads(out->row.json, 0, NULL);
     if (!out->sr) {
         store_resource_cleanup(&out->row);
         return gw_fail(err, GW_E_INTERNAL, "the stored ServiceRequest %s does not parse", placer);
@@ -298,7 +298,7 @@ static json_t *find_related(struct ris_plan *p, const char *type, const struct r
     memset(&page, 0, sizeof page);
     *rc = store_txn_search(p->txn, &q, &page, err);
     for (i = 0; !*rc && !found && i < page.n_items; i++) {
-        json_t *res = page.items[i].deleted ? NULL : json_loads(page.items[i].json, 0, NULL);
+        json_t *res = page.items[i].deleted ? NULL : gw_json_loads(page.items[i].json, 0, NULL);
 
         json_array_foreach (json_object_get(res, "identifier"), k, id) {
             if (value && str(id, "system") && str(id, "value") &&

@@ -474,7 +474,7 @@ static json_t *resolve(struct store_txn *txn, json_t *sr, json_t *prior, const c
     if (!owner || store_txn_read(txn, type, slash + 1, 0, &row, NULL) != GW_OK)
         return NULL;
     if (!row.deleted && row.owner && strcmp(row.owner, owner) == 0)
-        found = json_loads(row.json, 0, NULL);
+        found = gw_json_loads(row.json, 0, NULL);
     store_resource_cleanup(&row);
     return found;
 }
@@ -491,7 +491,7 @@ static json_t *load_prior(struct store_txn *txn, json_t *sr)
     if (store_txn_read(txn, "ServiceRequest", str(sr, "id"), version - 1, &row, NULL) != GW_OK)
         return NULL;
     if (!row.deleted)
-        prior = json_loads(row.json, 0, NULL);
+        prior = gw_json_loads(row.json, 0, NULL);
     store_resource_cleanup(&row);
     return prior;
 }

@@ -37,7 +37,7 @@ json_t *ris_task_find(struct store_txn *txn, const char *sr_id, struct store_res
     if (*rc)
         return NULL;
     if (page.n_items >= 1 && !page.items[0].deleted) {
-        task = json_loads(page.items[0].json, 0, NULL);
+        task = gw_json_loads(page.items[0].json, 0, NULL);
         if (!task) {
             *rc = gw_fail(err, GW_E_INTERNAL, "the stored Task of %s does not parse", focus);
         } else {

@@ -80,6 +80,11 @@ void gw_buf_puts(struct gw_buf *b, const char *s)
 
 void gw_buf_putc(struct gw_buf *b, char c)
 {
+    if (!b->err && b->len + 2 <= b->cap && b->len < b->max) { /* room for c and the NUL */
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
     gw_buf_append(b, &c, 1);
 }
 
@@ -126,35 +131,84 @@ void gw_buf_quoted_string(struct gw_buf *b, const char *s)
     gw_buf_putc(b, '"');
 }
 
-void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
+char *gw_buf_room(struct gw_buf *b, size_t n)
+{
+    size_t need, cap;
+    char *p;
+
+    if (b->err || n > b->max - b->len)
+        return NULL;
+    need = b->len + n + 1;
+    if (need > b->cap) {
+        cap = b->cap ? b->cap : 256;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        p = realloc(b->data, cap);
+        if (!p)
+            return NULL;
+        b->data = p;
+        b->cap = cap;
+    }
+    return b->data + b->len;
+}
+
+void gw_buf_advance(struct gw_buf *b, size_t n)
+{
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* The escape of a byte that needs one (gw_buf_json_escape), into out; its length. */
+static size_t escape_byte(unsigned char c, char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i, start = 0;
 
-    for (i = 0; i < n; i++) {
+    out[0] = '\\';
+    if (c == '"' || c == '\\') {
+        out[1] = (char)c;
+        return 2;
+    }
+    if (c == '\n' || c == '\r' || c == '\t') {
+        out[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        return 2;
+    }
+    memcpy(out + 1, "u00", 3);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+}
+
+#define ESCAPE_CHUNK 4096 /* input bytes escaped into one reservation (6 output bytes each) */
+
+void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t end = n - i > ESCAPE_CHUNK ? i + ESCAPE_CHUNK : n, o = 0;
+        char *out = gw_buf_room(b, 6 * (end - i));
+
+        if (!out)
+            break; /* near the cap or out of memory: piece by piece below */
+        for (; i < end; i++) {
+            unsigned char c = (unsigned char)s[i];
+
+            if (c >= 0x20 && c != '"' && c != '\\')
+                out[o++] = (char)c;
+            else
+                o += escape_byte(c, out + o);
+        }
+        gw_buf_advance(b, o);
+    }
+    for (; i < n; i++) { /* exact growth, so the cap is reached only by what is written */
         unsigned char c = (unsigned char)s[i];
-        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+        char esc[6];
 
         if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        gw_buf_append(b, s + start, i - start);
-        start = i + 1;
-        if (c == '"' || c == '\\') {
-            esc[1] = (char)c;
-            gw_buf_append(b, esc, 2);
-        } else if (c == '\n') {
-            gw_buf_append(b, "\\n", 2);
-        } else if (c == '\r') {
-            gw_buf_append(b, "\\r", 2);
-        } else if (c == '\t') {
-            gw_buf_append(b, "\\t", 2);
-        } else {
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            gw_buf_append(b, esc, 6);
-        }
+            gw_buf_append(b, s + i, 1);
+        else
+            gw_buf_append(b, esc, escape_byte(c, esc));
     }
-    gw_buf_append(b, s + start, n - start);
 }
 
 enum gw_code gw_buf_finish(struct gw_buf *b, const char *what, struct gw_error *err)

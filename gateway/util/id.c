@@ -1,23 +1,51 @@
 /* id.c -- random identifiers and digests from OpenSSL. */
 #include "util/util.h"
 
-#include <stdio.h>
+#include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+/* Random bytes come from RAND_bytes() a block at a time, per thread: one call to the
+ * generator serves several identifiers (the process never forks, so no two share them). */
+#define ID_RANDOM_BLOCK 256
+
+static _Thread_local unsigned char random_block[ID_RANDOM_BLOCK];
+static _Thread_local size_t random_left;
+
+static bool random_bytes(unsigned char *out, size_t n)
+{
+    if (n > ID_RANDOM_BLOCK)
+        return RAND_bytes(out, (int)n) == 1;
+    if (random_left < n) {
+        if (RAND_bytes(random_block, ID_RANDOM_BLOCK) != 1)
+            return false;
+        random_left = ID_RANDOM_BLOCK;
+    }
+    memcpy(out, random_block + ID_RANDOM_BLOCK - random_left, n);
+    OPENSSL_cleanse(random_block + ID_RANDOM_BLOCK - random_left, n);
+    random_left -= n;
+    return true;
+}
+
 enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err)
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
+    size_t i, o = 0;
 
-    if (RAND_bytes(b, sizeof b) != 1)
+    if (!random_bytes(b, sizeof b))
         return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
     b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* RFC 9562 version 4 */
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
-    snprintf(out, GW_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    for (i = 0; i < sizeof b; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
     return GW_OK;
 }
 

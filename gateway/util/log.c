@@ -46,7 +46,7 @@ static void write_line(enum gw_log_level level, const char *event, json_t *field
         gw_buf_puts(&line, "\"");
     }
     json_object_foreach (fields, key, value) {
-        char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+        char *text = gw_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
 
         if (!text)
             continue;

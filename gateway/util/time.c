@@ -1,11 +1,11 @@
 /* time.c -- clocks and the date/time forms FHIR, HTTP and HL7 v2 use.
  *
- * All formatting is in UTC with gmtime_r (never gmtime: not thread-safe).
+ * All formatting is in UTC, computed from the day count: what gmtime_r() gives, without
+ * the lock glibc takes on the time zone for it (never gmtime: not thread-safe).
  * Parsing follows FHIR R4 §2.24 (date, dateTime, instant) lexical forms.
  */
 #include "util/util.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,32 +33,88 @@ void gw_sleep_ms(long ms)
         ;
 }
 
-/* Field values reduced to their printed width, so formats never overflow. */
-#define F2(v) ((unsigned)(v) % 100u)
-#define F4(v) ((unsigned)(v) % 10000u)
+/* The UTC calendar fields of an instant. */
+struct civil {
+    int64_t year;
+    unsigned month, day, hour, minute, second, millis, weekday; /* month 1-12, weekday 0 Sunday */
+};
 
-static void split(int64_t ms, struct tm *tm, int *millis)
+/* The proleptic Gregorian date and time of ms (the inverse of gw_days_from_civil):
+ * gmtime_r()'s answer in UTC, without the lock glibc takes on the time zone for it. */
+static void civil_of(int64_t ms, struct civil *c)
 {
-    time_t secs = (time_t)(ms / 1000);
+    int64_t secs = ms / 1000, millis = ms % 1000, days, sod, z, era, doe, yoe, doy, mp;
 
-    *millis = (int)(ms % 1000);
-    if (*millis < 0) {
-        *millis += 1000;
+    if (millis < 0) {
+        millis += 1000;
         secs--;
     }
-    if (!gmtime_r(&secs, tm))
-        memset(tm, 0, sizeof *tm);
+    days = secs / 86400;
+    sod = secs % 86400;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    c->day = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    c->month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    c->year = yoe + era * 400 + (c->month <= 2);
+    c->hour = (unsigned)(sod / 3600);
+    c->minute = (unsigned)(sod / 60 % 60);
+    c->second = (unsigned)(sod % 60);
+    c->millis = (unsigned)millis;
+    c->weekday = (unsigned)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+}
+
+/* Writes v as exactly n digits (higher ones dropped, as "%02u" of a value reduced
+ * modulo 100 did); returns the end. */
+static char *put_digits(char *p, unsigned v, int n)
+{
+    int i;
+
+    for (i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+/* The year as "%04u" printed gmtime_r()'s tm_year + 1900: an int, modulo 10000. */
+static unsigned year4(int64_t year)
+{
+    return (unsigned)(int)year % 10000u;
+}
+
+static char *put_clock(char *p, const struct civil *c, char sep)
+{
+    p = put_digits(p, c->hour, 2);
+    *p++ = sep;
+    p = put_digits(p, c->minute, 2);
+    *p++ = sep;
+    return put_digits(p, c->second, 2);
 }
 
 void gw_time_instant(int64_t ms, char out[GW_INSTANT_LEN])
 {
-    struct tm tm;
-    int millis;
+    struct civil c;
+    char *p = out;
 
-    split(ms, &tm, &millis);
-    snprintf(out, GW_INSTANT_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", F4(tm.tm_year + 1900),
-             F2(tm.tm_mon + 1), F2(tm.tm_mday), F2(tm.tm_hour), F2(tm.tm_min), F2(tm.tm_sec),
-             (unsigned)millis % 1000u);
+    civil_of(ms, &c);
+    p = put_digits(p, year4(c.year), 4);
+    *p++ = '-';
+    p = put_digits(p, c.month, 2);
+    *p++ = '-';
+    p = put_digits(p, c.day, 2);
+    *p++ = 'T';
+    p = put_clock(p, &c, ':');
+    *p++ = '.';
+    p = put_digits(p, c.millis, 3);
+    memcpy(p, "Z", 2);
 }
 
 void gw_time_http(int64_t ms, char out[GW_HTTP_DATE_LEN])
@@ -66,23 +122,35 @@ void gw_time_http(int64_t ms, char out[GW_HTTP_DATE_LEN])
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    int millis;
+    struct civil c;
+    char *p = out;
 
-    split(ms, &tm, &millis);
-    snprintf(out, GW_HTTP_DATE_LEN, "%s, %02u %s %04u %02u:%02u:%02u GMT",
-             days[(unsigned)tm.tm_wday % 7u], F2(tm.tm_mday), months[(unsigned)tm.tm_mon % 12u],
-             F4(tm.tm_year + 1900), F2(tm.tm_hour), F2(tm.tm_min), F2(tm.tm_sec));
+    civil_of(ms, &c);
+    memcpy(p, days[c.weekday], 3);
+    memcpy(p + 3, ", ", 2);
+    p = put_digits(p + 5, c.day, 2);
+    *p++ = ' ';
+    memcpy(p, months[c.month - 1], 3);
+    p[3] = ' ';
+    p = put_digits(p + 4, year4(c.year), 4);
+    *p++ = ' ';
+    p = put_clock(p, &c, ':');
+    memcpy(p, " GMT", 5);
 }
 
 void gw_time_hl7(int64_t ms, char out[GW_HL7_TS_LEN])
 {
-    struct tm tm;
-    int millis;
+    struct civil c;
+    char *p = out;
 
-    split(ms, &tm, &millis);
-    snprintf(out, GW_HL7_TS_LEN, "%04u%02u%02u%02u%02u%02u+0000", F4(tm.tm_year + 1900),
-             F2(tm.tm_mon + 1), F2(tm.tm_mday), F2(tm.tm_hour), F2(tm.tm_min), F2(tm.tm_sec));
+    civil_of(ms, &c);
+    p = put_digits(p, year4(c.year), 4);
+    p = put_digits(p, c.month, 2);
+    p = put_digits(p, c.day, 2);
+    p = put_digits(p, c.hour, 2);
+    p = put_digits(p, c.minute, 2);
+    p = put_digits(p, c.second, 2);
+    memcpy(p, "+0000", 6);
 }
 
 /* Reads exactly n digits at *p; advances *p. */

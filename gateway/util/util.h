@@ -82,6 +82,11 @@ void gw_buf_putc(struct gw_buf *b, char c);
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+/* Room for n more bytes: where to write them, then gw_buf_advance(b, k) for the k <= n
+ * written. NULL, with nothing changed and no error recorded, when n more bytes would pass
+ * the cap or memory runs out (the caller then appends the exact bytes and gets the error). */
+char *gw_buf_room(struct gw_buf *b, size_t n);
+void gw_buf_advance(struct gw_buf *b, size_t n);
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
 /* Appends s as an RFC 9110 §5.6.4 quoted-string in ASCII: DQUOTE, '"' and
@@ -111,6 +116,33 @@ bool gw_parse_long(const char *s, long lo, long hi, long *out);
 int gw_hex_digit(char c);
 /* True when s (n bytes) is well-formed UTF-8 without NUL bytes or overlongs. */
 bool gw_utf8_valid(const char *s, size_t n);
+
+/* ---------------------------------------------------------------- JSON text */
+
+/* Jansson's json_dumps(), json_loadb() and json_loads() with the same
+ * arguments and exactly the same results (text byte for byte; trees; NULL
+ * and Jansson's own error for what Jansson refuses), faster on the common
+ * path: compact output (JSON_COMPACT, with or without JSON_SORT_KEYS), and
+ * reading with or without JSON_REJECT_DUPLICATES. Anything else is Jansson's. */
+char *gw_json_dumps(const json_t *v, size_t flags);
+json_t *gw_json_loadb(const char *data, size_t len, size_t flags, json_error_t *error);
+json_t *gw_json_loads(const char *text, size_t flags, json_error_t *error);
+/* Appends s (n bytes) as a JSON string exactly as json_dumps() writes one; false, with
+ * something appended, when s is not UTF-8 by Jansson's rules (which it refuses). */
+bool gw_buf_json_string(struct gw_buf *b, const char *s, size_t n);
+/* json_deep_copy(v): a new reference to an equal tree (keys in the same order), or NULL;
+ * without Jansson's bookkeeping against loops, which a tree deeper than a parse allows
+ * still gets (it is handed to Jansson). */
+json_t *gw_json_copy(const json_t *v);
+/* Builders in the manner of json_pack(), without a format to parse, for what is built
+ * per request. Each takes (steals) the references it is handed (the _new arguments) in
+ * every case, and fails (-1, NULL) when a string is NULL or not UTF-8 (json_string()
+ * refuses it) or memory runs out: json_pack()'s "s" and "o" with NULL fail alike. */
+int gw_json_set_string(json_t *obj, const char *key, const char *s); /* obj[key] = s */
+json_t *gw_json_object1(const char *key, json_t *value_new);         /* {key: value_new} */
+json_t *gw_json_array1(json_t *value_new);                           /* [value_new] */
+/* {k1: v1, ..., kn: vn}, strings, in that order. */
+json_t *gw_json_strings(size_t n_pairs, ...);
 
 /* ---------------------------------------------------------------- logging */
 

@@ -982,6 +982,234 @@ static void xml_primitives_without_value_keep_their_extensions(void)
 
 /* ---------------------------------------------------------------- main */
 
+/* ---------------------------------------------------------------- element order */
+
+/* Every element name of every structure, choice names spelt out, finds its element (and
+ * type); names the model does not have find nothing. */
+static void element_lookup_finds_every_name_of_the_model(void)
+{
+    unsigned si, i, k, wrong = 0;
+    char name[FHIR_NAME_MAX + 8];
+
+    for (si = 0; fhir_struct_at(si); si++) {
+        const struct fhir_struct_def *s = fhir_struct_at(si);
+
+        for (i = 0; i < s->n_elems; i++) {
+            const struct fhir_elem_def *e = fhir_struct_elem(s, i);
+            const struct fhir_type_ref *t;
+
+            for (k = 0; k < ((e->flags & FHIR_EL_CHOICE) ? e->n_types : 1u); k++) {
+                const struct fhir_type_ref *want = (e->flags & FHIR_EL_CHOICE)
+                                                       ? fhir_elem_type(e, k)
+                                                   : e->n_types == 1 ? fhir_elem_type(e, 0)
+                                                                     : NULL;
+
+                if (e->flags & FHIR_EL_CHOICE)
+                    fhir_choice_name(name, sizeof name, e, want);
+                else
+                    snprintf(name, sizeof name, "%s", fhir_elem_name(e));
+                if (fhir_elem_lookup(s, name, strlen(name), &t) != e || t != want)
+                    wrong++;
+                memcpy(name + strlen(name), "Zz", 3);
+                if (fhir_elem_lookup(s, name, strlen(name), &t) != NULL)
+                    wrong++;
+            }
+        }
+    }
+    CHECK_INT(wrong, 0);
+    {
+        const struct fhir_type_ref *t;
+
+        CHECK(fhir_elem_lookup(fhir_resource_find("Patient", 7), "", 0, &t) == NULL);
+    }
+}
+
+/* The order the writer promised before it ranked members: every element of the model in
+ * turn (name, then _name), then the members the model does not know, in their order. */
+static void reference_value(struct gw_buf *b, json_t *v, const struct fhir_struct_def *s);
+
+static void reference_member(struct gw_buf *b, json_t *obj, const char *name,
+                             const struct fhir_struct_def *s, bool *first)
+{
+    char uname[FHIR_NAME_MAX + 2];
+    json_t *v = json_object_get(obj, name), *ext;
+
+    snprintf(uname, sizeof uname, "_%s", name);
+    ext = json_object_get(obj, uname);
+    if (v) {
+        gw_buf_printf(b, "%s\"%s\":", *first ? "" : ",", name);
+        *first = false;
+        reference_value(b, v, s);
+    }
+    if (ext) {
+        gw_buf_printf(b, "%s\"%s\":", *first ? "" : ",", uname);
+        *first = false;
+        reference_value(b, ext, fhir_struct_find("Element", 7));
+    }
+}
+
+static void reference_object(struct gw_buf *b, json_t *obj, const struct fhir_struct_def *s)
+{
+    const struct fhir_type_ref *t;
+    char name[FHIR_NAME_MAX];
+    bool first = true;
+    const char *key;
+    unsigned i, k;
+    json_t *v;
+
+    if (s && s->kind == FHIR_KIND_RESOURCE && s->abstract)
+        s = fhir_resource_type(obj)
+                ? fhir_resource_find(fhir_resource_type(obj), strlen(fhir_resource_type(obj)))
+                : NULL;
+    if (s && s->kind == FHIR_KIND_PRIMITIVE)
+        s = NULL;
+    gw_buf_putc(b, '{');
+    if (s && s->kind == FHIR_KIND_RESOURCE) {
+        gw_buf_printf(b, "\"resourceType\":\"%s\"", fhir_struct_name(s));
+        first = false;
+    }
+    for (i = 0; s && i < s->n_elems; i++) {
+        const struct fhir_elem_def *e = fhir_struct_elem(s, i);
+
+        if (!(e->flags & FHIR_EL_CHOICE)) {
+            reference_member(b, obj, fhir_elem_name(e), fhir_type_struct(fhir_elem_type(e, 0)),
+                             &first);
+            continue;
+        }
+        for (k = 0; k < e->n_types; k++) {
+            fhir_choice_name(name, sizeof name, e, fhir_elem_type(e, k));
+            reference_member(b, obj, name, fhir_type_struct(fhir_elem_type(e, k)), &first);
+        }
+    }
+    json_object_foreach (obj, key, v) {
+        const char *n = key[0] == '_' ? key + 1 : key;
+
+        if (s && s->kind == FHIR_KIND_RESOURCE && strcmp(key, "resourceType") == 0)
+            continue;
+        if (s && fhir_elem_lookup(s, n, strlen(n), &t))
+            continue;
+        gw_buf_printf(b, "%s\"%s\":", first ? "" : ",", key);
+        first = false;
+        reference_value(b, v, NULL);
+    }
+    gw_buf_putc(b, '}');
+}
+
+static void reference_value(struct gw_buf *b, json_t *v, const struct fhir_struct_def *s)
+{
+    size_t i;
+
+    if (json_is_object(v)) {
+        reference_object(b, v, s);
+    } else if (json_is_array(v)) {
+        gw_buf_putc(b, '[');
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i)
+                gw_buf_putc(b, ',');
+            reference_value(b, json_array_get(v, i), s);
+        }
+        gw_buf_putc(b, ']');
+    } else if (json_is_string(v) && s && s->prim == FHIR_PRIM_DECIMAL &&
+               fhir_is_decimal_lexeme(json_string_value(v), json_string_length(v))) {
+        gw_buf_puts(b, json_string_value(v));
+    } else {
+        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        gw_buf_puts(b, text ? text : "?");
+        free(text);
+    }
+}
+
+/* Members in reverse order in every object, and members the model does not know. */
+static json_t *shuffled(json_t *v, unsigned *salt)
+{
+    json_t *out;
+    const char *key;
+    json_t *x;
+    size_t i;
+
+    if (json_is_array(v)) {
+        out = json_array();
+        json_array_foreach (v, i, x)
+            json_array_append_new(out, shuffled(x, salt));
+        return out;
+    }
+    if (!json_is_object(v))
+        return json_incref(v);
+    {
+        const char *keys[256];
+        size_t n = 0;
+
+        json_object_foreach (v, key, x)
+            if (n < 256)
+                keys[n++] = key;
+        out = json_object();
+        if ((*salt)++ % 3 == 0)
+            json_object_set_new(out, "zzUnknown", json_string("kept at the end"));
+        while (n > 0) {
+            n--;
+            json_object_set_new(out, keys[n], shuffled(json_object_get(v, keys[n]), salt));
+        }
+        if (*salt % 4 == 0)
+            json_object_set_new(out, "_aUnknown", json_object());
+    }
+    return out;
+}
+
+static void writer_order_case(const char *file)
+{
+    json_t *oc = fhir_outcome_create(), *res = NULL, *mixed = NULL;
+    struct gw_error err;
+    struct gw_buf ref;
+    unsigned salt = 0;
+    char *text, *mine = NULL;
+    size_t len;
+
+    gw_buf_init(&ref, 64 * 1024 * 1024);
+    text = slurp(file, &len);
+    if (!text || fhir_json_parse(text, len, NULL, &res, oc, &err)) {
+        check_fail(__FILE__, __LINE__, "example parses");
+        goto out;
+    }
+    mixed = shuffled(res, &salt);
+    reference_value(&ref, mixed, fhir_struct_find("Resource", 8));
+    mine = to_json(mixed, 0);
+    if (!mine || strcmp(mine, ref.data) != 0) {
+        fprintf(stderr, "    %s:\n    %s\n    %s\n", file, mine ? mine : "?", ref.data);
+        check_fail(__FILE__, __LINE__, "members in the model's order, unknown ones last");
+    }
+out:
+    gw_buf_cleanup(&ref);
+    free(text);
+    free(mine);
+    json_decref(res);
+    json_decref(mixed);
+    json_decref(oc);
+}
+
+static void json_writer_puts_members_in_the_model_order_whatever_their_order(void)
+{
+    static const char *const dirs[] = {"roundtrip", "examples"};
+    size_t d, n, i, cases = 0;
+
+    for (d = 0; d < 2; d++) {
+        char *dir = path_join(FHIR_TEST_DATA, dirs[d], NULL), **names = list_dir(dir, &n);
+
+        for (i = 0; i < n; i++) {
+            char *file = path_join(dir, names[i], NULL);
+
+            if (strstr(names[i], ".json")) {
+                writer_order_case(file);
+                cases++;
+            }
+            free(file);
+        }
+        free_list(names, n);
+        free(dir);
+    }
+    CHECK(cases >= 14);
+}
+
 int main(void)
 {
     fhir_init();
@@ -995,6 +1223,8 @@ int main(void)
     RUN(outcome_lists_issues_and_counts_them);
     RUN(json_keeps_decimal_text_and_writes_resource_type_first);
     RUN(json_writer_accepts_numbers_built_in_code);
+    RUN(element_lookup_finds_every_name_of_the_model);
+    RUN(json_writer_puts_members_in_the_model_order_whatever_their_order);
     RUN(json_parse_rejects_duplicate_keys_syntax_and_bad_roots);
     RUN(limits_answer_with_an_issue_naming_them);
     RUN(fifty_megabyte_body_is_refused_before_parsing);

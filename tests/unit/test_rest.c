@@ -2,10 +2,14 @@
  * the CapabilityStatement lists for the watched types) and which refused,
  * and matching on a temporary store: a change matches exactly what the
  * subscriber's search returns, never another organisation's resources, and
- * a match queues a numbered notification in the change's own commit. */
+ * a match queues a numbered notification in the change's own commit. The
+ * search index entries of the FHIR corpus, and which parameters are
+ * searchable, against tests/data/rest/index (REST_INDEX_WRITE=1 rewrites
+ * those files, for a change of the index rules made on purpose). */
 #include "check.h"
 #include "rest/rest_int.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -259,6 +263,149 @@ static bool setup(void)
     return rest_create(&parts, &ctx, &err) == GW_OK;
 }
 
+/* ------------------------------------------------------------ index entries */
+
+#define INDEX_DATA "tests/data/rest/index"
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    struct gw_buf b;
+    char chunk[4096];
+    size_t n;
+
+    if (!f)
+        return NULL;
+    gw_buf_init(&b, 16 * 1024 * 1024);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        gw_buf_append(&b, chunk, n);
+    fclose(f);
+    return gw_buf_steal(&b, &n);
+}
+
+/* The entries of the resource in file, one a line, then its type's parameters with
+ * whether they are searchable. */
+static void describe_index(const char *file, struct gw_buf *out)
+{
+    json_t *outcome = fhir_outcome_create(), *res = NULL;
+    char *text = read_file(file);
+    struct rest_index ix;
+    struct gw_error err;
+    size_t i, n;
+
+    if (!text || fhir_json_parse(text, strlen(text), NULL, &res, outcome, &err) ||
+        rest_index_build(BASE, res, &ix, &err)) {
+        gw_buf_printf(out, "cannot index %s\n", file);
+        goto out;
+    }
+    for (i = 0; i < ix.n; i++)
+        gw_buf_printf(out, "%s|%s|%s|%lld|%lld\n", ix.e[i].param,
+                      ix.e[i].system ? ix.e[i].system : "-", ix.e[i].value ? ix.e[i].value : "-",
+                      (long long)ix.e[i].lo, (long long)ix.e[i].hi);
+    rest_index_cleanup(&ix);
+    n = fhir_search_param_count(fhir_resource_type(res));
+    for (i = 0; i < n; i++) {
+        struct fhir_search_param sp;
+
+        if (fhir_search_param_get(fhir_resource_type(res), i, &sp))
+            gw_buf_printf(out, "searchable %s %s\n", sp.name,
+                          rest_index_supported(fhir_resource_type(res), sp.name) ? "yes" : "no");
+    }
+out:
+    free(text);
+    json_decref(res);
+    json_decref(outcome);
+}
+
+static void index_case(const char *folder, const char *name)
+{
+    char path[512], expected_path[512], *expected;
+    struct gw_buf got;
+
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    snprintf(expected_path, sizeof expected_path, "%s/%s-%s.txt", INDEX_DATA,
+             strrchr(folder, '/') ? strrchr(folder, '/') + 1 : folder, name);
+    gw_buf_init(&got, 16 * 1024 * 1024);
+    describe_index(path, &got);
+    if (getenv("REST_INDEX_WRITE")) {
+        FILE *f = fopen(expected_path, "wb");
+
+        if (f) {
+            fwrite(got.data, 1, got.len, f);
+            fclose(f);
+        }
+    }
+    expected = read_file(expected_path);
+    if (!expected || !got.data || strcmp(expected, got.data) != 0) {
+        fprintf(stderr, "    %s:\n%s", expected_path, got.data ? got.data : "");
+        check_fail(__FILE__, __LINE__, "index entries as recorded");
+    }
+    free(expected);
+    gw_buf_cleanup(&got);
+}
+
+static void index_entries_of_the_corpus_are_as_recorded(void)
+{
+    static const char *const dirs[] = {"tests/data/fhir/roundtrip", "tests/data/fhir/examples",
+                                       "bench"};
+    size_t d, cases = 0;
+
+    for (d = 0; d < 3; d++) {
+        DIR *dh = opendir(dirs[d]);
+        struct dirent *de;
+
+        while (dh && (de = readdir(dh)) != NULL) {
+            size_t len = strlen(de->d_name);
+
+            if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0) {
+                index_case(dirs[d], de->d_name);
+                cases++;
+            }
+        }
+        if (dh)
+            closedir(dh);
+    }
+    CHECK(cases >= 16);
+}
+
+/* ------------------------------------------------------------ a plan starts over */
+
+static void a_reset_plan_gets_back_each_entry_as_it_was(void)
+{
+    static const char *const texts[] = {
+        "{\"resourceType\":\"Observation\",\"id\":\"o\",\"valueQuantity\":{\"value\":\"0.10\"},"
+        "\"component\":[{\"valueInteger\":-7},{\"valueBoolean\":false},{\"valueString\":"
+        "\"\\\"quoted\\\" \\\\ tab\\t é \\u20ac \\ud83d\\ude00\"}],\"z\":[1.5e300,0.1,null,true]}",
+        "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"]}],\"_birthDate\":{}}"};
+    struct rest_plan p;
+    size_t i;
+
+    rest_plan_init(&p, ctx, NULL, "transaction");
+    for (i = 0; i < 2; i++)
+        rest_plan_add(&p, i ? "Patient" : "Observation", json_loads(texts[i], 0, NULL));
+    CHECK_INT(p.n_entries, 2);
+    CHECK(rest_plan_snapshot(&p));
+    for (i = 0; i < p.n_entries; i++) { /* what apply does: ids, meta, changed values */
+        json_object_set_new(p.entries[i].resource, "id", json_string("new-id"));
+        json_object_set_new(p.entries[i].resource, "meta", json_pack("{s:s}", "versionId", "1"));
+        json_object_del(p.entries[i].resource, "resourceType");
+    }
+    rest_plan_reset(&p);
+    CHECK(!p.reset_failed);
+    for (i = 0; i < p.n_entries; i++) {
+        json_t *want = json_loads(texts[i], 0, NULL);
+        char *a = json_dumps(p.entries[i].resource, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *b = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+        CHECK(json_equal(p.entries[i].resource, want));
+        CHECK(a && b && strcmp(a, b) == 0); /* the same members in the same order */
+        free(a);
+        free(b);
+        json_decref(want);
+    }
+    rest_plan_cleanup(&p);
+}
+
 int main(void)
 {
     char cmd[160];
@@ -276,6 +423,8 @@ int main(void)
     RUN(criteria_outside_the_capability_statement_are_refused);
     RUN(matching_agrees_with_search_within_the_subscribers_organisation);
     RUN(a_matching_change_queues_a_numbered_event_in_its_commit);
+    RUN(index_entries_of_the_corpus_are_as_recorded);
+    RUN(a_reset_plan_gets_back_each_entry_as_it_was);
     rest_destroy(ctx);
     store_destroy(st);
     status = check_summary();

@@ -220,6 +220,32 @@ static void uuid7_is_version_7_text_in_time_order(void)
     CHECK(ms <= gw_now_ms() && ms > gw_now_ms() - 60000);
 }
 
+static int compare_ids(const void *x, const void *y)
+{
+    return strcmp((const char *)x, (const char *)y);
+}
+
+/* Many in a row (several blocks of the generator's bytes): well formed and all different. */
+static void uuids_in_a_row_are_well_formed_and_distinct(void)
+{
+    static char ids[2000][GW_UUID_LEN];
+    int i, k, bad = 0, same = 0;
+
+    for (i = 0; i < 2000; i++) {
+        CHECK_INT(gw_uuid(ids[i], NULL), GW_OK);
+        for (k = 0; k < 36; k++)
+            bad += (k == 8 || k == 13 || k == 18 || k == 23)
+                       ? ids[i][k] != '-'
+                       : !strchr("0123456789abcdef", ids[i][k]);
+        bad += ids[i][14] != '4' || !strchr("89ab", ids[i][19]) || ids[i][36] != '\0';
+    }
+    qsort(ids, 2000, sizeof ids[0], compare_ids);
+    for (i = 1; i < 2000; i++)
+        same += strcmp(ids[i - 1], ids[i]) == 0;
+    CHECK_INT(bad, 0);
+    CHECK_INT(same, 0);
+}
+
 static void sha256_matches_known_digest(void)
 {
     char hex[65];
@@ -250,6 +276,320 @@ static void metrics_render_counters_and_cumulative_histograms(void)
     gw_metrics_reset();
 }
 
+/* ------------------------------------------------------------ JSON text against Jansson */
+
+static unsigned long long json_seed = 0x9E3779B97F4A7C15ULL;
+
+static unsigned next_random(unsigned bound)
+{
+    json_seed ^= json_seed << 13;
+    json_seed ^= json_seed >> 7;
+    json_seed ^= json_seed << 17;
+    return (unsigned)(json_seed % bound);
+}
+
+/* Pieces of strings: plain, escaped, controls, UTF-8 of 2 to 4 bytes and
+ * (when invalid is set) bytes Jansson refuses to write. */
+static json_t *random_string(bool invalid)
+{
+    static const char *const pieces[] = {"a",
+                                         "Zq",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\b",
+                                         "\f",
+                                         "\r",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80"};
+    static const char *const bad[] = {"\xc3", "\xed\xa0\x80", "\xc0\x80", "\xf5\x80\x80\x80"};
+    char text[256];
+    size_t len = 0, n = next_random(8), i;
+
+    for (i = 0; i < n; i++) {
+        const char *p =
+            invalid && next_random(20) == 0 ? bad[next_random(4)] : pieces[next_random(17)];
+        size_t k = strlen(p);
+
+        memcpy(text + len, p, k);
+        len += k;
+    }
+    if (next_random(30) == 0) /* an embedded NUL: \u0000 when written */
+        text[len++] = '\0';
+    return json_stringn_nocheck(text, len);
+}
+
+static json_t *random_value(int depth, bool invalid)
+{
+    static const json_int_t ints[] = {
+        0, -1, 7, 1234567890123LL, -9223372036854775807LL - 1, 9223372036854775807LL};
+    static const double reals[] = {0.5, -2.25, 1e300, 3.0, 1.0 / 3.0, -0.0, 1e-310};
+    unsigned kind = next_random(depth > 4 ? 6 : 9);
+    json_t *v;
+    size_t i, n;
+
+    switch (kind) {
+    case 0:
+        return random_string(invalid);
+    case 1:
+        return json_integer(ints[next_random(6)]);
+    case 2:
+        return json_real(reals[next_random(7)]);
+    case 3:
+        return json_true();
+    case 4:
+        return json_false();
+    case 5:
+        return json_null();
+    case 6:
+    case 7:
+        v = json_object();
+        n = next_random(6);
+        for (i = 0; i < n; i++) {
+            json_t *key = random_string(false);
+            const char *k = json_string_value(key);
+
+            if (strlen(k) == json_string_length(key)) /* keys hold no NUL */
+                json_object_set_new(v, k, random_value(depth + 1, invalid));
+            json_decref(key);
+        }
+        return v;
+    default:
+        v = json_array();
+        n = next_random(5);
+        for (i = 0; i < n; i++)
+            json_array_append_new(v, random_value(depth + 1, invalid));
+        return v;
+    }
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void json_dumps_writes_what_jansson_writes(void)
+{
+    static const size_t flags[] = {JSON_COMPACT, JSON_COMPACT | JSON_SORT_KEYS,
+                                   JSON_COMPACT | JSON_PRESERVE_ORDER, JSON_INDENT(2),
+                                   JSON_COMPACT | JSON_ENCODE_ANY};
+    int round, differ = 0;
+    size_t f;
+
+    for (round = 0; round < 3000; round++) {
+        json_t *doc = random_value(0, round % 3 == 0);
+
+        for (f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+            char *mine = gw_json_dumps(doc, flags[f]), *theirs = json_dumps(doc, flags[f]);
+
+            if (!same_text(mine, theirs) && differ++ < 3)
+                fprintf(stderr, "    flags %zx: %s\n    jansson:  %s\n", flags[f],
+                        mine ? mine : "(null)", theirs ? theirs : "(null)");
+            free(mine);
+            free(theirs);
+        }
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+}
+
+/* Both readers give the same tree (compared as text, keys in their order) or both fail. */
+static bool same_reading(const char *text, size_t len, size_t flags)
+{
+    json_error_t e1, e2;
+    json_t *mine = gw_json_loadb(text, len, flags, &e1),
+           *theirs = json_loadb(text, len, flags, &e2);
+    char *a = mine ? json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *b = theirs ? json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    bool same = same_text(a, b) && (mine || strcmp(e1.text, e2.text) == 0);
+
+    free(a);
+    free(b);
+    json_decref(mine);
+    json_decref(theirs);
+    return same;
+}
+
+static void json_loadb_reads_what_jansson_reads(void)
+{
+    static const size_t writes[] = {JSON_COMPACT, JSON_INDENT(3), JSON_ENSURE_ASCII,
+                                    JSON_ESCAPE_SLASH | JSON_COMPACT};
+    int round, differ = 0;
+
+    for (round = 0; round < 3000; round++) {
+        json_t *doc = random_value(0, false);
+        char *text = json_dumps(doc, writes[round % 4]);
+        size_t len = text ? strlen(text) : 0;
+
+        if (text && !same_reading(text, len, JSON_REJECT_DUPLICATES) && differ++ < 3)
+            fprintf(stderr, "    read differently: %s\n", text);
+        if (text && len > 2) { /* a byte changed, or the text cut short */
+            char saved = text[len / 2];
+
+            text[next_random((unsigned)len)] = "{}[],:\"\\u0-1e.tfnx \n\xc3"[next_random(21)];
+            if (!same_reading(text, len, JSON_REJECT_DUPLICATES) && differ++ < 3)
+                fprintf(stderr, "    read differently (changed): %s\n", text);
+            text[len / 2] = saved;
+            if (!same_reading(text, len - 1 - next_random((unsigned)len - 1), 0) && differ++ < 3)
+                fprintf(stderr, "    read differently (cut): %s\n", text);
+        }
+        free(text);
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+}
+
+static void json_loadb_hands_jansson_what_it_refuses_or_rarely_sees(void)
+{
+    static const char *const texts[] = {"{\"a\":1,\"a\":2}",
+                                        "{\"a\":\"\\u0000\"}",
+                                        "{\"\\u0000\":1}",
+                                        "[\"\\ud83d\\ude00\"]",
+                                        "[\"\\ud83d\"]",
+                                        "[\"\\ude00x\"]",
+                                        "[\"\\u00e9\\u20AC\\/\"]",
+                                        "[01]",
+                                        "[1.]",
+                                        "[-]",
+                                        "[1e400]",
+                                        "[-1e-400]",
+                                        "[9223372036854775807]",
+                                        "[9223372036854775808]",
+                                        "[-9223372036854775809]",
+                                        "[123456789012345678]",
+                                        "[truex]",
+                                        "[True]",
+                                        "[nul]",
+                                        "{}",
+                                        "[]",
+                                        " [ ] ",
+                                        "[] x",
+                                        "\"string\"",
+                                        "7",
+                                        "",
+                                        "{\"a\" 1}",
+                                        "{\"a\":1,}",
+                                        "[1,]",
+                                        "[\"tab\tin\"]",
+                                        "[\"\xc3\"]",
+                                        "[\"\xed\xa0\x80\"]",
+                                        "{\"k\\\"q\":{\"k\\\"q\":[]}}",
+                                        "[\"\\q\"]",
+                                        "[\"\\u12G4\"]"};
+    size_t i;
+    json_error_t err;
+    json_t *v;
+
+    for (i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (!same_reading(texts[i], strlen(texts[i]), JSON_REJECT_DUPLICATES))
+            fprintf(stderr, "    read differently: %s\n", texts[i]);
+        CHECK(same_reading(texts[i], strlen(texts[i]), JSON_REJECT_DUPLICATES));
+        CHECK(same_reading(texts[i], strlen(texts[i]), 0));
+    }
+    v = gw_json_loadb("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &err);
+    CHECK(v == NULL);
+    CHECK(strstr(err.text, "duplicate object key") != NULL);
+    v = gw_json_loads("{\"k\\\"q\":\"\\u00e9\",\"n\":-12,\"r\":2.5}", 0, NULL);
+    CHECK_STR(json_string_value(json_object_get(v, "k\"q")), "\xc3\xa9");
+    CHECK_INT(json_integer_value(json_object_get(v, "n")), -12);
+    CHECK(json_real_value(json_object_get(v, "r")) == 2.5);
+    json_decref(v);
+}
+
+/* The forms as snprintf() wrote them from gmtime_r(), for any instant. */
+static void time_formats_agree_with_gmtime_everywhere(void)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t fixed[] = {0,
+                       -1,
+                       999,
+                       -1000,
+                       -86400001LL,
+                       951782400000LL,
+                       4102444799999LL,
+                       -62135596800000LL,
+                       253402300799999LL,
+                       1795617393123LL,
+                       -5000000000000000LL,
+                       7000000000000000LL};
+    int i, wrong = 0;
+
+    for (i = 0; i < 20000; i++) {
+        int64_t ms = i < 12 ? fixed[i]
+                            : (int64_t)(next_random(2000000000u)) * 1000003LL - 1000000000000000LL +
+                                  (int64_t)next_random(1000u);
+        time_t secs = (time_t)(ms / 1000);
+        int millis = (int)(ms % 1000);
+        char a[GW_INSTANT_LEN], h[GW_HTTP_DATE_LEN], v[GW_HL7_TS_LEN];
+        char ea[GW_INSTANT_LEN], eh[GW_HTTP_DATE_LEN], ev[GW_HL7_TS_LEN];
+        struct tm tm;
+
+        if (millis < 0) {
+            millis += 1000;
+            secs--;
+        }
+        if (!gmtime_r(&secs, &tm))
+            continue;
+        snprintf(ea, sizeof ea, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+                 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)millis);
+        snprintf(eh, sizeof eh, "%s, %02u %s %04u %02u:%02u:%02u GMT", days[tm.tm_wday],
+                 (unsigned)tm.tm_mday % 100u, months[tm.tm_mon],
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+        snprintf(ev, sizeof ev, "%04u%02u%02u%02u%02u%02u+0000",
+                 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+                 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+                 (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
+        gw_time_instant(ms, a);
+        gw_time_http(ms, h);
+        gw_time_hl7(ms, v);
+        if ((strcmp(a, ea) || strcmp(h, eh) || strcmp(v, ev)) && wrong++ < 3)
+            fprintf(stderr, "    %lld: %s %s %s\n    want %s %s %s\n", (long long)ms, a, h, v, ea,
+                    eh, ev);
+    }
+    CHECK_INT(wrong, 0);
+}
+
+static void json_copy_is_jansson_deep_copy(void)
+{
+    int round, differ = 0;
+
+    for (round = 0; round < 2000; round++) {
+        json_t *doc = random_value(0, round % 3 == 0), *mine = gw_json_copy(doc);
+        json_t *theirs = json_deep_copy(doc);
+        char *a = json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        if ((!same_text(a, b) || !json_equal(mine, theirs) ||
+             (json_is_object(doc) && mine == doc)) &&
+            differ++ < 3)
+            fprintf(stderr, "    copied differently: %s\n    jansson: %s\n", a ? a : "?",
+                    b ? b : "?");
+        if (json_is_object(mine)) /* a copy: changing it leaves the original */
+            json_object_set_new(mine, "added", json_true());
+        if (json_is_object(doc) && json_object_get(doc, "added"))
+            differ++;
+        free(a);
+        free(b);
+        json_decref(mine);
+        json_decref(theirs);
+        json_decref(doc);
+    }
+    CHECK_INT(differ, 0);
+    CHECK(gw_json_copy(NULL) == NULL);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -263,10 +603,16 @@ int main(void)
     RUN(utf8_accepts_accents_and_rejects_malformed_bytes);
     RUN(parse_long_rejects_junk_and_range);
     RUN(time_formats_instant_http_and_hl7);
+    RUN(time_formats_agree_with_gmtime_everywhere);
     RUN(time_parses_fhir_precisions_as_ranges);
     RUN(uuid_is_version_4_text);
     RUN(uuid7_is_version_7_text_in_time_order);
+    RUN(uuids_in_a_row_are_well_formed_and_distinct);
     RUN(sha256_matches_known_digest);
     RUN(metrics_render_counters_and_cumulative_histograms);
+    RUN(json_dumps_writes_what_jansson_writes);
+    RUN(json_loadb_reads_what_jansson_reads);
+    RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
+    RUN(json_copy_is_jansson_deep_copy);
     return check_summary();
 }
