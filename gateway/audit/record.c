@@ -17,6 +17,7 @@ struct index_list {
     char *lowered[AUDIT_MAX_ENTITIES + 1]; /* entity-name values in lower case */
     size_t n_lowered;
     bool nomem;
+    char action[2]; /* the action code's text: entries point at it */
 };
 
 static void add(struct index_list *l, const char *param, const char *system, const char *value)
@@ -58,15 +59,16 @@ static void index_cleanup(struct index_list *l)
 static void index_event(struct index_list *l, const struct audit_event *ev, int64_t recorded_ms)
 {
     struct audit_code type = audit_type_code(ev), subtype = audit_subtype_code(ev);
-    char action[2] = {ev->action ? ev->action : 'E', 0};
     size_t i;
 
     l->n = 0;
     l->n_lowered = 0;
     l->nomem = false;
+    l->action[0] = ev->action ? ev->action : 'E';
+    l->action[1] = '\0';
     add(l, "type", type.system, type.code);
     add(l, "subtype", subtype.system, subtype.code);
-    add(l, "action", NULL, action);
+    add(l, "action", NULL, l->action);
     add(l, "outcome", NULL, audit_outcome_code(ev->outcome));
     if (ev->who && ev->who->client_name)
         add(l, "agent", NULL, ev->who->client_name);
