@@ -325,7 +325,7 @@ static int serve(const struct cli *cli)
         return 1;
     }
     fields = json_pack("{s:s, s:i, s:s}", "listen", r.cfg->listen, "port", http_server_port(r.http),
-                       "store", r.cfg->store);
+                       "store", store_target(r.store));
     gw_log_fields(GW_LOG_INFO, "listening", fields, "serving HTTPS");
     json_decref(fields);
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)

@@ -30,6 +30,7 @@ struct pgc {
     enum pgc_class last_class;
     char last_sqlstate[6];
     long reconnects;
+    long sessions;                      /* connections made (prepared statements belong to one) */
     const char *cached[PGC_MAX_CACHED]; /* statement i is prepared as "gw<i>" */
     int n_cached;
 };
@@ -325,6 +326,7 @@ static enum gw_code connect_once(struct pgc *c, struct gw_error *err)
     c->lost = false;
     c->lost_in_txn = false;
     c->n_cached = 0; /* prepared statements die with their session */
+    c->sessions++;
     set_last(c, PGC_OK, NULL);
     return GW_OK;
 }
@@ -594,6 +596,61 @@ enum gw_code pgc_read(struct pgc *c, const char *what, const char *sql,
             rc = pgc_exec(c, what, sql, params, res, err);
     }
     return rc;
+}
+
+long pgc_session(const struct pgc *c)
+{
+    return c->sessions;
+}
+
+enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
+                         struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    return settle(c, what, PQprepare(c->conn, name, sql, 0, NULL), NULL, err);
+}
+
+enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
+                               const char *const *values, const int *lengths, const int *formats,
+                               PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecPrepared(c->conn, name, n_params, values, lengths, formats, 0),
+                  res, err);
+}
+
+enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
+                  res, err);
+}
+
+void pgc_deallocate(struct pgc *c, const char *name)
+{
+    char sql[64];
+
+    if (!pgc_ok(c) || PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+        return;
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    PQclear(PQexec(c->conn, sql));
 }
 
 enum gw_code pgc_command(struct pgc *c, const char *what, const char *sql, struct gw_error *err)

@@ -42,6 +42,9 @@ struct store_txn;
 /* Opens (creating and migrating as needed) the store named by cfg->store and
  * starts the writer thread. On GW_OK *out is new; free with store_destroy(). */
 enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_error *err);
+/* The store as logs may name it: "sqlite:PATH" or "postgresql://USER@HOST:PORT/DB"
+ * (never a password). */
+const char *store_target(const struct store *st);
 /* Finishes queued work, stops the writer and closes everything. Accepts NULL. */
 void store_destroy(struct store *st);
 /* GW_OK when the store answers a trivial query (for /readyz). */

@@ -51,10 +51,10 @@ static struct store *open_fresh(char *path, size_t cap)
 /* ================================================================ plans */
 
 /* The plan of q's statement text, one detail per line (new string). */
-static char *plan_of(sqlite3 *db, struct sql *q)
+static char *plan_of(struct db *db, struct sql *q)
 {
     struct gw_buf out;
-    sqlite3_stmt *s = NULL;
+    struct db_stmt *s = NULL;
     struct gw_error err;
     size_t len;
 
@@ -62,10 +62,10 @@ static char *plan_of(sqlite3 *db, struct sql *q)
     if (sql_prepare(db, q, &s, &err) != GW_OK) {
         gw_buf_printf(&out, "PREPARE FAILED: %s\n%s", err.msg, q->text.data ? q->text.data : "");
     } else {
-        while (sqlite3_step(s) == SQLITE_ROW)
-            gw_buf_printf(&out, "%s\n", (const char *)sqlite3_column_text(s, 3));
+        while (db_step(s) == DB_ROW)
+            gw_buf_printf(&out, "%s\n", db_column_text(s, 3));
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     return gw_buf_steal(&out, &len);
 }
 
@@ -109,7 +109,7 @@ static void expect_plan(const char *name, const char *plan, const char *allowed,
     }
 }
 
-static void plan_statement(sqlite3 *db, const char *name, const char *text, const char *allowed)
+static void plan_statement(struct db *db, const char *name, const char *text, const char *allowed)
 {
     struct sql q;
     char *plan;
@@ -127,11 +127,11 @@ static void every_fixed_statement_seeks_an_index(void)
 {
     char path[200];
     struct store *st = open_fresh(path, sizeof path);
-    sqlite3 *db = NULL;
+    struct db *db = NULL;
     size_t i;
 
     CHECK(st != NULL);
-    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(db_open_sqlite(path, false, &db, NULL), GW_OK);
     plan_failures = 0;
     for (i = 0; i < store_n_statements; i++) {
         const char *allowed = NULL;
@@ -148,12 +148,12 @@ static void every_fixed_statement_seeks_an_index(void)
     }
     CHECK_INT(plan_failures, 0);
     CHECK(store_n_statements >= 50);
-    sqlite3_close(db);
+    db_close(db);
     store_destroy(st);
 }
 
 /* The plan of one fixed statement must show each of fragments. */
-static void plan_fixed(sqlite3 *db, const char *name, const char *text,
+static void plan_fixed(struct db *db, const char *name, const char *text,
                        const char *const *fragments)
 {
     struct sql q;
@@ -176,7 +176,8 @@ struct plan_case {
     const char *const *want_older; /* more fragments over an older snapshot */
 };
 
-static void plan_search(sqlite3 *db, const struct plan_case *c, bool settled, enum search_part part)
+static void plan_search(struct db *db, const struct plan_case *c, bool settled,
+                        enum search_part part)
 {
     int64_t widths[8] = {1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
     struct search_bounds b = {.snapshot = 100, .settled = settled, .seq_hi = 100, .widths = widths};
@@ -232,7 +233,7 @@ static void every_search_kind_is_driven_by_an_index(void)
 {
     char path[200];
     struct store *st = open_fresh(path, sizeof path);
-    sqlite3 *db = NULL;
+    struct db *db = NULL;
     static const char *const sites[] = {"bachaumont", "drouot"};
     struct store_value ident = {.system = "urn:x", .value = "123"};
     struct store_value two_codes[] = {{.system = "urn:c", .value = "a"}, {.value = "b"}};
@@ -414,7 +415,7 @@ static void every_search_kind_is_driven_by_an_index(void)
     size_t i;
 
     CHECK(st != NULL);
-    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(db_open_sqlite(path, false, &db, NULL), GW_OK);
     plan_failures = 0;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         plan_search(db, &cases[i], true, SEARCH_PAGE);
@@ -424,7 +425,7 @@ static void every_search_kind_is_driven_by_an_index(void)
         plan_search(db, &cases[i], true, SEARCH_ALL); /* store_search_cursor() (exports) */
     }
     CHECK_INT(plan_failures, 0);
-    sqlite3_close(db);
+    db_close(db);
     store_destroy(st);
 }
 
@@ -434,10 +435,10 @@ static void grants_roll_up_and_subscriptions_seek_their_keys(void)
 {
     char path[200];
     struct store *st = open_fresh(path, sizeof path);
-    sqlite3 *db = NULL;
+    struct db *db = NULL;
 
     CHECK(st != NULL);
-    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(db_open_sqlite(path, false, &db, NULL), GW_OK);
     plan_failures = 0;
     plan_fixed(db, "site visible", SQL_SITE_VISIBLE,
                FRAGS("SEARCH resource_sites USING PRIMARY KEY (site=? AND type=? AND id=?)"));
@@ -449,7 +450,7 @@ static void grants_roll_up_and_subscriptions_seek_their_keys(void)
                FRAGS("SEARCH subscriptions USING INDEX subscriptions_by_owner (owner=?"));
     plan_fixed(db, "notification heads", SQL_NOTE_HEADS, FRAGS("notifications_by_state (state=?"));
     CHECK_INT(plan_failures, 0);
-    sqlite3_close(db);
+    db_close(db);
     store_destroy(st);
 }
 
@@ -457,12 +458,12 @@ static void ris_lease_seeks_the_outbox_indexes(void)
 {
     char path[200];
     struct store *st = open_fresh(path, sizeof path);
-    sqlite3 *db = NULL;
+    struct db *db = NULL;
     static const char *const sites[] = {"bachaumont", "drouot"};
     struct sql q;
     char *plan;
 
-    CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CHECK_INT(db_open_sqlite(path, false, &db, NULL), GW_OK);
     plan_failures = 0;
     sql_init(&q);
     sql_text(&q, "EXPLAIN QUERY PLAN ");
@@ -479,7 +480,7 @@ static void ris_lease_seeks_the_outbox_indexes(void)
     free(plan);
     sql_cleanup(&q);
     CHECK_INT(plan_failures, 0);
-    sqlite3_close(db);
+    db_close(db);
     store_destroy(st);
 }
 
