@@ -106,6 +106,11 @@ class Gateway:
 
     # ---------------------------------------------------------------- process
     def start(self):
+        self.launch()
+        return self.wait_started()
+
+    def launch(self):
+        """Starts the process without waiting for it to listen (see wait_started)."""
         cmd = [BINARY, "serve", "--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0",
                "--store", self.store_url, "--mappings",
                os.path.join(REPO, "mappings")] + self.args
@@ -118,9 +123,12 @@ class Gateway:
         self.port = self.mllp_port = None
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        ready = threading.Event()
-        threading.Thread(target=self._read_logs, args=(ready,), daemon=True).start()
-        if not ready.wait(START_TIMEOUT) or self.port is None:
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_logs, args=(self._ready,), daemon=True).start()
+        return self
+
+    def wait_started(self, timeout=START_TIMEOUT):
+        if not self._ready.wait(timeout) or self.port is None:
             self.kill()
             raise RuntimeError("gateway did not start:\n" + "\n".join(map(str, self.logs)))
         return self

@@ -312,15 +312,17 @@ def test_cli_actions_are_audited(gateway):
 
 def forge_chain(gw, n, key=None):
     """Appends n well-formed, correctly chained events straight into the (stopped)
-    gateway's store; on PostgreSQL the chain head row too, as the gateway keeps it."""
-    if gw.backend == "postgresql":
-        return forge_chain_pg(gw, n, key)
-    db = sqlite3.connect(gw.store_path)
+    gateway's store (SQLite or PostgreSQL: the chain's head is its last row)."""
+    db = gw.db()
     prev = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     prev = prev[0] if prev else "0" * 64
-    db.executemany("INSERT INTO audit (id, recorded, json, prev_hash, hash) VALUES (?,?,?,?,?)",
-                   forged_events(n, prev, key))
-    db.commit()
+    sql = "INSERT INTO audit (id, recorded, json, prev_hash, hash) VALUES "
+    if gw.backend == "postgresql":
+        from psycopg2.extras import execute_values
+        execute_values(db.conn.cursor(), sql + "%s", forged_events(n, prev, key), page_size=2000)
+    else:
+        db.executemany(sql + "(?,?,?,?,?)", forged_events(n, prev, key))
+        db.commit()
     db.close()
 
 
@@ -342,19 +344,6 @@ def forged_events(n, prev, key):
         h = (hmac.new(key.encode(), data, hashlib.sha256) if key else hashlib.sha256(data))
         yield eid, base_ms + i * 1000, text, prev, h.hexdigest()
         prev = h.hexdigest()
-
-
-def forge_chain_pg(gw, n, key=None):
-    from psycopg2.extras import execute_values
-    with gw.db() as db:
-        seq, prev = db.execute("SELECT last_audit_seq, audit_hash FROM store_head").fetchone()
-        rows, last = [], prev
-        for i, (eid, ms, text, prev_hash, h) in enumerate(forged_events(n, prev, key)):
-            rows.append((seq + 1 + i, eid, ms, text, prev_hash, h))
-            last = h
-        execute_values(db.conn.cursor(), "INSERT INTO audit (seq, id, recorded, json, prev_hash,"
-                       " hash) VALUES %s", rows, page_size=2000)
-        db.execute("UPDATE store_head SET last_audit_seq = ?, audit_hash = ?", (seq + n, last))
 
 
 def test_export_of_100000_events_streams_in_bounded_memory(gateway, workdir):
