@@ -444,21 +444,6 @@ def test_audit_is_append_only_in_the_database(one, ha_url):
         assert r.returncode != 0 and "append-only" in r.stderr, (sql, r.stderr)
     assert psql(pg_url, "SELECT COUNT(*) FROM audit").stdout.strip() == count
 
-    # a role with SELECT and INSERT only on the log: appends, cannot delete, cannot
-    # switch the trigger off (only the owner can)
-    role = "gw_app_" + uuid.uuid4().hex[:8]
-    assert psql(pg_url, "CREATE ROLE %s LOGIN; GRANT SELECT, INSERT ON audit TO %s"
-                % (role, role)).returncode == 0
-    try:
-        r = psql(pg_url, "DELETE FROM audit WHERE seq = 2", user=role)
-        assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
-        r = psql(pg_url, "ALTER TABLE audit DISABLE TRIGGER USER", user=role)
-        assert r.returncode != 0 and "must be owner" in r.stderr, r.stderr
-        r = psql(pg_url, "SELECT COUNT(*) FROM audit", user=role)
-        assert r.returncode == 0 and r.stdout.strip() == count
-    finally:
-        psql(pg_url, "DROP OWNED BY %s; DROP ROLE %s" % (role, role))
-
     # the owner can, and `audit verify` names what it did
     event_id = psql(pg_url, "SELECT id FROM audit WHERE seq = 2").stdout.strip()
     gw.tamper_audit(("UPDATE audit SET json = replace(json, '\"action\":\"', '\"action\":\"X')"
@@ -470,11 +455,72 @@ def test_audit_is_append_only_in_the_database(one, ha_url):
     assert r.returncode != 0 and "append-only" in r.stderr, "the trigger is on again"
 
 
-def test_store_backup_on_postgresql_points_to_pg_dump(pg_url, workdir):
+def documented_grants(database, role):
+    """The SQL block of docs/OPERATIONS.md that makes the gateway's own role, for database
+    and role: the test runs exactly what the document says."""
+    with open(os.path.join(REPO, "docs", "OPERATIONS.md")) as f:
+        text = f.read()
+    start = text.index("<!-- app role -->")
+    block = text[text.index("```sql\n", start) + 7:text.index("```", text.index("```sql\n", start) + 7)]
+    return (block.replace("gateway_app", role).replace("DATABASE gateway", "DATABASE " + database)
+            .replace("PASSWORD 'change-me'", ""))
+
+
+def test_a_role_with_the_documented_grants_serves_and_cannot_rewrite_the_log(workdir, ha_url):
+    # the owner migrates (any command that opens the store does), then the gateway runs
+    # as a role that may only read and append the log
+    owner = instance(workdir, ha_url, "owner")
+    assert owner.audit_verify().returncode == 0
+    role = "gw_app_" + uuid.uuid4().hex[:8]
+    database = ha_url.rsplit("/", 1)[1]
+    r = psql(ha_url, documented_grants(database, role))
+    assert r.returncode == 0, r.stderr
+    try:
+        app_url = ha_url.replace("://gateway@", "://%s@" % role)
+        gw = instance(workdir, app_url, "gw-1").start()
+        sr = gw.post("/fhir/ServiceRequest", contained_referral())
+        assert sr.status == 201, sr
+        pulled = split_batch(gw.get("/ris/orders?max=5", cert="ris").body)
+        assert len(pulled) == 1 and ack(gw, pulled[0]).get("MSA", 1) == "AA"
+        gw.assert_clean_exit()
+        verify_chain(gw)
+        for sql, refused in (("DELETE FROM audit WHERE seq = 2", "permission denied"),
+                             ("UPDATE audit SET json = '{}' WHERE seq = 2", "permission denied"),
+                             ("TRUNCATE audit", "permission denied"),
+                             ("DELETE FROM versions", "permission denied"),
+                             ("ALTER TABLE audit DISABLE TRIGGER USER", "must be owner")):
+            r = psql(app_url, sql)
+            assert r.returncode != 0 and refused in r.stderr, (sql, r.stderr)
+    finally:
+        psql(ha_url, "DROP OWNED BY %s; DROP ROLE %s" % (role, role))
+
+
+def test_store_backup_on_postgresql_points_to_pg_dump_which_works(pg_url, workdir):
     url = pg_url.replace("postgresql://gateway@", "postgresql://gateway:s3cret@")
-    gw = Gateway(workdir, store=url)
+    gw = instance(workdir, url, "gw-1").start()
+    sr = gw.post("/fhir/ServiceRequest", contained_referral()).json()
     r = gw.run_cli("store", "backup", os.path.join(workdir, "copy.db"), "--store", url)
     assert r.returncode != 0
     assert b"pg_dump" in r.stderr, r.stderr
     assert b"s3cret" not in r.stdout + r.stderr
     assert not os.path.exists(os.path.join(workdir, "copy.db"))
+    # what docs/OPERATIONS.md says instead: pg_dump while it serves, pg_restore elsewhere
+    bindir = os.path.dirname(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))[-1])
+    dump = os.path.join(workdir, "gateway.dump")
+    r = subprocess.run([bindir + "/pg_dump", "--format=custom", "--file=" + dump, pg_url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    gw.assert_clean_exit()
+    restored = pg_url.rsplit("/", 1)[0] + "/r_" + uuid.uuid4().hex[:8]
+    assert psql(pg_url, "CREATE DATABASE " + restored.rsplit("/", 1)[1]).returncode == 0
+    try:
+        r = subprocess.run([bindir + "/pg_restore", "--dbname=" + restored, dump],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        back = instance(workdir, restored, "gw-2")
+        verify_chain(back)
+        back.start()
+        assert back.get("/fhir/ServiceRequest/" + sr["id"]).json()["id"] == sr["id"]
+        back.assert_clean_exit()
+    finally:
+        psql(pg_url, "DROP DATABASE %s WITH (FORCE)" % restored.rsplit("/", 1)[1])
