@@ -62,6 +62,7 @@ help:
 	@echo "make check      the whole suite under AddressSanitizer + UBSan"
 	@echo "make certs      development PKI in certs/dev/"
 	@echo "make bench      load generator against the gateway and a bare baseline"
+	@echo "make bench STORE=postgresql  the same on PostgreSQL, one and two instances"
 	@echo "make bench-subscriptions  notification latency under load"
 	@echo "make bench-scale  the gateway at 0 and at 1,000,000 stored referrals (var/bench-scale/)"
 	@echo "make model      regenerate gateway/fhir/model_gen.c from the pinned FHIR R4 package"
@@ -207,8 +208,10 @@ $(B)/bench/baseline: bench/baseline.c
 	@echo "  CC      $<"
 	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $< $(shell pkg-config --cflags --libs libmicrohttpd gnutls) -pthread
 
+# make bench STORE=postgresql: PostgreSQL x1 and x2 (tools/pgtest.sh server) beside SQLite
+STORE ?= sqlite
 bench: deps all certs $(B)/bench/loadgen $(B)/bench/baseline
-	@B=$(B) bench/run.sh
+	@B=$(B) STORE=$(STORE) bench/run.sh
 
 # Subscription notifications: change committed -> notification received, under load.
 bench-subscriptions: deps all certs $(B)/bench/loadgen
