@@ -162,6 +162,22 @@ void pgc_describe(const char *conninfo, char out[PGC_TARGET_LEN])
     PQconninfoFree(opts);
 }
 
+/* libpq quotes the URL it could not parse ("...in URI: \"postgresql://u:pw@...\""):
+ * a quoted part holding an @ (a user, so maybe a password) becomes "...". */
+static void redact_quoted(char *msg)
+{
+    char *open = msg, *close;
+
+    while ((open = strchr(open, '"')) != NULL && (close = strchr(open + 1, '"')) != NULL) {
+        if (memchr(open, '@', (size_t)(close - open)) && close - open >= 4) {
+            memcpy(open + 1, "...", 3);
+            memmove(open + 4, close, strlen(close) + 1);
+            close = open + 4;
+        }
+        open = close + 1;
+    }
+}
+
 enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 {
     char *why = NULL;
@@ -173,6 +189,8 @@ enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 
         if (nl)
             *nl = '\0';
+        if (why)
+            redact_quoted(why);
         rc = gw_fail(err, GW_E_INPUT, "not a valid PostgreSQL URL or conninfo: %s",
                      why ? why : "out of memory");
     }

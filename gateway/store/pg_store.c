@@ -121,7 +121,7 @@ enum gw_code pg_store_open(struct store *st, const struct config *cfg, struct gw
     gw_format(writer_sql, sizeof writer_sql,
               "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = %d;"
               " SET lock_timeout = %ld; SET statement_timeout = %ld;"
-              " SET client_connection_check_interval = 1000; SET deadlock_timeout = 200;"
+              " SET client_connection_check_interval = 1000;"
               " SET TIME ZONE 'UTC'",
               PG_IDLE_IN_TXN_MS, cfg->commit_timeout_ms, cfg->commit_timeout_ms);
     gw_format(reader_sql, sizeof reader_sql,

@@ -16,6 +16,7 @@
 #include "store/store_int.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define C " COLLATE \"C\""
 
@@ -117,15 +118,34 @@ static const char SQL_LOCK[] =
 static const char SQL_UNLOCK[] =
     "SELECT pg_advisory_unlock(hashtextextended('fhir-gateway:migrate', 0))";
 
+/* Creates schema_version when missing (only then: a role that may not create
+ * tables, as the gateway's own should be, still opens a migrated store). */
+static enum gw_code ensure_version_table(struct db *db, struct gw_error *err)
+{
+    struct db_stmt *s;
+    enum gw_code rc = stmt_prepare(db, "SELECT to_regclass('schema_version') IS NULL", &s, err);
+    bool missing = false;
+
+    if (rc)
+        return rc;
+    if (db_step(s) != DB_ROW)
+        rc = store_fail_db(db, err, "schema version");
+    else
+        missing = strcmp(db_column_text(s, 0) ? db_column_text(s, 0) : "", "t") == 0;
+    db_finalize(s);
+    if (rc || !missing)
+        return rc;
+    return stmt_exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_version ("
+                     "  version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(),"
+                     "  applied_by text NOT NULL)",
+                     err);
+}
+
 static enum gw_code read_version(struct db *db, int *version, struct gw_error *err)
 {
     struct db_stmt *s;
-    enum gw_code rc = stmt_exec(db,
-                                "CREATE TABLE IF NOT EXISTS schema_version ("
-                                "  version int PRIMARY KEY,"
-                                "  applied_at timestamptz NOT NULL DEFAULT now(),"
-                                "  applied_by text NOT NULL)",
-                                err);
+    enum gw_code rc = ensure_version_table(db, err);
 
     if (!rc)
         rc = stmt_prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", &s, err);

@@ -60,8 +60,13 @@ const char SQL_LAST_TIME[] = "SELECT COALESCE(MAX(last_updated), 0) FROM version
 /* ------------------------------------------------------------ audit */
 
 const char SQL_AUDIT_HEAD[] = "SELECT hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)";
-const char SQL_AUDIT_INSERT[] = "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5) RETURNING seq";
+/* seq: the next after the last, gapless (the chain's verification names a
+ * missing seq; a sequence would leave gaps where transactions rolled back),
+ * assigned under the write lock */
+const char SQL_AUDIT_INSERT[] =
+    "INSERT INTO audit (seq, id, recorded, json, prev_hash, hash)"
+    " SELECT COALESCE(MAX(seq), 0) + 1, ?1, CAST(?2 AS bigint), ?3, ?4, ?5 FROM audit"
+    " RETURNING seq";
 const char SQL_AUDIT_INDEX_INSERT[] = "INSERT INTO audit_index (pid, value, seq, system)"
                                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
 const char SQL_AUDIT_SNAPSHOT[] = "SELECT COALESCE(MAX(seq), 0) FROM audit";
