@@ -153,7 +153,7 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
 
     rc = scan_bounds(db, since_ms, until_ms, &lo, &hi, err);
     if (!rc)
-        rc = stmt_prepare(db, SQL_AUDIT_SCAN, &s, err);
+        rc = stmt_prepare_stream(db, SQL_AUDIT_SCAN, &s, err);
     if (rc) {
         reader_release(st, db);
         return rc;

@@ -25,7 +25,9 @@ struct db_stmt {
     /* PostgreSQL */
     char *sql; /* with $N placeholders */
     bool persistent;
-    bool reads; /* a SELECT: may run again after a lost connection */
+    bool reads;     /* a SELECT: may run again after a lost connection */
+    bool stream;    /* rows read one at a time (db_prepare_stream()) */
+    bool streaming; /* ...and some still to read */
     char name[32];
     long session; /* the session it was prepared in (0: none) */
     int n_params;
@@ -212,6 +214,9 @@ static void pg_forget_row(struct db_stmt *s)
 
 static void pg_clear_result(struct db_stmt *s)
 {
+    if (s->streaming)
+        pgc_abandon(s->db->pg);
+    s->streaming = false;
     pg_forget_row(s);
     free(s->decoded);
     free(s->decoded_len);
@@ -230,6 +235,8 @@ static bool starts_with_select(const char *sql)
         sql++;
     return strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "select", 6) == 0;
 }
+
+static int pg_columns(struct db_stmt *s);
 
 static int pg_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt **out)
 {
@@ -309,20 +316,67 @@ static int pg_run(struct db_stmt *s)
     s->ran = true;
     s->row = -1;
     db->changes = strtoll(PQcmdTuples(s->res), NULL, 10);
+    return pg_columns(s);
+}
+
+/* The decoding slots of the result's columns (once per statement run). */
+static int pg_columns(struct db_stmt *s)
+{
+    if (s->decoded || !s->res)
+        return DB_OK;
     s->n_cols = PQnfields(s->res);
     if (s->n_cols) {
         s->decoded = calloc((size_t)s->n_cols, sizeof *s->decoded);
         s->decoded_len = calloc((size_t)s->n_cols, sizeof *s->decoded_len);
         if (!s->decoded || !s->decoded_len) {
-            gw_fail(&db->last, GW_E_NOMEM, "no memory for a result");
+            gw_fail(&s->db->last, GW_E_NOMEM, "no memory for a result");
             return DB_ERROR;
         }
     }
     return DB_OK;
 }
 
+/* A streamed statement: sent with its rows asked one at a time. */
+static int pg_send(struct db_stmt *s)
+{
+    struct db *db = s->db;
+
+    gw_error_clear(&db->last);
+    if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
+        return DB_ERROR;
+    if (pgc_send(db->pg, "PostgreSQL", s->sql, s->n_params, s->values, s->lengths, s->formats,
+                 &db->last) != GW_OK)
+        return DB_ERROR;
+    s->ran = s->streaming = true;
+    return DB_OK;
+}
+
+static int pg_step_stream(struct db_stmt *s)
+{
+    PGresult *row = NULL;
+    int got;
+
+    if (!s->ran && pg_send(s) != DB_OK)
+        return DB_ERROR;
+    pg_forget_row(s);
+    PQclear(s->res);
+    s->res = NULL;
+    if (!s->streaming)
+        return DB_DONE;
+    got = pgc_next(s->db->pg, "PostgreSQL", &row, &s->db->last);
+    if (got <= 0) {
+        s->streaming = false;
+        return got == 0 ? DB_DONE : DB_ERROR;
+    }
+    s->res = row;
+    s->row = 0;
+    return pg_columns(s) == DB_OK ? DB_ROW : DB_ERROR;
+}
+
 static int pg_step(struct db_stmt *s)
 {
+    if (s->stream)
+        return pg_step_stream(s);
     if (!s->ran && pg_run(s) != DB_OK)
         return DB_ERROR;
     pg_forget_row(s);
@@ -399,6 +453,15 @@ int db_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt *
     }
     *out = s;
     return DB_OK;
+}
+
+int db_prepare_stream(struct db *db, const char *sql, struct db_stmt **out)
+{
+    int r = db_prepare(db, sql, false, out);
+
+    if (r == DB_OK && db->dialect == DB_PG)
+        (*out)->stream = true;
+    return r;
 }
 
 int db_bind_int64(struct db_stmt *s, int i, int64_t v)

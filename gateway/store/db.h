@@ -55,6 +55,10 @@ struct pgc *db_pgc(struct db *db); /* NULL on SQLite */
 /* Prepares sql (one statement); persistent: kept and run many times. DB_OK or
  * DB_ERROR (db_fail() says why). */
 int db_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt **out);
+/* The same for a statement whose rows may be many: PostgreSQL hands them over one at
+ * a time (bounded memory); nothing else may run on db until it is done, reset or
+ * finalized. */
+int db_prepare_stream(struct db *db, const char *sql, struct db_stmt **out);
 int db_bind_int64(struct db_stmt *s, int i, int64_t v);
 int db_bind_text(struct db_stmt *s, int i, const char *text); /* NULL binds NULL */
 int db_bind_blob(struct db_stmt *s, int i, const void *data, int len);

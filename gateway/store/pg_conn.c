@@ -661,6 +661,70 @@ enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int
                   res, err);
 }
 
+enum gw_code pgc_send(struct pgc *c, const char *what, const char *sql, int n_params,
+                      const char *const *values, const int *lengths, const int *formats,
+                      struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    if (!PQsendQueryParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0))
+        return fail_result(c, what, NULL, err);
+    if (!PQsetSingleRowMode(c->conn)) {
+        pgc_abandon(c);
+        set_last(c, PGC_ERROR, NULL);
+        return gw_fail(err, GW_E_STORE, "%s: cannot read the rows one at a time", what);
+    }
+    return GW_OK;
+}
+
+/* Reads and drops whatever the server still sends for the statement under way. */
+static void drain(struct pgc *c)
+{
+    PGresult *r;
+
+    while ((r = PQgetResult(c->conn)) != NULL)
+        PQclear(r);
+}
+
+int pgc_next(struct pgc *c, const char *what, PGresult **row, struct gw_error *err)
+{
+    PGresult *r = PQgetResult(c->conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_TUPLES_OK;
+
+    *row = NULL;
+    if (st == PGRES_SINGLE_TUPLE) {
+        *row = r;
+        return 1;
+    }
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        PQclear(r);
+        drain(c);
+        set_last(c, PGC_OK, NULL);
+        return 0;
+    }
+    fail_result(c, what, r, err);
+    PQclear(r);
+    if (PQstatus(c->conn) != CONNECTION_BAD)
+        drain(c);
+    return -1;
+}
+
+void pgc_abandon(struct pgc *c)
+{
+    PGcancel *cancel;
+    char why[256];
+
+    if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD)
+        return;
+    if (PQtransactionStatus(c->conn) == PQTRANS_ACTIVE && (cancel = PQgetCancel(c->conn))) {
+        PQcancel(cancel, why, sizeof why);
+        PQfreeCancel(cancel);
+    }
+    drain(c);
+}
+
 void pgc_deallocate(struct pgc *c, const char *name)
 {
     char sql[64];

@@ -144,6 +144,17 @@ enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name
 enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
                            const char *const *values, const int *lengths, const int *formats,
                            PGresult **res, struct gw_error *err);
+/* Sends sql and asks for its rows one at a time (a result of any size in bounded
+ * memory); read them with pgc_next() to the end, or pgc_abandon() the rest. Nothing
+ * else may run on c meanwhile. */
+enum gw_code pgc_send(struct pgc *c, const char *what, const char *sql, int n_params,
+                      const char *const *values, const int *lengths, const int *formats,
+                      struct gw_error *err);
+/* The next row of pgc_send()'s statement: 1 (*row: one row, PQclear() it), 0 when
+ * they are all read, -1 on failure (err says why). */
+int pgc_next(struct pgc *c, const char *what, PGresult **row, struct gw_error *err);
+/* Cancels the statement under way and drops its remaining rows. */
+void pgc_abandon(struct pgc *c);
 /* Drops the prepared statement name when the session is usable (errors ignored). */
 void pgc_deallocate(struct pgc *c, const char *name);
 
