@@ -30,6 +30,7 @@ struct pgc {
     enum pgc_class last_class;
     char last_sqlstate[6];
     long reconnects;
+    long sessions;                      /* connections made (prepared statements belong to one) */
     const char *cached[PGC_MAX_CACHED]; /* statement i is prepared as "gw<i>" */
     int n_cached;
 };
@@ -161,6 +162,22 @@ void pgc_describe(const char *conninfo, char out[PGC_TARGET_LEN])
     PQconninfoFree(opts);
 }
 
+/* libpq quotes the URL it could not parse ("...in URI: \"postgresql://u:pw@...\""):
+ * a quoted part holding an @ (a user, so maybe a password) becomes "...". */
+static void redact_quoted(char *msg)
+{
+    char *open = msg, *close;
+
+    while ((open = strchr(open, '"')) != NULL && (close = strchr(open + 1, '"')) != NULL) {
+        if (memchr(open, '@', (size_t)(close - open)) && close - open >= 4) {
+            memcpy(open + 1, "...", 3);
+            memmove(open + 4, close, strlen(close) + 1);
+            close = open + 4;
+        }
+        open = close + 1;
+    }
+}
+
 enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 {
     char *why = NULL;
@@ -172,6 +189,8 @@ enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 
         if (nl)
             *nl = '\0';
+        if (why)
+            redact_quoted(why);
         rc = gw_fail(err, GW_E_INPUT, "not a valid PostgreSQL URL or conninfo: %s",
                      why ? why : "out of memory");
     }
@@ -325,6 +344,7 @@ static enum gw_code connect_once(struct pgc *c, struct gw_error *err)
     c->lost = false;
     c->lost_in_txn = false;
     c->n_cached = 0; /* prepared statements die with their session */
+    c->sessions++;
     set_last(c, PGC_OK, NULL);
     return GW_OK;
 }
@@ -594,6 +614,61 @@ enum gw_code pgc_read(struct pgc *c, const char *what, const char *sql,
             rc = pgc_exec(c, what, sql, params, res, err);
     }
     return rc;
+}
+
+long pgc_session(const struct pgc *c)
+{
+    return c->sessions;
+}
+
+enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
+                         struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    return settle(c, what, PQprepare(c->conn, name, sql, 0, NULL), NULL, err);
+}
+
+enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
+                               const char *const *values, const int *lengths, const int *formats,
+                               PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecPrepared(c->conn, name, n_params, values, lengths, formats, 0),
+                  res, err);
+}
+
+enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
+                  res, err);
+}
+
+void pgc_deallocate(struct pgc *c, const char *name)
+{
+    char sql[64];
+
+    if (!pgc_ok(c) || PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+        return;
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    PQclear(PQexec(c->conn, sql));
 }
 
 enum gw_code pgc_command(struct pgc *c, const char *what, const char *sql, struct gw_error *err)

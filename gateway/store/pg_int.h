@@ -131,6 +131,22 @@ enum gw_code pgc_read(struct pgc *c, const char *what, const char *sql,
 /* Runs sql (no parameters, several statements allowed), discarding results. */
 enum gw_code pgc_command(struct pgc *c, const char *what, const char *sql, struct gw_error *err);
 
+/* Sessions made so far: a statement prepared in an earlier one must be prepared again. */
+long pgc_session(const struct pgc *c);
+/* Prepares sql (parameter types inferred) as name in this session. */
+enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
+                         struct gw_error *err);
+/* Runs the prepared statement name (text or binary values, as PQexecPrepared takes them). */
+enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
+                               const char *const *values, const int *lengths, const int *formats,
+                               PGresult **res, struct gw_error *err);
+/* Runs sql unprepared with those values. */
+enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct gw_error *err);
+/* Drops the prepared statement name when the session is usable (errors ignored). */
+void pgc_deallocate(struct pgc *c, const char *name);
+
 /* Column helpers for a result row: a new copy of the text (NULL stays NULL;
  * false on OOM), and a 64-bit integer (0 for NULL). */
 bool pgc_column_dup(const PGresult *r, int row, int col, char **out);

@@ -142,26 +142,23 @@ static void waiting_for_the_server_can_be_stopped(void)
     CHECK(strstr(err.msg, "stopped while waiting") != NULL);
 }
 
-static void store_open_refuses_postgresql_saying_the_backend_is_not_complete(void)
+static void store_open_refuses_a_bad_postgresql_url_without_printing_its_password(void)
 {
     struct config cfg;
     struct store *st = NULL;
     struct gw_error err;
 
     memset(&cfg, 0, sizeof cfg);
-    cfg.store = "postgresql://gateway:s3cret@127.0.0.1:5432/gateway";
+    cfg.store = "postgresql://gateway:s3cret@[oops";
     cfg.commit_timeout_ms = 1000;
     cfg.max_batch = 8;
     cfg.read_connections = 1;
     cfg.audit_hmac_key = "";
+    cfg.instance_id = "gw-test";
     CHECK_INT(store_open(&cfg, &st, &err), GW_E_INPUT);
     CHECK(st == NULL);
-    CHECK(strstr(err.msg, "PostgreSQL backend is not complete") != NULL);
-    CHECK(strstr(err.msg, "gateway@127.0.0.1:5432/gateway") != NULL);
-    CHECK(strstr(err.msg, "s3cret") == NULL);
-    cfg.store = "postgresql://[oops";
-    CHECK_INT(store_open(&cfg, &st, &err), GW_E_INPUT);
     CHECK(strstr(err.msg, "not a valid PostgreSQL URL") != NULL);
+    CHECK(strstr(err.msg, "s3cret") == NULL);
 }
 
 /* ------------------------------------------------------------ against the server */
@@ -535,7 +532,7 @@ int main(void)
     RUN(invalid_conninfo_is_refused_before_any_attempt);
     RUN(unreachable_server_is_retried_with_backoff_then_reported);
     RUN(waiting_for_the_server_can_be_stopped);
-    RUN(store_open_refuses_postgresql_saying_the_backend_is_not_complete);
+    RUN(store_open_refuses_a_bad_postgresql_url_without_printing_its_password);
     if (!url || !pg_dir) {
         printf("SKIPPED the cases that need a server: GW_TEST_PG_URL and GW_TEST_PG_DIR are not "
                "set (run under tools/pgtest.sh exec, as make unit does)\n");
