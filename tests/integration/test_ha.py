@@ -30,8 +30,9 @@ def instance(workdir, url, name, config=None, env=None):
     """A gateway named name on the store url (not started), in its own folder."""
     folder = os.path.join(workdir, name)
     os.makedirs(folder, exist_ok=True)
-    conf = dict(config or {}, instance_id=name, audit_hmac_key=HMAC_KEY)
-    return Gateway(folder, store=url, config=conf, env=env)
+    conf = dict(config or {}, instance_id=name)
+    # the key in the environment: the command-line checks (audit verify) need it too
+    return Gateway(folder, store=url, config=conf, env=dict(env or {}, GATEWAY_AUDIT_HMAC_KEY=HMAC_KEY))
 
 
 @pytest.fixture
@@ -271,9 +272,11 @@ def test_ris_pulls_alternating_over_both_instances_get_each_order_once(make_pair
 
 
 def lease_holder(gw):
+    """(owner, token) of the push lease on bachaumont."""
     with gw.db() as db:
         row = db.execute("SELECT owner, token FROM push_leases WHERE site = 'bachaumont'"
                          ).fetchone()
+    assert row, "no push lease row for the site"
     return row
 
 
