@@ -188,7 +188,7 @@ char *db_pg_translate(const char *sql, int *n_params)
                 n = last + 1;
             if (n > last)
                 last = n;
-            o += (size_t)sprintf(out + o, "$%d", n);
+            o += (size_t)snprintf(out + o, len * 5 + 1 - o, "$%d", n);
         } else {
             out[o++] = *p;
         }
