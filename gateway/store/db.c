@@ -16,6 +16,8 @@ struct db {
     struct pgc *pg;
     struct gw_error last; /* PostgreSQL: the last failure */
     int64_t changes;      /* PostgreSQL: rows the last command changed */
+    bool deferred;        /* PostgreSQL: statements sent by db_step_deferred(), unsettled */
+    bool deferred_failed; /* ...and they failed (last says why): the next statement fails */
     unsigned long long next_name;
 };
 
@@ -41,6 +43,8 @@ struct db_stmt {
     int *decoded_len;
     int n_cols;
 };
+
+static int pg_before(struct db *db);
 
 /* ------------------------------------------------------------ connections */
 
@@ -151,12 +155,49 @@ int64_t db_changes(struct db *db)
 
 int db_exec(struct db *db, const char *sql)
 {
-    gw_error_clear(&db->last);
     if (db->dialect == DB_SQLITE)
         return sqlite3_exec(db->lite, sql, NULL, NULL, NULL) == SQLITE_OK ? DB_OK : DB_ERROR;
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
+    gw_error_clear(&db->last);
     if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
         return DB_ERROR;
-    return pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK ? DB_OK : DB_ERROR;
+    if (pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK)
+        return DB_OK;
+    if ((strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0) &&
+        pgc_last_class(db->pg) == PGC_LOST)
+        pgc_transaction_ended(db->pg); /* it died with its session: the next use reconnects */
+    return DB_ERROR;
+}
+
+/* ------------------------------------------------------------ deferred statements */
+
+/* Waits for the deferred statements; a failure among them is kept for the next
+ * statement (or db_flush()) to report. */
+static void pg_settle(struct db *db)
+{
+    if (!db->deferred)
+        return;
+    db->deferred = false;
+    if (pgc_pipe_sync(db->pg, "PostgreSQL", &db->last) != GW_OK)
+        db->deferred_failed = true;
+}
+
+/* Before any other statement: DB_ERROR when deferred ones failed (reported once). */
+static int pg_before(struct db *db)
+{
+    pg_settle(db);
+    if (!db->deferred_failed)
+        return DB_OK;
+    db->deferred_failed = false;
+    return DB_ERROR;
+}
+
+int db_flush(struct db *db)
+{
+    if (db->dialect == DB_SQLITE)
+        return DB_OK;
+    return pg_before(db);
 }
 
 /* ------------------------------------------------------------ placeholders */
@@ -299,10 +340,13 @@ static enum gw_code pg_exec_once(struct db_stmt *s)
 static int pg_run(struct db_stmt *s)
 {
     struct db *db = s->db;
-    bool outside = !pgc_in_transaction(db->pg);
+    bool outside;
     enum gw_code rc;
     int attempt;
 
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
+    outside = !pgc_in_transaction(db->pg);
     gw_error_clear(&db->last);
     for (attempt = 0;; attempt++) {
         rc = outside ? pgc_ensure(db->pg, &db->last) : GW_OK;
@@ -341,6 +385,8 @@ static int pg_send(struct db_stmt *s)
 {
     struct db *db = s->db;
 
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
     gw_error_clear(&db->last);
     if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
         return DB_ERROR;
@@ -453,6 +499,33 @@ int db_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt *
     }
     *out = s;
     return DB_OK;
+}
+
+int db_step_deferred(struct db_stmt *s)
+{
+    struct db *db = s->db;
+    int r;
+
+    if (s->lite || !s->persistent || !pgc_in_transaction(db->pg)) {
+        r = db_step(s);
+        return r == DB_ROW ? DB_DONE : r;
+    }
+    if (db->deferred_failed)
+        return DB_DONE; /* the transaction failed already: db_flush() says so */
+    if (s->session != pgc_session(db->pg)) { /* prepared in this session first */
+        if (pg_before(db) != DB_OK)
+            return DB_ERROR;
+        if (pgc_prepare(db->pg, "PostgreSQL", s->name, s->sql, &db->last) != GW_OK)
+            return DB_ERROR;
+        s->session = pgc_session(db->pg);
+    }
+    if (pgc_pipe_send(db->pg, "PostgreSQL", s->name, s->n_params, s->values, s->lengths, s->formats,
+                      &db->last) != GW_OK) {
+        pg_settle(db);
+        return DB_ERROR;
+    }
+    db->deferred = true;
+    return DB_DONE;
 }
 
 int db_prepare_stream(struct db *db, const char *sql, struct db_stmt **out)
@@ -577,6 +650,7 @@ void db_finalize(struct db_stmt *s)
         return;
     }
     pg_clear_result(s);
+    pg_settle(s->db);
     if (s->persistent && s->session && s->session == pgc_session(s->db->pg))
         pgc_deallocate(s->db->pg, s->name);
     free(s->sql);

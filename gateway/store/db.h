@@ -64,6 +64,13 @@ int db_bind_text(struct db_stmt *s, int i, const char *text); /* NULL binds NULL
 int db_bind_blob(struct db_stmt *s, int i, const void *data, int len);
 int db_bind_null(struct db_stmt *s, int i);
 int db_step(struct db_stmt *s);
+/* A statement that returns no rows and whose outcome may wait: PostgreSQL sends a kept
+ * statement inside a transaction without waiting for it (pipeline mode: the index rows
+ * of a version travel in one round trip). DB_DONE or DB_ERROR as far as known now;
+ * db_flush() gives the outcome of all of them, and any other statement on db waits for
+ * them first (failing if they did). On SQLite, db_step(). */
+int db_step_deferred(struct db_stmt *s);
+int db_flush(struct db *db);
 int64_t db_column_int64(struct db_stmt *s, int i);
 int db_column_int(struct db_stmt *s, int i);
 const char *db_column_text(struct db_stmt *s, int i); /* NULL for NULL */
