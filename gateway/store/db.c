@@ -204,8 +204,8 @@ int db_flush(struct db *db)
 
 char *db_pg_translate(const char *sql, int *n_params)
 {
-    size_t len = strlen(sql), o = 0;
-    char *out = malloc(len * 5 + 1), quote = 0;
+    size_t len = strlen(sql), cap = len * 8 + 1, o = 0; /* "?" → "$" and 7 digits at most */
+    char *out = malloc(cap), quote = 0;
     int last = 0;
     const char *p;
 
@@ -229,7 +229,7 @@ char *db_pg_translate(const char *sql, int *n_params)
                 n = last + 1;
             if (n > last)
                 last = n;
-            o += (size_t)snprintf(out + o, len * 5 + 1 - o, "$%d", n);
+            o += (size_t)snprintf(out + o, cap - o, "$%d", n);
         } else {
             out[o++] = *p;
         }

@@ -143,6 +143,23 @@ static void waiting_for_the_server_can_be_stopped(void)
     CHECK(strstr(err.msg, "stopped while waiting") != NULL);
 }
 
+static void placeholders_become_numbered_outside_quotes(void)
+{
+    int n = 0;
+    char *t = db_pg_translate("SELECT ?1, '?', \"a?b\", ?, x = ?3 AND y LIKE 'p?%' ESCAPE '\\'"
+                              " AND z = ?",
+                              &n);
+
+    CHECK_STR(t ? t : "",
+              "SELECT $1, '?', \"a?b\", $2, x = $3 AND y LIKE 'p?%' ESCAPE '\\' AND z = $4");
+    CHECK_INT(n, 4);
+    free(t);
+    t = db_pg_translate("SELECT 1", &n);
+    CHECK_STR(t ? t : "", "SELECT 1");
+    CHECK_INT(n, 0);
+    free(t);
+}
+
 static void store_open_refuses_a_bad_postgresql_url_without_printing_its_password(void)
 {
     struct config cfg;
@@ -614,6 +631,7 @@ int main(void)
     RUN(unreachable_server_is_retried_with_backoff_then_reported);
     RUN(waiting_for_the_server_can_be_stopped);
     RUN(store_open_refuses_a_bad_postgresql_url_without_printing_its_password);
+    RUN(placeholders_become_numbered_outside_quotes);
     if (!url || !pg_dir) {
         printf("SKIPPED the cases that need a server: GW_TEST_PG_URL and GW_TEST_PG_DIR are not "
                "set (run under tools/pgtest.sh exec, as make unit does)\n");
