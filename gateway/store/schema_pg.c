@@ -188,6 +188,9 @@ static enum gw_code migrate_one(struct db *db, int v, const char *instance_id, s
 {
     enum gw_code rc = stmt_exec(db, "BEGIN", err);
 
+    /* a migration of a large store may take long: the session's bounds are for batches */
+    if (!rc)
+        rc = stmt_exec(db, "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0", err);
     if (!rc && migrations[v][0])
         rc = stmt_exec(db, migrations[v], err);
     if (!rc)
@@ -209,9 +212,14 @@ static enum gw_code migrate_one(struct db *db, int v, const char *instance_id, s
 enum gw_code schema_migrate_pg(struct db *db, const char *instance_id, int *version,
                                struct gw_error *err)
 {
-    enum gw_code rc = stmt_exec(db, SQL_LOCK, err);
+    /* another instance may be migrating: wait for it however long it takes */
+    enum gw_code rc = stmt_exec(db, "BEGIN; SET LOCAL statement_timeout = 0;", err);
     int v = 0;
 
+    if (!rc)
+        rc = stmt_exec(db, SQL_LOCK, err);
+    if (!rc)
+        rc = stmt_exec(db, "COMMIT", err);
     if (rc)
         return rc;
     rc = read_version(db, &v, err);
