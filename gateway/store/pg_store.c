@@ -126,10 +126,9 @@ enum gw_code pg_store_open(struct store *st, const struct config *cfg, struct gw
               " SET client_connection_check_interval = 1000;"
               " SET TIME ZONE 'UTC'",
               PG_IDLE_IN_TXN_MS, cfg->commit_timeout_ms, cfg->commit_timeout_ms);
+    /* readers: no statement timeout (an export streams for as long as its client reads) */
     gw_format(reader_sql, sizeof reader_sql,
-              "SET statement_timeout = %ld; SET client_connection_check_interval = 1000;"
-              " SET TIME ZONE 'UTC'",
-              cfg->commit_timeout_ms * 6);
+              "SET client_connection_check_interval = 1000; SET TIME ZONE 'UTC'");
     rc = open_one(cfg, "writer", writer_sql, cfg->pg_connect_retry_max_ms, &st->wdb, err);
     if (!rc)
         rc = schema_migrate_pg(st->wdb, st->instance_id, &st->schema_version, err);
