@@ -318,6 +318,11 @@ def test_push_is_taken_over_in_bounded_time_in_order_without_a_gap(make_pair):
 # ---------------------------------------------------------------- the database going away
 
 
+def log_tail(gw, n=12):
+    """The instance's last log lines other than requests, for a failure's message."""
+    return "\n".join(str(e) for e in [e for e in gw.logs if e.get("event") != "http-request"][-n:])
+
+
 def readyz(gw):
     return gw.get("/readyz", cert=None)
 
@@ -352,7 +357,7 @@ def test_database_stopped_and_restarted_under_load(make_pair, pg_server):
         pg_server.start()
     for gw in (gw1, gw2):
         up = wait_status(gw, 200, 15)
-        assert up.status == 200, up.body
+        assert up.status == 200, "%s\n%s" % (up.body.decode(), log_tail(gw))
     count = load.count()
     assert wait_until(lambda: load.count() >= count + 10, 60), "writes did not resume"
     load.stop()
