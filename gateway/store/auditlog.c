@@ -83,10 +83,13 @@ static enum gw_code audit_index_insert(struct store_txn *txn, int64_t seq,
         db_bind_text(s, 2, e[i].value);
         db_bind_int64(s, 3, seq);
         db_bind_text(s, 4, e[i].system ? e[i].system : "");
-        if (db_step(s) != DB_DONE)
+        if (db_step_deferred(s) != DB_DONE)
             rc = store_fail_db(txn->db, err, "insert audit index");
         stmt_release(s);
     }
+    /* the rows went out together (PostgreSQL): their outcome */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert audit index");
     return rc;
 }
 
@@ -153,7 +156,7 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
 
     rc = scan_bounds(db, since_ms, until_ms, &lo, &hi, err);
     if (!rc)
-        rc = stmt_prepare(db, SQL_AUDIT_SCAN, &s, err);
+        rc = stmt_prepare_stream(db, SQL_AUDIT_SCAN, &s, err);
     if (rc) {
         reader_release(st, db);
         return rc;

@@ -16,6 +16,8 @@ struct db {
     struct pgc *pg;
     struct gw_error last; /* PostgreSQL: the last failure */
     int64_t changes;      /* PostgreSQL: rows the last command changed */
+    bool deferred;        /* PostgreSQL: statements sent by db_step_deferred(), unsettled */
+    bool deferred_failed; /* ...and they failed (last says why): the next statement fails */
     unsigned long long next_name;
 };
 
@@ -25,7 +27,9 @@ struct db_stmt {
     /* PostgreSQL */
     char *sql; /* with $N placeholders */
     bool persistent;
-    bool reads; /* a SELECT: may run again after a lost connection */
+    bool reads;     /* a SELECT: may run again after a lost connection */
+    bool stream;    /* rows read one at a time (db_prepare_stream()) */
+    bool streaming; /* ...and some still to read */
     char name[32];
     long session; /* the session it was prepared in (0: none) */
     int n_params;
@@ -39,6 +43,8 @@ struct db_stmt {
     int *decoded_len;
     int n_cols;
 };
+
+static int pg_before(struct db *db);
 
 /* ------------------------------------------------------------ connections */
 
@@ -149,12 +155,49 @@ int64_t db_changes(struct db *db)
 
 int db_exec(struct db *db, const char *sql)
 {
-    gw_error_clear(&db->last);
     if (db->dialect == DB_SQLITE)
         return sqlite3_exec(db->lite, sql, NULL, NULL, NULL) == SQLITE_OK ? DB_OK : DB_ERROR;
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
+    gw_error_clear(&db->last);
     if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
         return DB_ERROR;
-    return pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK ? DB_OK : DB_ERROR;
+    if (pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK)
+        return DB_OK;
+    if ((strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0) &&
+        pgc_last_class(db->pg) == PGC_LOST)
+        pgc_transaction_ended(db->pg); /* it died with its session: the next use reconnects */
+    return DB_ERROR;
+}
+
+/* ------------------------------------------------------------ deferred statements */
+
+/* Waits for the deferred statements; a failure among them is kept for the next
+ * statement (or db_flush()) to report. */
+static void pg_settle(struct db *db)
+{
+    if (!db->deferred)
+        return;
+    db->deferred = false;
+    if (pgc_pipe_sync(db->pg, "PostgreSQL", &db->last) != GW_OK)
+        db->deferred_failed = true;
+}
+
+/* Before any other statement: DB_ERROR when deferred ones failed (reported once). */
+static int pg_before(struct db *db)
+{
+    pg_settle(db);
+    if (!db->deferred_failed)
+        return DB_OK;
+    db->deferred_failed = false;
+    return DB_ERROR;
+}
+
+int db_flush(struct db *db)
+{
+    if (db->dialect == DB_SQLITE)
+        return DB_OK;
+    return pg_before(db);
 }
 
 /* ------------------------------------------------------------ placeholders */
@@ -186,7 +229,7 @@ char *db_pg_translate(const char *sql, int *n_params)
                 n = last + 1;
             if (n > last)
                 last = n;
-            o += (size_t)sprintf(out + o, "$%d", n);
+            o += (size_t)snprintf(out + o, len * 5 + 1 - o, "$%d", n);
         } else {
             out[o++] = *p;
         }
@@ -212,6 +255,9 @@ static void pg_forget_row(struct db_stmt *s)
 
 static void pg_clear_result(struct db_stmt *s)
 {
+    if (s->streaming)
+        pgc_abandon(s->db->pg);
+    s->streaming = false;
     pg_forget_row(s);
     free(s->decoded);
     free(s->decoded_len);
@@ -230,6 +276,8 @@ static bool starts_with_select(const char *sql)
         sql++;
     return strncmp(sql, "SELECT", 6) == 0 || strncmp(sql, "select", 6) == 0;
 }
+
+static int pg_columns(struct db_stmt *s);
 
 static int pg_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt **out)
 {
@@ -292,10 +340,13 @@ static enum gw_code pg_exec_once(struct db_stmt *s)
 static int pg_run(struct db_stmt *s)
 {
     struct db *db = s->db;
-    bool outside = !pgc_in_transaction(db->pg);
+    bool outside;
     enum gw_code rc;
     int attempt;
 
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
+    outside = !pgc_in_transaction(db->pg);
     gw_error_clear(&db->last);
     for (attempt = 0;; attempt++) {
         rc = outside ? pgc_ensure(db->pg, &db->last) : GW_OK;
@@ -309,20 +360,69 @@ static int pg_run(struct db_stmt *s)
     s->ran = true;
     s->row = -1;
     db->changes = strtoll(PQcmdTuples(s->res), NULL, 10);
+    return pg_columns(s);
+}
+
+/* The decoding slots of the result's columns (once per statement run). */
+static int pg_columns(struct db_stmt *s)
+{
+    if (s->decoded || !s->res)
+        return DB_OK;
     s->n_cols = PQnfields(s->res);
     if (s->n_cols) {
         s->decoded = calloc((size_t)s->n_cols, sizeof *s->decoded);
         s->decoded_len = calloc((size_t)s->n_cols, sizeof *s->decoded_len);
         if (!s->decoded || !s->decoded_len) {
-            gw_fail(&db->last, GW_E_NOMEM, "no memory for a result");
+            gw_fail(&s->db->last, GW_E_NOMEM, "no memory for a result");
             return DB_ERROR;
         }
     }
     return DB_OK;
 }
 
+/* A streamed statement: sent with its rows asked one at a time. */
+static int pg_send(struct db_stmt *s)
+{
+    struct db *db = s->db;
+
+    if (pg_before(db) != DB_OK)
+        return DB_ERROR;
+    gw_error_clear(&db->last);
+    if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
+        return DB_ERROR;
+    if (pgc_send(db->pg, "PostgreSQL", s->sql, s->n_params, s->values, s->lengths, s->formats,
+                 &db->last) != GW_OK)
+        return DB_ERROR;
+    s->ran = s->streaming = true;
+    return DB_OK;
+}
+
+static int pg_step_stream(struct db_stmt *s)
+{
+    PGresult *row = NULL;
+    int got;
+
+    if (!s->ran && pg_send(s) != DB_OK)
+        return DB_ERROR;
+    pg_forget_row(s);
+    PQclear(s->res);
+    s->res = NULL;
+    if (!s->streaming)
+        return DB_DONE;
+    got = pgc_next(s->db->pg, "PostgreSQL", &row, &s->db->last);
+    if (got <= 0) {
+        s->streaming = false;
+        return got == 0 ? DB_DONE : DB_ERROR;
+    }
+    s->res = row;
+    s->row = 0;
+    return pg_columns(s) == DB_OK ? DB_ROW : DB_ERROR;
+}
+
 static int pg_step(struct db_stmt *s)
 {
+    if (s->stream)
+        return pg_step_stream(s);
     if (!s->ran && pg_run(s) != DB_OK)
         return DB_ERROR;
     pg_forget_row(s);
@@ -399,6 +499,42 @@ int db_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt *
     }
     *out = s;
     return DB_OK;
+}
+
+int db_step_deferred(struct db_stmt *s)
+{
+    struct db *db = s->db;
+    int r;
+
+    if (s->lite || !s->persistent || !pgc_in_transaction(db->pg)) {
+        r = db_step(s);
+        return r == DB_ROW ? DB_DONE : r;
+    }
+    if (db->deferred_failed)
+        return DB_DONE; /* the transaction failed already: db_flush() says so */
+    if (s->session != pgc_session(db->pg)) { /* prepared in this session first */
+        if (pg_before(db) != DB_OK)
+            return DB_ERROR;
+        if (pgc_prepare(db->pg, "PostgreSQL", s->name, s->sql, &db->last) != GW_OK)
+            return DB_ERROR;
+        s->session = pgc_session(db->pg);
+    }
+    if (pgc_pipe_send(db->pg, "PostgreSQL", s->name, s->n_params, s->values, s->lengths, s->formats,
+                      &db->last) != GW_OK) {
+        pg_settle(db);
+        return DB_ERROR;
+    }
+    db->deferred = true;
+    return DB_DONE;
+}
+
+int db_prepare_stream(struct db *db, const char *sql, struct db_stmt **out)
+{
+    int r = db_prepare(db, sql, false, out);
+
+    if (r == DB_OK && db->dialect == DB_PG)
+        (*out)->stream = true;
+    return r;
 }
 
 int db_bind_int64(struct db_stmt *s, int i, int64_t v)
@@ -514,6 +650,7 @@ void db_finalize(struct db_stmt *s)
         return;
     }
     pg_clear_result(s);
+    pg_settle(s->db);
     if (s->persistent && s->session && s->session == pgc_session(s->db->pg))
         pgc_deallocate(s->db->pg, s->name);
     free(s->sql);

@@ -55,11 +55,22 @@ struct pgc *db_pgc(struct db *db); /* NULL on SQLite */
 /* Prepares sql (one statement); persistent: kept and run many times. DB_OK or
  * DB_ERROR (db_fail() says why). */
 int db_prepare(struct db *db, const char *sql, bool persistent, struct db_stmt **out);
+/* The same for a statement whose rows may be many: PostgreSQL hands them over one at
+ * a time (bounded memory); nothing else may run on db until it is done, reset or
+ * finalized. */
+int db_prepare_stream(struct db *db, const char *sql, struct db_stmt **out);
 int db_bind_int64(struct db_stmt *s, int i, int64_t v);
 int db_bind_text(struct db_stmt *s, int i, const char *text); /* NULL binds NULL */
 int db_bind_blob(struct db_stmt *s, int i, const void *data, int len);
 int db_bind_null(struct db_stmt *s, int i);
 int db_step(struct db_stmt *s);
+/* A statement that returns no rows and whose outcome may wait: PostgreSQL sends a kept
+ * statement inside a transaction without waiting for it (pipeline mode: the index rows
+ * of a version travel in one round trip). DB_DONE or DB_ERROR as far as known now;
+ * db_flush() gives the outcome of all of them, and any other statement on db waits for
+ * them first (failing if they did). On SQLite, db_step(). */
+int db_step_deferred(struct db_stmt *s);
+int db_flush(struct db *db);
 int64_t db_column_int64(struct db_stmt *s, int i);
 int db_column_int(struct db_stmt *s, int i);
 const char *db_column_text(struct db_stmt *s, int i); /* NULL for NULL */

@@ -31,6 +31,7 @@ struct pgc {
     char last_sqlstate[6];
     long reconnects;
     long sessions;                      /* connections made (prepared statements belong to one) */
+    int pipe_pending;                   /* statements sent in pipeline mode, results not read yet */
     const char *cached[PGC_MAX_CACHED]; /* statement i is prepared as "gw<i>" */
     int n_cached;
 };
@@ -345,6 +346,7 @@ static enum gw_code connect_once(struct pgc *c, struct gw_error *err)
     c->lost_in_txn = false;
     c->n_cached = 0; /* prepared statements die with their session */
     c->sessions++;
+    c->pipe_pending = 0;
     set_last(c, PGC_OK, NULL);
     return GW_OK;
 }
@@ -478,6 +480,12 @@ enum gw_code pgc_ensure(struct pgc *c, struct gw_error *err)
     c->reconnects++;
     gw_log(GW_LOG_INFO, "store-reconnected", "PostgreSQL at %s answers again", c->target);
     return GW_OK;
+}
+
+void pgc_transaction_ended(struct pgc *c)
+{
+    if (c->lost)
+        c->lost_in_txn = false;
 }
 
 bool pgc_in_transaction(const struct pgc *c)
@@ -659,6 +667,134 @@ enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int
         return rc;
     return settle(c, what, PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
                   res, err);
+}
+
+enum gw_code pgc_send(struct pgc *c, const char *what, const char *sql, int n_params,
+                      const char *const *values, const int *lengths, const int *formats,
+                      struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    if (!PQsendQueryParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0))
+        return fail_result(c, what, NULL, err);
+    if (!PQsetSingleRowMode(c->conn)) {
+        pgc_abandon(c);
+        set_last(c, PGC_ERROR, NULL);
+        return gw_fail(err, GW_E_STORE, "%s: cannot read the rows one at a time", what);
+    }
+    return GW_OK;
+}
+
+/* Reads and drops whatever the server still sends for the statement under way. */
+static void drain(struct pgc *c)
+{
+    PGresult *r;
+
+    while ((r = PQgetResult(c->conn)) != NULL)
+        PQclear(r);
+}
+
+int pgc_next(struct pgc *c, const char *what, PGresult **row, struct gw_error *err)
+{
+    PGresult *r = PQgetResult(c->conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_TUPLES_OK;
+
+    *row = NULL;
+    if (st == PGRES_SINGLE_TUPLE) {
+        *row = r;
+        return 1;
+    }
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        PQclear(r);
+        drain(c);
+        set_last(c, PGC_OK, NULL);
+        return 0;
+    }
+    fail_result(c, what, r, err);
+    PQclear(r);
+    if (PQstatus(c->conn) != CONNECTION_BAD)
+        drain(c);
+    return -1;
+}
+
+void pgc_abandon(struct pgc *c)
+{
+    PGcancel *cancel;
+    char why[256];
+
+    if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD)
+        return;
+    if (PQtransactionStatus(c->conn) == PQTRANS_ACTIVE && (cancel = PQgetCancel(c->conn))) {
+        PQcancel(cancel, why, sizeof why);
+        PQfreeCancel(cancel);
+    }
+    drain(c);
+}
+
+enum gw_code pgc_pipe_send(struct pgc *c, const char *what, const char *name, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    if (PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->conn))
+        return fail_result(c, what, NULL, err);
+    if (!PQsendQueryPrepared(c->conn, name, n_params, values, lengths, formats, 0))
+        return fail_result(c, what, NULL, err);
+    c->pipe_pending++;
+    return GW_OK;
+}
+
+/* Reads the results of the statements sent (left of them) and the sync that ends
+ * them; the first failure goes to err. */
+static enum gw_code read_pipeline(struct pgc *c, const char *what, int left, struct gw_error *err)
+{
+    enum gw_code rc = GW_OK;
+    PGresult *r;
+
+    while (left > 0) {
+        r = PQgetResult(c->conn);
+        if (!r) {
+            left--;
+            continue;
+        }
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR && !rc)
+            rc = fail_result(c, what, r, err);
+        PQclear(r);
+        if (PQstatus(c->conn) == CONNECTION_BAD)
+            return rc ? rc : fail_lost(c, what, err);
+    }
+    r = PQgetResult(c->conn); /* the sync's own result */
+    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        return rc ? rc : fail_result(c, what, NULL, err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+enum gw_code pgc_pipe_sync(struct pgc *c, const char *what, struct gw_error *err)
+{
+    int left = c->pipe_pending;
+    enum gw_code rc;
+
+    c->pipe_pending = 0;
+    if (!c->conn || PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
+        return GW_OK;
+    if (PQstatus(c->conn) == CONNECTION_BAD)
+        return fail_lost(c, what, err);
+    if (!PQpipelineSync(c->conn))
+        return fail_result(c, what, NULL, err);
+    rc = read_pipeline(c, what, left, err);
+    if (PQstatus(c->conn) != CONNECTION_BAD && !PQexitPipelineMode(c->conn) && !rc)
+        rc = fail_result(c, what, NULL, err);
+    if (!rc)
+        set_last(c, PGC_OK, NULL);
+    return rc;
 }
 
 void pgc_deallocate(struct pgc *c, const char *name)

@@ -23,6 +23,8 @@
 #define PG_START_RETRY_MS     250  /* the first wait at start */
 #define PG_IDLE_IN_TXN_MS     5000 /* a stalled lock holder is cut off after this */
 #define PG_CLOCK_SKEW_WARN_MS 1000
+#define PG_RESOLVE_TRIES      40 /* a lost COMMIT's outcome: asked this often... */
+#define PG_RESOLVE_WAIT_MS    50 /* ...this far apart while still in progress */
 
 static const char SQL_HEAD_LOCK[] = "SELECT last_commit_ms, pg_current_xact_id()::text"
                                     " FROM store_head WHERE id = 1 FOR UPDATE";
@@ -212,12 +214,19 @@ static enum gw_code resolve_commit(struct store_txn *txn, const struct gw_error 
     struct db_stmt *s = NULL;
     const char *status = NULL;
     enum gw_code rc;
+    int attempt;
 
     rc = pgc_ensure(db_pgc(db), NULL);
     if (!rc && db_prepare(db, "SELECT pg_xact_status(?1::xid8)", false, &s) == DB_OK) {
         db_bind_text(s, 1, txn->xid);
-        if (db_step(s) == DB_ROW)
-            status = db_column_text(s, 0);
+        /* a backend that died in its COMMIT may still be ending its transaction */
+        for (attempt = 0; attempt < PG_RESOLVE_TRIES; attempt++) {
+            status = db_step(s) == DB_ROW ? db_column_text(s, 0) : NULL;
+            if (!status || strcmp(status, "in progress") != 0)
+                break;
+            db_reset(s);
+            gw_sleep_ms(PG_RESOLVE_WAIT_MS);
+        }
     }
     if (status && strcmp(status, "committed") == 0) {
         gw_log(GW_LOG_WARN, "store-commit-resolved",

@@ -240,7 +240,7 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
     db_bind_int64(s, 4, txn->now_ms);
     db_bind_int64(s, 5, p->deleted ? 1 : 0);
     db_bind_text(s, 6, json);
-    if (db_step(s) != DB_DONE)
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "insert version");
     stmt_release(s);
     return rc;
@@ -257,7 +257,7 @@ static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64
         return rc;
     db_bind_int64(s, 1, old_seq);
     db_bind_int64(s, 2, seq);
-    if (db_step(s) != DB_DONE)
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "retire index entries");
     stmt_release(s);
     if (rc)
@@ -266,7 +266,7 @@ static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64
     if (rc)
         return rc;
     db_bind_int64(s, 1, old_seq);
-    if (db_step(s) != DB_DONE)
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "retire index entries");
     stmt_release(s);
     return rc;
@@ -283,7 +283,7 @@ static enum gw_code raise_width(struct store_txn *txn, int64_t pid, int64_t widt
         return rc;
     db_bind_int64(s, 1, pid);
     db_bind_int64(s, 2, width);
-    if (db_step(s) != DB_DONE)
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "date width");
     stmt_release(s);
     return rc;
@@ -313,12 +313,15 @@ static enum gw_code insert_entries(struct store_txn *txn, const char *type, int6
         db_bind_int64(s, 5, ranged ? e[i].hi : 0);
         db_bind_text(s, 6, e[i].system ? e[i].system : "");
         db_bind_int64(s, 7, rid);
-        if (db_step(s) != DB_DONE)
+        if (db_step_deferred(s) != DB_DONE)
             rc = store_fail_db(txn->db, err, "insert index");
         stmt_release(s);
         if (!rc && ranged && e[i].hi > e[i].lo)
             rc = raise_width(txn, pid, e[i].hi - e[i].lo, err);
     }
+    /* the rows went out together (PostgreSQL): their outcome */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert index");
     return rc;
 }
 
@@ -350,6 +353,9 @@ enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p,
         rc = retire_entries(txn, old_seq, *seq, err);
     if (!rc && !p->deleted)
         rc = insert_entries(txn, p->type, cur->rid, *seq, p->index, p->n_index, err);
+    /* the deferred statements' outcome (PostgreSQL: they went out together) */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert version");
     if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
         rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
     return rc;

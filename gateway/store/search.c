@@ -424,7 +424,7 @@ static enum gw_code cursor_prepare(struct store_cursor *cur, const struct store_
     sql_init(&sql);
     sql.pg = db_dialect(cur->db) == DB_PG;
     search_sql_build(q, &b, SEARCH_ALL, &sql);
-    rc = sql_prepare(cur->db, &sql, &cur->stmt, err);
+    rc = sql_prepare_stream(cur->db, &sql, &cur->stmt, err);
     sql_cleanup(&sql);
     free((int64_t *)b.widths);
     return rc;

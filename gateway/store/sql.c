@@ -22,6 +22,15 @@ enum gw_code stmt_prepare(struct db *db, const char *sql, struct db_stmt **out,
     return GW_OK;
 }
 
+enum gw_code stmt_prepare_stream(struct db *db, const char *sql, struct db_stmt **out,
+                                 struct gw_error *err)
+{
+    *out = NULL;
+    if (db_prepare_stream(db, sql, out) != DB_OK)
+        return store_fail_db(db, err, "prepare");
+    return GW_OK;
+}
+
 enum gw_code stmt_exec(struct db *db, const char *sql, struct gw_error *err)
 {
     if (db_exec(db, sql) != DB_OK)
@@ -160,7 +169,8 @@ static enum gw_code bind_all(struct db *db, struct db_stmt *s, const struct sql 
     return GW_OK;
 }
 
-enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, struct gw_error *err)
+static enum gw_code prepare_with(struct db *db, struct sql *q, bool stream, struct db_stmt **out,
+                                 struct gw_error *err)
 {
     enum gw_code rc;
 
@@ -169,12 +179,24 @@ enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, str
     if (!rc)
         rc = gw_buf_finish(&q->text, "query", err);
     if (!rc)
-        rc = stmt_prepare(db, q->text.data, out, err);
+        rc = stream ? stmt_prepare_stream(db, q->text.data, out, err)
+                    : stmt_prepare(db, q->text.data, out, err);
     if (!rc && (rc = bind_all(db, *out, q, err)) != GW_OK) {
         db_finalize(*out);
         *out = NULL;
     }
     return rc;
+}
+
+enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, struct gw_error *err)
+{
+    return prepare_with(db, q, false, out, err);
+}
+
+enum gw_code sql_prepare_stream(struct db *db, struct sql *q, struct db_stmt **out,
+                                struct gw_error *err)
+{
+    return prepare_with(db, q, true, out, err);
 }
 
 enum gw_code stmt_txn(struct store_txn *txn, const char *sql, struct db_stmt **out,

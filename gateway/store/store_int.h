@@ -160,6 +160,9 @@ void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
 enum gw_code sql_status(const struct sql *q, struct gw_error *err);
 /* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
 enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, struct gw_error *err);
+/* The same for a statement whose rows may be many (db_prepare_stream()). */
+enum gw_code sql_prepare_stream(struct db *db, struct sql *q, struct db_stmt **out,
+                                struct gw_error *err);
 
 /* A connection and, for the writer, its statement cache (NULL: none). */
 struct conn {
@@ -179,6 +182,8 @@ void text_cache_clear(struct text_cache *c);
 /* Prepares sql and binds texts (NULL binds NULL); one-shot helpers. */
 enum gw_code stmt_prepare(struct db *db, const char *sql, struct db_stmt **out,
                           struct gw_error *err);
+enum gw_code stmt_prepare_stream(struct db *db, const char *sql, struct db_stmt **out,
+                                 struct gw_error *err);
 enum gw_code stmt_exec(struct db *db, const char *sql, struct gw_error *err);
 enum gw_code store_fail_db(struct db *db, struct gw_error *err, const char *what);
 /* A writer statement for sql, a static string: prepared once, then reused.
