@@ -312,14 +312,16 @@ def test_cli_actions_are_audited(gateway):
 
 def forge_chain(gw, n, key=None):
     """Appends n well-formed, correctly chained events straight into the (stopped)
-    gateway's store (SQLite or PostgreSQL: the chain's head is its last row)."""
+    gateway's store (SQLite or PostgreSQL: the chain's head and number are its last row's)."""
     db = gw.db()
-    prev = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = prev[0] if prev else "0" * 64
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = last if last else (0, "0" * 64)
     sql = "INSERT INTO audit (id, recorded, json, prev_hash, hash) VALUES "
-    if gw.backend == "postgresql":
+    if gw.backend == "postgresql":  # seq given: the gateway numbers events under its lock
         from psycopg2.extras import execute_values
-        execute_values(db.conn.cursor(), sql + "%s", forged_events(n, prev, key), page_size=2000)
+        rows = ((seq + 1 + i,) + e for i, e in enumerate(forged_events(n, prev, key)))
+        execute_values(db.conn.cursor(), sql.replace("(id,", "(seq, id,") + "%s", rows,
+                       page_size=2000)
     else:
         db.executemany(sql + "(?,?,?,?,?)", forged_events(n, prev, key))
         db.commit()

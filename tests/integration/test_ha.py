@@ -280,9 +280,17 @@ def lease_holder(gw):
     return row
 
 
-def test_push_is_taken_over_in_bounded_time_in_order_without_a_gap(make_pair):
+def logged(gw, event):
+    return [e for e in gw.logs if e.get("event") == event]
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_push_is_taken_over_in_bounded_time_in_order_without_a_gap(make_pair, how):
+    """SIGKILL: the other instance takes the lease once it ran out (push_lease_s = 3);
+    SIGTERM: the holder hands it back, so the other takes it at once (push_lease_s = 15)."""
+    lease_s, bound = (PUSH_LEASE_S, PUSH_LEASE_S + 3) if how == "SIGKILL" else (15, 5)
     peer = Peer().start()
-    config = dict(FAST_PUSH, sites=sites(peer.port), push_lease_s=PUSH_LEASE_S)
+    config = dict(FAST_PUSH, sites=sites(peer.port), push_lease_s=lease_s)
     pair = list(make_pair(config=config))
     for i in range(6):
         assert pair[i % 2].post("/fhir/ServiceRequest", contained_referral()).status == 201
@@ -291,15 +299,20 @@ def test_push_is_taken_over_in_bounded_time_in_order_without_a_gap(make_pair):
     holder = [gw for gw in pair if owner.startswith(gw.config["instance_id"] + "/")]
     assert len(holder) == 1, owner
     holder, other = holder[0], [gw for gw in pair if gw is not holder[0]][0]
+    assert logged(holder, "push-lease-acquired") and not logged(other, "push-lease-acquired")
 
-    load = Load([other], n_threads=2).start()  # orders keep coming, through the survivor
+    load = Load([other], n_threads=2).start()  # orders keep coming, through the other
     assert wait_until(lambda: len(peer.received) >= 12, 30)
-    holder.kill()
-    killed_at, seen_at_kill = time.time(), len(peer.received)
-    assert wait_until(lambda: len(peer.received) > seen_at_kill + 2, PUSH_LEASE_S + 10), \
-        "nothing was pushed after the holder died"
-    taken_over_in = time.time() - killed_at
+    holder.proc.send_signal(getattr(signal, how))
+    signalled = time.time()
+    other_id = other.config["instance_id"] + "/"
+    assert wait_until(lambda: lease_holder(other)[0].startswith(other_id), lease_s + 10), \
+        "the other instance did not take the lease"
+    taken_over_in = time.time() - signalled
+    seen = len(peer.received)
+    assert wait_until(lambda: len(peer.received) > seen + 2, 15), "the new holder pushes nothing"
     load.stop()
+    assert holder.stop() == (0 if how == "SIGTERM" else -signal.SIGKILL)
 
     with other.db() as db:
         want = [c for (c,) in db.execute(
@@ -309,13 +322,18 @@ def test_push_is_taken_over_in_bounded_time_in_order_without_a_gap(make_pair):
     collapsed = [c for k, c in enumerate(got) if k == 0 or got[k - 1] != c]
     assert collapsed == want, "out of order or with a gap"
     assert len(got) - len(collapsed) <= 1, "more than the in-flight message was sent twice"
-    new_owner, new_token = lease_holder(other)
-    assert new_owner.startswith(other.config["instance_id"] + "/") and new_token > token
-    assert taken_over_in <= PUSH_LEASE_S + 3, taken_over_in
+    assert lease_holder(other)[1] > token, "the token did not grow"
+    assert logged(other, "push-lease-acquired")
+    assert taken_over_in <= bound, taken_over_in
     peer.stop()
 
 
 # ---------------------------------------------------------------- the database going away
+
+
+def log_tail(gw, n=12):
+    """The instance's last log lines other than requests, for a failure's message."""
+    return "\n".join(str(e) for e in [e for e in gw.logs if e.get("event") != "http-request"][-n:])
 
 
 def readyz(gw):
@@ -352,7 +370,7 @@ def test_database_stopped_and_restarted_under_load(make_pair, pg_server):
         pg_server.start()
     for gw in (gw1, gw2):
         up = wait_status(gw, 200, 15)
-        assert up.status == 200, up.body
+        assert up.status == 200, "%s\n%s" % (up.body.decode(), log_tail(gw))
     count = load.count()
     assert wait_until(lambda: load.count() >= count + 10, 60), "writes did not resume"
     load.stop()
