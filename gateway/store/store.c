@@ -72,6 +72,13 @@ static const char sql_begin[] = "BEGIN IMMEDIATE", sql_begin_pg[] = "BEGIN",
                   sql_apply[] = "SAVEPOINT apply", sql_apply_release[] = "RELEASE apply",
                   sql_apply_undo[] = "ROLLBACK TO apply";
 
+/* Savepoints made and released fail only with the connection: on PostgreSQL they
+ * travel with the job's next statements (db_step_deferred()), whose outcome says. */
+static bool opens_or_keeps(const char *sql)
+{
+    return sql == sql_job || sql == sql_apply || sql == sql_job_release || sql == sql_apply_release;
+}
+
 /* Runs one of the statements above on the writer's connection. */
 static enum gw_code control(struct store_txn *txn, const char *sql, struct gw_error *err)
 {
@@ -83,7 +90,7 @@ static enum gw_code control(struct store_txn *txn, const char *sql, struct gw_er
     rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
-    if (db_step(s) != DB_DONE)
+    if ((opens_or_keeps(sql) ? db_step_deferred(s) : db_step(s)) != DB_DONE)
         rc = store_fail_db(txn->db, err, sql);
     stmt_release(s);
     return rc;
