@@ -375,6 +375,16 @@ def test_database_stopped_and_restarted_under_load(make_pair, pg_server):
     assert wait_until(lambda: load.count() >= count + 10, 60), "writes did not resume"
     load.stop()
     assert load.refused and load.without_retry_after == 0
+    # every reader connection of both is used again: none is left broken by the restart
+    for gw in (gw1, gw2):
+        answers = []
+        readers = [threading.Thread(target=lambda: answers.append(
+            gw.get("/fhir/ServiceRequest?_count=50&_sort=-_lastUpdated"))) for _ in range(16)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(60)
+        assert [r.status for r in answers] == [200] * 16, [r for r in answers if r.status != 200]
     # every refused one is absent, or there once (its commit's outcome was resolved)
     for placer in load.refused:
         assert len(found(gw1, placer)) <= 1, placer
