@@ -7,6 +7,7 @@ database stopped and restarted under load, a start before the database, SIGHUP a
 
 import glob
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -201,6 +202,11 @@ def test_twenty_if_none_exist_retries_over_two_instances_create_one_referral(mak
     assert len({i for _, i in results}) == 1
     created = results[0][1]
     assert found(gw1, placer) == [created] and found(gw2, placer) == [created]
+    # one chain, written by both: each event names the instance that wrote it
+    with gw1.db() as db:
+        observers = {json.loads(text)["source"]["observer"]["display"]
+                     for (text,) in db.execute("SELECT json FROM audit")}
+    assert observers == {"gw-1", "gw-2"}, observers
     verify_chain(gw1)
 
 
