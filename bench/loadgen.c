@@ -28,6 +28,10 @@
  * with a string of the same length unique to each request (conditional
  * creates of distinct referrals); --paths FILE sends the paths of FILE (one
  * per line) in turn instead of --path (searches over many values).
+ *
+ * Several servers: --port P1,P2,... spreads the connections over them in
+ * turn (connection i talks to port i mod n): two gateway instances on one
+ * database, each given half the connections.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <math.h>
@@ -52,6 +56,7 @@
 #define IO_TIMEOUT_S 30 /* a read or write stuck longer fails the request */
 #define GRACE_S      10 /* open loop: how long past the run answers are awaited */
 #define MAX_HEADERS  8
+#define MAX_PORTS    8
 
 struct options {
     const char *host, *port, *path, *method, *body_file, *content_type, *cert, *key, *ca;
@@ -62,6 +67,8 @@ struct options {
     int n_headers;
     const char *unique;     /* placeholder made unique per request, or NULL */
     const char *paths_file; /* paths sent in turn, or NULL */
+    char *ports[MAX_PORTS]; /* --port P1,P2,...: connection i uses ports[i % n_ports] */
+    int n_ports;
 };
 
 /* The open loop's schedule, shared by every connection. */
@@ -82,6 +89,7 @@ struct worker {
     size_t own_cap;
     uint64_t counter;
     int index;
+    const char *port; /* this connection's server */
     double deadline;
     double hard_stop;       /* open loop: requests still unsent then count as late */
     struct schedule *sched; /* NULL: closed loop */
@@ -143,7 +151,7 @@ static SSL *dial(struct worker *w)
     SSL *ssl;
     int fd;
 
-    if (getaddrinfo(w->opt->host, w->opt->port, &hints, &ai) != 0)
+    if (getaddrinfo(w->opt->host, w->port, &hints, &ai) != 0)
         return NULL;
     fd = socket(ai->ai_family, SOCK_STREAM, 0);
     if (fd >= 0)
@@ -379,6 +387,21 @@ static SSL_CTX *tls(const struct options *o)
     return ctx;
 }
 
+/* --port P1,P2,...: the list, split on commas, each a number. */
+static bool parse_ports(struct options *o)
+{
+    char *list, *save = NULL, *p;
+
+    if (!o->port || !(list = strdup(o->port)))
+        return false;
+    for (p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (o->n_ports == MAX_PORTS || !*p || strspn(p, "0123456789") != strlen(p))
+            return false;
+        o->ports[o->n_ports++] = p;
+    }
+    return o->n_ports > 0;
+}
+
 static void parse(int argc, char **argv, struct options *o)
 {
     int i;
@@ -407,9 +430,9 @@ static void parse(int argc, char **argv, struct options *o)
             exit(2);
         }
     }
-    if (!o->port || !o->ca || o->connections < 1 || o->duration <= 0 || o->rate < 0 ||
+    if (!parse_ports(o) || !o->ca || o->connections < 1 || o->duration <= 0 || o->rate < 0 ||
         (o->unique && (strlen(o->unique) < 8 || strlen(o->unique) > 40))) {
-        fprintf(stderr, "usage: loadgen --port P --ca CA [--cert C --key K] [--path /x]"
+        fprintf(stderr, "usage: loadgen --port P[,P2...] --ca CA [--cert C --key K] [--path /x]"
                         " [--method POST --body FILE] [--connections 64] [--duration 10]"
                         " [--rate R (open loop)] [--header 'Name: value']"
                         " [--unique TOKEN(8-40 chars)] [--paths FILE]\n");
@@ -498,6 +521,7 @@ int main(int argc, char **argv)
         w[i].n_requests = w[0].n_requests;
         w[i].next = (size_t)i * 7919 % w[0].n_requests; /* workers start apart */
         w[i].index = i;
+        w[i].port = o.ports[i % o.n_ports];
         w[i].deadline = (o.rate > 0 ? sched.start : t0) + o.duration;
         w[i].sched = o.rate > 0 ? &sched : NULL;
         w[i].hard_stop = w[i].deadline + GRACE_S;

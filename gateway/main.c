@@ -302,6 +302,16 @@ static void reload(struct running *r, const struct cli *cli)
     gw_log(GW_LOG_INFO, "reloaded", "client table reloaded");
 }
 
+/* A SIGTERM or SIGINT that came while starting (they are blocked until sigwait()):
+ * a start given up on request, e.g. while waiting for PostgreSQL. */
+static bool stop_requested(void)
+{
+    sigset_t pending;
+
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
 static int serve(const struct cli *cli)
 {
     struct running r = {0};
@@ -319,13 +329,18 @@ static int serve(const struct cli *cli)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread started later inherits this */
     if (start_all(&r, &err) != GW_OK) {
+        if (stop_requested()) {
+            gw_log(GW_LOG_INFO, "stopped", "stopped while starting: %s", err.msg);
+            stop_all(&r);
+            return 0;
+        }
         gw_log(GW_LOG_ERROR, "start-failed", "%s", err.msg);
         fprintf(stderr, "fhir-gateway: %s\n", err.msg);
         stop_all(&r);
         return 1;
     }
     fields = json_pack("{s:s, s:i, s:s}", "listen", r.cfg->listen, "port", http_server_port(r.http),
-                       "store", r.cfg->store);
+                       "store", store_target(r.store));
     gw_log_fields(GW_LOG_INFO, "listening", fields, "serving HTTPS");
     json_decref(fields);
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)

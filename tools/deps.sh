@@ -14,8 +14,10 @@ set -eu
 RUN_PKGS="make gcc libc6-dev pkg-config openssl libmicrohttpd-dev libgnutls28-dev libjansson-dev
 libxml2-dev libssl-dev libsqlite3-dev libpq-dev"
 # postgresql: tools/pgtest.sh starts a throwaway server from it for the tests;
+# (python3-psycopg2: the integration tests read and tamper with a PostgreSQL store);
 # nodejs (with npm) drives Debian's chromium for the console's browser test
-TEST_PKGS="python3 python3-pytest clang libclang-rt-14-dev time postgresql nodejs chromium"
+TEST_PKGS="python3 python3-pytest python3-psycopg2 clang libclang-rt-14-dev time postgresql nodejs
+chromium"
 
 # npm may come from Debian's package or from Node.js's own; any npm will do.
 NPM_PKG=""

@@ -94,6 +94,8 @@ struct config {
     long commit_timeout_ms;
     long max_batch;
     long read_connections;
+    long pg_connect_retry_max_ms; /* PostgreSQL: cap of the start backoff */
+    long push_lease_s;            /* PostgreSQL: MLLP push lease without renewal */
     /* mapping */
     char *mappings_dir;
     /* ris */

@@ -45,6 +45,12 @@ const struct option_row config_options[] = {
     L(commit_timeout_ms, 10000, 100, 600000, "longest wait for a commit before 503"),
     L(max_batch, 256, 1, 100000, "most requests committed together (group commit)"),
     L(read_connections, 8, 1, 256, "database connections kept for readers"),
+    L(pg_connect_retry_max_ms, 30000, 100, 3600000,
+      "PostgreSQL store: longest wait between connection attempts at start (it retries until "
+      "SIGTERM)"),
+    L(push_lease_s, 15, 2, 3600,
+      "PostgreSQL store: how long an instance's lease on a site's MLLP push lasts unrenewed "
+      "(another instance takes over after it)"),
     S(mappings_dir, "mappings", "folder of ConceptMap files and triage rules"),
     S(default_site, "bachaumont", "site for referrals without a performer"),
     L(lease_s, 300, 1, 86400, "how long a pulled order stays leased before redelivery"),

@@ -338,9 +338,10 @@ enum gw_code config_validate(const struct config *cfg, struct gw_error *err)
         return gw_fail(err, GW_E_INPUT, "listen: \"%s\" is not HOST:PORT", cfg->listen);
     if (*cfg->mllp_listen && config_split_hostport(cfg->mllp_listen, host, sizeof host, &port, err))
         return gw_fail(err, GW_E_INPUT, "mllp_listen: \"%s\" is not HOST:PORT", cfg->mllp_listen);
-    if (strncmp(cfg->store, "sqlite:", 7) != 0 && strncmp(cfg->store, "postgresql://", 13) != 0)
+    if (strncmp(cfg->store, "sqlite:", 7) != 0 && strncmp(cfg->store, "postgresql://", 13) != 0 &&
+        strncmp(cfg->store, "postgres://", 11) != 0)
         return gw_fail(err, GW_E_INPUT, "store: \"%s\" is neither sqlite:PATH nor postgresql://...",
-                       cfg->store);
+                       strchr(cfg->store, '@') ? "(a URL with credentials)" : cfg->store);
     if (!one_of(cfg->log_level, log_levels))
         return gw_fail(err, GW_E_INPUT, "log_level: \"%s\" is not debug, info, warn or error",
                        cfg->log_level);

@@ -12,6 +12,15 @@
  * changes, so a RIS that got the message but lost its ACK can dedupe it.
  * On stop, a message in flight gets RIS_STOP_GRACE_MS more for its ACK, then
  * stays unfinished and is sent again at the next start.
+ *
+ * Several instances on one PostgreSQL store: only the holder of the site's
+ * push lease (store_push_lease()) pushes it. The holder renews it as it goes,
+ * sends a message only while the lease outlasts the exchange (ACK timeout plus
+ * RIS_LEASE_MARGIN_MS), and records each outcome under the lease's fence, so
+ * an instance that lost it records nothing and stops. When the holder dies
+ * another takes over once the lease ran out (push_lease_s); on SIGTERM it is
+ * released at once. A takeover sends at most the message in flight again,
+ * with its control id (the RIS dedupes), and never reorders.
  */
 #include "ris/ris_int.h"
 
@@ -187,8 +196,10 @@ static void exchange(struct attempt *a)
 static enum gw_code attempt_apply(struct store_txn *txn, void *vctx, struct gw_error *err)
 {
     struct attempt *a = vctx;
-    enum gw_code rc;
+    enum gw_code rc = store_txn_push_fence(txn, a->w->site->id, a->w->lease_token, err);
 
+    if (rc)
+        return rc;
     if (a->outcome == PUSH_FAILED)
         return store_txn_outbox_attempt(txn, a->m->control_id, a->text, err);
     rc = store_txn_outbox_attempt(txn, a->m->control_id, NULL, err);
@@ -249,6 +260,8 @@ static void deliver(struct ris_worker *w, const struct store_outbox_msg *m)
     if (store_write(w->ris->store, attempt_apply, attempt_audit, &a, &err) != GW_OK) {
         gw_log(GW_LOG_ERROR, "ris-push-record-failed", "%s %s: %s", w->site->id, m->control_id,
                err.msg);
+        if (err.code == GW_E_CONFLICT) /* the fence: another instance pushes now */
+            w->lease_token = 0;
         disconnect(w);
         pause_after_failure(w);
         return;
@@ -266,6 +279,42 @@ static void deliver(struct ris_worker *w, const struct store_outbox_msg *m)
     w->backoff_ms = w->ris->cfg->push_backoff_min_ms;
 }
 
+/* The lease on pushing the site: taken, renewed when a third of it went by,
+ * lost. True when it lasts long enough for one more exchange. */
+static bool hold_lease(struct ris_worker *w)
+{
+    long ttl = w->ris->cfg->push_lease_s * 1000;
+    long need = w->ris->cfg->push_ack_timeout_ms + RIS_LEASE_MARGIN_MS;
+    int64_t now = gw_mono_ms(), token = 0, until = 0;
+    struct gw_error err;
+    enum gw_code rc;
+
+    if (need > ttl * 3 / 4)
+        need = ttl * 3 / 4; /* a lease shorter than the ACK timeout: the fence still holds */
+    if (w->lease_token && w->lease_until_ms - now > ttl * 2 / 3)
+        return true;
+    if (!w->lease_token && now < w->lease_retry_ms)
+        return false;
+    rc = store_push_lease(w->ris->store, w->site->id, ttl, &token, &until, &err);
+    if (rc) {
+        if (w->lease_token)
+            gw_log(GW_LOG_WARN, "push-lease-lost", "site %s: %s", w->site->id, err.msg);
+        else if (rc != GW_E_CONFLICT)
+            gw_log(GW_LOG_ERROR, "push-lease-failed", "site %s: %s", w->site->id, err.msg);
+        if (w->lease_token)
+            disconnect(w);
+        w->lease_token = 0;
+        w->lease_retry_ms = now + RIS_LEASE_RETRY_MS;
+        return false;
+    }
+    if (token != w->lease_token)
+        gw_log(GW_LOG_INFO, "push-lease-acquired", "site %s: this instance pushes it (token %lld)",
+               w->site->id, (long long)token);
+    w->lease_token = token;
+    w->lease_until_ms = until;
+    return until - gw_mono_ms() > need;
+}
+
 static void *worker_main(void *arg)
 {
     struct ris_worker *w = arg;
@@ -273,7 +322,13 @@ static void *worker_main(void *arg)
 
     while (!ris_stopping(w->ris)) {
         struct store_outbox_msg m;
-        enum gw_code rc = store_outbox_next(w->ris->store, w->site->id, &m, &err);
+        enum gw_code rc;
+
+        if (!hold_lease(w)) {
+            ris_wait(w->ris, RIS_PUSH_POLL_MS);
+            continue;
+        }
+        rc = store_outbox_next(w->ris->store, w->site->id, &m, &err);
 
         if (rc == GW_E_NOTFOUND) {
             ris_wait(w->ris, RIS_PUSH_POLL_MS);
@@ -287,6 +342,7 @@ static void *worker_main(void *arg)
         deliver(w, &m);
         store_outbox_msg_cleanup(&m);
     }
+    store_push_release(w->ris->store, w->site->id, w->lease_token);
     disconnect(w);
     hl7_mllp_cleanup(&w->dec);
     return NULL;

@@ -33,6 +33,8 @@
 #define RIS_MLLP_BACKLOG            64
 #define RIS_PUSH_POLL_MS            200  /* a push worker looks for work at least this often */
 #define RIS_PUSH_CONNECT_TIMEOUT_MS 5000 /* bounded further by push_ack_timeout_ms */
+#define RIS_LEASE_RETRY_MS          500 /* an instance without a site's push lease asks this often */
+#define RIS_LEASE_MARGIN_MS         1000 /* a lease must outlast an exchange by this much */
 #define RIS_STOP_GRACE_MS           1000 /* a message in flight may still get its ACK this long */
 #define RIS_MAX_ORDER_GROUPS        64   /* ORC groups handled in one inbound message */
 #define RIS_MAX_RELATED             100  /* Appointments / DiagnosticReports looked at per order */
@@ -56,7 +58,10 @@ struct ris_worker {
     int fd; /* the connection to the peer, -1 when none */
     struct hl7_mllp dec;
     long backoff_ms;
-    char peer[300]; /* "host:port", for logs and audit */
+    char peer[300];         /* "host:port", for logs and audit */
+    int64_t lease_token;    /* the push lease held (0: none) */
+    int64_t lease_until_ms; /* when it ends, gw_mono_ms() clock */
+    int64_t lease_retry_ms; /* without it: next try to take it, not before */
 };
 
 struct ris {

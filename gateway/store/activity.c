@@ -15,7 +15,7 @@
 enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, const char *client,
                                    const char *address, int cls, long n, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     if (cls < 0 || cls >= STORE_ACTIVITY_CLASSES || n < 1)
@@ -25,13 +25,13 @@ enum gw_code store_txn_audit_tally(struct store_txn *txn, int64_t recorded_ms, c
     rc = stmt_txn(txn, SQL_ROLLUP_TALLY, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, recorded_ms - recorded_ms % STORE_HOUR_MS);
-    sqlite3_bind_text(s, 2, client ? client : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, address ? address : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, cls);
-    sqlite3_bind_int64(s, 5, n);
-    sqlite3_bind_int64(s, 6, recorded_ms);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, recorded_ms - recorded_ms % STORE_HOUR_MS);
+    db_bind_text(s, 2, client ? client : "");
+    db_bind_text(s, 3, address ? address : "");
+    db_bind_int64(s, 4, cls);
+    db_bind_int64(s, 5, n);
+    db_bind_int64(s, 6, recorded_ms);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "activity tally");
     stmt_release(s);
     return rc;
@@ -53,26 +53,26 @@ void store_activity_cleanup(struct store_activity *a)
 }
 
 /* Hours with events, summed over clients, in order. */
-static enum gw_code read_hours(sqlite3 *db, int64_t since, int64_t until, struct store_activity *a,
-                               struct gw_error *err)
+static enum gw_code read_hours(struct db *db, int64_t since, int64_t until,
+                               struct store_activity *a, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_ROLLUP_HOURS, &s, err);
     size_t cap = (size_t)((until - since) / STORE_HOUR_MS) + 1;
     int step;
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, since);
-    sqlite3_bind_int64(s, 2, until);
+    db_bind_int64(s, 1, since);
+    db_bind_int64(s, 2, until);
     a->hours = calloc(cap, sizeof *a->hours);
     if (!a->hours) {
-        sqlite3_finalize(s);
+        db_finalize(s);
         return gw_fail(err, GW_E_NOMEM, "no memory for the activity of %zu hours", cap);
     }
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t hour = sqlite3_column_int64(s, 0);
-        int cls = sqlite3_column_int(s, 1);
+    while ((step = db_step(s)) == DB_ROW) {
+        int64_t hour = db_column_int64(s, 0);
+        int cls = db_column_int(s, 1);
         struct store_activity_hour *h;
 
         if (a->n_hours == 0 || a->hours[a->n_hours - 1].hour_ms != hour) {
@@ -82,33 +82,33 @@ static enum gw_code read_hours(sqlite3 *db, int64_t since, int64_t until, struct
         }
         h = &a->hours[a->n_hours - 1];
         if (cls >= 0 && cls < STORE_ACTIVITY_CLASSES)
-            h->n[cls] += (long)sqlite3_column_int64(s, 2);
+            h->n[cls] += (long)db_column_int64(s, 2);
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (step != DB_ROW && step != DB_DONE)
         rc = store_fail_db(db, err, "activity by hour");
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
 /* Clients of the period, the busiest first, at most max (+1 to tell more). */
-static enum gw_code read_clients(sqlite3 *db, int64_t since, int64_t until, size_t max,
+static enum gw_code read_clients(struct db *db, int64_t since, int64_t until, size_t max,
                                  struct store_activity *a, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_ROLLUP_CLIENTS, &s, err);
     int step, k;
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, since);
-    sqlite3_bind_int64(s, 2, until);
-    sqlite3_bind_int64(s, 3, (int64_t)max + 1);
+    db_bind_int64(s, 1, since);
+    db_bind_int64(s, 2, until);
+    db_bind_int64(s, 3, (int64_t)max + 1);
     a->clients = calloc(max + 1, sizeof *a->clients);
     if (!a->clients) {
-        sqlite3_finalize(s);
+        db_finalize(s);
         return gw_fail(err, GW_E_NOMEM, "no memory for the activity of %zu clients", max);
     }
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((step = db_step(s)) == DB_ROW) {
         struct store_activity_client *c = &a->clients[a->n_clients];
 
         if (a->n_clients == max) {
@@ -121,13 +121,13 @@ static enum gw_code read_clients(sqlite3 *db, int64_t since, int64_t until, size
             break;
         }
         for (k = 0; k < STORE_ACTIVITY_CLASSES; k++)
-            c->n[k] = (long)sqlite3_column_int64(s, 2 + k);
-        c->last_ms = sqlite3_column_int64(s, 6);
+            c->n[k] = (long)db_column_int64(s, 2 + k);
+        c->last_ms = db_column_int64(s, 6);
         a->n_clients++;
     }
-    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+    if (!rc && step != DB_ROW && step != DB_DONE)
         rc = store_fail_db(db, err, "activity by client");
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
@@ -137,7 +137,7 @@ enum gw_code store_audit_activity(struct store *st, int64_t since_ms, int64_t un
 {
     int64_t since = since_ms - since_ms % STORE_HOUR_MS;
     int64_t until = until_ms + (STORE_HOUR_MS - 1);
-    sqlite3 *db;
+    struct db *db;
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);

@@ -47,17 +47,17 @@ void store_audit_hash(const char *key, const char *prev_hash, const char *text, 
 
 enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_AUDIT_HEAD, &s, err);
     int step;
 
     if (rc)
         return rc;
     memcpy(out, STORE_AUDIT_GENESIS, 65);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW && sqlite3_column_bytes(s, 0) == 64)
-        memcpy(out, sqlite3_column_text(s, 0), 64);
-    else if (step != SQLITE_DONE && step != SQLITE_ROW)
+    step = db_step(s);
+    if (step == DB_ROW && db_column_bytes(s, 0) == 64)
+        memcpy(out, db_column_text(s, 0), 64);
+    else if (step != DB_DONE && step != DB_ROW)
         rc = store_fail_db(txn->db, err, "audit head");
     stmt_release(s);
     return rc;
@@ -69,7 +69,7 @@ static enum gw_code audit_index_insert(struct store_txn *txn, int64_t seq,
                                        const struct store_index_entry *e, size_t n,
                                        struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = GW_OK;
     size_t i;
 
@@ -79,14 +79,17 @@ static enum gw_code audit_index_insert(struct store_txn *txn, int64_t seq,
         rc = stmt_txn(txn, SQL_AUDIT_INDEX_INSERT, &s, err);
         if (rc)
             break;
-        sqlite3_bind_int64(s, 1, store_param_id("AuditEvent", e[i].param));
-        sqlite3_bind_text(s, 2, e[i].value, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, seq);
-        sqlite3_bind_text(s, 4, e[i].system ? e[i].system : "", -1, SQLITE_STATIC);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        db_bind_int64(s, 1, store_param_id("AuditEvent", e[i].param));
+        db_bind_text(s, 2, e[i].value);
+        db_bind_int64(s, 3, seq);
+        db_bind_text(s, 4, e[i].system ? e[i].system : "");
+        if (db_step_deferred(s) != DB_DONE)
             rc = store_fail_db(txn->db, err, "insert audit index");
         stmt_release(s);
     }
+    /* the rows went out together (PostgreSQL): their outcome */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert audit index");
     return rc;
 }
 
@@ -95,8 +98,9 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
                                     size_t n_index, struct gw_error *err)
 {
     char hash[65];
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
+    int64_t seq = 0;
 
     if (txn->rec)
         return record_audit_append(txn, id, recorded_ms, canonical, index, n_index, err);
@@ -106,23 +110,25 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
     rc = stmt_txn(txn, SQL_AUDIT_INSERT, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, recorded_ms);
-    sqlite3_bind_text(s, 3, canonical, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, txn->chain_head, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, hash, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, id);
+    db_bind_int64(s, 2, recorded_ms);
+    db_bind_text(s, 3, canonical);
+    db_bind_text(s, 4, txn->chain_head);
+    db_bind_text(s, 5, hash);
+    if (db_step(s) != DB_ROW)
         rc = store_fail_db(txn->db, err, "audit append");
+    else
+        seq = db_column_int64(s, 0);
     stmt_release(s);
     if (!rc)
-        rc = audit_index_insert(txn, sqlite3_last_insert_rowid(txn->db), index, n_index, err);
+        rc = audit_index_insert(txn, seq, index, n_index, err);
     if (!rc)
         memcpy(txn->chain_head, hash, sizeof hash);
     return rc;
 }
 
 /* The seq range [*lo, *hi] of rows recorded in [since_ms, until_ms). */
-static enum gw_code scan_bounds(sqlite3 *db, int64_t since_ms, int64_t until_ms, int64_t *lo,
+static enum gw_code scan_bounds(struct db *db, int64_t since_ms, int64_t until_ms, int64_t *lo,
                                 int64_t *hi, struct gw_error *err)
 {
     struct conn c = {db, NULL};
@@ -142,31 +148,31 @@ static enum gw_code scan_bounds(sqlite3 *db, int64_t since_ms, int64_t until_ms,
 enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_ms,
                               store_audit_row_fn fn, void *ctx, struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s = NULL;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s = NULL;
     int64_t lo, hi;
     enum gw_code rc;
-    int step = SQLITE_DONE;
+    int step = DB_DONE;
 
     rc = scan_bounds(db, since_ms, until_ms, &lo, &hi, err);
     if (!rc)
-        rc = stmt_prepare(db, SQL_AUDIT_SCAN, &s, err);
+        rc = stmt_prepare_stream(db, SQL_AUDIT_SCAN, &s, err);
     if (rc) {
         reader_release(st, db);
         return rc;
     }
-    sqlite3_bind_int64(s, 1, lo);
-    sqlite3_bind_int64(s, 2, hi);
-    sqlite3_bind_int64(s, 3, since_ms);
-    sqlite3_bind_int64(s, 4, until_ms ? until_ms : INT64_MAX);
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    db_bind_int64(s, 1, lo);
+    db_bind_int64(s, 2, hi);
+    db_bind_int64(s, 3, since_ms);
+    db_bind_int64(s, 4, until_ms ? until_ms : INT64_MAX);
+    while ((step = db_step(s)) == DB_ROW) {
         struct store_audit_row row = {
-            .seq = sqlite3_column_int64(s, 0),
-            .id = (char *)sqlite3_column_text(s, 1),
-            .recorded_ms = sqlite3_column_int64(s, 2),
-            .json = (char *)sqlite3_column_text(s, 3),
-            .prev_hash = (char *)sqlite3_column_text(s, 4),
-            .hash = (char *)sqlite3_column_text(s, 5),
+            .seq = db_column_int64(s, 0),
+            .id = (char *)db_column_text(s, 1),
+            .recorded_ms = db_column_int64(s, 2),
+            .json = (char *)db_column_text(s, 3),
+            .prev_hash = (char *)db_column_text(s, 4),
+            .hash = (char *)db_column_text(s, 5),
         };
 
         if (!row.id || !row.json || !row.prev_hash || !row.hash) {
@@ -176,9 +182,9 @@ enum gw_code store_audit_scan(struct store *st, int64_t since_ms, int64_t until_
         if (!fn(&row, ctx))
             break;
     }
-    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+    if (!rc && step != DB_ROW && step != DB_DONE)
         rc = store_fail_db(db, err, "audit scan");
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     return rc;
 }

@@ -74,6 +74,24 @@ static enum gw_code check_target(struct store *st, const char *path, bool overwr
     return GW_OK;
 }
 
+/* SQLite only (this file works on files): its own failure wording. */
+static enum gw_code lite_fail(sqlite3 *db, struct gw_error *err, const char *what)
+{
+    int code = sqlite3_extended_errcode(db) & 0xff;
+
+    return gw_fail(err, code == SQLITE_FULL || code == SQLITE_IOERR ? GW_E_IO : GW_E_STORE,
+                   "%s: %s", what, sqlite3_errmsg(db));
+}
+
+static enum gw_code lite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out,
+                                 struct gw_error *err)
+{
+    *out = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+        return lite_fail(db, err, "prepare");
+    return GW_OK;
+}
+
 /* VACUUM INTO tmp from a read-only connection of its own. */
 static enum gw_code copy_snapshot(struct store *st, const char *tmp, struct gw_error *err)
 {
@@ -90,11 +108,11 @@ static enum gw_code copy_snapshot(struct store *st, const char *tmp, struct gw_e
     }
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db, 1);
-    rc = stmt_prepare(db, "VACUUM INTO ?1", &s, err);
+    rc = lite_prepare(db, "VACUUM INTO ?1", &s, err);
     if (!rc && sqlite3_bind_text(s, 1, tmp, -1, SQLITE_STATIC) != SQLITE_OK)
-        rc = store_fail_db(db, err, "backup");
+        rc = lite_fail(db, err, "backup");
     if (!rc && sqlite3_step(s) != SQLITE_DONE)
-        rc = store_fail_db(db, err, "backup");
+        rc = lite_fail(db, err, "backup");
     sqlite3_finalize(s);
     sqlite3_close(db);
     return rc;
@@ -105,19 +123,20 @@ static enum gw_code query_row(sqlite3 *db, const char *sql, char **text, int64_t
                               struct gw_error *err)
 {
     sqlite3_stmt *s;
-    enum gw_code rc = stmt_prepare(db, sql, &s, err);
+    enum gw_code rc = lite_prepare(db, sql, &s, err);
     int step;
 
     if (rc)
         return rc;
     step = sqlite3_step(s);
     if (step == SQLITE_ROW) {
-        if (text && !column_dup(s, 0, text))
+        if (text && sqlite3_column_text(s, 0) &&
+            !(*text = gw_strdup((const char *)sqlite3_column_text(s, 0))))
             rc = gw_fail(err, GW_E_NOMEM, "no memory for the backup check");
         if (num)
             *num = sqlite3_column_int64(s, text ? 1 : 0);
     } else if (step != SQLITE_DONE) {
-        rc = store_fail_db(db, err, "backup check");
+        rc = lite_fail(db, err, "backup check");
     }
     sqlite3_finalize(s);
     return rc;
@@ -227,6 +246,10 @@ enum gw_code store_backup(struct store *st, const char *path, bool overwrite,
     enum gw_code rc;
 
     memset(info, 0, sizeof *info);
+    if (st->pg)
+        return gw_fail(err, GW_E_INPUT,
+                       "store backup copies SQLite stores; back a PostgreSQL store up with pg_dump"
+                       " (or the server's own backups: pg_basebackup, WAL archiving)");
     rc = check_target(st, path, overwrite, err);
     if (!rc)
         rc = make_temporary(path, &tmp, err);

@@ -40,12 +40,12 @@ void store_subscription_list_free(struct store_subscription *list, size_t n)
     free(list);
 }
 
-static bool subscription_from_row(sqlite3_stmt *s, struct store_subscription *out)
+static bool subscription_from_row(struct db_stmt *s, struct store_subscription *out)
 {
     memset(out, 0, sizeof *out);
-    out->end_ms = sqlite3_column_int64(s, 4);
-    out->enabled = sqlite3_column_int(s, 5) != 0;
-    out->events = (long)sqlite3_column_int64(s, 6);
+    out->end_ms = db_column_int64(s, 4);
+    out->enabled = db_column_int(s, 5) != 0;
+    out->events = (long)db_column_int64(s, 6);
     if (column_dup(s, 0, &out->id) && column_dup(s, 1, &out->owner) &&
         column_dup(s, 2, &out->type) && column_dup(s, 3, &out->criteria))
         return true;
@@ -56,19 +56,19 @@ static bool subscription_from_row(sqlite3_stmt *s, struct store_subscription *ou
 enum gw_code store_txn_subscription_put(struct store_txn *txn, const struct store_subscription *s,
                                         struct gw_error *err)
 {
-    sqlite3_stmt *st;
+    struct db_stmt *st;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_SUBSCRIPTION_PUT, &st, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, s->owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, s->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, s->criteria, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, s->end_ms);
-    sqlite3_bind_int(st, 6, s->enabled ? 1 : 0);
-    if (sqlite3_step(st) != SQLITE_DONE)
+    db_bind_text(st, 1, s->id);
+    db_bind_text(st, 2, s->owner);
+    db_bind_text(st, 3, s->type);
+    db_bind_text(st, 4, s->criteria);
+    db_bind_int64(st, 5, s->end_ms);
+    db_bind_int64(st, 6, s->enabled ? 1 : 0);
+    if (db_step(st) != DB_DONE)
         rc = store_fail_db(txn->db, err, "subscription write");
     stmt_release(st);
     return rc;
@@ -77,22 +77,22 @@ enum gw_code store_txn_subscription_put(struct store_txn *txn, const struct stor
 enum gw_code store_txn_subscription_remove(struct store_txn *txn, const char *id,
                                            struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = txn->rec ? record_unsupported(txn, err) : store_txn_note_drop(txn, id, err);
 
     if (!rc)
         rc = stmt_prepare(txn->db, SQL_SUBSCRIPTION_REMOVE, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, id);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "subscription removal");
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
 /* Collects every subscription row of s into a new array. */
-static enum gw_code collect_subscriptions(sqlite3 *db, sqlite3_stmt *s,
+static enum gw_code collect_subscriptions(struct db *db, struct db_stmt *s,
                                           struct store_subscription **out, size_t *n_out,
                                           struct gw_error *err)
 {
@@ -100,7 +100,7 @@ static enum gw_code collect_subscriptions(sqlite3 *db, sqlite3_stmt *s,
     size_t n = 0, cap = 0;
     int step;
 
-    while ((step = sqlite3_step(s)) == SQLITE_ROW && n < NOTES_MAX_LIST) {
+    while ((step = db_step(s)) == DB_ROW && n < NOTES_MAX_LIST) {
         grown = gw_grow(list, &cap, n, sizeof *list, 4);
         if (!grown || !subscription_from_row(s, &(list = grown)[n])) {
             store_subscription_list_free(list, n);
@@ -108,7 +108,7 @@ static enum gw_code collect_subscriptions(sqlite3 *db, sqlite3_stmt *s,
         }
         n++;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    if (step != DB_ROW && step != DB_DONE) {
         store_subscription_list_free(list, n);
         return store_fail_db(db, err, "subscriptions read");
     }
@@ -121,7 +121,7 @@ enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner
                                         struct store_subscription **out, size_t *n_out,
                                         struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     *out = NULL;
@@ -129,8 +129,8 @@ enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner
     rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_SUBSCRIPTIONS_OF, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, type, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, owner);
+    db_bind_text(s, 2, type);
     rc = collect_subscriptions(txn->db, s, out, n_out, err);
     stmt_release(s);
     return rc;
@@ -139,18 +139,18 @@ enum gw_code store_txn_subscriptions_of(struct store_txn *txn, const char *owner
 enum gw_code store_subscription_get(struct store *st, const char *id,
                                     struct store_subscription *out, struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s;
     struct store_subscription *list = NULL;
     size_t n = 0;
     enum gw_code rc = stmt_prepare(db, SQL_SUBSCRIPTION_GET, &s, err);
 
     memset(out, 0, sizeof *out);
     if (!rc) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+        db_bind_text(s, 1, id);
         rc = collect_subscriptions(db, s, &list, &n, err);
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     if (!rc && n == 0)
         rc = gw_fail(err, GW_E_NOTFOUND, "no subscription %s", id);
@@ -185,18 +185,18 @@ void store_note_list_free(struct store_note *list, size_t n)
     free(list);
 }
 
-static bool note_from_row(sqlite3_stmt *s, struct store_note *n)
+static bool note_from_row(struct db_stmt *s, struct store_note *n)
 {
     memset(n, 0, sizeof *n);
-    n->seq = sqlite3_column_int64(s, 0);
-    n->position = (long)sqlite3_column_int64(s, 2);
-    n->event = (long)sqlite3_column_int64(s, 3);
-    n->kind = sqlite3_column_int(s, 4) ? STORE_NOTE_EVENT : STORE_NOTE_HANDSHAKE;
-    n->focus_version = (long)sqlite3_column_int64(s, 7);
-    n->state = (enum store_note_state)sqlite3_column_int(s, 8);
-    n->attempts = (long)sqlite3_column_int64(s, 9);
-    n->next_at_ms = sqlite3_column_int64(s, 10);
-    n->created_ms = sqlite3_column_int64(s, 11);
+    n->seq = db_column_int64(s, 0);
+    n->position = (long)db_column_int64(s, 2);
+    n->event = (long)db_column_int64(s, 3);
+    n->kind = db_column_int(s, 4) ? STORE_NOTE_EVENT : STORE_NOTE_HANDSHAKE;
+    n->focus_version = (long)db_column_int64(s, 7);
+    n->state = (enum store_note_state)db_column_int(s, 8);
+    n->attempts = (long)db_column_int64(s, 9);
+    n->next_at_ms = db_column_int64(s, 10);
+    n->created_ms = db_column_int64(s, 11);
     if (column_dup(s, 1, &n->subscription) && column_dup(s, 5, &n->focus_type) &&
         column_dup(s, 6, &n->focus_id) && column_dup(s, 12, &n->last_error))
         return true;
@@ -208,23 +208,23 @@ static bool note_from_row(sqlite3_stmt *s, struct store_note *n)
 static enum gw_code next_numbers(struct store_txn *txn, const struct store_note_new *n,
                                  long *position, long *event, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_NOTE_NUMBERS, &s, err);
     int step;
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, n->subscription, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, n->kind == STORE_NOTE_EVENT ? 1 : 0);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW) {
-        *position = (long)sqlite3_column_int64(s, 0);
-        *event = (long)sqlite3_column_int64(s, 1);
-        step = sqlite3_step(s); /* runs the statement to its end */
-    } else if (step == SQLITE_DONE) {
+    db_bind_text(s, 1, n->subscription);
+    db_bind_int64(s, 2, n->kind == STORE_NOTE_EVENT ? 1 : 0);
+    step = db_step(s);
+    if (step == DB_ROW) {
+        *position = (long)db_column_int64(s, 0);
+        *event = (long)db_column_int64(s, 1);
+        step = db_step(s); /* runs the statement to its end */
+    } else if (step == DB_DONE) {
         rc = gw_fail(err, GW_E_NOTFOUND, "no subscription %s", n->subscription);
     }
-    if (!rc && step != SQLITE_DONE)
+    if (!rc && step != DB_DONE)
         rc = store_fail_db(txn->db, err, "subscription numbering");
     stmt_release(s);
     return rc;
@@ -233,7 +233,7 @@ static enum gw_code next_numbers(struct store_txn *txn, const struct store_note_
 enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_new *n,
                                 struct store_note *added, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     long position = 0, event = 0;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : next_numbers(txn, n, &position, &event, err);
@@ -242,19 +242,19 @@ enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_n
         rc = stmt_txn(txn, SQL_NOTE_ADD, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, n->subscription, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, position);
-    sqlite3_bind_int64(s, 3, event);
-    sqlite3_bind_int(s, 4, n->kind == STORE_NOTE_EVENT ? 1 : 0);
-    sqlite3_bind_text(s, 5, n->focus_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, n->focus_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, n->focus_version);
-    sqlite3_bind_int64(s, 8, txn->now_ms);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, n->subscription);
+    db_bind_int64(s, 2, position);
+    db_bind_int64(s, 3, event);
+    db_bind_int64(s, 4, n->kind == STORE_NOTE_EVENT ? 1 : 0);
+    db_bind_text(s, 5, n->focus_type);
+    db_bind_text(s, 6, n->focus_id);
+    db_bind_int64(s, 7, n->focus_version);
+    db_bind_int64(s, 8, txn->now_ms);
+    if (db_step(s) != DB_ROW)
         rc = store_fail_db(txn->db, err, "notification insert");
     if (!rc && added) {
         memset(added, 0, sizeof *added);
-        *added = (struct store_note){.seq = sqlite3_last_insert_rowid(txn->db),
+        *added = (struct store_note){.seq = db_column_int64(s, 0),
                                      .position = position,
                                      .event = event,
                                      .kind = n->kind,
@@ -270,30 +270,30 @@ enum gw_code store_txn_note_add(struct store_txn *txn, const struct store_note_n
 enum gw_code store_txn_note_drop(struct store_txn *txn, const char *subscription,
                                  struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : stmt_prepare(txn->db, SQL_NOTE_DROP, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, subscription, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, txn->now_ms);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, subscription);
+    db_bind_int64(s, 2, txn->now_ms);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "notification drop");
-    sqlite3_finalize(s);
+    db_finalize(s);
     txn->notes_changed = true;
     return rc;
 }
 
 /* Runs s (prepared on db) and collects at most max notifications. */
-static enum gw_code collect_notes(sqlite3 *db, sqlite3_stmt *s, size_t max, struct store_note **out,
-                                  size_t *n_out, struct gw_error *err)
+static enum gw_code collect_notes(struct db *db, struct db_stmt *s, size_t max,
+                                  struct store_note **out, size_t *n_out, struct gw_error *err)
 {
     struct store_note *list = NULL, *grown;
     size_t n = 0, cap = 0;
-    int step = SQLITE_DONE;
+    int step = DB_DONE;
 
-    while (n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    while (n < max && (step = db_step(s)) == DB_ROW) {
         grown = gw_grow(list, &cap, n, sizeof *list, 8);
         if (!grown || !note_from_row(s, &(list = grown)[n])) {
             store_note_list_free(list, n);
@@ -301,7 +301,7 @@ static enum gw_code collect_notes(sqlite3 *db, sqlite3_stmt *s, size_t max, stru
         }
         n++;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    if (step != DB_ROW && step != DB_DONE) {
         store_note_list_free(list, n);
         return store_fail_db(db, err, "notifications read");
     }
@@ -313,8 +313,8 @@ static enum gw_code collect_notes(sqlite3 *db, sqlite3_stmt *s, size_t max, stru
 enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **out, size_t *n_out,
                               struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_NOTE_HEADS, &s, err);
 
     *out = NULL;
@@ -322,10 +322,10 @@ enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **
     if (max > NOTES_MAX_LIST)
         max = NOTES_MAX_LIST;
     if (!rc) {
-        sqlite3_bind_int64(s, 1, (int64_t)max);
+        db_bind_int64(s, 1, (int64_t)max);
         rc = collect_notes(db, s, max, out, n_out, err);
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     return rc;
 }
@@ -333,8 +333,8 @@ enum gw_code store_note_heads(struct store *st, size_t max, struct store_note **
 enum gw_code store_note_pending(struct store *st, const char *subscription, size_t max,
                                 struct store_note **out, size_t *n_out, struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_NOTE_PENDING, &s, err);
 
     *out = NULL;
@@ -342,11 +342,11 @@ enum gw_code store_note_pending(struct store *st, const char *subscription, size
     if (max > NOTES_MAX_LIST)
         max = NOTES_MAX_LIST;
     if (!rc) {
-        sqlite3_bind_text(s, 1, subscription, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)max);
+        db_bind_text(s, 1, subscription);
+        db_bind_int64(s, 2, (int64_t)max);
         rc = collect_notes(db, s, max, out, n_out, err);
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     return rc;
 }
@@ -355,22 +355,22 @@ enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum stor
                                    int64_t next_at_ms, const char *error, bool *changed,
                                    struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     *changed = false;
     rc = txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_NOTE_SETTLE, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int(s, 2, (int)state);
-    sqlite3_bind_int64(s, 3, next_at_ms);
-    sqlite3_bind_int64(s, 4, txn->now_ms);
-    sqlite3_bind_text(s, 5, error, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, seq);
+    db_bind_int64(s, 2, (int)state);
+    db_bind_int64(s, 3, next_at_ms);
+    db_bind_int64(s, 4, txn->now_ms);
+    db_bind_text(s, 5, error);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "notification settle");
     else
-        *changed = sqlite3_changes(txn->db) == 1;
+        *changed = db_changes(txn->db) == 1;
     stmt_release(s);
     txn->notes_changed = true;
     return rc;
@@ -381,16 +381,16 @@ enum gw_code store_txn_note_settle(struct store_txn *txn, int64_t seq, enum stor
 enum gw_code store_note_stats(struct store *st, struct store_note_stats **out, size_t *n_out,
                               struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s = NULL;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s = NULL;
     struct store_note_stats *list = NULL, *grown, *row;
     size_t n = 0, cap = 0;
     enum gw_code rc = stmt_prepare(db, SQL_NOTE_STATS, &s, err);
-    int step = SQLITE_DONE;
+    int step = DB_DONE;
 
     *out = NULL;
     *n_out = 0;
-    while (!rc && n < NOTES_MAX_LIST && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    while (!rc && n < NOTES_MAX_LIST && (step = db_step(s)) == DB_ROW) {
         grown = gw_grow(list, &cap, n, sizeof *list, 8);
         if (!grown) {
             rc = gw_fail(err, GW_E_NOMEM, "no memory for notification statistics");
@@ -398,18 +398,17 @@ enum gw_code store_note_stats(struct store *st, struct store_note_stats **out, s
         }
         list = grown;
         row = &list[n];
-        *row =
-            (struct store_note_stats){NULL, (long)sqlite3_column_int64(s, 1),
-                                      (long)sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
+        *row = (struct store_note_stats){NULL, (long)db_column_int64(s, 1),
+                                         (long)db_column_int64(s, 2), db_column_int64(s, 3)};
         if (!column_dup(s, 0, &row->subscription)) {
             rc = gw_fail(err, GW_E_NOMEM, "no memory for notification statistics");
             break;
         }
         n++;
     }
-    if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+    if (!rc && step != DB_DONE && step != DB_ROW)
         rc = store_fail_db(db, err, "notification statistics");
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     if (rc) {
         while (n)

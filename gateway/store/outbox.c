@@ -34,15 +34,16 @@ void store_outbox_list_free(struct store_outbox_msg *list, size_t n)
     free(list);
 }
 
-static enum gw_code msg_from_row(sqlite3_stmt *s, struct store_outbox_msg *m, struct gw_error *err)
+static enum gw_code msg_from_row(struct db_stmt *s, struct store_outbox_msg *m,
+                                 struct gw_error *err)
 {
     memset(m, 0, sizeof *m);
-    m->seq = sqlite3_column_int64(s, 0);
-    m->state = (enum store_outbox_state)sqlite3_column_int(s, 7);
-    m->lease_until_ms = sqlite3_column_int64(s, 8);
-    m->attempts = (long)sqlite3_column_int64(s, 9);
-    m->created_ms = sqlite3_column_int64(s, 10);
-    m->message_len = (size_t)sqlite3_column_bytes(s, 6);
+    m->seq = db_column_int64(s, 0);
+    m->state = (enum store_outbox_state)db_column_int(s, 7);
+    m->lease_until_ms = db_column_int64(s, 8);
+    m->attempts = (long)db_column_int64(s, 9);
+    m->created_ms = db_column_int64(s, 10);
+    m->message_len = (size_t)db_column_bytes(s, 6);
     if (!column_dup(s, 1, &m->control_id) || !column_dup(s, 2, &m->site) ||
         !column_dup(s, 3, &m->kind) || !column_dup(s, 4, &m->ref_type) ||
         !column_dup(s, 5, &m->ref_id) || !column_dup(s, 6, &m->message) ||
@@ -54,8 +55,8 @@ static enum gw_code msg_from_row(sqlite3_stmt *s, struct store_outbox_msg *m, st
 }
 
 /* Collects every row of s into a new array. */
-static enum gw_code collect(sqlite3 *db, sqlite3_stmt *s, size_t max, struct store_outbox_msg **out,
-                            size_t *n_out, struct gw_error *err)
+static enum gw_code collect(struct db *db, struct db_stmt *s, size_t max,
+                            struct store_outbox_msg **out, size_t *n_out, struct gw_error *err)
 {
     struct store_outbox_msg *list = calloc(max + 1, sizeof *list);
     size_t n = 0;
@@ -66,13 +67,13 @@ static enum gw_code collect(sqlite3 *db, sqlite3_stmt *s, size_t max, struct sto
     *n_out = 0;
     if (!list)
         return gw_fail(err, GW_E_NOMEM, "no memory for outbox messages");
-    while (n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    while (n < max && (step = db_step(s)) == DB_ROW) {
         rc = msg_from_row(s, &list[n], err);
         if (rc)
             break;
         n++;
     }
-    if (!rc && n < max && step != SQLITE_DONE)
+    if (!rc && n < max && step != DB_DONE)
         rc = store_fail_db(db, err, "outbox read");
     if (rc) {
         store_outbox_list_free(list, n);
@@ -86,7 +87,7 @@ static enum gw_code collect(sqlite3 *db, sqlite3_stmt *s, size_t max, struct sto
 enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outbox_new *m,
                                   struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     if (txn->rec)
@@ -94,14 +95,14 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
     rc = stmt_txn(txn, SQL_OUTBOX_INSERT, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, m->control_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, m->site, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, m->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, m->ref_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, m->ref_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 6, m->message, (int)m->message_len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 7, txn->now_ms);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, m->control_id);
+    db_bind_text(s, 2, m->site);
+    db_bind_text(s, 3, m->kind);
+    db_bind_text(s, 4, m->ref_type);
+    db_bind_text(s, 5, m->ref_id);
+    db_bind_blob(s, 6, m->message, (int)m->message_len);
+    db_bind_int64(s, 7, txn->now_ms);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "outbox insert");
     stmt_release(s);
     return rc;
@@ -113,7 +114,7 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
 {
     struct conn c = {txn->db, &txn->st->wtext}; /* the writer's: its statements are kept */
     struct sql q;
-    sqlite3_stmt *s = NULL, *u = NULL;
+    struct db_stmt *s = NULL, *u = NULL;
     enum gw_code rc;
     size_t i;
 
@@ -131,11 +132,11 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
     if (!rc)
         rc = stmt_txn(txn, SQL_OUTBOX_LEASE, &u, err);
     for (i = 0; !rc && i < *n_out; i++) {
-        sqlite3_reset(u);
-        sqlite3_bind_int64(u, 1, txn->now_ms + lease_ms);
-        sqlite3_bind_int64(u, 2, txn->now_ms);
-        sqlite3_bind_int64(u, 3, (*out)[i].seq);
-        if (sqlite3_step(u) != SQLITE_DONE)
+        db_reset(u);
+        db_bind_int64(u, 1, txn->now_ms + lease_ms);
+        db_bind_int64(u, 2, txn->now_ms);
+        db_bind_int64(u, 3, (*out)[i].seq);
+        if (db_step(u) != DB_DONE)
             rc = store_fail_db(txn->db, err, "outbox lease");
         (*out)[i].state = STORE_OUTBOX_LEASED;
         (*out)[i].lease_until_ms = txn->now_ms + lease_ms;
@@ -166,7 +167,7 @@ static enum gw_code find_by_control_id(struct store_txn *txn, const char *contro
                                        const char *const *sites, size_t n_sites,
                                        struct store_outbox_msg *m, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int step;
     enum gw_code rc;
 
@@ -174,18 +175,18 @@ static enum gw_code find_by_control_id(struct store_txn *txn, const char *contro
     rc = stmt_txn(txn, SQL_OUTBOX_BY_CONTROL_ID, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, control_id, -1, SQLITE_STATIC);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW)
+    db_bind_text(s, 1, control_id);
+    step = db_step(s);
+    if (step == DB_ROW)
         rc = msg_from_row(s, m, err);
-    else if (step != SQLITE_DONE)
+    else if (step != DB_DONE)
         rc = store_fail_db(txn->db, err, "outbox read");
     stmt_release(s);
-    if (!rc && step == SQLITE_ROW && sites && !serves(sites, n_sites, m->site)) {
+    if (!rc && step == DB_ROW && sites && !serves(sites, n_sites, m->site)) {
         store_outbox_msg_cleanup(m);
-        step = SQLITE_DONE;
+        step = DB_DONE;
     }
-    if (!rc && step != SQLITE_ROW)
+    if (!rc && step != DB_ROW)
         rc = gw_fail(err, GW_E_NOTFOUND, "no outbound message has control id %s", control_id);
     return rc;
 }
@@ -195,7 +196,7 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
                                      const char *text, struct store_outbox_msg *settled,
                                      bool *was_final, struct gw_error *err)
 {
-    sqlite3_stmt *u;
+    struct db_stmt *u;
     bool accepted = strcmp(ack, "AA") == 0 || strcmp(ack, "CA") == 0;
     enum gw_code rc;
 
@@ -211,11 +212,11 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
     rc = stmt_txn(txn, SQL_OUTBOX_SETTLE, &u, err);
     if (rc)
         return rc;
-    sqlite3_bind_int(u, 1, accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD);
-    sqlite3_bind_int64(u, 2, txn->now_ms);
-    sqlite3_bind_text(u, 3, accepted ? NULL : text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(u, 4, settled->seq);
-    if (sqlite3_step(u) != SQLITE_DONE)
+    db_bind_int64(u, 1, accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD);
+    db_bind_int64(u, 2, txn->now_ms);
+    db_bind_text(u, 3, accepted ? NULL : text);
+    db_bind_int64(u, 4, settled->seq);
+    if (db_step(u) != DB_DONE)
         rc = store_fail_db(txn->db, err, "outbox settle");
     stmt_release(u);
     settled->state = accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD;
@@ -225,16 +226,16 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
 enum gw_code store_txn_outbox_attempt(struct store_txn *txn, const char *control_id,
                                       const char *error_text, struct gw_error *err)
 {
-    sqlite3_stmt *u;
+    struct db_stmt *u;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_OUTBOX_ATTEMPT, &u, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(u, 1, txn->now_ms);
-    sqlite3_bind_text(u, 2, error_text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(u, 3, control_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(u) != SQLITE_DONE)
+    db_bind_int64(u, 1, txn->now_ms);
+    db_bind_text(u, 2, error_text);
+    db_bind_text(u, 3, control_id);
+    if (db_step(u) != DB_DONE)
         rc = store_fail_db(txn->db, err, "outbox attempt");
     stmt_release(u);
     return rc;
@@ -245,17 +246,17 @@ static enum gw_code read_list(struct store *st, const char *sql, const char *a, 
                               size_t max, struct store_outbox_msg **out, size_t *n_out,
                               struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, sql, &s, err);
 
     if (!rc) {
-        sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+        db_bind_text(s, 1, a);
         if (b)
-            sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+            db_bind_text(s, 2, b);
         rc = collect(db, s, max, out, n_out, err);
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     return rc;
 }
@@ -308,56 +309,57 @@ static struct store_outbox_stats *stats_of(struct store_outbox_stats **list, siz
 }
 
 /* Adds the counts of sql (site, state or nothing, count) to list. */
-static enum gw_code stats_count(sqlite3 *db, const char *sql, bool dead,
+static enum gw_code stats_count(struct db *db, const char *sql, bool dead,
                                 struct store_outbox_stats **list, size_t *n, size_t *cap,
                                 struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, sql, &s, err);
     int step;
 
-    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *site = (const char *)sqlite3_column_text(s, 0);
+    while (!rc && (step = db_step(s)) == DB_ROW) {
+        const char *site = db_column_text(s, 0);
         struct store_outbox_stats *row = stats_of(list, n, cap, site ? site : "");
 
         if (!row) {
             rc = gw_fail(err, GW_E_NOMEM, "no memory for outbox statistics");
         } else if (dead) {
-            row->dead = (long)sqlite3_column_int64(s, 1);
-        } else if (sqlite3_column_int(s, 1) == STORE_OUTBOX_PENDING) {
-            row->pending = (long)sqlite3_column_int64(s, 2);
+            row->dead = (long)db_column_int64(s, 1);
+        } else if (db_column_int(s, 1) == STORE_OUTBOX_PENDING) {
+            row->pending = (long)db_column_int64(s, 2);
         } else {
-            row->leased = (long)sqlite3_column_int64(s, 2);
+            row->leased = (long)db_column_int64(s, 2);
         }
     }
-    if (!rc && step != SQLITE_DONE)
+    if (!rc && step != DB_DONE)
         rc = store_fail_db(db, err, "outbox statistics");
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
-static enum gw_code stats_oldest(sqlite3 *db, struct store_outbox_stats *row, struct gw_error *err)
+static enum gw_code stats_oldest(struct db *db, struct store_outbox_stats *row,
+                                 struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_OUTBOX_OLDEST, &s, err);
     int step;
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, row->site, -1, SQLITE_STATIC);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW)
-        row->oldest_pending_ms = sqlite3_column_int64(s, 0);
-    else if (step != SQLITE_DONE)
+    db_bind_text(s, 1, row->site);
+    step = db_step(s);
+    if (step == DB_ROW)
+        row->oldest_pending_ms = db_column_int64(s, 0);
+    else if (step != DB_DONE)
         rc = store_fail_db(db, err, "outbox statistics");
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
 enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **out, size_t *n_out,
                                 struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
+    struct db *db = reader_acquire(st);
     struct store_outbox_stats *list = NULL;
     size_t n = 0, cap = 0, i;
     enum gw_code rc;
@@ -388,7 +390,7 @@ enum gw_code store_outbox_stats(struct store *st, struct store_outbox_stats **ou
 enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, const char *sender,
                                     const char *control_id, char **ack, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
     int step;
 
@@ -398,13 +400,13 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, c
     rc = stmt_txn(txn, SQL_INBOUND_SEEN, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, control_id, -1, SQLITE_STATIC);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW)
+    db_bind_text(s, 1, client);
+    db_bind_text(s, 2, sender);
+    db_bind_text(s, 3, control_id);
+    step = db_step(s);
+    if (step == DB_ROW)
         rc = column_dup(s, 0, ack) ? GW_OK : gw_fail(err, GW_E_NOMEM, "no memory for an ACK");
-    else if (step == SQLITE_DONE)
+    else if (step == DB_DONE)
         rc = gw_fail(err, GW_E_NOTFOUND, "message %s not seen before", control_id);
     else
         rc = store_fail_db(txn->db, err, "inbound lookup");
@@ -415,18 +417,18 @@ enum gw_code store_txn_inbound_seen(struct store_txn *txn, const char *client, c
 enum gw_code store_txn_inbound_record(struct store_txn *txn, const char *client, const char *sender,
                                       const char *control_id, const char *ack, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc =
         txn->rec ? record_unsupported(txn, err) : stmt_txn(txn, SQL_INBOUND_RECORD, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, client, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, control_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, txn->now_ms);
-    sqlite3_bind_text(s, 5, ack, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, client);
+    db_bind_text(s, 2, sender);
+    db_bind_text(s, 3, control_id);
+    db_bind_int64(s, 4, txn->now_ms);
+    db_bind_blob(s, 5, ack, (int)strlen(ack));
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "inbound record");
     stmt_release(s);
     return rc;

@@ -30,6 +30,8 @@ struct pgc {
     enum pgc_class last_class;
     char last_sqlstate[6];
     long reconnects;
+    long sessions;                      /* connections made (prepared statements belong to one) */
+    int pipe_pending;                   /* statements sent in pipeline mode, results not read yet */
     const char *cached[PGC_MAX_CACHED]; /* statement i is prepared as "gw<i>" */
     int n_cached;
 };
@@ -161,6 +163,22 @@ void pgc_describe(const char *conninfo, char out[PGC_TARGET_LEN])
     PQconninfoFree(opts);
 }
 
+/* libpq quotes the URL it could not parse ("...in URI: \"postgresql://u:pw@...\""):
+ * a quoted part holding an @ (a user, so maybe a password) becomes "...". */
+static void redact_quoted(char *msg)
+{
+    char *open = msg, *close;
+
+    while ((open = strchr(open, '"')) != NULL && (close = strchr(open + 1, '"')) != NULL) {
+        if (memchr(open, '@', (size_t)(close - open)) && close - open >= 4) {
+            memcpy(open + 1, "...", 3);
+            memmove(open + 4, close, strlen(close) + 1);
+            close = open + 4;
+        }
+        open = close + 1;
+    }
+}
+
 enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 {
     char *why = NULL;
@@ -172,6 +190,8 @@ enum gw_code pgc_check_conninfo(const char *conninfo, struct gw_error *err)
 
         if (nl)
             *nl = '\0';
+        if (why)
+            redact_quoted(why);
         rc = gw_fail(err, GW_E_INPUT, "not a valid PostgreSQL URL or conninfo: %s",
                      why ? why : "out of memory");
     }
@@ -325,6 +345,8 @@ static enum gw_code connect_once(struct pgc *c, struct gw_error *err)
     c->lost = false;
     c->lost_in_txn = false;
     c->n_cached = 0; /* prepared statements die with their session */
+    c->sessions++;
+    c->pipe_pending = 0;
     set_last(c, PGC_OK, NULL);
     return GW_OK;
 }
@@ -458,6 +480,12 @@ enum gw_code pgc_ensure(struct pgc *c, struct gw_error *err)
     c->reconnects++;
     gw_log(GW_LOG_INFO, "store-reconnected", "PostgreSQL at %s answers again", c->target);
     return GW_OK;
+}
+
+void pgc_transaction_ended(struct pgc *c)
+{
+    if (c->lost)
+        c->lost_in_txn = false;
 }
 
 bool pgc_in_transaction(const struct pgc *c)
@@ -594,6 +622,189 @@ enum gw_code pgc_read(struct pgc *c, const char *what, const char *sql,
             rc = pgc_exec(c, what, sql, params, res, err);
     }
     return rc;
+}
+
+long pgc_session(const struct pgc *c)
+{
+    return c->sessions;
+}
+
+enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
+                         struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    return settle(c, what, PQprepare(c->conn, name, sql, 0, NULL), NULL, err);
+}
+
+enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
+                               const char *const *values, const int *lengths, const int *formats,
+                               PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecPrepared(c->conn, name, n_params, values, lengths, formats, 0),
+                  res, err);
+}
+
+enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct gw_error *err)
+{
+    enum gw_code rc;
+
+    if (res)
+        *res = NULL;
+    rc = check_runnable(c, what, NULL, err);
+    if (rc)
+        return rc;
+    return settle(c, what, PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
+                  res, err);
+}
+
+enum gw_code pgc_send(struct pgc *c, const char *what, const char *sql, int n_params,
+                      const char *const *values, const int *lengths, const int *formats,
+                      struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    if (!PQsendQueryParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0))
+        return fail_result(c, what, NULL, err);
+    if (!PQsetSingleRowMode(c->conn)) {
+        pgc_abandon(c);
+        set_last(c, PGC_ERROR, NULL);
+        return gw_fail(err, GW_E_STORE, "%s: cannot read the rows one at a time", what);
+    }
+    return GW_OK;
+}
+
+/* Reads and drops whatever the server still sends for the statement under way. */
+static void drain(struct pgc *c)
+{
+    PGresult *r;
+
+    while ((r = PQgetResult(c->conn)) != NULL)
+        PQclear(r);
+}
+
+int pgc_next(struct pgc *c, const char *what, PGresult **row, struct gw_error *err)
+{
+    PGresult *r = PQgetResult(c->conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_TUPLES_OK;
+
+    *row = NULL;
+    if (st == PGRES_SINGLE_TUPLE) {
+        *row = r;
+        return 1;
+    }
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        PQclear(r);
+        drain(c);
+        set_last(c, PGC_OK, NULL);
+        return 0;
+    }
+    fail_result(c, what, r, err);
+    PQclear(r);
+    if (PQstatus(c->conn) != CONNECTION_BAD)
+        drain(c);
+    return -1;
+}
+
+void pgc_abandon(struct pgc *c)
+{
+    PGcancel *cancel;
+    char why[256];
+
+    if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD)
+        return;
+    if (PQtransactionStatus(c->conn) == PQTRANS_ACTIVE && (cancel = PQgetCancel(c->conn))) {
+        PQcancel(cancel, why, sizeof why);
+        PQfreeCancel(cancel);
+    }
+    drain(c);
+}
+
+enum gw_code pgc_pipe_send(struct pgc *c, const char *what, const char *name, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           struct gw_error *err)
+{
+    enum gw_code rc = check_runnable(c, what, NULL, err);
+
+    if (rc)
+        return rc;
+    if (PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->conn))
+        return fail_result(c, what, NULL, err);
+    if (!PQsendQueryPrepared(c->conn, name, n_params, values, lengths, formats, 0))
+        return fail_result(c, what, NULL, err);
+    c->pipe_pending++;
+    return GW_OK;
+}
+
+/* Reads the results of the statements sent (left of them) and the sync that ends
+ * them; the first failure goes to err. */
+static enum gw_code read_pipeline(struct pgc *c, const char *what, int left, struct gw_error *err)
+{
+    enum gw_code rc = GW_OK;
+    PGresult *r;
+
+    while (left > 0) {
+        r = PQgetResult(c->conn);
+        if (!r) {
+            left--;
+            continue;
+        }
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR && !rc)
+            rc = fail_result(c, what, r, err);
+        PQclear(r);
+        if (PQstatus(c->conn) == CONNECTION_BAD)
+            return rc ? rc : fail_lost(c, what, err);
+    }
+    r = PQgetResult(c->conn); /* the sync's own result */
+    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        return rc ? rc : fail_result(c, what, NULL, err);
+    }
+    PQclear(r);
+    return rc;
+}
+
+enum gw_code pgc_pipe_sync(struct pgc *c, const char *what, struct gw_error *err)
+{
+    int left = c->pipe_pending;
+    enum gw_code rc;
+
+    c->pipe_pending = 0;
+    if (!c->conn || PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF)
+        return GW_OK;
+    if (PQstatus(c->conn) == CONNECTION_BAD)
+        return fail_lost(c, what, err);
+    if (!PQpipelineSync(c->conn))
+        return fail_result(c, what, NULL, err);
+    rc = read_pipeline(c, what, left, err);
+    if (PQstatus(c->conn) != CONNECTION_BAD && !PQexitPipelineMode(c->conn) && !rc)
+        rc = fail_result(c, what, NULL, err);
+    if (!rc)
+        set_last(c, PGC_OK, NULL);
+    return rc;
+}
+
+void pgc_deallocate(struct pgc *c, const char *name)
+{
+    char sql[64];
+
+    if (!pgc_ok(c) || PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+        return;
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
+    PQclear(PQexec(c->conn, sql));
 }
 
 enum gw_code pgc_command(struct pgc *c, const char *what, const char *sql, struct gw_error *err)

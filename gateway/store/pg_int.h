@@ -105,6 +105,9 @@ enum gw_code pgc_ensure(struct pgc *c, struct gw_error *err);
  * connection was lost inside a transaction it stays true until pgc_ensure(): the
  * transaction is gone and nothing may carry on as if outside one. */
 bool pgc_in_transaction(const struct pgc *c);
+/* The caller ended (rolled back) a transaction that died with its connection: from
+ * now on c is outside one, and pgc_ensure() may be called by the layers above. */
+void pgc_transaction_ended(struct pgc *c);
 /* The class and SQLSTATE of the last failure on c (PGC_OK and "" after a success). */
 enum pgc_class pgc_last_class(const struct pgc *c);
 const char *pgc_last_sqlstate(const struct pgc *c);
@@ -130,6 +133,42 @@ enum gw_code pgc_read(struct pgc *c, const char *what, const char *sql,
                       const struct pgc_params *params, PGresult **res, struct gw_error *err);
 /* Runs sql (no parameters, several statements allowed), discarding results. */
 enum gw_code pgc_command(struct pgc *c, const char *what, const char *sql, struct gw_error *err);
+
+/* Sessions made so far: a statement prepared in an earlier one must be prepared again. */
+long pgc_session(const struct pgc *c);
+/* Prepares sql (parameter types inferred) as name in this session. */
+enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
+                         struct gw_error *err);
+/* Runs the prepared statement name (text or binary values, as PQexecPrepared takes them). */
+enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
+                               const char *const *values, const int *lengths, const int *formats,
+                               PGresult **res, struct gw_error *err);
+/* Runs sql unprepared with those values. */
+enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           PGresult **res, struct gw_error *err);
+/* Sends sql and asks for its rows one at a time (a result of any size in bounded
+ * memory); read them with pgc_next() to the end, or pgc_abandon() the rest. Nothing
+ * else may run on c meanwhile. */
+enum gw_code pgc_send(struct pgc *c, const char *what, const char *sql, int n_params,
+                      const char *const *values, const int *lengths, const int *formats,
+                      struct gw_error *err);
+/* The next row of pgc_send()'s statement: 1 (*row: one row, PQclear() it), 0 when
+ * they are all read, -1 on failure (err says why). */
+int pgc_next(struct pgc *c, const char *what, PGresult **row, struct gw_error *err);
+/* Cancels the statement under way and drops its remaining rows. */
+void pgc_abandon(struct pgc *c);
+/* Sends the prepared statement name without waiting for its outcome (libpq's pipeline
+ * mode): several statements travel in one round trip. Their outcome comes from
+ * pgc_pipe_sync(), which must be called before anything else runs on c. */
+enum gw_code pgc_pipe_send(struct pgc *c, const char *what, const char *name, int n_params,
+                           const char *const *values, const int *lengths, const int *formats,
+                           struct gw_error *err);
+/* Waits for the statements pgc_pipe_send() sent: GW_OK when all succeeded, else the
+ * first failure. Leaves pipeline mode. GW_OK at once when nothing was sent. */
+enum gw_code pgc_pipe_sync(struct pgc *c, const char *what, struct gw_error *err);
+/* Drops the prepared statement name when the session is usable (errors ignored). */
+void pgc_deallocate(struct pgc *c, const char *name);
 
 /* Column helpers for a result row: a new copy of the text (NULL stays NULL;
  * false on OOM), and a 64-bit integer (0 for NULL). */

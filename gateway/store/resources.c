@@ -31,13 +31,13 @@ void store_resource_cleanup(struct store_resource *r)
 }
 
 /* Columns: seq, type, id, version, last_updated, deleted, owner, site, json. */
-enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out)
+enum gw_code resource_from_row(struct db_stmt *s, struct store_resource *out)
 {
     memset(out, 0, sizeof *out);
-    out->seq = sqlite3_column_int64(s, 0);
-    out->version = (long)sqlite3_column_int64(s, 3);
-    out->last_updated_ms = sqlite3_column_int64(s, 4);
-    out->deleted = sqlite3_column_int(s, 5) != 0;
+    out->seq = db_column_int64(s, 0);
+    out->version = (long)db_column_int64(s, 3);
+    out->last_updated_ms = db_column_int64(s, 4);
+    out->deleted = db_column_int(s, 5) != 0;
     if (!column_dup(s, 1, &out->type) || !column_dup(s, 2, &out->id) ||
         !column_dup(s, 6, &out->owner) || !column_dup(s, 7, &out->site) ||
         !column_dup(s, 8, &out->json)) {
@@ -48,21 +48,21 @@ enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out)
 }
 
 /* Runs s, a read of SQL_READ_CURRENT or SQL_READ_VERSION, into out. */
-static enum gw_code read_row(sqlite3 *db, sqlite3_stmt *s, const char *type, const char *id,
+static enum gw_code read_row(struct db *db, struct db_stmt *s, const char *type, const char *id,
                              long version, struct store_resource *out, struct gw_error *err)
 {
     enum gw_code rc;
     int step;
 
-    sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    db_bind_text(s, 1, type);
+    db_bind_text(s, 2, id);
     if (version)
-        sqlite3_bind_int64(s, 3, version);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW)
+        db_bind_int64(s, 3, version);
+    step = db_step(s);
+    if (step == DB_ROW)
         rc = resource_from_row(s, out) ? gw_fail(err, GW_E_NOMEM, "no memory for a resource")
                                        : GW_OK;
-    else if (step == SQLITE_DONE)
+    else if (step == DB_DONE)
         rc = gw_fail(err, GW_E_NOTFOUND, "%s/%s%s not found", type, id,
                      version ? " at that version" : "");
     else
@@ -70,10 +70,10 @@ static enum gw_code read_row(sqlite3 *db, sqlite3_stmt *s, const char *type, con
     return rc;
 }
 
-enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
+enum gw_code resources_read(struct db *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
@@ -81,14 +81,14 @@ enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long 
     if (rc)
         return rc;
     rc = read_row(db, s, type, id, version, out, err);
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
 enum gw_code store_read(struct store *st, const char *type, const char *id, long version,
                         struct store_resource *out, struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
+    struct db *db = reader_acquire(st);
     enum gw_code rc = resources_read(db, type, id, version, out, err);
 
     reader_release(st, db);
@@ -98,7 +98,7 @@ enum gw_code store_read(struct store *st, const char *type, const char *id, long
 enum gw_code store_txn_read(struct store_txn *txn, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     if (txn->rec)
@@ -115,7 +115,7 @@ enum gw_code store_txn_read(struct store_txn *txn, const char *type, const char 
 enum gw_code resources_current(struct store_txn *txn, const char *type, const char *id,
                                struct resource_current *cur, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
     int step;
 
@@ -123,14 +123,14 @@ enum gw_code resources_current(struct store_txn *txn, const char *type, const ch
     rc = stmt_txn(txn, SQL_RESOURCE_LOOKUP, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    step = sqlite3_step(s);
-    if (step == SQLITE_ROW) {
-        cur->rid = sqlite3_column_int64(s, 0);
-        cur->seq = sqlite3_column_int64(s, 1);
-        cur->version = (long)sqlite3_column_int64(s, 2);
-    } else if (step != SQLITE_DONE) {
+    db_bind_text(s, 1, type);
+    db_bind_text(s, 2, id);
+    step = db_step(s);
+    if (step == DB_ROW) {
+        cur->rid = db_column_int64(s, 0);
+        cur->seq = db_column_int64(s, 1);
+        cur->version = (long)db_column_int64(s, 2);
+    } else if (step != DB_DONE) {
         rc = store_fail_db(txn->db, err, "version lookup");
     }
     stmt_release(s);
@@ -139,13 +139,13 @@ enum gw_code resources_current(struct store_txn *txn, const char *type, const ch
 
 static enum gw_code next_seq(struct store_txn *txn, int64_t *seq, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_NEXT_SEQ, &s, err);
 
     if (rc)
         return rc;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        *seq = sqlite3_column_int64(s, 0);
+    if (db_step(s) == DB_ROW)
+        *seq = db_column_int64(s, 0);
     else
         rc = store_fail_db(txn->db, err, "next seq");
     stmt_release(s);
@@ -196,31 +196,31 @@ static enum gw_code version_text(struct store_txn *txn, const struct store_put *
 static enum gw_code point_current(struct store_txn *txn, const struct store_put *p,
                                   struct resource_current *cur, int64_t seq, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, cur->rid ? SQL_RESOURCE_UPDATE : SQL_RESOURCE_INSERT, &s, err);
 
     if (rc)
         return rc;
     if (cur->rid) {
-        sqlite3_bind_int64(s, 1, seq);
-        sqlite3_bind_int64(s, 2, cur->version + 1);
-        sqlite3_bind_int(s, 3, p->deleted ? 1 : 0);
-        sqlite3_bind_text(s, 4, p->owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, p->site, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 6, cur->rid);
+        db_bind_int64(s, 1, seq);
+        db_bind_int64(s, 2, cur->version + 1);
+        db_bind_int64(s, 3, p->deleted ? 1 : 0);
+        db_bind_text(s, 4, p->owner);
+        db_bind_text(s, 5, p->site);
+        db_bind_int64(s, 6, cur->rid);
     } else {
-        sqlite3_bind_text(s, 1, p->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, p->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, seq);
-        sqlite3_bind_int64(s, 4, 1);
-        sqlite3_bind_int(s, 5, p->deleted ? 1 : 0);
-        sqlite3_bind_text(s, 6, p->owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 7, p->site, -1, SQLITE_STATIC);
+        db_bind_text(s, 1, p->type);
+        db_bind_text(s, 2, p->id);
+        db_bind_int64(s, 3, seq);
+        db_bind_int64(s, 4, 1);
+        db_bind_int64(s, 5, p->deleted ? 1 : 0);
+        db_bind_text(s, 6, p->owner);
+        db_bind_text(s, 7, p->site);
     }
-    if (sqlite3_step(s) != SQLITE_DONE)
+    if (db_step(s) != (cur->rid ? DB_DONE : DB_ROW))
         rc = store_fail_db(txn->db, err, "update current version");
     else if (!cur->rid)
-        cur->rid = sqlite3_last_insert_rowid(txn->db);
+        cur->rid = db_column_int64(s, 0);
     stmt_release(s);
     return rc;
 }
@@ -229,18 +229,18 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
                                    const struct resource_current *cur, int64_t seq,
                                    const char *json, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_VERSION_INSERT, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int64(s, 2, cur->rid);
-    sqlite3_bind_int64(s, 3, cur->version + 1);
-    sqlite3_bind_int64(s, 4, txn->now_ms);
-    sqlite3_bind_int(s, 5, p->deleted ? 1 : 0);
-    sqlite3_bind_text(s, 6, json, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, seq);
+    db_bind_int64(s, 2, cur->rid);
+    db_bind_int64(s, 3, cur->version + 1);
+    db_bind_int64(s, 4, txn->now_ms);
+    db_bind_int64(s, 5, p->deleted ? 1 : 0);
+    db_bind_text(s, 6, json);
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "insert version");
     stmt_release(s);
     return rc;
@@ -250,14 +250,14 @@ static enum gw_code insert_version(struct store_txn *txn, const struct store_put
 static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64_t seq,
                                    struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_INDEX_RETIRE, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, old_seq);
-    sqlite3_bind_int64(s, 2, seq);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, old_seq);
+    db_bind_int64(s, 2, seq);
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "retire index entries");
     stmt_release(s);
     if (rc)
@@ -265,8 +265,8 @@ static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64
     rc = stmt_txn(txn, SQL_INDEX_RETIRE_DELETE, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, old_seq);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, old_seq);
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "retire index entries");
     stmt_release(s);
     return rc;
@@ -276,14 +276,14 @@ static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64
 static enum gw_code raise_width(struct store_txn *txn, int64_t pid, int64_t width,
                                 struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_WIDTH_RAISE, &s, err);
 
     if (rc)
         return rc;
-    sqlite3_bind_int64(s, 1, pid);
-    sqlite3_bind_int64(s, 2, width);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_int64(s, 1, pid);
+    db_bind_int64(s, 2, width);
+    if (db_step_deferred(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "date width");
     stmt_release(s);
     return rc;
@@ -295,7 +295,7 @@ static enum gw_code insert_entries(struct store_txn *txn, const char *type, int6
                                    int64_t seq, const struct store_index_entry *e, size_t n,
                                    struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = GW_OK;
     size_t i;
 
@@ -306,19 +306,22 @@ static enum gw_code insert_entries(struct store_txn *txn, const char *type, int6
         rc = stmt_txn(txn, SQL_INDEX_INSERT, &s, err);
         if (rc)
             break;
-        sqlite3_bind_int64(s, 1, pid);
-        sqlite3_bind_text(s, 2, ranged ? "" : e[i].value, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, ranged ? e[i].lo : 0);
-        sqlite3_bind_int64(s, 4, seq);
-        sqlite3_bind_int64(s, 5, ranged ? e[i].hi : 0);
-        sqlite3_bind_text(s, 6, e[i].system ? e[i].system : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 7, rid);
-        if (sqlite3_step(s) != SQLITE_DONE)
+        db_bind_int64(s, 1, pid);
+        db_bind_text(s, 2, ranged ? "" : e[i].value);
+        db_bind_int64(s, 3, ranged ? e[i].lo : 0);
+        db_bind_int64(s, 4, seq);
+        db_bind_int64(s, 5, ranged ? e[i].hi : 0);
+        db_bind_text(s, 6, e[i].system ? e[i].system : "");
+        db_bind_int64(s, 7, rid);
+        if (db_step_deferred(s) != DB_DONE)
             rc = store_fail_db(txn->db, err, "insert index");
         stmt_release(s);
         if (!rc && ranged && e[i].hi > e[i].lo)
             rc = raise_width(txn, pid, e[i].hi - e[i].lo, err);
     }
+    /* the rows went out together (PostgreSQL): their outcome */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert index");
     return rc;
 }
 
@@ -350,6 +353,9 @@ enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p,
         rc = retire_entries(txn, old_seq, *seq, err);
     if (!rc && !p->deleted)
         rc = insert_entries(txn, p->type, cur->rid, *seq, p->index, p->n_index, err);
+    /* the deferred statements' outcome (PostgreSQL: they went out together) */
+    if (db_flush(txn->db) != DB_OK && !rc)
+        rc = store_fail_db(txn->db, err, "insert version");
     if (!rc && p->site) /* a resource routed to a site is visible to it (sites.c) */
         rc = store_txn_site_grant(txn, p->type, p->id, p->site, err);
     return rc;

@@ -257,29 +257,29 @@ static void param_id_sql(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         sqlite3_result_int64(ctx, store_param_id(type, name));
 }
 
-static enum gw_code read_version(sqlite3 *db, int *version, struct gw_error *err)
+static enum gw_code read_version(struct db *db, int *version, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, "PRAGMA user_version", &s, err);
 
     if (rc)
         return rc;
-    if (sqlite3_step(s) != SQLITE_ROW)
+    if (db_step(s) != DB_ROW)
         rc = store_fail_db(db, err, "schema version");
     else
-        *version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+        *version = db_column_int(s, 0);
+    db_finalize(s);
     return rc;
 }
 
-enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err)
+enum gw_code schema_migrate(struct db *db, int *version, struct gw_error *err)
 {
     char bump[64];
     enum gw_code rc;
     int v = 0;
 
-    if (sqlite3_create_function(db, "gw_param_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                param_id_sql, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_create_function(db_sqlite(db), "gw_param_id", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, param_id_sql, NULL, NULL) != SQLITE_OK)
         return store_fail_db(db, err, "gw_param_id");
     rc = read_version(db, &v, err);
     if (rc)

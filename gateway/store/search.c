@@ -19,26 +19,26 @@
 static enum gw_code one_int(struct conn *c, const char *sql, int64_t arg, bool has_arg,
                             int64_t *out, bool *found, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc = conn_prepare_fixed(c, sql, &s, err);
     int step;
 
     if (rc)
         return rc;
     if (has_arg)
-        sqlite3_bind_int64(s, 1, arg);
-    step = sqlite3_step(s);
+        db_bind_int64(s, 1, arg);
+    step = db_step(s);
     if (found)
-        *found = step == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
-    if (step == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else if (step != SQLITE_DONE)
+        *found = step == DB_ROW && !db_column_null(s, 0);
+    if (step == DB_ROW)
+        *out = db_column_int64(s, 0);
+    else if (step != DB_DONE)
         rc = store_fail_db(c->db, err, "search bounds");
     conn_done(c, s);
     return rc;
 }
 
-int64_t store_last_time(sqlite3 *db)
+int64_t store_last_time(struct db *db)
 {
     struct conn c = {db, NULL};
     int64_t a = 0, b = 0;
@@ -50,23 +50,23 @@ int64_t store_last_time(sqlite3 *db)
 }
 
 /* The time of the first row at or after seq x (*none when there is none). */
-static enum gw_code probe(sqlite3_stmt *s, int64_t x, int64_t *t, bool *none)
+static enum gw_code probe(struct db_stmt *s, int64_t x, int64_t *t, bool *none)
 {
     int step;
 
-    sqlite3_reset(s);
-    sqlite3_bind_int64(s, 1, x);
-    step = sqlite3_step(s);
-    *none = step != SQLITE_ROW;
-    if (step == SQLITE_ROW)
-        *t = sqlite3_column_int64(s, 1);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? GW_OK : GW_E_STORE;
+    db_reset(s);
+    db_bind_int64(s, 1, x);
+    step = db_step(s);
+    *none = step != DB_ROW;
+    if (step == DB_ROW)
+        *t = db_column_int64(s, 1);
+    return step == DB_ROW || step == DB_DONE ? GW_OK : GW_E_STORE;
 }
 
 enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *seq,
                            struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int64_t last = 0, lo = 1, hi, t = 0;
     bool none = false;
     enum gw_code rc =
@@ -163,14 +163,15 @@ static enum gw_code count_total(struct conn *c, const struct store_query *q,
                                 const struct search_bounds *b, long *total, struct gw_error *err)
 {
     struct sql sql;
-    sqlite3_stmt *s = NULL;
+    struct db_stmt *s = NULL;
     enum gw_code rc;
 
     sql_init(&sql);
+    sql.pg = db_dialect(c->db) == DB_PG;
     search_sql_build(q, b, SEARCH_COUNT, &sql);
     rc = conn_prepare(c, &sql, &s, err);
-    if (!rc && sqlite3_step(s) == SQLITE_ROW)
-        *total = (long)sqlite3_column_int64(s, 0);
+    if (!rc && db_step(s) == DB_ROW)
+        *total = (long)db_column_int64(s, 0);
     else if (!rc)
         rc = store_fail_db(c->db, err, "count");
     conn_done(c, s);
@@ -178,15 +179,15 @@ static enum gw_code count_total(struct conn *c, const struct store_query *q,
     return rc;
 }
 
-static enum gw_code fetch_rows(sqlite3 *db, sqlite3_stmt *s, size_t count, struct store_page *out,
-                               struct gw_error *err)
+static enum gw_code fetch_rows(struct db *db, struct db_stmt *s, size_t count,
+                               struct store_page *out, struct gw_error *err)
 {
     int step;
 
     out->items = calloc(count + 1, sizeof *out->items);
     if (!out->items)
         return gw_fail(err, GW_E_NOMEM, "no memory for search results");
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((step = db_step(s)) == DB_ROW) {
         if (out->n_items == count) {
             out->has_more = true;
             break;
@@ -195,7 +196,7 @@ static enum gw_code fetch_rows(sqlite3 *db, sqlite3_stmt *s, size_t count, struc
             return gw_fail(err, GW_E_NOMEM, "no memory for search results");
         out->n_items++;
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (step != DB_ROW && step != DB_DONE)
         return store_fail_db(db, err, "search");
     return GW_OK;
 }
@@ -205,12 +206,13 @@ static enum gw_code fetch_page(struct conn *c, const struct store_query *q,
                                struct gw_error *err)
 {
     struct sql sql;
-    sqlite3_stmt *s = NULL;
+    struct db_stmt *s = NULL;
     struct store_query qc = *q;
     enum gw_code rc;
 
     qc.count = count;
     sql_init(&sql);
+    sql.pg = db_dialect(c->db) == DB_PG;
     search_sql_build(&qc, b, SEARCH_PAGE, &sql);
     rc = conn_prepare(c, &sql, &s, err);
     if (!rc)
@@ -333,11 +335,11 @@ enum gw_code store_txn_search(struct store_txn *txn, const struct store_query *q
 
 /* ------------------------------------------------------------ history */
 
-static enum gw_code history_run(sqlite3 *db, const struct store_query *q, const char *id,
+static enum gw_code history_run(struct db *db, const struct store_query *q, const char *id,
                                 struct store_page *out, struct gw_error *err)
 {
     size_t count = q->count > SEARCH_MAX_ROWS ? SEARCH_MAX_ROWS : q->count;
-    sqlite3_stmt *s = NULL;
+    struct db_stmt *s = NULL;
     struct conn c = {db, NULL};
     int64_t now = 0;
     enum gw_code rc = one_int(&c, SQL_SNAPSHOT, 0, false, &now, NULL, err);
@@ -348,20 +350,20 @@ static enum gw_code history_run(sqlite3 *db, const struct store_query *q, const 
     rc = stmt_prepare(db, SQL_HISTORY, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, q->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, out->snapshot);
-    sqlite3_bind_int64(s, 4, (int64_t)count + 1);
-    sqlite3_bind_int64(s, 5, (int64_t)q->offset);
+    db_bind_text(s, 1, q->type);
+    db_bind_text(s, 2, id);
+    db_bind_int64(s, 3, out->snapshot);
+    db_bind_int64(s, 4, (int64_t)count + 1);
+    db_bind_int64(s, 5, (int64_t)q->offset);
     rc = fetch_rows(db, s, count, out, err);
-    sqlite3_finalize(s);
+    db_finalize(s);
     return rc;
 }
 
 enum gw_code store_history(struct store *st, const struct store_query *q, const char *id,
                            struct store_page *out, struct gw_error *err)
 {
-    sqlite3 *db;
+    struct db *db;
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
@@ -384,8 +386,8 @@ enum gw_code store_history(struct store *st, const struct store_query *q, const 
 
 struct store_cursor {
     struct store *st;
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
+    struct db *db;
+    struct db_stmt *stmt;
     bool in_txn; /* the read transaction that holds the snapshot is open */
     bool done;   /* SQLite would start over if stepped past the end */
 };
@@ -394,7 +396,7 @@ void store_cursor_close(struct store_cursor *c)
 {
     if (!c)
         return;
-    sqlite3_finalize(c->stmt);
+    db_finalize(c->stmt);
     if (c->in_txn)
         stmt_exec(c->db, "ROLLBACK", NULL);
     if (c->db)
@@ -420,8 +422,9 @@ static enum gw_code cursor_prepare(struct store_cursor *cur, const struct store_
         return rc;
     }
     sql_init(&sql);
+    sql.pg = db_dialect(cur->db) == DB_PG;
     search_sql_build(q, &b, SEARCH_ALL, &sql);
-    rc = sql_prepare(cur->db, &sql, &cur->stmt, err);
+    rc = sql_prepare_stream(cur->db, &sql, &cur->stmt, err);
     sql_cleanup(&sql);
     free((int64_t *)b.widths);
     return rc;
@@ -459,15 +462,15 @@ enum gw_code store_cursor_next(struct store_cursor *c, const char **json, size_t
     *len = 0;
     if (c->done)
         return GW_E_NOTFOUND;
-    step = sqlite3_step(c->stmt);
-    if (step == SQLITE_DONE) {
+    step = db_step(c->stmt);
+    if (step == DB_DONE) {
         c->done = true;
         return GW_E_NOTFOUND;
     }
-    if (step != SQLITE_ROW)
+    if (step != DB_ROW)
         return store_fail_db(c->db, err, "cursor");
-    *json = (const char *)sqlite3_column_text(c->stmt, 8);
-    *len = (size_t)sqlite3_column_bytes(c->stmt, 8);
+    *json = db_column_text(c->stmt, 8);
+    *len = (size_t)db_column_bytes(c->stmt, 8);
     if (!*json)
         return gw_fail(err, GW_E_NOMEM, "no memory for a row");
     return GW_OK;

@@ -481,7 +481,7 @@ static void scope(struct sql *q, const struct plan *p, const struct arm *arm)
 {
     const struct store_query *qq = p->q;
     bool list = arm->kind == ARM_LIST_CURRENT || arm->kind == ARM_LIST_HISTORY;
-    const char *plus = list && arm->by_id ? "+" : "";
+    const char *plus = list && arm->by_id && !q->pg ? "+" : "";
     size_t i;
 
     if (qq->owner && !(list && !arm->by_id)) {

@@ -12,7 +12,7 @@
 enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const char *id,
                                   const char *site, struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     if (txn->rec)
@@ -20,17 +20,17 @@ enum gw_code store_txn_site_grant(struct store_txn *txn, const char *type, const
     rc = stmt_txn(txn, SQL_SITE_GRANT, &s, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, site, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_DONE)
+    db_bind_text(s, 1, type);
+    db_bind_text(s, 2, id);
+    db_bind_text(s, 3, site);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "site grant");
     stmt_release(s);
     return rc;
 }
 
 /* One seek per site (a RIS serves few): stops at the first that sees it. */
-static enum gw_code probe(sqlite3 *db, sqlite3_stmt *s, const char *type, const char *id,
+static enum gw_code probe(struct db *db, struct db_stmt *s, const char *type, const char *id,
                           const char *const *sites, size_t n_sites, bool *visible,
                           struct gw_error *err)
 {
@@ -39,14 +39,14 @@ static enum gw_code probe(sqlite3 *db, sqlite3_stmt *s, const char *type, const 
 
     *visible = false;
     for (i = 0; i < n_sites && !*visible; i++) {
-        sqlite3_reset(s);
-        sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, sites[i], -1, SQLITE_STATIC);
-        step = sqlite3_step(s);
-        if (step == SQLITE_ROW)
+        db_reset(s);
+        db_bind_text(s, 1, type);
+        db_bind_text(s, 2, id);
+        db_bind_text(s, 3, sites[i]);
+        step = db_step(s);
+        if (step == DB_ROW)
             *visible = true;
-        else if (step != SQLITE_DONE)
+        else if (step != DB_DONE)
             return store_fail_db(db, err, "site visibility");
     }
     return GW_OK;
@@ -56,14 +56,14 @@ enum gw_code store_site_visible(struct store *st, const char *type, const char *
                                 const char *const *sites, size_t n_sites, bool *visible,
                                 struct gw_error *err)
 {
-    sqlite3 *db = reader_acquire(st);
-    sqlite3_stmt *s;
+    struct db *db = reader_acquire(st);
+    struct db_stmt *s;
     enum gw_code rc = stmt_prepare(db, SQL_SITE_VISIBLE, &s, err);
 
     *visible = false;
     if (!rc)
         rc = probe(db, s, type, id, sites, n_sites, visible, err);
-    sqlite3_finalize(s);
+    db_finalize(s);
     reader_release(st, db);
     return rc;
 }
@@ -72,7 +72,7 @@ enum gw_code store_txn_site_visible(struct store_txn *txn, const char *type, con
                                     const char *const *sites, size_t n_sites, bool *visible,
                                     struct gw_error *err)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     enum gw_code rc;
 
     *visible = false;

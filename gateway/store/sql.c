@@ -8,54 +8,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what)
+enum gw_code store_fail_db(struct db *db, struct gw_error *err, const char *what)
 {
-    int code = sqlite3_extended_errcode(db);
-
-    if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
-        return gw_fail(err, GW_E_STORE, "%s: the database is busy", what);
-    if ((code & 0xff) == SQLITE_NOMEM)
-        return gw_fail(err, GW_E_NOMEM, "%s: out of memory", what);
-    if ((code & 0xff) == SQLITE_FULL || (code & 0xff) == SQLITE_IOERR ||
-        (code & 0xff) == SQLITE_READONLY)
-        return gw_fail(err, GW_E_IO, "%s: %s", what, sqlite3_errmsg(db));
-    return gw_fail(err, GW_E_STORE, "%s: %s", what, sqlite3_errmsg(db));
+    return db_fail(db, err, what);
 }
 
-enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err)
+enum gw_code stmt_prepare(struct db *db, const char *sql, struct db_stmt **out,
+                          struct gw_error *err)
 {
     *out = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, out, NULL) != SQLITE_OK)
+    if (db_prepare(db, sql, false, out) != DB_OK)
         return store_fail_db(db, err, "prepare");
     return GW_OK;
 }
 
-enum gw_code stmt_exec(sqlite3 *db, const char *sql, struct gw_error *err)
+enum gw_code stmt_prepare_stream(struct db *db, const char *sql, struct db_stmt **out,
+                                 struct gw_error *err)
 {
-    char *msg = NULL;
-    enum gw_code rc = GW_OK;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        rc = store_fail_db(db, err, "statement");
-        sqlite3_free(msg);
-    }
-    return rc;
+    *out = NULL;
+    if (db_prepare_stream(db, sql, out) != DB_OK)
+        return store_fail_db(db, err, "prepare");
+    return GW_OK;
 }
 
-bool column_dup(sqlite3_stmt *s, int i, char **out)
+enum gw_code stmt_exec(struct db *db, const char *sql, struct gw_error *err)
 {
-    const unsigned char *t = sqlite3_column_text(s, i);
+    if (db_exec(db, sql) != DB_OK)
+        return store_fail_db(db, err, "statement");
+    return GW_OK;
+}
+
+bool column_dup(struct db_stmt *s, int i, char **out)
+{
+    const char *t = db_column_text(s, i);
 
     *out = NULL;
     if (!t)
-        return sqlite3_column_type(s, i) == SQLITE_NULL;
-    *out = gw_strndup((const char *)t, (size_t)sqlite3_column_bytes(s, i));
+        return db_column_null(s, i);
+    *out = gw_strndup(t, (size_t)db_column_bytes(s, i));
     return *out != NULL;
 }
 
 void sql_init(struct sql *q)
 {
-    memset(q, 0, sizeof *q);
+    memset(q, 0, sizeof *q); /* SQLite's dialect unless the caller sets pg */
     gw_buf_init(&q->text, STORE_MAX_SQL);
 }
 
@@ -156,24 +152,25 @@ enum gw_code sql_status(const struct sql *q, struct gw_error *err)
     return GW_OK;
 }
 
-static enum gw_code bind_all(sqlite3 *db, sqlite3_stmt *s, const struct sql *q,
+static enum gw_code bind_all(struct db *db, struct db_stmt *s, const struct sql *q,
                              struct gw_error *err)
 {
     size_t i;
 
     for (i = 0; i < q->n_binds; i++) {
         const struct bind *b = &q->binds[i];
-        int r = b->is_int ? sqlite3_bind_int64(s, (int)i + 1, b->i)
-                : b->s    ? sqlite3_bind_text(s, (int)i + 1, b->s, -1, SQLITE_STATIC)
-                          : sqlite3_bind_null(s, (int)i + 1);
+        int r = b->is_int ? db_bind_int64(s, (int)i + 1, b->i)
+                : b->s    ? db_bind_text(s, (int)i + 1, b->s)
+                          : db_bind_null(s, (int)i + 1);
 
-        if (r != SQLITE_OK)
+        if (r != DB_OK)
             return store_fail_db(db, err, "bind");
     }
     return GW_OK;
 }
 
-enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+static enum gw_code prepare_with(struct db *db, struct sql *q, bool stream, struct db_stmt **out,
+                                 struct gw_error *err)
 {
     enum gw_code rc;
 
@@ -182,15 +179,27 @@ enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct 
     if (!rc)
         rc = gw_buf_finish(&q->text, "query", err);
     if (!rc)
-        rc = stmt_prepare(db, q->text.data, out, err);
+        rc = stream ? stmt_prepare_stream(db, q->text.data, out, err)
+                    : stmt_prepare(db, q->text.data, out, err);
     if (!rc && (rc = bind_all(db, *out, q, err)) != GW_OK) {
-        sqlite3_finalize(*out);
+        db_finalize(*out);
         *out = NULL;
     }
     return rc;
 }
 
-enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out,
+enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, struct gw_error *err)
+{
+    return prepare_with(db, q, false, out, err);
+}
+
+enum gw_code sql_prepare_stream(struct db *db, struct sql *q, struct db_stmt **out,
+                                struct gw_error *err)
+{
+    return prepare_with(db, q, true, out, err);
+}
+
+enum gw_code stmt_txn(struct store_txn *txn, const char *sql, struct db_stmt **out,
                       struct gw_error *err)
 {
     struct stmt_cache *c = &txn->st->wcache;
@@ -203,10 +212,10 @@ enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out
         }
     }
     *out = NULL;
-    if (sqlite3_prepare_v3(txn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+    if (db_prepare(txn->db, sql, true, out) != DB_OK)
         return store_fail_db(txn->db, err, "prepare");
     if (c->n == STORE_STMT_CACHE) { /* a bug: more static statements than slots */
-        sqlite3_finalize(*out);
+        db_finalize(*out);
         *out = NULL;
         return gw_fail(err, GW_E_INTERNAL, "statement cache full (raise STORE_STMT_CACHE)");
     }
@@ -215,12 +224,12 @@ enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out
     return GW_OK;
 }
 
-void stmt_release(sqlite3_stmt *s)
+void stmt_release(struct db_stmt *s)
 {
     if (!s)
         return;
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
+    db_clear_bindings(s);
 }
 
 void stmt_cache_clear(struct stmt_cache *c)
@@ -228,14 +237,14 @@ void stmt_cache_clear(struct stmt_cache *c)
     size_t i;
 
     for (i = 0; i < c->n; i++)
-        sqlite3_finalize(c->stmt[i]);
+        db_finalize(c->stmt[i]);
     c->n = 0;
 }
 
 /* ------------------------------------------------------------ statement cache */
 
 /* The cached statement of text, prepared and added when new. */
-static enum gw_code cached(struct conn *c, const char *text, sqlite3_stmt **out,
+static enum gw_code cached(struct conn *c, const char *text, struct db_stmt **out,
                            struct gw_error *err)
 {
     struct text_cache *tc = c->cache;
@@ -255,11 +264,11 @@ static enum gw_code cached(struct conn *c, const char *text, sqlite3_stmt **out,
     copy = gw_strdup(text);
     if (!copy)
         return gw_fail(err, GW_E_NOMEM, "no memory for a statement");
-    if (sqlite3_prepare_v3(c->db, text, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK) {
+    if (db_prepare(c->db, text, true, out) != DB_OK) {
         free(copy);
         return store_fail_db(c->db, err, "prepare");
     }
-    sqlite3_finalize(tc->stmt[victim]);
+    db_finalize(tc->stmt[victim]);
     free(tc->text[victim]);
     tc->text[victim] = copy;
     tc->stmt[victim] = *out;
@@ -267,7 +276,7 @@ static enum gw_code cached(struct conn *c, const char *text, sqlite3_stmt **out,
     return GW_OK;
 }
 
-enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, struct gw_error *err)
+enum gw_code conn_prepare(struct conn *c, struct sql *q, struct db_stmt **out, struct gw_error *err)
 {
     enum gw_code rc;
 
@@ -286,18 +295,18 @@ enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, str
     return rc;
 }
 
-enum gw_code conn_prepare_fixed(struct conn *c, const char *text, sqlite3_stmt **out,
+enum gw_code conn_prepare_fixed(struct conn *c, const char *text, struct db_stmt **out,
                                 struct gw_error *err)
 {
     return c->cache ? cached(c, text, out, err) : stmt_prepare(c->db, text, out, err);
 }
 
-void conn_done(struct conn *c, sqlite3_stmt *s)
+void conn_done(struct conn *c, struct db_stmt *s)
 {
     if (c->cache)
         stmt_release(s);
     else
-        sqlite3_finalize(s);
+        db_finalize(s);
 }
 
 void text_cache_clear(struct text_cache *c)
@@ -305,7 +314,7 @@ void text_cache_clear(struct text_cache *c)
     size_t i;
 
     for (i = 0; i < STORE_TEXT_CACHE; i++) {
-        sqlite3_finalize(c->stmt[i]);
+        db_finalize(c->stmt[i]);
         free(c->text[i]);
     }
     memset(c, 0, sizeof *c);

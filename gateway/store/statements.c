@@ -18,7 +18,7 @@ const char SQL_RESOURCE_LOOKUP[] =
 const char SQL_NEXT_SEQ[] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions";
 const char SQL_RESOURCE_INSERT[] =
     "INSERT INTO resources (type, id, seq, version, deleted, owner, site)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING rid";
 const char SQL_RESOURCE_UPDATE[] = "UPDATE resources SET seq = ?1, version = ?2, deleted = ?3,"
                                    " owner = ?4, site = ?5 WHERE rid = ?6";
 const char SQL_VERSION_INSERT[] =
@@ -60,8 +60,13 @@ const char SQL_LAST_TIME[] = "SELECT COALESCE(MAX(last_updated), 0) FROM version
 /* ------------------------------------------------------------ audit */
 
 const char SQL_AUDIT_HEAD[] = "SELECT hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)";
-const char SQL_AUDIT_INSERT[] = "INSERT INTO audit (id, recorded, json, prev_hash, hash)"
-                                " VALUES (?1, ?2, ?3, ?4, ?5)";
+/* seq: the next after the last, gapless (the chain's verification names a
+ * missing seq; a sequence would leave gaps where transactions rolled back),
+ * assigned under the write lock */
+const char SQL_AUDIT_INSERT[] =
+    "INSERT INTO audit (seq, id, recorded, json, prev_hash, hash)"
+    " SELECT COALESCE(MAX(seq), 0) + 1, ?1, CAST(?2 AS bigint), ?3, ?4, ?5 FROM audit"
+    " RETURNING seq";
 const char SQL_AUDIT_INDEX_INSERT[] = "INSERT INTO audit_index (pid, value, seq, system)"
                                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
 const char SQL_AUDIT_SNAPSHOT[] = "SELECT COALESCE(MAX(seq), 0) FROM audit";
@@ -128,7 +133,8 @@ const char SQL_SITE_VISIBLE[] =
 const char SQL_ROLLUP_TALLY[] =
     "INSERT INTO audit_rollup (hour, client, address, class, n, last)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hour, client, address, class)"
-    " DO UPDATE SET n = n + excluded.n, last = MAX(last, excluded.last)";
+    " DO UPDATE SET n = audit_rollup.n + excluded.n, last = CASE WHEN excluded.last >"
+    " audit_rollup.last THEN excluded.last ELSE audit_rollup.last END";
 const char SQL_ROLLUP_HOURS[] = "SELECT hour, class, SUM(n) FROM audit_rollup"
                                 " WHERE hour >= ?1 AND hour < ?2 GROUP BY hour, class"
                                 " ORDER BY hour";
@@ -152,8 +158,9 @@ const char SQL_SUBSCRIPTION_PUT[] =
     " criteria = ?4, end_ms = ?5, enabled = ?6";
 const char SQL_SUBSCRIPTION_REMOVE[] = "DELETE FROM subscriptions WHERE id = ?1";
 /* subscriptions_by_owner (owner, type): the matcher's question on every write */
-const char SQL_SUBSCRIPTIONS_OF[] = "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
-                                    " WHERE owner = ?1 AND (?2 IS NULL OR type = ?2) ORDER BY id";
+const char SQL_SUBSCRIPTIONS_OF[] =
+    "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions"
+    " WHERE owner = ?1 AND (CAST(?2 AS text) IS NULL OR type = ?2) ORDER BY id";
 const char SQL_SUBSCRIPTION_GET[] =
     "SELECT " SUBSCRIPTION_COLUMNS " FROM subscriptions WHERE id = ?1";
 const char SQL_NOTE_NUMBERS[] = "UPDATE subscriptions SET queued = queued + 1,"
@@ -161,7 +168,7 @@ const char SQL_NOTE_NUMBERS[] = "UPDATE subscriptions SET queued = queued + 1,"
 const char SQL_NOTE_ADD[] =
     "INSERT INTO notifications (subscription, position, event, kind, focus_type, focus_id,"
     " focus_version, state, next_at, created, updated)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8)";
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8) RETURNING seq";
 /* notifications_by_state (state, subscription, position) */
 const char SQL_NOTE_DROP[] = "UPDATE notifications SET state = 3, updated = ?2"
                              " WHERE state = 0 AND subscription = ?1";

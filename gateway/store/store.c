@@ -25,36 +25,14 @@
 
 static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
-static enum gw_code open_db(const char *path, bool writer, sqlite3 **out, struct gw_error *err)
+static enum gw_code open_db(const char *path, bool writer, struct db **out, struct gw_error *err)
 {
-    sqlite3 *db = NULL;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-    enum gw_code rc;
-
-    *out = NULL;
-    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        rc = gw_fail(err, GW_E_STORE, "cannot open %s: %s", path,
-                     db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-    sqlite3_extended_result_codes(db, 1);
-    rc = stmt_exec(db,
-                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                   "PRAGMA temp_store=MEMORY;",
-                   err);
-    if (rc) {
-        sqlite3_close(db);
-        return rc;
-    }
-    *out = db;
-    return GW_OK;
+    return db_open_sqlite(path, writer, out, err);
 }
 
-sqlite3 *reader_acquire(struct store *st)
+struct db *reader_acquire(struct store *st)
 {
-    sqlite3 *db = NULL;
+    struct db *db = NULL;
     size_t i;
 
     pthread_mutex_lock(&st->pool_lock);
@@ -74,7 +52,7 @@ sqlite3 *reader_acquire(struct store *st)
     return db;
 }
 
-void reader_release(struct store *st, sqlite3 *db)
+void reader_release(struct store *st, struct db *db)
 {
     size_t i;
 
@@ -86,22 +64,33 @@ void reader_release(struct store *st, sqlite3 *db)
     pthread_mutex_unlock(&st->pool_lock);
 }
 
-/* The writer's transaction control, prepared once (by their addresses). */
-static const char sql_begin[] = "BEGIN IMMEDIATE", sql_commit[] = "COMMIT",
-                  sql_rollback[] = "ROLLBACK", sql_job[] = "SAVEPOINT job",
+/* The writer's transaction control, prepared once (by their addresses). On
+ * PostgreSQL a plain BEGIN, then the head row's lock (pg_store.c). */
+static const char sql_begin[] = "BEGIN IMMEDIATE", sql_begin_pg[] = "BEGIN",
+                  sql_commit[] = "COMMIT", sql_rollback[] = "ROLLBACK", sql_job[] = "SAVEPOINT job",
                   sql_job_release[] = "RELEASE job", sql_job_undo[] = "ROLLBACK TO job",
                   sql_apply[] = "SAVEPOINT apply", sql_apply_release[] = "RELEASE apply",
                   sql_apply_undo[] = "ROLLBACK TO apply";
 
+/* Savepoints made and released fail only with the connection: on PostgreSQL they
+ * travel with the job's next statements (db_step_deferred()), whose outcome says. */
+static bool opens_or_keeps(const char *sql)
+{
+    return sql == sql_job || sql == sql_apply || sql == sql_job_release || sql == sql_apply_release;
+}
+
 /* Runs one of the statements above on the writer's connection. */
 static enum gw_code control(struct store_txn *txn, const char *sql, struct gw_error *err)
 {
-    sqlite3_stmt *s;
-    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    struct db_stmt *s;
+    enum gw_code rc;
 
+    if (sql == sql_begin && txn->st->pg)
+        sql = sql_begin_pg;
+    rc = stmt_txn(txn, sql, &s, err);
     if (rc)
         return rc;
-    if (sqlite3_step(s) != SQLITE_DONE)
+    if ((opens_or_keeps(sql) ? db_step_deferred(s) : db_step(s)) != DB_DONE)
         rc = store_fail_db(txn->db, err, sql);
     stmt_release(s);
     return rc;
@@ -250,13 +239,13 @@ static void finish_batch(struct store *st, struct job *batch, enum gw_code commi
  * writer's transaction (two seeks of the rightmost rows). */
 static int64_t stored_time(struct store_txn *txn, const char *sql)
 {
-    sqlite3_stmt *s;
+    struct db_stmt *s;
     int64_t t = 0;
 
     if (stmt_txn(txn, sql, &s, NULL) != GW_OK)
         return 0;
-    if (sqlite3_step(s) == SQLITE_ROW)
-        t = sqlite3_column_int64(s, 0);
+    if (db_step(s) == DB_ROW)
+        t = db_column_int64(s, 0);
     stmt_release(s);
     return t;
 }
@@ -283,22 +272,32 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     struct job *j;
     enum gw_code rc;
 
+    if (st->pg && (rc = pg_batch_ready(st, err)) != GW_OK)
+        return rc;
     rc = control(&txn, sql_begin, err);
     if (rc)
         return rc;
-    txn.now_ms = batch_time(&txn);
-    rc = audit_head_load(&txn, txn.chain_head, err);
+    if (st->pg)
+        rc = pg_batch_begin(&txn, err);
+    else
+        txn.now_ms = batch_time(&txn);
+    if (!rc)
+        rc = audit_head_load(&txn, txn.chain_head, err);
     if (rc) {
         control(&txn, sql_rollback, NULL);
         return rc;
     }
     for (j = batch; j; j = j->next)
         run_job(&txn, j);
-    rc = control(&txn, sql_commit, err);
-    if (rc) {
-        control(&txn, sql_rollback, NULL);
-        return rc;
+    if (st->pg) {
+        rc = pg_batch_commit(&txn, err);
+    } else {
+        rc = control(&txn, sql_commit, err);
+        if (rc)
+            control(&txn, sql_rollback, NULL);
     }
+    if (rc)
+        return rc;
     st->last_commit_ms = txn.now_ms;
     if (txn.notes_changed)
         notes_committed(st);
@@ -356,15 +355,17 @@ static void restart_wal(struct store *st)
 {
     int rc;
 
-    if (!st->wal_restart || gw_mono_ms() < st->wal_retry_mono_ms)
+    sqlite3 *db = db_sqlite(st->wdb);
+
+    if (!db || !st->wal_restart || gw_mono_ms() < st->wal_retry_mono_ms)
         return; /* the flag stays: a later batch looks again */
     st->wal_restart = false;
-    sqlite3_busy_timeout(st->wdb, STORE_WAL_RESTART_WAIT_MS);
-    rc = sqlite3_wal_checkpoint_v2(st->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_busy_timeout(st->wdb, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(db, STORE_WAL_RESTART_WAIT_MS);
+    rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
     st->wal_retry_mono_ms = rc == SQLITE_BUSY ? gw_mono_ms() + STORE_WAL_RETRY_MS : 0;
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->wdb));
+        gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(db));
 }
 
 static void *writer_main(void *arg)
@@ -656,9 +657,11 @@ static void *checkpointer_main(void *arg)
             break;
         pthread_mutex_unlock(&st->q_lock);
         expire_queued(st);
-        rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        rc = st->cdb ? sqlite3_wal_checkpoint_v2(db_sqlite(st->cdb), NULL,
+                                                 SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)
+                     : SQLITE_OK;
         if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: the writer empties the log */
-            gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(st->cdb));
+            gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", db_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
     }
     pthread_mutex_unlock(&st->q_lock);
@@ -667,13 +670,17 @@ static void *checkpointer_main(void *arg)
 
 static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
 {
-    enum gw_code rc = open_db(st->path, false, &st->cdb, err);
+    enum gw_code rc = GW_OK;
 
-    if (!rc)
-        rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
-    if (rc)
-        return rc;
-    sqlite3_wal_hook(st->wdb, wal_grown, st); /* after the pragma, which clears the hook */
+    if (!st->pg) { /* on PostgreSQL the thread only expires queued work */
+        rc = open_db(st->path, false, &st->cdb, err);
+        if (!rc)
+            rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
+        if (rc)
+            return rc;
+        /* after the pragma, which clears the hook */
+        sqlite3_wal_hook(db_sqlite(st->wdb), wal_grown, st);
+    }
     if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0)
         return gw_fail(err, GW_E_INTERNAL, "cannot start the checkpointer");
     st->checkpointer_started = true;
@@ -698,34 +705,29 @@ static enum gw_code open_readers(struct store *st, long n, struct gw_error *err)
     return GW_OK;
 }
 
-/* The PostgreSQL backend is not complete: only its connection layer (pg_conn.c)
- * exists. The URL is checked all the same, and named without its password. */
-static enum gw_code refuse_postgresql(const char *url, struct gw_error *err)
-{
-    char target[PGC_TARGET_LEN];
-    enum gw_code rc = pgc_check_conninfo(url, err);
-
-    if (rc)
-        return rc;
-    pgc_describe(url, target);
-    return gw_fail(err, GW_E_INPUT,
-                   "store postgresql://%s: the PostgreSQL backend is not complete in this build "
-                   "(only its connection layer is); use sqlite:PATH",
-                   target);
-}
-
 static enum gw_code store_init(struct store *st, const struct config *cfg, struct gw_error *err)
 {
     enum gw_code rc;
 
     if (strncmp(cfg->store, "postgresql://", 13) == 0 ||
-        strncmp(cfg->store, "postgres://", 11) == 0)
-        return refuse_postgresql(cfg->store, err);
+        strncmp(cfg->store, "postgres://", 11) == 0) {
+        rc = pg_store_open(st, cfg, err);
+        if (!rc)
+            rc = start_checkpointer(st, err);
+        if (rc)
+            return rc;
+        if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
+            return gw_fail(err, GW_E_INTERNAL, "cannot start the store writer");
+        st->writer_started = true;
+        return GW_OK;
+    }
     if (strncmp(cfg->store, "sqlite:", 7) != 0)
-        return gw_fail(err, GW_E_INPUT, "store \"%s\": this build serves sqlite:PATH stores",
+        return gw_fail(err, GW_E_INPUT,
+                       "store \"%s\": expected sqlite:PATH or postgresql://USER@HOST:PORT/DB",
                        cfg->store);
     st->path = gw_strdup(cfg->store + 7);
     st->hmac_key = gw_strdup(cfg->audit_hmac_key);
+    gw_format(st->target, sizeof st->target, "%s", cfg->store);
     if (!st->path || !st->hmac_key)
         return gw_fail(err, GW_E_NOMEM, "no memory for the store");
     if (!*st->path)
@@ -801,14 +803,17 @@ void store_destroy(struct store *st)
         pthread_cond_broadcast(&st->ckpt_cv);
         pthread_mutex_unlock(&st->q_lock);
         pthread_join(st->checkpointer, NULL);
-        sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (st->cdb)
+            sqlite3_wal_checkpoint_v2(db_sqlite(st->cdb), NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                      NULL);
     }
-    sqlite3_close(st->cdb);
+    db_close(st->cdb);
     for (i = 0; i < st->n_readers; i++)
-        sqlite3_close(st->readers[i]);
+        db_close(st->readers[i]);
     stmt_cache_clear(&st->wcache);
     text_cache_clear(&st->wtext);
-    sqlite3_close(st->wdb);
+    db_close(st->wdb);
+    pg_store_close(st);
     free(st->readers);
     free(st->reader_busy);
     free(st->path);
@@ -831,6 +836,8 @@ static enum gw_code probe_apply(struct store_txn *txn, void *ctx, struct gw_erro
     char sql[64];
 
     (void)ctx;
+    if (txn->st->pg)
+        return stmt_exec(txn->db, "UPDATE store_head SET last_commit_ms = last_commit_ms", err);
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d", txn->st->schema_version);
     return stmt_exec(txn->db, sql, err);
 }
@@ -872,7 +879,7 @@ static bool writes_failing(struct store *st, struct store_fault *out)
 enum gw_code store_ping(struct store *st, struct gw_error *err)
 {
     struct store_fault f;
-    sqlite3 *db;
+    struct db *db;
     enum gw_code rc;
 
     if (writes_failing(st, &f)) {
@@ -883,8 +890,14 @@ enum gw_code store_ping(struct store *st, struct gw_error *err)
     }
     db = reader_acquire(st);
     rc = stmt_exec(db, "SELECT 1 FROM versions LIMIT 1", err);
+
     reader_release(st, db);
     return rc;
+}
+
+const char *store_target(const struct store *st)
+{
+    return st->target;
 }
 
 int store_schema_version(struct store *st)

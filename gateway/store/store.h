@@ -42,6 +42,9 @@ struct store_txn;
 /* Opens (creating and migrating as needed) the store named by cfg->store and
  * starts the writer thread. On GW_OK *out is new; free with store_destroy(). */
 enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_error *err);
+/* The store as logs may name it: "sqlite:PATH" or "postgresql://USER@HOST:PORT/DB"
+ * (never a password). */
+const char *store_target(const struct store *st);
 /* Finishes queued work, stops the writer and closes everything. Accepts NULL. */
 void store_destroy(struct store *st);
 /* GW_OK when the store answers a trivial query (for /readyz). */
@@ -347,6 +350,20 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
                                      const char *text, struct store_outbox_msg *settled,
                                      bool *was_final, struct gw_error *err);
 /* The oldest unfinished message of site (push delivery), GW_E_NOTFOUND when none. */
+/* MLLP push leadership (push_lease.c). Takes or renews the lease on pushing
+ * site for ttl_ms: *token names this holding (it changes when the lease
+ * changes hands), *valid_until_mono_ms is when it ends on gw_mono_ms()'s clock
+ * (counted from before the question). GW_E_CONFLICT: another instance holds
+ * it. On SQLite always granted. */
+enum gw_code store_push_lease(struct store *st, const char *site, long ttl_ms, int64_t *token,
+                              int64_t *valid_until_mono_ms, struct gw_error *err);
+/* Gives the lease up at once (SIGTERM): another instance takes over at its next try. */
+void store_push_release(struct store *st, const char *site, int64_t token);
+/* Inside a write: GW_E_CONFLICT unless this process still holds site's lease
+ * with token, which then cannot change hands before the commit. */
+enum gw_code store_txn_push_fence(struct store_txn *txn, const char *site, int64_t token,
+                                  struct gw_error *err);
+
 enum gw_code store_outbox_next(struct store *st, const char *site, struct store_outbox_msg *out,
                                struct gw_error *err);
 /* Records a failed delivery attempt (push): attempts+1, last_error. */

@@ -7,7 +7,7 @@
 
 #include <pthread.h>
 
-#include <sqlite3.h>
+#include "store/db.h"
 
 #define STORE_BUSY_TIMEOUT_MS     10000
 #define STORE_MAX_BINDS           4096 /* values one dynamic statement binds */
@@ -62,7 +62,7 @@ struct store_fault {
 
 struct text_cache {
     char *text[STORE_TEXT_CACHE];
-    sqlite3_stmt *stmt[STORE_TEXT_CACHE];
+    struct db_stmt *stmt[STORE_TEXT_CACHE];
     uint64_t used[STORE_TEXT_CACHE];
     uint64_t tick;
 };
@@ -70,23 +70,31 @@ struct text_cache {
 /* The writer's prepared statements, keyed by their (static) SQL text. */
 struct stmt_cache {
     const char *sql[STORE_STMT_CACHE];
-    sqlite3_stmt *stmt[STORE_STMT_CACHE];
+    struct db_stmt *stmt[STORE_STMT_CACHE];
     size_t n;
 };
 
 struct store {
     char *path;
+    /* PostgreSQL (pg_store.c): set when the store is one */
+    bool pg;
+    char *instance_id;
+    char target[256]; /* store_target() */
+    char *owner;      /* instance_id/nonce: this process, in push leases */
+    long push_lease_s;
+    int64_t pg_retry_mono_ms; /* the writer's next reconnection attempt, not before */
+    int pg_failures;          /* failed reconnections in a row */
     char *hmac_key;
     long commit_timeout_ms;
     long max_batch;
     /* readers: a pool guarded by pool_lock */
-    sqlite3 **readers;
+    struct db **readers;
     bool *reader_busy;
     size_t n_readers;
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cv;
     /* the writer */
-    sqlite3 *wdb;
+    struct db *wdb;
     struct stmt_cache wcache; /* only the writer thread touches it */
     struct text_cache wtext;  /* the same, for dynamic statements (searches in a txn) */
     pthread_t writer;
@@ -102,7 +110,7 @@ struct store {
     int schema_version;
     struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */
-    sqlite3 *cdb;
+    struct db *cdb;
     pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping) */
     pthread_t checkpointer;
     bool checkpointer_started;
@@ -113,11 +121,12 @@ struct store {
 
 struct store_txn {
     struct store *st;
-    sqlite3 *db; /* NULL while recording */
+    struct db *db; /* NULL while recording */
     int64_t now_ms;
     char chain_head[65];         /* the last audit hash, this txn's view */
     bool notes_changed;          /* a notification was queued, settled or dropped */
     struct store_recording *rec; /* set: writes are recorded, reads go to a reader */
+    char xid[32];                /* PostgreSQL: the transaction's id, to resolve a lost COMMIT */
 };
 
 /* A bound value for dynamically built statements. */
@@ -137,6 +146,7 @@ struct sql {
     size_t n_owned, cap_owned;
     bool overflow; /* more than STORE_MAX_BINDS */
     bool nomem;
+    bool pg; /* PostgreSQL's dialect (else SQLite's) */
 };
 
 void sql_init(struct sql *q);
@@ -149,37 +159,60 @@ void sql_bind_int(struct sql *q, int64_t v);      /* appends "?" and binds v */
 /* Failure of the building so far: GW_OK, GW_E_LIMIT or GW_E_NOMEM. */
 enum gw_code sql_status(const struct sql *q, struct gw_error *err);
 /* Prepares q on db with its binds; GW_E_LIMIT/GW_E_STORE on failure. */
-enum gw_code sql_prepare(sqlite3 *db, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+enum gw_code sql_prepare(struct db *db, struct sql *q, struct db_stmt **out, struct gw_error *err);
+/* The same for a statement whose rows may be many (db_prepare_stream()). */
+enum gw_code sql_prepare_stream(struct db *db, struct sql *q, struct db_stmt **out,
+                                struct gw_error *err);
 
 /* A connection and, for the writer, its statement cache (NULL: none). */
 struct conn {
-    sqlite3 *db;
+    struct db *db;
     struct text_cache *cache;
 };
 /* Prepares q (binds included) on c, from its cache when it has one. */
-enum gw_code conn_prepare(struct conn *c, struct sql *q, sqlite3_stmt **out, struct gw_error *err);
+enum gw_code conn_prepare(struct conn *c, struct sql *q, struct db_stmt **out,
+                          struct gw_error *err);
 /* The same for a fixed statement without binds yet. */
-enum gw_code conn_prepare_fixed(struct conn *c, const char *text, sqlite3_stmt **out,
+enum gw_code conn_prepare_fixed(struct conn *c, const char *text, struct db_stmt **out,
                                 struct gw_error *err);
 /* Gives a statement of conn_prepare*() back (NULL is fine). */
-void conn_done(struct conn *c, sqlite3_stmt *s);
+void conn_done(struct conn *c, struct db_stmt *s);
 void text_cache_clear(struct text_cache *c);
 
 /* Prepares sql and binds texts (NULL binds NULL); one-shot helpers. */
-enum gw_code stmt_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, struct gw_error *err);
-enum gw_code stmt_exec(sqlite3 *db, const char *sql, struct gw_error *err);
-enum gw_code store_fail_db(sqlite3 *db, struct gw_error *err, const char *what);
+enum gw_code stmt_prepare(struct db *db, const char *sql, struct db_stmt **out,
+                          struct gw_error *err);
+enum gw_code stmt_prepare_stream(struct db *db, const char *sql, struct db_stmt **out,
+                                 struct gw_error *err);
+enum gw_code stmt_exec(struct db *db, const char *sql, struct gw_error *err);
+enum gw_code store_fail_db(struct db *db, struct gw_error *err, const char *what);
 /* A writer statement for sql, a static string: prepared once, then reused.
  * Give it back with stmt_release() (reset, binds cleared), never finalize it. */
-enum gw_code stmt_txn(struct store_txn *txn, const char *sql, sqlite3_stmt **out,
+enum gw_code stmt_txn(struct store_txn *txn, const char *sql, struct db_stmt **out,
                       struct gw_error *err);
-void stmt_release(sqlite3_stmt *s);
+void stmt_release(struct db_stmt *s);
 void stmt_cache_clear(struct stmt_cache *c);
 /* Copies column i as a new string (NULL stays NULL); false on OOM. */
-bool column_dup(sqlite3_stmt *s, int i, char **out);
+bool column_dup(struct db_stmt *s, int i, char **out);
+
+/* pg_store.c: the PostgreSQL side of opening, the writer's batch and its commit. */
+enum gw_code pg_store_open(struct store *st, const struct config *cfg, struct gw_error *err);
+void pg_store_close(struct store *st);
+/* Before a batch: the writer's connection usable (reconnecting at most once per
+ * backoff step), else fails at once with the reason. */
+enum gw_code pg_batch_ready(struct store *st, struct gw_error *err);
+/* After BEGIN: the head row locked (every instance's writes serialise on it),
+ * txn->now_ms and txn->xid set. */
+enum gw_code pg_batch_begin(struct store_txn *txn, struct gw_error *err);
+/* The head written back and COMMIT; a COMMIT whose answer was lost is resolved
+ * with the transaction's status. Rolls back on failure. */
+enum gw_code pg_batch_commit(struct store_txn *txn, struct gw_error *err);
+/* schema_pg.c: the PostgreSQL schema, same version numbers as SQLite's. */
+enum gw_code schema_migrate_pg(struct db *db, const char *instance_id, int *version,
+                               struct gw_error *err);
 
 /* schema.c */
-enum gw_code schema_migrate(sqlite3 *db, int *version, struct gw_error *err);
+enum gw_code schema_migrate(struct db *db, int *version, struct gw_error *err);
 /* The id of search parameter name of type: a 31-bit FNV-1a hash of
  * "Type.name", the same in C and in SQL (gw_param_id, for migrations).
  * tests/unit/test_search.c checks the R4 model's parameters never collide. */
@@ -239,11 +272,11 @@ int search_driver(const struct store_query *q);
 void search_time_range(const struct store_cond *c, int64_t *lo, int64_t *hi);
 
 /* readers (store.c) */
-sqlite3 *reader_acquire(struct store *st);
-void reader_release(struct store *st, sqlite3 *db);
+struct db *reader_acquire(struct store *st);
+void reader_release(struct store *st, struct db *db);
 
 /* resources.c */
-enum gw_code resources_read(sqlite3 *db, const char *type, const char *id, long version,
+enum gw_code resources_read(struct db *db, const char *type, const char *id, long version,
                             struct store_resource *out, struct gw_error *err);
 /* What the store holds of a resource before a put (rid 0: nothing). */
 struct resource_current {
@@ -267,7 +300,7 @@ enum gw_code resources_check_preconditions(const struct store_put *p, long curre
 enum gw_code resources_insert(struct store_txn *txn, const struct store_put *p,
                               struct resource_current *cur, const char *json, int64_t *seq,
                               struct gw_error *err);
-enum gw_code resource_from_row(sqlite3_stmt *s, struct store_resource *out);
+enum gw_code resource_from_row(struct db_stmt *s, struct store_resource *out);
 
 /* search.c */
 enum gw_code search_run(struct conn *c, const struct store_query *q, bool in_txn,
@@ -278,7 +311,7 @@ enum gw_code search_seq_at(struct conn *c, bool audit, int64_t t_ms, int64_t *se
                            struct gw_error *err);
 /* The newest commit time in the store (0 when empty): the writer starts its
  * clock there, so times keep growing with seq across restarts. */
-int64_t store_last_time(sqlite3 *db);
+int64_t store_last_time(struct db *db);
 
 /* notes.c: after a COMMIT of a txn whose notes_changed is set. */
 void notes_committed(struct store *st);

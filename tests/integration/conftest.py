@@ -44,12 +44,56 @@ def tls_context(cert):
     return ctx
 
 
+def store_url(store):
+    """A store URL from a URL or a SQLite file's path."""
+    if store.startswith(("sqlite:", "postgresql://", "postgres://")):
+        return store
+    return "sqlite:" + store
+
+
+class PgDb:
+    """A psycopg2 connection with sqlite3's shape for the tests: execute(sql, args) with ?
+    placeholders returns a cursor; autocommit unless told otherwise."""
+
+    def __init__(self, url, autocommit=True):
+        import psycopg2
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = autocommit
+
+    def execute(self, sql, args=()):
+        cur = self.conn.cursor()
+        if args:
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+        else:
+            cur.execute(sql)
+        return cur
+
+    def commit(self):
+        self.conn.commit()
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.conn.autocommit:
+            self.conn.commit() if exc[0] is None else self.conn.rollback()
+        self.conn.close()
+
+
 class Gateway:
     """One running gateway process."""
 
     def __init__(self, workdir, store=None, env=None, config=None, args=()):
+        """store: a store URL (sqlite:PATH, postgresql://...), a SQLite file's path, or
+        None for workdir/gateway.db."""
         self.workdir = workdir
-        self.store_path = store or os.path.join(workdir, "gateway.db")
+        self.store_url = store_url(store or os.path.join(workdir, "gateway.db"))
+        self.backend = "sqlite" if self.store_url.startswith("sqlite:") else "postgresql"
+        # the SQLite file, for the tests about SQLite itself; None on PostgreSQL
+        self.store_path = self.store_url[len("sqlite:"):] if self.backend == "sqlite" else None
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.config = config
@@ -62,8 +106,13 @@ class Gateway:
 
     # ---------------------------------------------------------------- process
     def start(self):
+        self.launch()
+        return self.wait_started()
+
+    def launch(self):
+        """Starts the process without waiting for it to listen (see wait_started)."""
         cmd = [BINARY, "serve", "--listen", "127.0.0.1:0", "--mllp-listen", "127.0.0.1:0",
-               "--store", "sqlite:" + self.store_path, "--mappings",
+               "--store", self.store_url, "--mappings",
                os.path.join(REPO, "mappings")] + self.args
         if self.config is not None:
             path = os.path.join(self.workdir, "config.json")
@@ -74,9 +123,12 @@ class Gateway:
         self.port = self.mllp_port = None
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        ready = threading.Event()
-        threading.Thread(target=self._read_logs, args=(ready,), daemon=True).start()
-        if not ready.wait(START_TIMEOUT) or self.port is None:
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_logs, args=(self._ready,), daemon=True).start()
+        return self
+
+    def wait_started(self, timeout=START_TIMEOUT):
+        if not self._ready.wait(timeout) or self.port is None:
             self.kill()
             raise RuntimeError("gateway did not start:\n" + "\n".join(map(str, self.logs)))
         return self
@@ -167,8 +219,37 @@ class Gateway:
 
     # ---------------------------------------------------------------- state
     def db(self):
+        """A connection to the store's database (sqlite3, or PgDb with the same execute()
+        and ? placeholders): tests read the tables through it."""
+        if self.backend == "postgresql":
+            return PgDb(self.store_url)
         import sqlite3
         return sqlite3.connect(self.store_path)
+
+    def tamper_audit(self, *statements):
+        """Runs (sql, args) statements on the audit table as its owner would: on SQLite by
+        dropping the append-only triggers, on PostgreSQL by disabling them for the
+        transaction (only the table's owner or a superuser can)."""
+        if self.backend == "postgresql":
+            db = PgDb(self.store_url, autocommit=False)
+            db.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+            for sql, args in statements:
+                db.execute(sql, args)
+            db.execute("ALTER TABLE audit ENABLE TRIGGER USER")
+            db.commit()
+            db.close()
+            return
+        import sqlite3
+        db = sqlite3.connect(self.store_path)
+        db.execute("DROP TRIGGER IF EXISTS audit_append_only_update")
+        db.execute("DROP TRIGGER IF EXISTS audit_append_only_delete")
+        for sql, args in statements:
+            db.execute(sql, args)
+        db.commit()
+        db.close()
+
+    def audit_verify(self, *extra):
+        return self.run_cli("audit", "verify", "--store", self.store_url, *extra)
 
     def run_cli(self, *args, input=None):
         cmd = [BINARY] + list(args)
@@ -183,17 +264,19 @@ def workdir():
 
 
 @pytest.fixture
-def gateway(workdir):
-    gw = Gateway(workdir).start()
+def gateway(workdir, store):
+    gw = Gateway(workdir, store=store).start()
     yield gw
     gw.assert_clean_exit()
 
 
 @pytest.fixture
-def make_gateway(workdir):
+def make_gateway(workdir, store):
+    """make_gateway(**Gateway arguments): gateways on the test's store unless told another."""
     started = []
 
     def make(**kwargs):
+        kwargs.setdefault("store", store)
         gw = Gateway(workdir, **kwargs).start()
         started.append(gw)
         return gw
@@ -272,3 +355,44 @@ def pg_server():
 def pg_url(pg_server):
     """The URL of a new, empty database on the test server."""
     return pg_server.new_database()
+
+
+# ---------------------------------------------------------------- both stores (issue 12)
+
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): the test is about SQLite itself (its file, WAL, a full "
+        "tmpfs, store backup): it runs on the SQLite store only")
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses a gateway runs once per store: [sqlite] and [postgresql].
+    GW_STORES=sqlite (or postgresql) runs one of them."""
+    if "store" not in metafunc.fixturenames:
+        return
+    stores = list(STORES)
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        stores = ["sqlite"]
+    wanted = os.environ.get("GW_STORES")
+    if wanted:
+        stores = [s for s in stores if s in wanted.split(",")]
+    metafunc.parametrize("store", stores, indirect=True)
+
+
+@pytest.fixture
+def store(request, workdir):
+    """The test's store URL: sqlite:<workdir>/gateway.db, or a new database on the test
+    PostgreSQL server (dropped after the test)."""
+    if request.param == "sqlite":
+        yield "sqlite:" + os.path.join(workdir, "gateway.db")
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database()
+    yield url
+    try:
+        server.psql("DROP DATABASE %s WITH (FORCE)" % url.rsplit("/", 1)[1])
+    except RuntimeError:
+        pass  # a test that left the server stopped: the folder goes at the session's end

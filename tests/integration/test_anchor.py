@@ -4,13 +4,12 @@ cannot: events cut from its end, or a chain rewritten and re-hashed whole."""
 
 import hashlib
 import re
-import sqlite3
 
 from referrals import contained_referral
 
 
 def verify(gw, *extra):
-    return gw.run_cli("audit", "verify", "--store", "sqlite:" + gw.store_path, *extra)
+    return gw.audit_verify(*extra)
 
 
 def anchor_of(r):
@@ -19,19 +18,9 @@ def anchor_of(r):
     return m.group(1).decode()
 
 
-def rewrite(path, statements):
-    db = sqlite3.connect(path)
-    db.execute("DROP TRIGGER IF EXISTS audit_append_only_update")
-    db.execute("DROP TRIGGER IF EXISTS audit_append_only_delete")
-    for sql, args in statements:
-        db.execute(sql, args)
-    db.commit()
-    db.close()
-
-
-def rehash_from(path, first_seq):
+def rehash_from(gw, first_seq):
     """Recomputes every hash from first_seq on (no HMAC key), as a forger would."""
-    db = sqlite3.connect(path)
+    db = gw.db()
     prev = db.execute("SELECT hash FROM audit WHERE seq = ?", (first_seq - 1,)).fetchone()[0]
     rows = db.execute("SELECT seq, json FROM audit WHERE seq >= ? ORDER BY seq",
                       (first_seq,)).fetchall()
@@ -42,7 +31,7 @@ def rehash_from(path, first_seq):
         statements.append(("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?",
                            (prev, h, seq)))
         prev = h
-    rewrite(path, statements)
+    gw.tamper_audit(*statements)
 
 
 def test_an_anchor_catches_a_cut_end_and_a_rewritten_chain(make_gateway):
@@ -59,7 +48,7 @@ def test_an_anchor_catches_a_cut_end_and_a_rewritten_chain(make_gateway):
     assert anchor_of(r) != anchor  # the chain went on; the new last event is the next anchor
 
     # events cut from the end: the chain alone still verifies, the anchor does not
-    rewrite(gw.store_path, [("DELETE FROM audit WHERE seq >= ?", (seq,))])
+    gw.tamper_audit(("DELETE FROM audit WHERE seq >= ?", (seq,)))
     r = verify(gw, "--anchor", anchor)
     assert r.returncode == 1
     assert b"anchored event %d is gone" % seq in r.stdout and b"cut" in r.stdout
@@ -73,12 +62,12 @@ def test_an_anchor_catches_a_chain_rewritten_and_rehashed(make_gateway):
     anchor = anchor_of(verify(gw))
     seq = int(anchor.split(":")[0])
     gw.stop()
-    db = sqlite3.connect(gw.store_path)
+    db = gw.db()
     text = db.execute("SELECT json FROM audit WHERE seq = 2").fetchone()[0]
     db.close()
-    rewrite(gw.store_path, [("UPDATE audit SET json = ? WHERE seq = 2",
-                             (text.replace('"outcome":"0"', '"outcome":"4"'),))])
-    rehash_from(gw.store_path, 2)
+    gw.tamper_audit(("UPDATE audit SET json = ? WHERE seq = 2",
+                     (text.replace('"outcome":"0"', '"outcome":"4"'),)))
+    rehash_from(gw, 2)
     assert verify(gw).returncode == 0  # without a key, a forger can re-hash a whole chain
     r = verify(gw, "--anchor", anchor)
     assert r.returncode == 1
@@ -87,7 +76,6 @@ def test_an_anchor_catches_a_chain_rewritten_and_rehashed(make_gateway):
 
 def test_a_malformed_anchor_is_refused(gateway):
     for bad in ["12", "x:" + "a" * 64, "3:" + "A" * 64, "3:abc", "0:" + "a" * 64]:
-        r = gateway.run_cli("audit", "verify", "--store", "sqlite:" + gateway.store_path,
-                            "--anchor", bad)
+        r = gateway.audit_verify("--anchor", bad)
         assert r.returncode == 2, bad
         assert b"--anchor takes SEQ:HASH" in r.stderr

@@ -207,17 +207,11 @@ def busy(gw):
 
 
 def verify(gw):
-    return gw.run_cli("audit", "verify", "--store", "sqlite:" + gw.store_path)
+    return gw.audit_verify()
 
 
 def tamper(gw, *statements):
-    db = sqlite3.connect(gw.store_path)
-    db.execute("DROP TRIGGER IF EXISTS audit_append_only_update")
-    db.execute("DROP TRIGGER IF EXISTS audit_append_only_delete")
-    for sql, args in statements:
-        db.execute(sql, args)
-    db.commit()
-    db.close()
+    gw.tamper_audit(*statements)
 
 
 def row(gw, seq):
@@ -286,11 +280,21 @@ def test_verify_names_swapped_events(chained):
 
 
 def test_the_log_refuses_changes_even_through_sql(gateway):
-    db = sqlite3.connect(gateway.store_path, isolation_level=None, timeout=10)
-    with pytest.raises(sqlite3.IntegrityError):
-        db.execute("UPDATE audit SET json = '{}' WHERE seq = 1")
-    with pytest.raises(sqlite3.IntegrityError):
-        db.execute("DELETE FROM audit WHERE seq = 1")
+    if gateway.backend == "postgresql":
+        import psycopg2
+        refused, db = psycopg2.errors.InsufficientPrivilege, gateway.db()
+        statements = ["UPDATE audit SET json = '{}' WHERE seq = 1", "DELETE FROM audit WHERE seq = 1",
+                      "TRUNCATE audit"]
+    else:
+        refused = sqlite3.IntegrityError
+        db = sqlite3.connect(gateway.store_path, isolation_level=None, timeout=10)
+        statements = ["UPDATE audit SET json = '{}' WHERE seq = 1", "DELETE FROM audit WHERE seq = 1"]
+    count = db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    assert count >= 1
+    for sql in statements:
+        with pytest.raises(refused, match="append-only"):
+            db.execute(sql)
+    assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] >= count
     db.close()
 
 
@@ -298,7 +302,7 @@ def test_cli_actions_are_audited(gateway):
     gateway.stop()
     before = last_seq(gateway)
     assert verify(gateway).returncode == 0
-    r = gateway.run_cli("audit", "export", "--store", "sqlite:" + gateway.store_path)
+    r = gateway.run_cli("audit", "export", "--store", gateway.store_url)
     assert r.returncode == 0
     subs = [subtype(e) for _, e in audit_rows(gateway, before)]
     assert subs == ["audit-verify", "audit-export"]
@@ -306,16 +310,29 @@ def test_cli_actions_are_audited(gateway):
 
 # ---------------------------------------------------------------- export
 
-def forge_chain(path, n, key=None):
-    """Appends n well-formed, correctly chained events straight into the store."""
-    db = sqlite3.connect(path)
-    prev = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    prev = prev[0] if prev else "0" * 64
-    rows = []
+def forge_chain(gw, n, key=None):
+    """Appends n well-formed, correctly chained events straight into the (stopped)
+    gateway's store (SQLite or PostgreSQL: the chain's head and number are its last row's)."""
+    db = gw.db()
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = last if last else (0, "0" * 64)
+    sql = "INSERT INTO audit (id, recorded, json, prev_hash, hash) VALUES "
+    if gw.backend == "postgresql":  # seq given: the gateway numbers events under its lock
+        from psycopg2.extras import execute_values
+        rows = ((seq + 1 + i,) + e for i, e in enumerate(forged_events(n, prev, key)))
+        execute_values(db.conn.cursor(), sql.replace("(id,", "(seq, id,") + "%s", rows,
+                       page_size=2000)
+    else:
+        db.executemany(sql + "(?,?,?,?,?)", forged_events(n, prev, key))
+        db.commit()
+    db.close()
+
+
+def forged_events(n, prev, key):
+    """n chained (id, recorded_ms, json, prev_hash, hash) rows following prev."""
     base_ms = 1767225600000  # 2026-01-01
     for i in range(n):
         eid = "bulk-%06d" % i
-        ms = base_ms + i * 1000
         event = {"resourceType": "AuditEvent", "id": eid, "action": "R", "outcome": "0",
                  "recorded": "2026-01-01T00:00:00.000Z",
                  "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
@@ -327,29 +344,18 @@ def forge_chain(path, n, key=None):
         text = json.dumps(event, separators=(",", ":"), sort_keys=True)
         data = (prev + text).encode()
         h = (hmac.new(key.encode(), data, hashlib.sha256) if key else hashlib.sha256(data))
+        yield eid, base_ms + i * 1000, text, prev, h.hexdigest()
         prev = h.hexdigest()
-        rows.append((eid, ms, text, rows[-1][4] if rows else None, prev))
-    fixed, last = [], None
-    for eid, ms, text, _, h in rows:
-        fixed.append((eid, ms, text, last if last else None, h))
-        last = h
-    first_prev = db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    first_prev = first_prev[0] if first_prev else "0" * 64
-    fixed[0] = fixed[0][:3] + (first_prev,) + fixed[0][4:]
-    db.executemany("INSERT INTO audit (id, recorded, json, prev_hash, hash) VALUES (?,?,?,?,?)",
-                   fixed)
-    db.commit()
-    db.close()
 
 
 def test_export_of_100000_events_streams_in_bounded_memory(gateway, workdir):
     gateway.stop()
-    forge_chain(gateway.store_path, 100000)
+    forge_chain(gateway, 100000)
     assert verify(gateway).returncode == 0  # the C chain and this Python chain agree
     out = workdir + "/export.ndjson"
     with open(out, "wb") as f:
         p = subprocess.run(["/usr/bin/time", "-f", "%M", BINARY, "audit", "export", "--store",
-                            "sqlite:" + gateway.store_path], cwd=REPO, stdout=f,
+                            gateway.store_url], cwd=REPO, stdout=f,
                            stderr=subprocess.PIPE, timeout=300)
     assert p.returncode == 0, p.stderr
     max_rss_kb = int(p.stderr.decode().strip().splitlines()[-1])
@@ -363,7 +369,7 @@ def test_export_of_100000_events_streams_in_bounded_memory(gateway, workdir):
     assert lines >= 100000
     assert size > 50 * 1024 * 1024
     assert max_rss_kb < 64 * 1024, "export used %d KiB for a %d-byte export" % (max_rss_kb, size)
-    since = gateway.run_cli("audit", "export", "--store", "sqlite:" + gateway.store_path,
+    since = gateway.run_cli("audit", "export", "--store", gateway.store_url,
                             "--since", "2026-01-01T00:00:10Z", "--until", "2026-01-01T00:00:20Z")
     assert since.returncode == 0
     assert [json.loads(l)["id"] for l in since.stdout.splitlines()] == [
@@ -410,7 +416,7 @@ def test_every_hl7_message_kind_is_audited(gateway):
 def test_cli_refuses_a_missing_store_and_bad_arguments(gateway, workdir):
     r = gateway.run_cli("audit", "verify", "--store", "sqlite:" + workdir + "/nope.db")
     assert r.returncode == 2 and b"no store at" in r.stderr
-    r = gateway.run_cli("audit", "export", "--store", "sqlite:" + gateway.store_path,
+    r = gateway.run_cli("audit", "export", "--store", gateway.store_url,
                         "--since", "yesterday")
     assert r.returncode == 2 and b"--since" in r.stderr
     r = gateway.run_cli("audit", "frobnicate")

@@ -5,7 +5,11 @@ import os
 import sqlite3
 import threading
 
+import pytest
+
 from referrals import contained_referral
+
+pytestmark = pytest.mark.sqlite_only("copies the SQLite file; on PostgreSQL, pg_dump (test_pg_store.py)")
 
 
 def backup(gw, target, *extra):

@@ -10,6 +10,8 @@ import time
 import sqlite3
 import urllib.parse
 
+import pytest
+
 from conftest import REPO
 from referrals import contained_referral, transaction_bundle
 from store_schema import downgrade_to_schema_1
@@ -199,13 +201,9 @@ def test_capability_statement_lists_what_the_audit_index_serves(gateway):
 # ---------------------------------------------------------------- $verify
 
 def tamper(gw, seq):
-    db = sqlite3.connect(gw.store_path, timeout=10)
-    db.execute("DROP TRIGGER IF EXISTS audit_append_only_update")
-    event_id, text = db.execute("SELECT id, json FROM audit WHERE seq = ?", (seq,)).fetchone()
-    db.execute("UPDATE audit SET json = ? WHERE seq = ?",
-               (text.replace('"action":"', '"action":"X', 1), seq))
-    db.commit()
-    db.close()
+    event_id, text = gw.db().execute("SELECT id, json FROM audit WHERE seq = ?", (seq,)).fetchone()
+    gw.tamper_audit(("UPDATE audit SET json = ? WHERE seq = ?",
+                     (text.replace('"action":"', '"action":"X', 1), seq)))
     return event_id
 
 
@@ -227,7 +225,7 @@ def test_verify_operation_shares_the_cli_check(gateway):
     assert p["brokenSequence"]["valueInteger"] == 5
     assert "altered" in p["reason"]["valueString"]
     assert p["checked"]["valueInteger"] == 4
-    cli = gateway.run_cli("audit", "verify", "--store", "sqlite:" + gateway.store_path)
+    cli = gateway.audit_verify()
     assert cli.returncode == 1 and ("event %s (sequence 5)" % broken).encode() in cli.stdout
     xml = gateway.request("POST", "/fhir/AuditEvent/$verify", cert="auditor",
                           headers={"Accept": "application/fhir+xml"})
@@ -279,6 +277,7 @@ def test_activity_counts_by_hour_and_client_with_refusals_apart(make_gateway):
     assert gateway.get("/fhir/AuditEvent/$activity", cert="ris").status == 403
 
 
+@pytest.mark.sqlite_only("rewinds the SQLite file to schema 1")
 def test_roll_up_is_filled_from_the_events_of_an_older_store(make_gateway, workdir):
     gw = make_gateway()
     for _ in range(4):
@@ -343,7 +342,7 @@ def test_export_of_many_events_is_streamed_in_bounded_memory(make_gateway):
     asan = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=1").lstrip(":")
     gw = make_gateway(env={"ASAN_OPTIONS": asan})
     gw.stop()
-    forge_chain(gw.store_path, 100000)
+    forge_chain(gw, 100000)
     gw.start()
 
     def rss_kb():

@@ -20,7 +20,7 @@ def raw_request(gw, cert, method, path):
 def test_a_long_verify_leaves_the_only_server_thread_free(make_gateway):
     gw = make_gateway(env={"GATEWAY_HTTP_THREADS": "1"})  # one epoll thread serves everything
     gw.stop()
-    forge_chain(gw.store_path, 100000)  # a $verify of about a second here
+    forge_chain(gw, 100000)  # a $verify of about a second here
     gw.start()
     verify = raw_request(gw, "auditor", "POST", "/fhir/AuditEvent/$verify")
     answered = {}
@@ -48,7 +48,7 @@ def test_a_long_verify_leaves_the_only_server_thread_free(make_gateway):
 def test_exports_take_at_most_half_the_reader_connections(make_gateway):
     gw = make_gateway(env={"GATEWAY_READ_CONNECTIONS": "2"})  # one export at a time
     gw.stop()
-    forge_chain(gw.store_path, 20000)  # about 10 MB: it does not fit in the socket buffers
+    forge_chain(gw, 20000)  # about 10 MB: it does not fit in the socket buffers
     gw.start()
     first = raw_request(gw, "auditor", "GET", "/fhir/AuditEvent/$export")
     resp = first.getresponse()

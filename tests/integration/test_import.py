@@ -23,12 +23,12 @@ def write_ndjson(path, lines):
 
 
 def import_file(gw, store, path, *extra, input=None):
-    return gw.run_cli("import", "--client", "gp", "--store", "sqlite:" + store, *extra, path,
-                      input=input)
+    return gw.run_cli("import", "--client", "gp", "--store", store, *extra, path, input=input)
 
 
-def test_import_writes_what_http_would_and_reports_each_failed_line(make_gateway, workdir):
-    store = os.path.join(workdir, "imported.db")
+def test_import_writes_what_http_would_and_reports_each_failed_line(make_gateway, workdir, store):
+    """Imports into the test's store (SQLite or PostgreSQL) while a gateway on another
+    store runs the command."""
     source = os.path.join(workdir, "referrals.ndjson")
     no_indication = contained_referral(identifier="imp-bad", note=False)  # no words to read either
     del no_indication["reasonCode"]
@@ -55,7 +55,7 @@ def test_import_writes_what_http_would_and_reports_each_failed_line(make_gateway
     assert report[3].startswith("line 7: 405 ")
     assert b"7 lines, 3 imported (1 already there), 4 failed" in done.stdout
     # the imported data, served: searchable, mapped, with its Task and RIS order
-    served = make_gateway(store=store)
+    served = make_gateway()
     sr = matches(served.get("/fhir/ServiceRequest?identifier=%s|imp-1" % PLACER_Q).json())
     assert len(sr) == 1
     assert sr[0]["code"]["coding"][0]["code"] == "AHLH014"  # the map chose the procedure
@@ -81,24 +81,25 @@ def test_import_writes_what_http_would_and_reports_each_failed_line(make_gateway
     with open(source, "rb") as f:
         again = import_file(gw, store, "-", input=f.read())
     assert b"7 lines, 3 imported (2 already there)" in again.stdout, again
-    verify = gw.run_cli("audit", "verify", "--store", "sqlite:" + store)
+    verify = gw.run_cli("audit", "verify", "--store", store)
     assert verify.returncode == 0, verify.stderr
-    served = make_gateway(store=store)
+    served = make_gateway()
     assert len(matches(served.get("/fhir/ServiceRequest?_count=50").json())) == 2
     assert len(matches(served.get("/fhir/Patient?_count=50").json())) == 1
     assert len(matches(served.get("/fhir/Condition?_count=50").json())) == 2
 
 
 def test_import_needs_a_gp_client_and_a_readable_file(gateway, workdir):
-    store = os.path.join(workdir, "x.db")
+    store = ("sqlite:" + os.path.join(workdir, "x.db") if gateway.backend == "sqlite"
+             else gateway.store_url)  # on PostgreSQL, beside the running gateway
     source = os.path.join(workdir, "one.ndjson")
     write_ndjson(source, [contained_referral()])
     for args, why in ((["--client", "ris"], b"role ris"), (["--client", "nobody"], b"nobody"),
                       ([], b"--client")):
-        r = gateway.run_cli("import", *args, "--store", "sqlite:" + store, source)
+        r = gateway.run_cli("import", *args, "--store", store, source)
         assert r.returncode == 2 and why in r.stderr, (args, r)
-    r = gateway.run_cli("import", "--client", "gp", "--store", "sqlite:" + store,
+    r = gateway.run_cli("import", "--client", "gp", "--store", store,
                         os.path.join(workdir, "missing.ndjson"))
     assert r.returncode == 2 and b"cannot open" in r.stderr
-    r = gateway.run_cli("import", "--client", "gp", "--store", "sqlite:" + store, source)
+    r = gateway.run_cli("import", "--client", "gp", "--store", store, source)
     assert r.returncode == 0 and b"1 lines, 1 imported" in r.stdout, r

@@ -72,7 +72,7 @@ def test_a_flood_without_identity_gives_few_events_whose_counts_add_up(make_gate
 
 
 def verify_chain(gw):
-    r = gw.run_cli("audit", "verify", "--store", "sqlite:" + gw.store_path)
+    r = gw.audit_verify()
     return r.returncode == 0
 
 

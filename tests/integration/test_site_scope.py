@@ -7,6 +7,8 @@ vreads, histories, searches and _include as each site's RIS client."""
 import copy
 import uuid
 
+import pytest
+
 from referrals import INS_NIR, transaction_bundle
 from store_schema import downgrade_to_schema_1
 
@@ -112,6 +114,7 @@ def test_a_reference_to_another_organisations_resource_makes_nothing_visible(gat
     assert status(gateway, "/fhir/Condition/" + gp1["Condition"][0], "ris-drouot") == 404
 
 
+@pytest.mark.sqlite_only("rewinds the SQLite file to schema 1")
 def test_migration_derives_each_sites_view_from_the_referrals(make_gateway):
     gw = make_gateway()
     ids = ids_of(gw.post("/fhir", two_site_transaction()).json())

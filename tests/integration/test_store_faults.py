@@ -16,6 +16,9 @@ import pytest
 
 from referrals import PLACER, contained_referral
 
+# a full disk under the SQLite file; the database going away is in test_ha.py
+pytestmark = pytest.mark.sqlite_only("a full disk under the SQLite file")
+
 DISK_KB = 16 * 1024
 
 

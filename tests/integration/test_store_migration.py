@@ -8,8 +8,12 @@ pull of the orders left pending; the intact audit chain."""
 import os
 import sqlite3
 
+import pytest
+
 import mllp_peer as peer
 from referrals import INS_NIR, PLACER, transaction_bundle
+
+pytestmark = pytest.mark.sqlite_only("a SQLite store written before the index-driven schema")
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "data", "store", "schema1.sql")
 
