@@ -705,6 +705,19 @@ static enum gw_code open_readers(struct store *st, long n, struct gw_error *err)
     return GW_OK;
 }
 
+/* The checkpointer and the writer, once the store is open. */
+static enum gw_code start_threads(struct store *st, struct gw_error *err)
+{
+    enum gw_code rc = start_checkpointer(st, err);
+
+    if (rc)
+        return rc;
+    if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
+        return gw_fail(err, GW_E_INTERNAL, "cannot start the store writer");
+    st->writer_started = true;
+    return GW_OK;
+}
+
 static enum gw_code store_init(struct store *st, const struct config *cfg, struct gw_error *err)
 {
     enum gw_code rc;
@@ -712,14 +725,7 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
     if (strncmp(cfg->store, "postgresql://", 13) == 0 ||
         strncmp(cfg->store, "postgres://", 11) == 0) {
         rc = pg_store_open(st, cfg, err);
-        if (!rc)
-            rc = start_checkpointer(st, err);
-        if (rc)
-            return rc;
-        if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
-            return gw_fail(err, GW_E_INTERNAL, "cannot start the store writer");
-        st->writer_started = true;
-        return GW_OK;
+        return rc ? rc : start_threads(st, err);
     }
     if (strncmp(cfg->store, "sqlite:", 7) != 0)
         return gw_fail(err, GW_E_INPUT,
@@ -744,14 +750,7 @@ static enum gw_code store_init(struct store *st, const struct config *cfg, struc
         st->last_commit_ms = store_last_time(st->wdb); /* times grow with seq, restarts too */
     if (!rc)
         rc = open_readers(st, cfg->read_connections, err);
-    if (!rc)
-        rc = start_checkpointer(st, err);
-    if (rc)
-        return rc;
-    if (pthread_create(&st->writer, NULL, writer_main, st) != 0)
-        return gw_fail(err, GW_E_INTERNAL, "cannot start the store writer");
-    st->writer_started = true;
-    return GW_OK;
+    return rc ? rc : start_threads(st, err);
 }
 
 enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_error *err)
