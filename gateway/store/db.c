@@ -155,19 +155,33 @@ int64_t db_changes(struct db *db)
 
 int db_exec(struct db *db, const char *sql)
 {
+    bool outside;
+    int attempt;
+
     if (db->dialect == DB_SQLITE)
         return sqlite3_exec(db->lite, sql, NULL, NULL, NULL) == SQLITE_OK ? DB_OK : DB_ERROR;
     if (pg_before(db) != DB_OK)
         return DB_ERROR;
     gw_error_clear(&db->last);
-    if (!pgc_in_transaction(db->pg) && pgc_ensure(db->pg, &db->last) != GW_OK)
-        return DB_ERROR;
-    if (pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK)
-        return DB_OK;
-    if ((strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0) &&
-        pgc_last_class(db->pg) == PGC_LOST)
-        pgc_transaction_ended(db->pg); /* it died with its session: the next use reconnects */
-    return DB_ERROR;
+    outside = !pgc_in_transaction(db->pg);
+    for (attempt = 0;; attempt++) {
+        if (outside && pgc_ensure(db->pg, &db->last) != GW_OK)
+            return DB_ERROR;
+        if (pgc_command(db->pg, "PostgreSQL", sql, &db->last) == GW_OK)
+            return DB_OK;
+        if (pgc_last_class(db->pg) != PGC_LOST)
+            return DB_ERROR;
+        if (strcmp(sql, "ROLLBACK") == 0 || strcmp(sql, "COMMIT") == 0) {
+            pgc_transaction_ended(db->pg); /* it died with its session: the next use reconnects */
+            return DB_ERROR;
+        }
+        /* a pooled reader's session may have died while idle (the server restarted): a
+         * BEGIN that opened nothing runs once more, on a new session */
+        if (attempt || !outside || strncmp(sql, "BEGIN", 5) != 0)
+            return DB_ERROR;
+        pgc_transaction_ended(db->pg);
+        gw_error_clear(&db->last);
+    }
 }
 
 /* ------------------------------------------------------------ deferred statements */

@@ -618,6 +618,56 @@ static void a_commit_lost_with_its_connection_is_never_answered_as_stored(void)
     pgc_close(admin);
 }
 
+/* The server ends every session of the store (as a restart does) while its reader sits
+ * idle in the pool: the next search runs on a new session instead of answering that the
+ * connection was lost. */
+static void a_search_after_the_server_ended_an_idle_reader_succeeds(void)
+{
+    char name[40], sql[160], store_url[300];
+    const char *slash = strrchr(url, '/');
+    struct pgc *admin = connect_to_test_server();
+    struct store_query q = {.type = "ServiceRequest", .count = 10};
+    struct store_page page;
+    struct config cfg;
+    struct store *st = NULL;
+    struct gw_error err;
+
+    snprintf(name, sizeof name, "idle_reader_%d", (int)getpid());
+    CHECK(admin && slash);
+    if (!admin || !slash)
+        return;
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    CHECK_INT(pgc_command(admin, "create", sql, &err), GW_OK);
+    snprintf(store_url, sizeof store_url, "%.*s/%s", (int)(slash - url), url, name);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.store = store_url;
+    cfg.commit_timeout_ms = 5000;
+    cfg.max_batch = 8;
+    cfg.read_connections = 1;
+    cfg.audit_hmac_key = "";
+    cfg.instance_id = "gw-test";
+    cfg.pg_connect_retry_max_ms = 1000;
+    cfg.push_lease_s = 15;
+    CHECK_INT(store_open(&cfg, &st, &err), GW_OK);
+    if (!st) {
+        pgc_close(admin);
+        return;
+    }
+    CHECK_INT(store_search(st, &q, &page, &err), GW_OK);
+    store_page_cleanup(&page);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'", name);
+    CHECK_INT(pgc_command(admin, "terminate", sql, &err), GW_OK);
+    gw_sleep_ms(200);
+    CHECK_INT(store_search(st, &q, &page, &err), GW_OK);
+    CHECK_INT(page.n_items, 0);
+    store_page_cleanup(&page);
+    store_destroy(st);
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", name);
+    pgc_command(admin, "drop", sql, NULL);
+    pgc_close(admin);
+}
+
 int main(void)
 {
     url = getenv("GW_TEST_PG_URL");
@@ -649,5 +699,6 @@ int main(void)
     RUN(server_restart_is_survived);
     RUN(open_waits_for_a_server_that_comes_up_later);
     RUN(a_commit_lost_with_its_connection_is_never_answered_as_stored);
+    RUN(a_search_after_the_server_ended_an_idle_reader_succeeds);
     return check_summary();
 }
