@@ -556,27 +556,13 @@ static long count_rows(struct pgc *c, const char *sql)
     return n;
 }
 
-/* The connection dies inside COMMIT (a deferred trigger ends its own session there): the
- * writer asks the transaction's status on a new connection, answers the job a failure
- * (the database aborted it: nothing acknowledged that was not committed), and the next
- * write commits. */
-static void a_commit_lost_with_its_connection_is_never_answered_as_stored(void)
+/* A store on the database at store_url: one reader, small batches. */
+static struct store *open_store(char *store_url)
 {
-    char name[40], sql[80], store_url[300];
-    const char *slash = strrchr(url, '/');
-    struct pgc *admin = connect_to_test_server(), *db = NULL;
-    struct pgc_opts o;
     struct config cfg;
     struct store *st = NULL;
     struct gw_error err;
 
-    snprintf(name, sizeof name, "lost_commit_%d", (int)getpid());
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-    CHECK(admin && slash);
-    if (!admin || !slash)
-        return;
-    CHECK_INT(pgc_command(admin, "create", sql, &err), GW_OK);
-    snprintf(store_url, sizeof store_url, "%.*s/%s", (int)(slash - url), url, name);
     memset(&cfg, 0, sizeof cfg);
     cfg.store = store_url;
     cfg.commit_timeout_ms = 5000;
@@ -587,6 +573,30 @@ static void a_commit_lost_with_its_connection_is_never_answered_as_stored(void)
     cfg.pg_connect_retry_max_ms = 1000;
     cfg.push_lease_s = 15;
     CHECK_INT(store_open(&cfg, &st, &err), GW_OK);
+    return st;
+}
+
+/* The connection dies inside COMMIT (a deferred trigger ends its own session there): the
+ * writer asks the transaction's status on a new connection, answers the job a failure
+ * (the database aborted it: nothing acknowledged that was not committed), and the next
+ * write commits. */
+static void a_commit_lost_with_its_connection_is_never_answered_as_stored(void)
+{
+    char name[40], sql[80], store_url[300];
+    const char *slash = strrchr(url, '/');
+    struct pgc *admin = connect_to_test_server(), *db = NULL;
+    struct pgc_opts o;
+    struct store *st = NULL;
+    struct gw_error err;
+
+    snprintf(name, sizeof name, "lost_commit_%d", (int)getpid());
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    CHECK(admin && slash);
+    if (!admin || !slash)
+        return;
+    CHECK_INT(pgc_command(admin, "create", sql, &err), GW_OK);
+    snprintf(store_url, sizeof store_url, "%.*s/%s", (int)(slash - url), url, name);
+    st = open_store(store_url);
     o = opts_for(store_url, 5000);
     CHECK_INT(pgc_open(&o, &db, &err), GW_OK);
     if (!st || !db) {
@@ -628,7 +638,6 @@ static void a_search_after_the_server_ended_an_idle_reader_succeeds(void)
     struct pgc *admin = connect_to_test_server();
     struct store_query q = {.type = "ServiceRequest", .count = 10};
     struct store_page page;
-    struct config cfg;
     struct store *st = NULL;
     struct gw_error err;
 
@@ -639,16 +648,7 @@ static void a_search_after_the_server_ended_an_idle_reader_succeeds(void)
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
     CHECK_INT(pgc_command(admin, "create", sql, &err), GW_OK);
     snprintf(store_url, sizeof store_url, "%.*s/%s", (int)(slash - url), url, name);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.store = store_url;
-    cfg.commit_timeout_ms = 5000;
-    cfg.max_batch = 8;
-    cfg.read_connections = 1;
-    cfg.audit_hmac_key = "";
-    cfg.instance_id = "gw-test";
-    cfg.pg_connect_retry_max_ms = 1000;
-    cfg.push_lease_s = 15;
-    CHECK_INT(store_open(&cfg, &st, &err), GW_OK);
+    st = open_store(store_url);
     if (!st) {
         pgc_close(admin);
         return;
