@@ -103,9 +103,39 @@ static void free_site_list(char **sites, size_t n_sites)
     free(sites);
 }
 
-static enum gw_code parse_client(struct config_client *c, json_t *v, const char *where,
-                                 struct gw_error *err)
+/* Parses one entry of a table (a zeroed struct) from v. */
+typedef enum gw_code (*parse_entry_fn)(void *entry, json_t *v, const char *where,
+                                       struct gw_error *err);
+
+/* Parses each member of the array arr, the table name of origin, into a new array of
+ * entries of size bytes (one more, zeroed, at its end) given in *out even on failure,
+ * with *n counting the entries begun (what the table's free function releases). */
+static enum gw_code parse_entries(json_t *arr, const char *origin, const char *name, size_t size,
+                                  parse_entry_fn parse, void **out, size_t *n, struct gw_error *err)
 {
+    char where[CONFIG_WHERE_MAX];
+    char *entries;
+    size_t i;
+    json_t *v;
+    enum gw_code rc;
+
+    entries = calloc(json_array_size(arr) + 1, size);
+    *out = entries;
+    if (!entries)
+        return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
+    json_array_foreach (arr, i, v) {
+        snprintf(where, sizeof where, "%s: %s[%zu]", origin, name, i);
+        *n = i + 1;
+        rc = parse(entries + i * size, v, where, err);
+        if (rc)
+            return rc;
+    }
+    return GW_OK;
+}
+
+static enum gw_code parse_client(void *entry, json_t *v, const char *where, struct gw_error *err)
+{
+    struct config_client *c = entry;
     enum gw_code rc;
 
     if (!json_is_object(v))
@@ -137,31 +167,22 @@ static enum gw_code parse_client(struct config_client *c, json_t *v, const char 
 enum gw_code config_parse_clients(struct config *cfg, json_t *arr, const char *origin,
                                   struct gw_error *err)
 {
-    char where[CONFIG_WHERE_MAX];
-    size_t i;
-    json_t *v;
+    void *entries = NULL;
     enum gw_code rc;
 
     if (!json_is_array(arr) || json_array_size(arr) > CONFIG_MAX_CLIENTS)
         return gw_fail(err, GW_E_INPUT, "%s: \"clients\" must be an array (at most %d)", origin,
                        CONFIG_MAX_CLIENTS);
     config_free_clients(cfg);
-    cfg->clients = calloc(json_array_size(arr) + 1, sizeof *cfg->clients);
-    if (!cfg->clients)
-        return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach (arr, i, v) {
-        snprintf(where, sizeof where, "%s: clients[%zu]", origin, i);
-        cfg->n_clients = i + 1;
-        rc = parse_client(&cfg->clients[i], v, where, err);
-        if (rc)
-            return rc;
-    }
-    return GW_OK;
+    rc = parse_entries(arr, origin, "clients", sizeof *cfg->clients, parse_client, &entries,
+                       &cfg->n_clients, err);
+    cfg->clients = entries;
+    return rc;
 }
 
-static enum gw_code parse_site(struct config_site *s, json_t *v, const char *where,
-                               struct gw_error *err)
+static enum gw_code parse_site(void *entry, json_t *v, const char *where, struct gw_error *err)
 {
+    struct config_site *s = entry;
     struct {
         const char *key;
         char **slot;
@@ -205,31 +226,22 @@ static enum gw_code parse_site(struct config_site *s, json_t *v, const char *whe
 enum gw_code config_parse_sites(struct config *cfg, json_t *arr, const char *origin,
                                 struct gw_error *err)
 {
-    char where[CONFIG_WHERE_MAX];
-    size_t i;
-    json_t *v;
+    void *entries = NULL;
     enum gw_code rc;
 
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > CONFIG_MAX_SITES)
         return gw_fail(err, GW_E_INPUT, "%s: \"sites\" must be a non-empty array (at most %d)",
                        origin, CONFIG_MAX_SITES);
     config_free_sites(cfg);
-    cfg->sites = calloc(json_array_size(arr), sizeof *cfg->sites);
-    if (!cfg->sites)
-        return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach (arr, i, v) {
-        snprintf(where, sizeof where, "%s: sites[%zu]", origin, i);
-        cfg->n_sites = i + 1;
-        rc = parse_site(&cfg->sites[i], v, where, err);
-        if (rc)
-            return rc;
-    }
-    return GW_OK;
+    rc = parse_entries(arr, origin, "sites", sizeof *cfg->sites, parse_site, &entries,
+                       &cfg->n_sites, err);
+    cfg->sites = entries;
+    return rc;
 }
 
-static enum gw_code parse_mllp_peer(struct config_mllp_peer *m, json_t *v, const char *where,
-                                    struct gw_error *err)
+static enum gw_code parse_mllp_peer(void *entry, json_t *v, const char *where, struct gw_error *err)
 {
+    struct config_mllp_peer *m = entry;
     unsigned char addr[16];
     enum gw_code rc;
 
@@ -259,26 +271,17 @@ static enum gw_code parse_mllp_peer(struct config_mllp_peer *m, json_t *v, const
 enum gw_code config_parse_mllp_peers(struct config *cfg, json_t *arr, const char *origin,
                                      struct gw_error *err)
 {
-    char where[CONFIG_WHERE_MAX];
-    size_t i;
-    json_t *v;
+    void *entries = NULL;
     enum gw_code rc;
 
     if (!json_is_array(arr) || json_array_size(arr) > CONFIG_MAX_CLIENTS)
         return gw_fail(err, GW_E_INPUT, "%s: \"mllp_peers\" must be an array (at most %d)", origin,
                        CONFIG_MAX_CLIENTS);
     config_free_mllp_peers(cfg);
-    cfg->mllp_peers = calloc(json_array_size(arr) + 1, sizeof *cfg->mllp_peers);
-    if (!cfg->mllp_peers)
-        return gw_fail(err, GW_E_NOMEM, "no memory for configuration");
-    json_array_foreach (arr, i, v) {
-        snprintf(where, sizeof where, "%s: mllp_peers[%zu]", origin, i);
-        cfg->n_mllp_peers = i + 1;
-        rc = parse_mllp_peer(&cfg->mllp_peers[i], v, where, err);
-        if (rc)
-            return rc;
-    }
-    return GW_OK;
+    rc = parse_entries(arr, origin, "mllp_peers", sizeof *cfg->mllp_peers, parse_mllp_peer,
+                       &entries, &cfg->n_mllp_peers, err);
+    cfg->mllp_peers = entries;
+    return rc;
 }
 
 static enum gw_code validate_mllp_peers(const struct config *cfg, struct gw_error *err)
