@@ -338,16 +338,16 @@ static enum gw_code pg_exec_once(struct db_stmt *s)
     enum gw_code rc;
 
     if (!s->persistent)
-        return pgc_exec_text(db->pg, "PostgreSQL", s->sql, s->n_params, s->values, s->lengths,
-                             s->formats, &s->res, &db->last);
+        return pgc_exec_values(db->pg, "PostgreSQL", NULL, s->sql, s->n_params, s->values,
+                               s->lengths, s->formats, &s->res, &db->last);
     if (s->session != pgc_session(db->pg)) {
         rc = pgc_prepare(db->pg, "PostgreSQL", s->name, s->sql, &db->last);
         if (rc)
             return rc;
         s->session = pgc_session(db->pg);
     }
-    return pgc_exec_prepared(db->pg, "PostgreSQL", s->name, s->n_params, s->values, s->lengths,
-                             s->formats, &s->res, &db->last);
+    return pgc_exec_values(db->pg, "PostgreSQL", s->name, NULL, s->n_params, s->values, s->lengths,
+                           s->formats, &s->res, &db->last);
 }
 
 /* Runs the statement: a read outside a transaction once more after a lost connection. */

@@ -639,9 +639,9 @@ enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, cons
     return settle(c, what, PQprepare(c->conn, name, sql, 0, NULL), NULL, err);
 }
 
-enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
-                               const char *const *values, const int *lengths, const int *formats,
-                               PGresult **res, struct gw_error *err)
+enum gw_code pgc_exec_values(struct pgc *c, const char *what, const char *name, const char *sql,
+                             int n_params, const char *const *values, const int *lengths,
+                             const int *formats, PGresult **res, struct gw_error *err)
 {
     enum gw_code rc;
 
@@ -650,22 +650,9 @@ enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name
     rc = check_runnable(c, what, NULL, err);
     if (rc)
         return rc;
-    return settle(c, what, PQexecPrepared(c->conn, name, n_params, values, lengths, formats, 0),
-                  res, err);
-}
-
-enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
-                           const char *const *values, const int *lengths, const int *formats,
-                           PGresult **res, struct gw_error *err)
-{
-    enum gw_code rc;
-
-    if (res)
-        *res = NULL;
-    rc = check_runnable(c, what, NULL, err);
-    if (rc)
-        return rc;
-    return settle(c, what, PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
+    return settle(c, what,
+                  name ? PQexecPrepared(c->conn, name, n_params, values, lengths, formats, 0)
+                       : PQexecParams(c->conn, sql, n_params, NULL, values, lengths, formats, 0),
                   res, err);
 }
 

@@ -139,14 +139,11 @@ long pgc_session(const struct pgc *c);
 /* Prepares sql (parameter types inferred) as name in this session. */
 enum gw_code pgc_prepare(struct pgc *c, const char *what, const char *name, const char *sql,
                          struct gw_error *err);
-/* Runs the prepared statement name (text or binary values, as PQexecPrepared takes them). */
-enum gw_code pgc_exec_prepared(struct pgc *c, const char *what, const char *name, int n_params,
-                               const char *const *values, const int *lengths, const int *formats,
-                               PGresult **res, struct gw_error *err);
-/* Runs sql unprepared with those values. */
-enum gw_code pgc_exec_text(struct pgc *c, const char *what, const char *sql, int n_params,
-                           const char *const *values, const int *lengths, const int *formats,
-                           PGresult **res, struct gw_error *err);
+/* Runs the prepared statement name or, when name is NULL, sql unprepared, with those
+ * values (text or binary, as PQexecPrepared and PQexecParams take them). */
+enum gw_code pgc_exec_values(struct pgc *c, const char *what, const char *name, const char *sql,
+                             int n_params, const char *const *values, const int *lengths,
+                             const int *formats, PGresult **res, struct gw_error *err);
 /* Sends sql and asks for its rows one at a time (a result of any size in bounded
  * memory); read them with pgc_next() to the end, or pgc_abandon() the rest. Nothing
  * else may run on c meanwhile. */
