@@ -272,6 +272,22 @@ static enum gw_code read_version(struct db *db, int *version, struct gw_error *e
     return rc;
 }
 
+enum gw_code schema_migration_end(struct db *db, int version, enum gw_code rc, struct gw_error *err)
+{
+    struct gw_error why = {.code = rc};
+
+    if (!rc)
+        rc = stmt_exec(db, "COMMIT", err);
+    if (rc) {
+        if (err)
+            why = *err;
+        stmt_exec(db, "ROLLBACK", NULL);
+        return gw_fail(err, rc, "migration to schema %d failed: %s", version, why.msg);
+    }
+    gw_log(GW_LOG_INFO, "store-migrated", "schema %d", version);
+    return GW_OK;
+}
+
 enum gw_code schema_migrate(struct db *db, int *version, struct gw_error *err)
 {
     char bump[64];
@@ -295,17 +311,9 @@ enum gw_code schema_migrate(struct db *db, int *version, struct gw_error *err)
             rc = stmt_exec(db, migrations[v], err);
         if (!rc)
             rc = stmt_exec(db, bump, err);
-        if (!rc)
-            rc = stmt_exec(db, "COMMIT", err);
-        if (rc) {
-            struct gw_error why = {.code = rc};
-
-            if (err)
-                why = *err;
-            stmt_exec(db, "ROLLBACK", NULL);
-            return gw_fail(err, rc, "migration to schema %d failed: %s", v + 1, why.msg);
-        }
-        gw_log(GW_LOG_INFO, "store-migrated", "schema %d", v + 1);
+        rc = schema_migration_end(db, v + 1, rc, err);
+        if (rc)
+            return rc;
     }
     *version = v;
     return GW_OK;

@@ -195,18 +195,7 @@ static enum gw_code migrate_one(struct db *db, int v, const char *instance_id, s
         rc = stmt_exec(db, migrations[v], err);
     if (!rc)
         rc = record_version(db, v + 1, instance_id, err);
-    if (!rc)
-        rc = stmt_exec(db, "COMMIT", err);
-    if (rc) {
-        struct gw_error why = {.code = rc};
-
-        if (err)
-            why = *err;
-        stmt_exec(db, "ROLLBACK", NULL);
-        return gw_fail(err, rc, "migration to schema %d failed: %s", v + 1, why.msg);
-    }
-    gw_log(GW_LOG_INFO, "store-migrated", "schema %d", v + 1);
-    return GW_OK;
+    return schema_migration_end(db, v + 1, rc, err);
 }
 
 enum gw_code schema_migrate_pg(struct db *db, const char *instance_id, int *version,

@@ -213,6 +213,10 @@ enum gw_code schema_migrate_pg(struct db *db, const char *instance_id, int *vers
 
 /* schema.c */
 enum gw_code schema_migrate(struct db *db, int *version, struct gw_error *err);
+/* Ends the migration to version begun on db: COMMIT when rc (its steps' outcome) is
+ * GW_OK, else (or when COMMIT fails) ROLLBACK and a failure naming the version. */
+enum gw_code schema_migration_end(struct db *db, int version, enum gw_code rc,
+                                  struct gw_error *err);
 /* The id of search parameter name of type: a 31-bit FNV-1a hash of
  * "Type.name", the same in C and in SQL (gw_param_id, for migrations).
  * tests/unit/test_search.c checks the R4 model's parameters never collide. */
