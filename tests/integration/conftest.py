@@ -124,7 +124,8 @@ class Gateway:
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._ready = threading.Event()
-        threading.Thread(target=self._read_logs, args=(self._ready,), daemon=True).start()
+        self._reader = threading.Thread(target=self._read_logs, args=(self._ready,), daemon=True)
+        self._reader.start()
         return self
 
     def wait_started(self, timeout=START_TIMEOUT):
@@ -165,6 +166,10 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            # the process has exited; its last log lines may still be in the
+            # pipe: the reader ends at end of file, once it has them all
+            self._reader.join(10)
         return self.proc.returncode if self.proc else None
 
     def kill(self):
