@@ -254,6 +254,7 @@ def test_connections_over_the_per_address_limit_are_refused_logged_and_counted(m
             more += 1
             time.sleep(0.2)
     assert counted == 5 + more
+    assert gw.wait_for_log("connection-refused")  # the log reader may be a line behind
     logged = [e for e in gw.logs if e.get("event") == "connection-refused"]
     assert len(logged) == 1, logged  # once per address and minute, not five times
     assert logged[0]["reason"] == "max_connections_per_ip"
