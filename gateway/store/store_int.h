@@ -35,6 +35,7 @@ struct job {
     void *ctx;
     struct store_recording *rec; /* store_submit_prepared(): what to replay */
     store_reset_fn reset;        /* ...and how to start over when it cannot be */
+    bool redo;                   /* reset and run on the writer (it was, in an earlier run) */
     store_done_fn on_done;       /* NULL: a store_write() caller waits for it */
     void *done_ctx;
     int64_t queued_mono_ms;
@@ -357,9 +358,17 @@ void record_apply_failed(struct store_recording *rec, enum gw_code rc, const str
 bool record_usable(const struct store_recording *rec);
 /* For the writes a recording cannot hold: the work is redone on the writer. */
 enum gw_code record_unsupported(struct store_txn *txn, struct gw_error *err);
-/* On the writer: replays j's recording when what it read is unchanged
- * (j->rc, j->err set); false when it must be redone (the caller rolls back). */
-bool record_replay(struct store_txn *txn, struct job *j);
+/* What record_replay() did. */
+enum replay_outcome {
+    REPLAY_DONE,    /* every write made; j->rc and j->err are the recorded outcome */
+    REPLAY_CHANGED, /* an answer changed: nothing was written, the job is redone */
+    REPLAY_FAILED,  /* a write failed (why says): the txn may hold part of the job */
+};
+/* On the writer: asks every question of j's recording again (reads, searches,
+ * site visibility, each put's current version) before any write, then makes
+ * the writes. The recording stays with j (a batch may be run twice: replaying
+ * again gives the same rows, stamped with that run's commit time). */
+enum replay_outcome record_replay(struct store_txn *txn, struct job *j, struct gw_error *why);
 void record_free(struct store_recording *rec);
 
 #endif
