@@ -197,7 +197,12 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
                                   struct resource_current *cur, int64_t seq, struct gw_error *err)
 {
     struct db_stmt *s;
-    enum gw_code rc = stmt_txn(txn, cur->rid ? SQL_RESOURCE_UPDATE : SQL_RESOURCE_INSERT, &s, err);
+    bool pg = txn->st->pg, returns_rid = !cur->rid && pg;
+    enum gw_code rc = stmt_txn(txn,
+                               cur->rid ? SQL_RESOURCE_UPDATE
+                               : pg     ? SQL_RESOURCE_INSERT
+                                        : SQL_RESOURCE_ADD,
+                               &s, err);
 
     if (rc)
         return rc;
@@ -217,10 +222,10 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
         db_bind_text(s, 6, p->owner);
         db_bind_text(s, 7, p->site);
     }
-    if (db_step(s) != (cur->rid ? DB_DONE : DB_ROW))
+    if (db_step(s) != (returns_rid ? DB_ROW : DB_DONE))
         rc = store_fail_db(txn->db, err, "update current version");
     else if (!cur->rid)
-        cur->rid = db_column_int64(s, 0);
+        cur->rid = returns_rid ? db_column_int64(s, 0) : db_last_rowid(txn->db);
     stmt_release(s);
     return rc;
 }

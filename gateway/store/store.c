@@ -126,9 +126,9 @@ enum batch_mode { BATCH_SAFE, BATCH_FAST };
 
 /* A job is redone on the writer: its context put back, apply and audit run
  * in its savepoint (open). It stays so in a later run of the batch. */
-static void start_over(struct store_txn *txn, struct job *j, const char head[65])
+static void start_over(struct store_txn *txn, struct job *j, const struct audit_head *head)
 {
-    memcpy(txn->chain_head, head, 65);
+    txn->audit = *head;
     gw_error_clear(&j->err);
     j->reset(j->ctx);
     j->redo = true;
@@ -138,7 +138,7 @@ static void start_over(struct store_txn *txn, struct job *j, const char head[65]
 /* A prepared job in a savepoint (open): replays its recording (true, done;
  * the savepoint released), or undoes what the replay wrote and starts over
  * (false). */
-static bool run_prepared(struct store_txn *txn, struct job *j, const char head[65])
+static bool run_prepared(struct store_txn *txn, struct job *j, const struct audit_head *head)
 {
     struct gw_error why;
 
@@ -155,7 +155,7 @@ static bool run_prepared(struct store_txn *txn, struct job *j, const char head[6
 
 /* Runs one job inside the open transaction. The job savepoint lets a failing
  * audit step undo the apply step too: data never lands without its event. */
-static void run_job(struct store_txn *txn, struct job *j, const char head[65])
+static void run_job(struct store_txn *txn, struct job *j, const struct audit_head *head)
 {
     enum gw_code rc = GW_OK;
     struct gw_error audit_err;
@@ -172,10 +172,10 @@ static void run_job(struct store_txn *txn, struct job *j, const char head[65])
     if (j->apply)
         rc = run_apply(txn, j);
     if (rc)
-        memcpy(txn->chain_head, head, 65);
+        txn->audit = *head;
     if (j->audit && j->audit(txn, j->ctx, rc, &j->err, &audit_err) != GW_OK) {
         control(txn, sql_job_undo, NULL);
-        memcpy(txn->chain_head, head, 65);
+        txn->audit = *head;
         gw_log(GW_LOG_ERROR, "audit-append-failed", "%s", audit_err.msg);
         if (!rc)
             rc = gw_fail(&j->err, GW_E_STORE, "the audit event could not be stored: %s",
@@ -189,13 +189,12 @@ static void run_job(struct store_txn *txn, struct job *j, const char head[65])
  * replay write failed: the transaction holds part of j). */
 static bool run_in_batch(struct store_txn *txn, struct job *j, enum batch_mode mode)
 {
-    char head[65];
+    struct audit_head head = txn->audit;
     struct gw_error why;
 
-    memcpy(head, txn->chain_head, sizeof head);
     gw_error_clear(&j->err);
     if (mode == BATCH_SAFE || !j->rec || j->redo) {
-        run_job(txn, j, head);
+        run_job(txn, j, &head);
         return true;
     }
     gw_error_clear(&why);
@@ -205,7 +204,7 @@ static bool run_in_batch(struct store_txn *txn, struct job *j, enum batch_mode m
         return true;
     case REPLAY_CHANGED: /* nothing written: redone in a savepoint of its own */
         j->redo = true;
-        run_job(txn, j, head);
+        run_job(txn, j, &head);
         return true;
     default:
         gw_log(GW_LOG_WARN, "store-batch-again",
@@ -344,7 +343,7 @@ static enum gw_code run_batch(struct store *st, struct job *batch, enum batch_mo
     else
         txn.now_ms = batch_time(&txn);
     if (!rc)
-        rc = audit_head_load(&txn, txn.chain_head, err);
+        rc = audit_head_load(&txn, &txn.audit, err);
     if (rc) {
         control(&txn, sql_rollback, NULL);
         return rc;

@@ -120,11 +120,18 @@ struct store {
     uint64_t note_changes;
 };
 
+/* The audit chain's last event: the next one links to its hash and takes
+ * seq + 1 (gapless, under the write lock). */
+struct audit_head {
+    char hash[65];
+    int64_t seq; /* 0: no event yet */
+};
+
 struct store_txn {
     struct store *st;
     struct db *db; /* NULL while recording */
     int64_t now_ms;
-    char chain_head[65];         /* the last audit hash, this txn's view */
+    struct audit_head audit;     /* the chain's last event, this txn's view */
     bool notes_changed;          /* a notification was queued, settled or dropped */
     struct store_recording *rec; /* set: writes are recorded, reads go to a reader */
     char xid[32];                /* PostgreSQL: the transaction's id, to resolve a lost COMMIT */
@@ -230,7 +237,7 @@ struct store_statement {
 };
 extern const struct store_statement store_statements[];
 extern const size_t store_n_statements;
-extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[],
+extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[], SQL_RESOURCE_ADD[],
     SQL_RESOURCE_UPDATE[], SQL_VERSION_INSERT[], SQL_INDEX_RETIRE[], SQL_INDEX_RETIRE_DELETE[],
     SQL_INDEX_INSERT[], SQL_WIDTH_RAISE[], SQL_WIDTH_READ[], SQL_READ_CURRENT[], SQL_READ_VERSION[],
     SQL_HISTORY[], SQL_SNAPSHOT[], SQL_VERSION_AT_OR_AFTER[], SQL_LAST_TIME[], SQL_AUDIT_HEAD[],
@@ -322,9 +329,9 @@ int64_t store_last_time(struct db *db);
 void notes_committed(struct store *st);
 
 /* auditlog.c */
-/* The chain's last hash, read on the writer inside its transaction (a
- * statement it keeps prepared). */
-enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err);
+/* The chain's last event (hash and seq), read on the writer inside its
+ * transaction (a statement it keeps prepared). */
+enum gw_code audit_head_load(struct store_txn *txn, struct audit_head *out, struct gw_error *err);
 
 /* record.c: store_submit_prepared()'s recording transactions. Each
  * store_txn_* function hands a recording txn to its record_* twin. */
