@@ -18,6 +18,7 @@
 #define STORE_WAL_RESTART_WAIT_MS 200     /* longest wait for readers when emptying it */
 #define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
+#define STORE_WIDTHS_KEPT         16      /* date parameters whose width a writer txn keeps */
 #define STORE_WRITER_CACHE_KB     "16384" /* the writer's page cache (SQLite's default: 2 MB) */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
@@ -131,7 +132,15 @@ struct store_txn {
     struct store *st;
     struct db *db; /* NULL while recording */
     int64_t now_ms;
-    struct audit_head audit;     /* the chain's last event, this txn's view */
+    struct audit_head audit; /* the chain's last event, this txn's view */
+    /* SQLite: date_widths rows as committed before this txn (the first read of
+     * each pid, before any write of it), so that narrower ranges skip the
+     * upsert (resources.c raise_width); a few pids, others always upsert */
+    struct {
+        int64_t pid, width;
+    } widths[STORE_WIDTHS_KEPT];
+    size_t n_widths;
+    bool widths_off;             /* a read failed: the rest of the txn always upserts */
     bool notes_changed;          /* a notification was queued, settled or dropped */
     struct store_recording *rec; /* set: writes are recorded, reads go to a reader */
     char xid[32];                /* PostgreSQL: the transaction's id, to resolve a lost COMMIT */
