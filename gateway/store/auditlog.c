@@ -45,7 +45,7 @@ void store_audit_hash(const char *key, const char *prev_hash, const char *text, 
     out[2 * i] = '\0'; /* empty on failure: never equal to a real hash */
 }
 
-enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err)
+enum gw_code audit_head_load(struct store_txn *txn, struct audit_head *out, struct gw_error *err)
 {
     struct db_stmt *s;
     enum gw_code rc = stmt_txn(txn, SQL_AUDIT_HEAD, &s, err);
@@ -53,12 +53,16 @@ enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_erro
 
     if (rc)
         return rc;
-    memcpy(out, STORE_AUDIT_GENESIS, 65);
+    memcpy(out->hash, STORE_AUDIT_GENESIS, 65);
+    out->seq = 0;
     step = db_step(s);
-    if (step == DB_ROW && db_column_bytes(s, 0) == 64)
-        memcpy(out, db_column_text(s, 0), 64);
-    else if (step != DB_DONE && step != DB_ROW)
+    if (step == DB_ROW) {
+        out->seq = db_column_int64(s, 0);
+        if (db_column_bytes(s, 1) == 64)
+            memcpy(out->hash, db_column_text(s, 1), 64);
+    } else if (step != DB_DONE) {
         rc = store_fail_db(txn->db, err, "audit head");
+    }
     stmt_release(s);
     return rc;
 }
@@ -104,26 +108,28 @@ enum gw_code store_txn_audit_append(struct store_txn *txn, const char *id, int64
 
     if (txn->rec)
         return record_audit_append(txn, id, recorded_ms, canonical, index, n_index, err);
-    store_audit_hash(txn->st->hmac_key, txn->chain_head, canonical, hash);
+    store_audit_hash(txn->st->hmac_key, txn->audit.hash, canonical, hash);
     if (strlen(hash) != 64)
         return gw_fail(err, GW_E_INTERNAL, "the audit hash could not be computed");
     rc = stmt_txn(txn, SQL_AUDIT_INSERT, &s, err);
     if (rc)
         return rc;
-    db_bind_text(s, 1, id);
-    db_bind_int64(s, 2, recorded_ms);
-    db_bind_text(s, 3, canonical);
-    db_bind_text(s, 4, txn->chain_head);
-    db_bind_text(s, 5, hash);
-    if (db_step(s) != DB_ROW)
+    seq = txn->audit.seq + 1;
+    db_bind_int64(s, 1, seq);
+    db_bind_text(s, 2, id);
+    db_bind_int64(s, 3, recorded_ms);
+    db_bind_text(s, 4, canonical);
+    db_bind_text(s, 5, txn->audit.hash);
+    db_bind_text(s, 6, hash);
+    if (db_step(s) != DB_DONE)
         rc = store_fail_db(txn->db, err, "audit append");
-    else
-        seq = db_column_int64(s, 0);
     stmt_release(s);
     if (!rc)
         rc = audit_index_insert(txn, seq, index, n_index, err);
-    if (!rc)
-        memcpy(txn->chain_head, hash, sizeof hash);
+    if (!rc) {
+        memcpy(txn->audit.hash, hash, sizeof hash);
+        txn->audit.seq = seq;
+    }
     return rc;
 }
 

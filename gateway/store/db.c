@@ -153,6 +153,11 @@ int64_t db_changes(struct db *db)
     return db->dialect == DB_PG ? db->changes : sqlite3_changes(db->lite);
 }
 
+int64_t db_last_rowid(struct db *db)
+{
+    return db->dialect == DB_SQLITE ? sqlite3_last_insert_rowid(db->lite) : 0;
+}
+
 int db_exec(struct db *db, const char *sql)
 {
     bool outside;

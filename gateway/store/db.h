@@ -83,6 +83,8 @@ struct db *db_of(struct db_stmt *s);
 
 /* Rows the last INSERT/UPDATE/DELETE changed. */
 int64_t db_changes(struct db *db);
+/* SQLite: the rowid of the connection's last INSERT (0 on PostgreSQL). */
+int64_t db_last_rowid(struct db *db);
 /* Runs sql (several statements, no parameters). */
 int db_exec(struct db *db, const char *sql);
 /* The last failure as a gw_code and message prefixed with what. */

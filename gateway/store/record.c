@@ -18,11 +18,17 @@
  * which must read the job's own writes) is kept and run by the writer at
  * its place in the recording.
  *
- * Invariant: record_replay() either inserts all the recording holds and
- * gives its outcome, or returns false having maybe written part of it; the
- * caller then rolls the job's savepoint back, resets the job's context and
- * runs apply and audit again on the writer. So a recording never changes
- * what is stored, only who does the work.
+ * Invariant: record_replay() asks every question (each read, search and
+ * site visibility, and each put's current version) before it writes
+ * anything. When an answer changed it has written nothing (REPLAY_CHANGED):
+ * the caller resets the job's context and runs apply and audit again on the
+ * writer. Otherwise it inserts all the recording holds and gives its
+ * outcome, or meets a failing write (REPLAY_FAILED) having maybe written
+ * part of it: the caller undoes the job (its savepoint, or on SQLite, where
+ * a batch's prepared jobs run without one, the whole transaction, and runs
+ * the batch again with a savepoint per job). So a recording never changes
+ * what is stored, only who does the work; a replay may run twice (stamps are
+ * rewritten with each run's commit time, the recording itself is kept).
  */
 #include "store/store_int.h"
 
@@ -72,6 +78,7 @@ struct rec_op {
     struct store_put put;
     json_t *resource; /* a reference: meta is stamped again with the commit time */
     long current;
+    struct resource_current cur; /* what the writer found, asked before any write */
     struct store_written *out;
     /* REC_PUT, REC_AUDIT: the text and where the recording's instant is in it */
     char *text;
@@ -588,6 +595,40 @@ static bool search_still_same(struct store_txn *txn, const struct rec_op *op)
     return same;
 }
 
+/* The put still finds the version it was recorded against (kept in op->cur
+ * for the write), and it is the recording's only put of type/id: a second
+ * one replaces the first, which the reader did not see, so the writer redoes
+ * such work. */
+static bool put_still_same(struct store_txn *txn, const struct store_recording *r,
+                           struct rec_op *op)
+{
+    const struct rec_op *before;
+
+    for (before = r->head; before != op; before = before->next)
+        if (before->kind == REC_PUT && strcmp(before->put.type, op->put.type) == 0 &&
+            strcmp(before->put.id, op->put.id) == 0)
+            return false;
+    if (resources_current(txn, op->put.type, op->put.id, &op->cur, NULL) != GW_OK)
+        return false;
+    return op->cur.version == op->current;
+}
+
+static bool still_same(struct store_txn *txn, const struct store_recording *r, struct rec_op *op)
+{
+    switch (op->kind) {
+    case REC_READ:
+        return read_still_same(txn, op);
+    case REC_SEARCH:
+        return search_still_same(txn, op);
+    case REC_VISIBLE:
+        return visible_still_same(txn, op);
+    case REC_PUT:
+        return put_still_same(txn, r, op);
+    default:
+        return true;
+    }
+}
+
 /* Puts the commit instant where the recording's is. */
 static void stamp(char *text, size_t at, int64_t ms)
 {
@@ -597,19 +638,22 @@ static void stamp(char *text, size_t at, int64_t ms)
     memcpy(text + at, instant, strlen(instant));
 }
 
-static enum gw_code replay_put(struct store_txn *txn, struct rec_op *op, struct gw_error *err)
+/* Inserts the put's version over op->cur, asked before the writes; asked
+ * again when a writer step ran since (it may have written type/id). */
+static enum gw_code replay_put(struct store_txn *txn, struct rec_op *op, bool ask_again,
+                               struct gw_error *err)
 {
-    struct resource_current cur;
     int64_t seq = 0;
-    enum gw_code rc = resources_current(txn, op->put.type, op->put.id, &cur, err);
+    enum gw_code rc =
+        ask_again ? resources_current(txn, op->put.type, op->put.id, &op->cur, err) : GW_OK;
 
     if (rc)
         return rc;
-    if (cur.version != op->current)
+    if (op->cur.version != op->current)
         return gw_fail(err, GW_E_CONFLICT, "%s/%s changed since it was prepared", op->put.type,
                        op->put.id);
     stamp(op->text, op->stamp_at, txn->now_ms);
-    rc = resources_insert(txn, &op->put, &cur, op->text, &seq, err);
+    rc = resources_insert(txn, &op->put, &op->cur, op->text, &seq, err);
     if (!rc)
         rc = resources_stamp_meta(op->resource, op->version, txn->now_ms, err);
     if (!rc && op->out)
@@ -632,11 +676,12 @@ static enum gw_code replay_audit(struct store_txn *txn, struct rec_op *op, struc
                                   err);
 }
 
-static enum gw_code replay_write(struct store_txn *txn, struct rec_op *op, struct gw_error *err)
+static enum gw_code replay_write(struct store_txn *txn, struct rec_op *op, bool stepped,
+                                 struct gw_error *err)
 {
     switch (op->kind) {
     case REC_PUT:
-        return replay_put(txn, op, err);
+        return replay_put(txn, op, stepped, err);
     case REC_OUTBOX:
         return store_txn_outbox_add(txn, &op->msg, err);
     case REC_AUDIT:
@@ -653,21 +698,24 @@ static enum gw_code replay_write(struct store_txn *txn, struct rec_op *op, struc
     }
 }
 
-bool record_replay(struct store_txn *txn, struct job *j)
+enum replay_outcome record_replay(struct store_txn *txn, struct job *j, struct gw_error *why)
 {
     struct store_recording *r = j->rec;
-    struct gw_error err;
     struct rec_op *op;
+    bool stepped = false;
 
     for (op = r->head; op; op = op->next)
-        if ((op->kind == REC_READ && !read_still_same(txn, op)) ||
-            (op->kind == REC_SEARCH && !search_still_same(txn, op)) ||
-            (op->kind == REC_VISIBLE && !visible_still_same(txn, op)))
-            return false;
-    for (op = r->head; op; op = op->next)
-        if (replay_write(txn, op, &err) != GW_OK)
-            return false;
+        if (!still_same(txn, r, op))
+            return REPLAY_CHANGED;
+    for (op = r->head; op; op = op->next) {
+        if (replay_write(txn, op, stepped, why) != GW_OK) {
+            if (!why->msg[0])
+                gw_fail(why, GW_E_STORE, "a prepared write failed");
+            return REPLAY_FAILED;
+        }
+        stepped = stepped || op->kind == REC_STEP;
+    }
     j->rc = r->apply_rc;
     j->err = r->apply_err;
-    return true;
+    return REPLAY_DONE;
 }

@@ -197,7 +197,12 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
                                   struct resource_current *cur, int64_t seq, struct gw_error *err)
 {
     struct db_stmt *s;
-    enum gw_code rc = stmt_txn(txn, cur->rid ? SQL_RESOURCE_UPDATE : SQL_RESOURCE_INSERT, &s, err);
+    bool pg = txn->st->pg, returns_rid = !cur->rid && pg;
+    enum gw_code rc = stmt_txn(txn,
+                               cur->rid ? SQL_RESOURCE_UPDATE
+                               : pg     ? SQL_RESOURCE_INSERT
+                                        : SQL_RESOURCE_ADD,
+                               &s, err);
 
     if (rc)
         return rc;
@@ -217,10 +222,10 @@ static enum gw_code point_current(struct store_txn *txn, const struct store_put 
         db_bind_text(s, 6, p->owner);
         db_bind_text(s, 7, p->site);
     }
-    if (db_step(s) != (cur->rid ? DB_DONE : DB_ROW))
+    if (db_step(s) != (returns_rid ? DB_ROW : DB_DONE))
         rc = store_fail_db(txn->db, err, "update current version");
     else if (!cur->rid)
-        cur->rid = db_column_int64(s, 0);
+        cur->rid = returns_rid ? db_column_int64(s, 0) : db_last_rowid(txn->db);
     stmt_release(s);
     return rc;
 }
@@ -272,13 +277,56 @@ static enum gw_code retire_entries(struct store_txn *txn, int64_t old_seq, int64
     return rc;
 }
 
+/* The width of pid as committed before txn began, read once (SQLite: a seek,
+ * where the upsert it saves would also write); false when not kept. Widths
+ * only grow, and the first read of a pid comes before this txn writes it,
+ * so no savepoint rolled back can leave it wider than the store's. */
+static bool committed_width(struct store_txn *txn, int64_t pid, int64_t *width)
+{
+    struct db_stmt *s;
+    size_t i;
+
+    for (i = 0; i < txn->n_widths; i++) {
+        if (txn->widths[i].pid == pid) {
+            *width = txn->widths[i].width;
+            return true;
+        }
+    }
+    if (txn->st->pg || txn->widths_off || txn->n_widths == STORE_WIDTHS_KEPT)
+        return false;
+    txn->widths_off = true; /* until read: a later read could see this txn's writes */
+    if (stmt_txn(txn, SQL_WIDTH_READ, &s, NULL) != GW_OK)
+        return false;
+    db_bind_int64(s, 1, pid);
+    switch (db_step(s)) {
+    case DB_ROW:
+        *width = db_column_int64(s, 0);
+        break;
+    case DB_DONE:
+        *width = 0;
+        break;
+    default:
+        stmt_release(s);
+        return false;
+    }
+    stmt_release(s);
+    txn->widths_off = false;
+    txn->widths[txn->n_widths].pid = pid;
+    txn->widths[txn->n_widths++].width = *width;
+    return true;
+}
+
 /* Keeps date_widths at the widest range of each date parameter. */
 static enum gw_code raise_width(struct store_txn *txn, int64_t pid, int64_t width,
                                 struct gw_error *err)
 {
     struct db_stmt *s;
-    enum gw_code rc = stmt_txn(txn, SQL_WIDTH_RAISE, &s, err);
+    int64_t committed;
+    enum gw_code rc;
 
+    if (committed_width(txn, pid, &committed) && width <= committed)
+        return GW_OK;
+    rc = stmt_txn(txn, SQL_WIDTH_RAISE, &s, err);
     if (rc)
         return rc;
     db_bind_int64(s, 1, pid);

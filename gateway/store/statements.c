@@ -19,6 +19,11 @@ const char SQL_NEXT_SEQ[] = "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions";
 const char SQL_RESOURCE_INSERT[] =
     "INSERT INTO resources (type, id, seq, version, deleted, owner, site)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING rid";
+/* The same on SQLite, where RETURNING would make it a journaled statement:
+ * the rid is the connection's last rowid. */
+const char SQL_RESOURCE_ADD[] =
+    "INSERT INTO resources (type, id, seq, version, deleted, owner, site)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const char SQL_RESOURCE_UPDATE[] = "UPDATE resources SET seq = ?1, version = ?2, deleted = ?3,"
                                    " owner = ?4, site = ?5 WHERE rid = ?6";
 const char SQL_VERSION_INSERT[] =
@@ -59,14 +64,14 @@ const char SQL_LAST_TIME[] = "SELECT COALESCE(MAX(last_updated), 0) FROM version
 
 /* ------------------------------------------------------------ audit */
 
-const char SQL_AUDIT_HEAD[] = "SELECT hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)";
-/* seq: the next after the last, gapless (the chain's verification names a
- * missing seq; a sequence would leave gaps where transactions rolled back),
- * assigned under the write lock */
-const char SQL_AUDIT_INSERT[] =
-    "INSERT INTO audit (seq, id, recorded, json, prev_hash, hash)"
-    " SELECT COALESCE(MAX(seq), 0) + 1, ?1, CAST(?2 AS bigint), ?3, ?4, ?5 FROM audit"
-    " RETURNING seq";
+const char SQL_AUDIT_HEAD[] =
+    "SELECT seq, hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)";
+/* seq: the next after the head's (audit_head_load), gapless (the chain's
+ * verification names a missing seq; a sequence would leave gaps where
+ * transactions rolled back), assigned under the write lock. A plain VALUES
+ * row: with a SELECT or RETURNING, SQLite would journal the statement. */
+const char SQL_AUDIT_INSERT[] = "INSERT INTO audit (seq, id, recorded, json, prev_hash, hash)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const char SQL_AUDIT_INDEX_INSERT[] = "INSERT INTO audit_index (pid, value, seq, system)"
                                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
 const char SQL_AUDIT_SNAPSHOT[] = "SELECT COALESCE(MAX(seq), 0) FROM audit";
@@ -193,6 +198,7 @@ const struct store_statement store_statements[] = {
     {"resource lookup", SQL_RESOURCE_LOOKUP},
     {"next seq", SQL_NEXT_SEQ},
     {"resource insert", SQL_RESOURCE_INSERT},
+    {"resource add", SQL_RESOURCE_ADD},
     {"resource update", SQL_RESOURCE_UPDATE},
     {"version insert", SQL_VERSION_INSERT},
     {"index retire", SQL_INDEX_RETIRE},

@@ -1,7 +1,8 @@
 /* store.c -- opening the store, the reader pool and the single writer.
  *
  * Group commit: callers queue jobs; the writer takes every queued job (up to
- * max_batch), runs each in its own savepoint inside one transaction, commits
+ * max_batch), runs each in its own savepoint inside one transaction (on
+ * SQLite a batch of prepared jobs runs without, see enum batch_mode), commits
  * once, and only then answers them: store_write() callers are woken,
  * store_submit() callers are called back (on_done), in queue order. With
  * synchronous=FULL in WAL mode the commit is on disk when COMMIT returns, so
@@ -115,51 +116,66 @@ static enum gw_code run_apply(struct store_txn *txn, struct job *j)
     return rc;
 }
 
-/* A prepared job: replays its recording (true, done), or undoes what the
- * replay wrote and resets the job for a run of its own (false). */
-static bool run_prepared(struct store_txn *txn, struct job *j, const char head[65])
-{
-    bool replayed = record_replay(txn, j);
+/* How a batch runs. SAFE: every job in a savepoint of its own, so a job that
+ * fails is undone alone. FAST (SQLite, a batch of prepared jobs only): a
+ * replay runs without a savepoint, since it asks every question before it
+ * writes; SQLite then copies no page to a sub-journal for it. A replay write
+ * that fails in a FAST run leaves part of its job in the transaction: the
+ * run stops, is rolled back whole and the batch runs again SAFE. */
+enum batch_mode { BATCH_SAFE, BATCH_FAST };
 
-    record_free(j->rec);
-    j->rec = NULL;
-    if (replayed) {
+/* A job is redone on the writer: its context put back, apply and audit run
+ * in its savepoint (open). It stays so in a later run of the batch. */
+static void start_over(struct store_txn *txn, struct job *j, const struct audit_head *head)
+{
+    txn->audit = *head;
+    gw_error_clear(&j->err);
+    j->reset(j->ctx);
+    j->redo = true;
+    gw_metric_add("gateway_store_prepared_total", "outcome=\"redone\"", 1);
+}
+
+/* A prepared job in a savepoint (open): replays its recording (true, done;
+ * the savepoint released), or undoes what the replay wrote and starts over
+ * (false). */
+static bool run_prepared(struct store_txn *txn, struct job *j, const struct audit_head *head)
+{
+    struct gw_error why;
+
+    gw_error_clear(&why);
+    if (record_replay(txn, j, &why) == REPLAY_DONE) {
         control(txn, sql_job_release, NULL);
         gw_metric_add("gateway_store_prepared_total", "outcome=\"replayed\"", 1);
         return true;
     }
     control(txn, sql_job_undo, NULL);
-    memcpy(txn->chain_head, head, 65);
-    gw_error_clear(&j->err);
-    j->reset(j->ctx);
-    gw_metric_add("gateway_store_prepared_total", "outcome=\"redone\"", 1);
+    start_over(txn, j, head);
     return false;
 }
 
 /* Runs one job inside the open transaction. The job savepoint lets a failing
  * audit step undo the apply step too: data never lands without its event. */
-static void run_job(struct store_txn *txn, struct job *j)
+static void run_job(struct store_txn *txn, struct job *j, const struct audit_head *head)
 {
-    char head[65];
     enum gw_code rc = GW_OK;
     struct gw_error audit_err;
 
-    memcpy(head, txn->chain_head, sizeof head);
-    gw_error_clear(&j->err);
     gw_error_clear(&audit_err);
     if (control(txn, sql_job, &j->err)) {
         j->rc = j->err.code;
         return;
     }
-    if (j->rec && run_prepared(txn, j, head))
+    if (j->redo)
+        start_over(txn, j, head);
+    else if (j->rec && run_prepared(txn, j, head))
         return;
     if (j->apply)
         rc = run_apply(txn, j);
     if (rc)
-        memcpy(txn->chain_head, head, sizeof head);
+        txn->audit = *head;
     if (j->audit && j->audit(txn, j->ctx, rc, &j->err, &audit_err) != GW_OK) {
         control(txn, sql_job_undo, NULL);
-        memcpy(txn->chain_head, head, sizeof head);
+        txn->audit = *head;
         gw_log(GW_LOG_ERROR, "audit-append-failed", "%s", audit_err.msg);
         if (!rc)
             rc = gw_fail(&j->err, GW_E_STORE, "the audit event could not be stored: %s",
@@ -167,6 +183,49 @@ static void run_job(struct store_txn *txn, struct job *j)
     }
     control(txn, sql_job_release, NULL);
     j->rc = rc;
+}
+
+/* Runs j in the batch's transaction; false when a FAST run must stop (a
+ * replay write failed: the transaction holds part of j). */
+static bool run_in_batch(struct store_txn *txn, struct job *j, enum batch_mode mode)
+{
+    struct audit_head head = txn->audit;
+    struct gw_error why;
+
+    gw_error_clear(&j->err);
+    if (mode == BATCH_SAFE || !j->rec || j->redo) {
+        run_job(txn, j, &head);
+        return true;
+    }
+    gw_error_clear(&why);
+    switch (record_replay(txn, j, &why)) {
+    case REPLAY_DONE:
+        gw_metric_add("gateway_store_prepared_total", "outcome=\"replayed\"", 1);
+        return true;
+    case REPLAY_CHANGED: /* nothing written: redone in a savepoint of its own */
+        j->redo = true;
+        run_job(txn, j, &head);
+        return true;
+    default:
+        gw_log(GW_LOG_WARN, "store-batch-again",
+               "a prepared write failed (%s): the batch runs again, a savepoint per job", why.msg);
+        return false;
+    }
+}
+
+/* FAST when every job of the batch is prepared, on SQLite: only those can run
+ * again (a redone one is reset first; a store_submit() or store_write() job
+ * has no reset). */
+static enum batch_mode batch_mode_of(const struct store *st, const struct job *batch)
+{
+    const struct job *j;
+
+    if (st->pg) /* errors come back late there (pipelined), not at the failing write */
+        return BATCH_SAFE;
+    for (j = batch; j; j = j->next)
+        if (!j->rec)
+            return BATCH_SAFE;
+    return BATCH_FAST;
 }
 
 /* Takes up to max_batch queued jobs, marking them RUNNING; NULL when stopping
@@ -204,7 +263,7 @@ static void call_back(struct job *list)
 
     for (j = list; j; j = next) {
         next = j->next;
-        record_free(j->rec); /* expired unreplayed */
+        record_free(j->rec); /* kept until now: a batch may run twice */
         j->on_done(j->done_ctx, j->rc, &j->err);
         free(j);
     }
@@ -265,8 +324,10 @@ static int64_t batch_time(struct store_txn *txn)
     return now > last ? now : last + 1;
 }
 
-/* One transaction for the whole batch; returns the COMMIT's outcome. */
-static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_error *err)
+/* One run of the batch in one transaction; returns the COMMIT's outcome.
+ * *stopped: a FAST run stopped and was rolled back (nothing of it stays). */
+static enum gw_code run_batch(struct store *st, struct job *batch, enum batch_mode mode,
+                              bool *stopped, struct gw_error *err)
 {
     struct store_txn txn = {.st = st, .db = st->wdb};
     struct job *j;
@@ -282,13 +343,18 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     else
         txn.now_ms = batch_time(&txn);
     if (!rc)
-        rc = audit_head_load(&txn, txn.chain_head, err);
+        rc = audit_head_load(&txn, &txn.audit, err);
     if (rc) {
         control(&txn, sql_rollback, NULL);
         return rc;
     }
-    for (j = batch; j; j = j->next)
-        run_job(&txn, j);
+    for (j = batch; j; j = j->next) {
+        if (!run_in_batch(&txn, j, mode)) {
+            control(&txn, sql_rollback, NULL);
+            *stopped = true;
+            return GW_OK;
+        }
+    }
     if (st->pg) {
         rc = pg_batch_commit(&txn, err);
     } else {
@@ -302,6 +368,19 @@ static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_
     if (txn.notes_changed)
         notes_committed(st);
     return GW_OK;
+}
+
+/* Runs the batch, FAST when it may, and SAFE again when a FAST run stopped. */
+static enum gw_code commit_batch(struct store *st, struct job *batch, struct gw_error *err)
+{
+    bool stopped = false;
+    enum gw_code rc = run_batch(st, batch, batch_mode_of(st, batch), &stopped, err);
+
+    if (stopped) {
+        gw_metric_add("gateway_store_batches_run_again_total", "", 1);
+        rc = run_batch(st, batch, BATCH_SAFE, &stopped, err);
+    }
+    return rc;
 }
 
 /* Records what the batch says about the store's health: a failed commit, or a

@@ -18,6 +18,7 @@
 #define STORE_WAL_RESTART_WAIT_MS 200     /* longest wait for readers when emptying it */
 #define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
+#define STORE_WIDTHS_KEPT         16      /* date parameters whose width a writer txn keeps */
 #define STORE_WRITER_CACHE_KB     "16384" /* the writer's page cache (SQLite's default: 2 MB) */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
@@ -35,6 +36,7 @@ struct job {
     void *ctx;
     struct store_recording *rec; /* store_submit_prepared(): what to replay */
     store_reset_fn reset;        /* ...and how to start over when it cannot be */
+    bool redo;                   /* reset and run on the writer (it was, in an earlier run) */
     store_done_fn on_done;       /* NULL: a store_write() caller waits for it */
     void *done_ctx;
     int64_t queued_mono_ms;
@@ -119,11 +121,26 @@ struct store {
     uint64_t note_changes;
 };
 
+/* The audit chain's last event: the next one links to its hash and takes
+ * seq + 1 (gapless, under the write lock). */
+struct audit_head {
+    char hash[65];
+    int64_t seq; /* 0: no event yet */
+};
+
 struct store_txn {
     struct store *st;
     struct db *db; /* NULL while recording */
     int64_t now_ms;
-    char chain_head[65];         /* the last audit hash, this txn's view */
+    struct audit_head audit; /* the chain's last event, this txn's view */
+    /* SQLite: date_widths rows as committed before this txn (the first read of
+     * each pid, before any write of it), so that narrower ranges skip the
+     * upsert (resources.c raise_width); a few pids, others always upsert */
+    struct {
+        int64_t pid, width;
+    } widths[STORE_WIDTHS_KEPT];
+    size_t n_widths;
+    bool widths_off;             /* a read failed: the rest of the txn always upserts */
     bool notes_changed;          /* a notification was queued, settled or dropped */
     struct store_recording *rec; /* set: writes are recorded, reads go to a reader */
     char xid[32];                /* PostgreSQL: the transaction's id, to resolve a lost COMMIT */
@@ -229,7 +246,7 @@ struct store_statement {
 };
 extern const struct store_statement store_statements[];
 extern const size_t store_n_statements;
-extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[],
+extern const char SQL_RESOURCE_LOOKUP[], SQL_NEXT_SEQ[], SQL_RESOURCE_INSERT[], SQL_RESOURCE_ADD[],
     SQL_RESOURCE_UPDATE[], SQL_VERSION_INSERT[], SQL_INDEX_RETIRE[], SQL_INDEX_RETIRE_DELETE[],
     SQL_INDEX_INSERT[], SQL_WIDTH_RAISE[], SQL_WIDTH_READ[], SQL_READ_CURRENT[], SQL_READ_VERSION[],
     SQL_HISTORY[], SQL_SNAPSHOT[], SQL_VERSION_AT_OR_AFTER[], SQL_LAST_TIME[], SQL_AUDIT_HEAD[],
@@ -321,9 +338,9 @@ int64_t store_last_time(struct db *db);
 void notes_committed(struct store *st);
 
 /* auditlog.c */
-/* The chain's last hash, read on the writer inside its transaction (a
- * statement it keeps prepared). */
-enum gw_code audit_head_load(struct store_txn *txn, char out[65], struct gw_error *err);
+/* The chain's last event (hash and seq), read on the writer inside its
+ * transaction (a statement it keeps prepared). */
+enum gw_code audit_head_load(struct store_txn *txn, struct audit_head *out, struct gw_error *err);
 
 /* record.c: store_submit_prepared()'s recording transactions. Each
  * store_txn_* function hands a recording txn to its record_* twin. */
@@ -357,9 +374,17 @@ void record_apply_failed(struct store_recording *rec, enum gw_code rc, const str
 bool record_usable(const struct store_recording *rec);
 /* For the writes a recording cannot hold: the work is redone on the writer. */
 enum gw_code record_unsupported(struct store_txn *txn, struct gw_error *err);
-/* On the writer: replays j's recording when what it read is unchanged
- * (j->rc, j->err set); false when it must be redone (the caller rolls back). */
-bool record_replay(struct store_txn *txn, struct job *j);
+/* What record_replay() did. */
+enum replay_outcome {
+    REPLAY_DONE,    /* every write made; j->rc and j->err are the recorded outcome */
+    REPLAY_CHANGED, /* an answer changed: nothing was written, the job is redone */
+    REPLAY_FAILED,  /* a write failed (why says): the txn may hold part of the job */
+};
+/* On the writer: asks every question of j's recording again (reads, searches,
+ * site visibility, each put's current version) before any write, then makes
+ * the writes. The recording stays with j (a batch may be run twice: replaying
+ * again gives the same rows, stamped with that run's commit time). */
+enum replay_outcome record_replay(struct store_txn *txn, struct job *j, struct gw_error *why);
 void record_free(struct store_recording *rec);
 
 #endif

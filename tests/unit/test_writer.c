@@ -3,21 +3,25 @@
  * store_submit_prepared() replays work recorded on the caller's thread, or
  * redoes it on the writer when what it read has changed since: resources,
  * audit rows, site grants and visibility, activity tallies, and steps that
- * must run on the writer. Each case uses a fresh database in a temporary
- * folder. */
+ * must run on the writer. A batch of prepared work replays without
+ * savepoints; a write failing there makes the batch run again with a
+ * savepoint per job (a failure injected by a trigger on the store's file).
+ * Each case uses a fresh database in a temporary folder. */
 #include "check.h"
 #include "store/store.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/gw-writer-XXXXXX";
 static int n_db;
+static char path[128]; /* the last store's file */
 
 static struct store *open_fresh(long commit_timeout_ms)
 {
-    static char url[200], path[128];
+    static char url[200];
     struct config cfg;
     struct store *st = NULL;
     struct gw_error err;
@@ -479,6 +483,256 @@ static void prepared_visibility_is_asked_again_by_the_writer(void)
     store_destroy(st);
 }
 
+/* ------------------------------------------------------------ a replay write failing */
+
+/* The counter name's value in the process's metrics (0 when absent). */
+static double metric(const char *name)
+{
+    struct gw_buf b;
+    char line[128];
+    const char *at;
+    double v = 0;
+
+    gw_buf_init(&b, 1 << 20);
+    gw_metrics_render(&b);
+    snprintf(line, sizeof line, "\n%s ", name);
+    at = b.data ? strstr(b.data, line) : NULL;
+    if (at)
+        v = strtod(at + strlen(line), NULL);
+    gw_buf_cleanup(&b);
+    return v;
+}
+
+/* Makes the store's inserts of the audit row ae-<id> fail, as a full disk or
+ * a broken constraint would: a trigger, from a connection of its own. */
+static bool fail_audit_of(const char *id)
+{
+    char sql[300];
+    sqlite3 *db;
+    bool ok;
+
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER fail_audit BEFORE INSERT ON audit WHEN NEW.id = 'ae-%s'"
+             " BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+             id);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return false;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    ok = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+}
+
+struct chain {
+    char prev[65];
+    int rows;
+    bool intact;
+    char ids[8][16];
+};
+
+/* Each audit row links to the one before and hashes to what it holds. */
+static bool chain_row(const struct store_audit_row *row, void *ctx)
+{
+    struct chain *c = ctx;
+    char hash[65];
+
+    store_audit_hash("", c->prev, row->json, hash);
+    if (strcmp(row->prev_hash, c->prev) != 0 || strcmp(row->hash, hash) != 0 ||
+        row->seq != c->rows + 1) /* gapless */
+        c->intact = false;
+    snprintf(c->prev, sizeof c->prev, "%s", row->hash);
+    if (c->rows < 8)
+        snprintf(c->ids[c->rows], sizeof c->ids[0], "%s", row->id);
+    c->rows++;
+    return true;
+}
+
+#define N_BATCH 5
+
+/* Five prepared jobs in one batch; the third one's audit row cannot be
+ * written, after its Patient was. Without savepoints the failure leaves the
+ * Patient in the transaction: the batch must run again, a savepoint per job,
+ * so that the third fails alone, nothing of it stays, and the four others
+ * are committed with their events, the chain intact. */
+static void a_failing_replay_write_fails_its_job_alone(void)
+{
+    static const char *ids[N_BATCH] = {"p1", "p2", "bad", "p3", "p4"};
+    struct store *st = open_fresh(10000);
+    struct work blocker, w[N_BATCH];
+    struct done d0, d[N_BATCH];
+    struct chain c = {STORE_AUDIT_GENESIS, 0, true, {{0}}};
+    double again = metric("gateway_store_batches_run_again_total");
+    char when[GW_INSTANT_LEN];
+    int64_t ms;
+    bool active;
+    int i, k = 0;
+
+    CHECK(fail_audit_of("bad"));
+    work_init(&blocker, "p0", NULL);
+    blocker.block = true;
+    done_init(&d0);
+    store_submit(st, work_apply, NULL, &blocker, on_done, &d0);
+    pthread_mutex_lock(&blocker.lock);
+    while (!blocker.entered) /* the writer is busy: the five queue as one batch */
+        pthread_cond_wait(&blocker.cv, &blocker.lock);
+    pthread_mutex_unlock(&blocker.lock);
+    for (i = 0; i < N_BATCH; i++) {
+        work_init(&w[i], ids[i], NULL);
+        done_init(&d[i]);
+        store_submit_prepared(st, work_apply, work_audit, work_reset, &w[i], on_done, &d[i]);
+    }
+    release(&blocker);
+    wait_done(&d0);
+    for (i = 0; i < N_BATCH; i++)
+        wait_done(&d[i]);
+    CHECK_INT(d0.rc, GW_OK);
+    CHECK(metric("gateway_store_batches_run_again_total") == again + 1); /* the fast run stopped */
+    for (i = 0; i < N_BATCH; i++) {
+        bool bad = strcmp(ids[i], "bad") == 0;
+
+        CHECK_INT(d[i].calls, 1);
+        CHECK_INT(d[i].rc, bad ? GW_E_STORE : GW_OK);
+        CHECK_INT(w[i].resets, bad ? 1 : 0);                   /* the others replayed as recorded */
+        CHECK(stored(st, ids[i], when, &ms, &active) == !bad); /* nothing of bad stays */
+    }
+    CHECK_INT(store_audit_scan(st, 0, 0, chain_row, &c, NULL), GW_OK);
+    CHECK(c.intact);
+    CHECK_INT(c.rows, N_BATCH - 1);
+    for (i = 0; i < N_BATCH && k < c.rows; i++) {
+        char expected[16];
+
+        if (strcmp(ids[i], "bad") == 0)
+            continue;
+        snprintf(expected, sizeof expected, "ae-%s", ids[i]);
+        CHECK_STR(c.ids[k++], expected); /* in queue order */
+    }
+    store_destroy(st);
+}
+
+/* Creates Patient/<id>, then puts it again: the recording's second put
+ * replaces its first, which the reader did not see. */
+static enum gw_code put_twice_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct work *w = ctx;
+    json_t *res = json_pack("{s:s, s:s}", "resourceType", "Patient", "id", w->id);
+    struct store_put put = {
+        .type = "Patient", .id = w->id, .owner = "orgA", .create = true, .resource = res};
+    enum gw_code rc = store_txn_put(txn, &put, NULL, err);
+
+    put.create = false;
+    if (!rc)
+        rc = store_txn_put(txn, &put, &w->written, err);
+    json_decref(res);
+    return rc;
+}
+
+static void a_recording_that_puts_twice_is_redone_before_any_write(void)
+{
+    struct store *st = open_fresh(10000);
+    struct work w;
+    struct done d;
+    double again = metric("gateway_store_batches_run_again_total");
+
+    work_init(&w, "twice", NULL);
+    done_init(&d);
+    store_submit_prepared(st, put_twice_apply, work_audit, work_reset, &w, on_done, &d);
+    wait_done(&d);
+    CHECK_INT(d.rc, GW_OK);
+    CHECK_INT(w.resets, 1);          /* redone on the writer */
+    CHECK_INT(w.written.version, 2); /* ...where the second put sees the first */
+    CHECK(metric("gateway_store_batches_run_again_total") == again); /* asked, not failed */
+    store_destroy(st);
+}
+
+/* Patient/<id> with a birthdate index entry over [lo, hi). */
+struct dated {
+    struct work w; /* first: work_audit and work_reset take it */
+    int64_t lo, hi;
+};
+
+static enum gw_code dated_apply(struct store_txn *txn, void *ctx, struct gw_error *err)
+{
+    struct dated *d = ctx;
+    struct store_index_entry birth = {"birthdate", NULL, NULL, d->lo, d->hi};
+    json_t *res = json_pack("{s:s, s:s}", "resourceType", "Patient", "id", d->w.id);
+    struct store_put put = {.type = "Patient",
+                            .id = d->w.id,
+                            .owner = "orgA",
+                            .create = true,
+                            .resource = res,
+                            .index = &birth,
+                            .n_index = 1};
+    enum gw_code rc = store_txn_put(txn, &put, NULL, err);
+
+    json_decref(res);
+    return rc;
+}
+
+/* Whether Patient?birthdate=ge<at> finds Patient/<id>. */
+static bool born_since(struct store *st, int64_t at, const char *id)
+{
+    struct store_value since = {.prefix = STORE_GE, .lo = at, .hi = at + 1};
+    struct store_cond c = {"birthdate", STORE_DATE, .values = &since, .n_values = 1};
+    struct store_query q = {.type = "Patient", .conds = &c, .n_conds = 1, .count = 10};
+    struct store_page page;
+    bool found = false;
+    size_t i;
+
+    if (store_search(st, &q, &page, NULL) != GW_OK)
+        return false;
+    for (i = 0; i < page.n_items; i++)
+        found = found || strcmp(page.items[i].id, id) == 0;
+    store_page_cleanup(&page);
+    return found;
+}
+
+/* A date search reaches back by the widest range stored for its parameter
+ * (date_widths). In one batch, a job that widened it is undone (its audit
+ * row fails); the next job's range, wider than the committed one, must
+ * still widen it: the writer may skip a width that is not wider than the
+ * committed one, never one that only the undone job wrote. */
+static void an_undone_jobs_date_width_is_not_trusted(void)
+{
+    struct store *st = open_fresh(10000);
+    struct dated narrow = {.lo = 1000, .hi = 1010}, wide = {.lo = 0, .hi = 1000000},
+                 later = {.lo = 5000, .hi = 6000};
+    struct work blocker;
+    struct done d0, d1, d2, d3;
+
+    work_init(&narrow.w, "narrow", NULL);
+    work_init(&wide.w, "undone", NULL);
+    work_init(&later.w, "later", NULL);
+    work_init(&blocker, "p0", NULL);
+    blocker.block = true;
+    done_init(&d0);
+    done_init(&d1);
+    done_init(&d2);
+    done_init(&d3);
+    store_submit_prepared(st, dated_apply, work_audit, work_reset, &narrow, on_done, &d1);
+    wait_done(&d1); /* the committed width: 10 ms */
+    CHECK(fail_audit_of("undone"));
+    store_submit(st, work_apply, NULL, &blocker, on_done, &d0);
+    pthread_mutex_lock(&blocker.lock);
+    while (!blocker.entered)
+        pthread_cond_wait(&blocker.cv, &blocker.lock);
+    pthread_mutex_unlock(&blocker.lock);
+    store_submit_prepared(st, dated_apply, work_audit, work_reset, &wide, on_done, &d2);
+    store_submit_prepared(st, dated_apply, work_audit, work_reset, &later, on_done, &d3);
+    release(&blocker);
+    wait_done(&d0);
+    wait_done(&d2);
+    wait_done(&d3);
+    CHECK_INT(d1.rc, GW_OK);
+    CHECK_INT(d2.rc, GW_E_STORE);
+    CHECK_INT(d3.rc, GW_OK);
+    CHECK(born_since(st, 1005, "narrow"));
+    CHECK(born_since(st, 5500, "later")); /* 500 ms into a 1000 ms range */
+    CHECK(!born_since(st, 5500, "undone"));
+    store_destroy(st);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -492,6 +746,9 @@ int main(void)
     RUN(queued_work_expires_when_the_writer_is_stuck);
     RUN(prepared_grants_tallies_and_writer_steps_are_replayed);
     RUN(prepared_visibility_is_asked_again_by_the_writer);
+    RUN(a_failing_replay_write_fails_its_job_alone);
+    RUN(a_recording_that_puts_twice_is_redone_before_any_write);
+    RUN(an_undone_jobs_date_width_is_not_trusted);
     {
         char cmd[160];
 
