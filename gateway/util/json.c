@@ -14,6 +14,7 @@
  * generated documents.
  */
 #include "util/util.h"
+#include "util/util_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -190,6 +191,12 @@ static const unsigned char plain_ascii[256] = {
     1, /* 0x70, DEL included */
 };
 
+/* Zero when the eight bytes of w are all plain_ascii: written as they are. */
+static uint64_t plain_word(uint64_t w)
+{
+    return gw_word_has_high(w) | gw_word_has_json_special(w);
+}
+
 bool gw_buf_json_string(struct gw_buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -207,21 +214,31 @@ bool gw_buf_json_string(struct gw_buf *b, const char *str, size_t n)
         if (i == 0)
             out[o++] = '"';
         while (i < end) {
-            unsigned char c = s[i];
-            size_t k;
+            size_t stop;
 
-            if (plain_ascii[c]) {
-                out[o++] = (char)c;
-                i++;
-            } else if (c < 0x80) {
-                o += escape_byte(c, out + o);
-                i++;
-            } else if ((k = utf8_sequence(s + i, n - i)) != 0) {
-                memcpy(out + o, s + i, k);
-                o += k;
-                i += k;
-            } else {
-                return false;
+            if (end - i >= 8 && !plain_word(gw_word_load(s + i))) {
+                memcpy(out + o, s + i, 8);
+                o += 8;
+                i += 8;
+                continue;
+            }
+            for (stop = end - i > 8 ? i + 8 : end; i < stop;) { /* a sequence may end past stop */
+                unsigned char c = s[i];
+                size_t k;
+
+                if (plain_ascii[c]) {
+                    out[o++] = (char)c;
+                    i++;
+                } else if (c < 0x80) {
+                    o += escape_byte(c, out + o);
+                    i++;
+                } else if ((k = utf8_sequence(s + i, n - i)) != 0) {
+                    memcpy(out + o, s + i, k);
+                    o += k;
+                    i += k;
+                } else {
+                    return false;
+                }
             }
         }
         if (i >= n)

@@ -78,7 +78,16 @@ void gw_buf_cleanup(struct gw_buf *b);
 void gw_buf_reset(struct gw_buf *b); /* len = 0, error cleared, memory kept */
 void gw_buf_append(struct gw_buf *b, const void *p, size_t n);
 void gw_buf_puts(struct gw_buf *b, const char *s);
-void gw_buf_putc(struct gw_buf *b, char c);
+/* One byte; inline, for the writers that put a punctuation mark at a time. */
+static inline void gw_buf_putc(struct gw_buf *b, char c)
+{
+    if (!b->err && b->len + 2 <= b->cap && b->len < b->max) { /* room for c and the NUL */
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
+    gw_buf_append(b, &c, 1);
+}
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
