@@ -29,23 +29,30 @@ static bool random_bytes(unsigned char *out, size_t n)
     return true;
 }
 
-enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err)
+/* The 8-4-4-4-12 text of b, in lower-case hex. */
+static void uuid_text(const unsigned char b[16], char out[GW_UUID_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
     size_t i, o = 0;
 
-    if (!random_bytes(b, sizeof b))
-        return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* RFC 9562 version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
-    for (i = 0; i < sizeof b; i++) {
+    for (i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
         out[o++] = hex[b[i] >> 4];
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
+}
+
+enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err)
+{
+    unsigned char b[16];
+
+    if (!random_bytes(b, sizeof b))
+        return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* RFC 9562 version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
+    uuid_text(b, out);
     return GW_OK;
 }
 
@@ -56,16 +63,13 @@ enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err)
     uint64_t ms = (uint64_t)gw_now_ms();
     int i;
 
-    if (RAND_bytes(b + 6, 10) != 1)
+    if (!random_bytes(b + 6, 10))
         return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
     for (i = 5; i >= 0; i--, ms >>= 8)
         b[i] = (unsigned char)(ms & 0xFF);
     b[6] = (unsigned char)((b[6] & 0x0F) | 0x70); /* version 7 */
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
-    snprintf(out, GW_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    uuid_text(b, out);
     return GW_OK;
 }
 
