@@ -122,7 +122,7 @@ void gw_buf_quoted_string(struct gw_buf *b, const char *s)
     gw_buf_putc(b, '"');
 }
 
-char *gw_buf_room(struct gw_buf *b, size_t n)
+char *gw_buf_room_grow(struct gw_buf *b, size_t n)
 {
     size_t need, cap;
     char *p;
@@ -141,12 +141,6 @@ char *gw_buf_room(struct gw_buf *b, size_t n)
         b->cap = cap;
     }
     return b->data + b->len;
-}
-
-void gw_buf_advance(struct gw_buf *b, size_t n)
-{
-    b->len += n;
-    b->data[b->len] = '\0';
 }
 
 /* The escape of a byte that needs one (gw_buf_json_escape), into out; its length. */
@@ -184,7 +178,8 @@ void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
         while (i < end) {
             size_t stop;
 
-            if (end - i >= 8 && !gw_word_has_json_special(gw_word_load((const unsigned char *)s + i))) {
+            if (end - i >= 8 &&
+                !gw_word_has_json_special(gw_word_load((const unsigned char *)s + i))) {
                 memcpy(out + o, s + i, 8); /* eight bytes that need no escape */
                 o += 8;
                 i += 8;

@@ -94,8 +94,18 @@ void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
 /* Room for n more bytes: where to write them, then gw_buf_advance(b, k) for the k <= n
  * written. NULL, with nothing changed and no error recorded, when n more bytes would pass
  * the cap or memory runs out (the caller then appends the exact bytes and gets the error). */
-char *gw_buf_room(struct gw_buf *b, size_t n);
-void gw_buf_advance(struct gw_buf *b, size_t n);
+char *gw_buf_room_grow(struct gw_buf *b, size_t n); /* gw_buf_room when the room is not there */
+static inline char *gw_buf_room(struct gw_buf *b, size_t n)
+{
+    if (!b->err && b->data && n < b->cap - b->len && n <= b->max - b->len)
+        return b->data + b->len; /* room for n bytes and the NUL already */
+    return gw_buf_room_grow(b, n);
+}
+static inline void gw_buf_advance(struct gw_buf *b, size_t n)
+{
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
 /* Appends s as an RFC 9110 §5.6.4 quoted-string in ASCII: DQUOTE, '"' and

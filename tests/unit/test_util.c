@@ -712,8 +712,9 @@ static char *jansson_string_text(const char *s, size_t n)
 
 static void json_string_writes_what_jansson_writes_at_every_place(void)
 {
-    static const char *const seqs[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3",
-                                       "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"};
+    static const char *const seqs[] = {"\xc3\xa9", "\xe2\x82\xac",    "\xf0\x9f\x98\x80",
+                                       "\xc3",     "\xe2\x82",        "\xed\xa0\x80",
+                                       "\xc0\xaf", "\xf4\x90\x80\x80"};
     char text[64];
     size_t len, at, k;
     unsigned c;
@@ -837,6 +838,52 @@ static void utf8_valid_agrees_with_the_bytewise_check_on_every_pair_at_every_pla
     CHECK(gw_utf8_valid("abcdefghijklmnopqrstuvwxyz0123456789", 36));
 }
 
+/* gw_json_set_string() does what json_object_set_new(obj, key, json_string(s)) does. */
+static void set_string_accepts_and_refuses_what_jansson_does(void)
+{
+    static const char *const texts[] = {"",
+                                        "plain",
+                                        "H\xc3\xa9l\xc3\xa8ne Dupr\xc3\xa9 and a longer tail",
+                                        "\xf0\x9f\x98\x80 emoji at the start of 20 bytes",
+                                        "cut \xc3",
+                                        "overlong \xc0\xaf in the middle of it",
+                                        "surrogate \xed\xa0\x80 here",
+                                        "past \xf4\x90\x80\x80 the end",
+                                        "a control \x01 and a quote \" stay"};
+    size_t i, j;
+    int differ = 0;
+
+    for (i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        for (j = 0; j < sizeof texts / sizeof texts[0]; j++) {
+            json_t *mine = json_object(), *theirs = json_object();
+            int a = gw_json_set_string(mine, texts[j], texts[i]);
+            int b = json_object_set_new(theirs, texts[j], json_string(texts[i]));
+
+            if ((a != b || !json_equal(mine, theirs)) && differ++ < 3)
+                fprintf(stderr, "    key %zu, value %zu: %d, jansson %d\n", j, i, a, b);
+            json_decref(mine);
+            json_decref(theirs);
+        }
+    CHECK_INT(differ, 0);
+    {
+        json_t *o = json_object(), *arr = json_array(), *v;
+
+        CHECK_INT(gw_json_set_string(o, NULL, "x"), -1);
+        CHECK_INT(gw_json_set_string(o, "k", NULL), -1);
+        CHECK_INT(gw_json_set_string(NULL, "k", "x"), -1);
+        CHECK_INT(gw_json_set_string(arr, "k", "x"), -1);
+        CHECK_INT(json_object_size(o), 0);
+        v = gw_json_strings(2, "a", "1", "b", "\xff");
+        CHECK(v == NULL);
+        v = gw_json_strings(2, "a", "1", "b", "2");
+        CHECK(v && json_object_size(v) == 2 &&
+              strcmp(json_string_value(json_object_get(v, "b")), "2") == 0);
+        json_decref(v);
+        json_decref(o);
+        json_decref(arr);
+    }
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -866,5 +913,6 @@ int main(void)
     RUN(json_loadb_reads_what_jansson_reads);
     RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
     RUN(json_copy_is_jansson_deep_copy);
+    RUN(set_string_accepts_and_refuses_what_jansson_does);
     return check_summary();
 }
