@@ -527,8 +527,13 @@ static bool read_string(struct reader *r, const char **s, size_t *len)
     long n;
 
     while (r->p < r->end && *r->p != '"') {
-        unsigned char c = *r->p;
+        unsigned char c;
 
+        if (r->end - r->p >= 8 && !plain_word(gw_word_load(r->p))) {
+            r->p += 8; /* eight printable ASCII bytes, no quote, no escape */
+            continue;
+        }
+        c = *r->p;
         if (c < 0x20) /* a control character (and NUL): Jansson's error */
             return false;
         if (c == '\\') {

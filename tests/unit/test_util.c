@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static void fail_records_code_and_truncates_long_messages(void)
 {
@@ -884,6 +885,83 @@ static void set_string_accepts_and_refuses_what_jansson_does(void)
     }
 }
 
+/* The log lines of gw_log() and gw_log_fields(), read back from stderr, timestamps cut out. */
+static void log_lines_carry_message_and_fields_as_json(void)
+{
+    char path[] = "/tmp/gw-test-log-XXXXXX", text[1024], *at;
+    int fd = mkstemp(path), saved = dup(2);
+    json_t *fields = json_object();
+    size_t n = 0;
+    FILE *f;
+
+    CHECK(fd >= 0 && saved >= 0 && fields != NULL);
+    if (fd < 0 || saved < 0 || !fields)
+        return;
+    fflush(stderr);
+    dup2(fd, 2);
+    json_object_set_new(fields, "status", json_integer(201));
+    json_object_set_new(fields, "route", json_string("create \"x\""));
+    json_object_set_new(fields, "ms", json_real(1.5));
+    gw_log_fields(GW_LOG_INFO, "http-request", fields, "%s", "");
+    gw_log_fields(GW_LOG_WARN, "ev", fields, "%s", "a \"quoted\"\nline");
+    gw_log(GW_LOG_ERROR, "count", "%d of %s", 3, "four");
+    gw_log(GW_LOG_DEBUG, "hidden", "%s", "below the level");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    f = fdopen(fd, "r");
+    if (f) {
+        rewind(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    unlink(path);
+    json_decref(fields);
+    for (at = strstr(text, "\"ts\":\""); at; at = strstr(at + 1, "\"ts\":\""))
+        memset(at + 6, 'T', 24); /* 2026-11-30T14:37:27.408Z */
+    CHECK_STR(text,
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"info\",\"event\":\"http-request\","
+              "\"status\":201,\"route\":\"create \\\"x\\\"\",\"ms\":1.5}\n"
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\",\"event\":\"ev\","
+              "\"msg\":\"a \\\"quoted\\\"\\nline\",\"status\":201,\"route\":\"create \\\"x\\\"\","
+              "\"ms\":1.5}\n"
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"error\",\"event\":\"count\","
+              "\"msg\":\"3 of four\"}\n");
+}
+
+/* A string of 0 to 40 bytes with any byte, or an escape, at any place: read as Jansson reads
+ * it (long runs of plain bytes are skipped eight at a time). */
+static void json_loadb_reads_every_odd_byte_at_every_place_as_jansson(void)
+{
+    static const char *const escapes[] = {"\\\"", "\\\\", "\\n", "\\u00e9", "\\x", "\\"};
+    char text[64], doc[80];
+    size_t len, at, n, k;
+    unsigned c;
+    int differ = 0;
+
+    for (len = 0; len <= 40; len++)
+        for (at = 0; at <= len; at++)
+            for (c = 0; c < 256 + sizeof escapes / sizeof escapes[0]; c++) {
+                n = one_odd_byte(text, len, at, (unsigned char)c, c % 3 == 0);
+                if (c >= 256 && at < len) {
+                    k = strlen(escapes[c - 256]);
+                    memmove(text + at + k, text + at + 1, len - at - 1);
+                    memcpy(text + at, escapes[c - 256], k);
+                    n = len - 1 + k;
+                }
+                doc[0] = '[';
+                doc[1] = '"';
+                memcpy(doc + 2, text, n);
+                memcpy(doc + 2 + n, "\"]", 2);
+                if (!same_reading(doc, n + 4, 0) && differ++ < 3)
+                    fprintf(stderr, "    len %zu, %u at %zu\n", len, c, at);
+                if (!same_reading(doc, n + 3, 0) && differ++ < 3) /* the bracket cut off */
+                    fprintf(stderr, "    len %zu, %u at %zu, cut\n", len, c, at);
+            }
+    CHECK_INT(differ, 0);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -911,8 +989,10 @@ int main(void)
     RUN(metrics_render_counters_and_cumulative_histograms);
     RUN(json_dumps_writes_what_jansson_writes);
     RUN(json_loadb_reads_what_jansson_reads);
+    RUN(json_loadb_reads_every_odd_byte_at_every_place_as_jansson);
     RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
     RUN(json_copy_is_jansson_deep_copy);
     RUN(set_string_accepts_and_refuses_what_jansson_does);
+    RUN(log_lines_carry_message_and_fields_as_json);
     return check_summary();
 }
