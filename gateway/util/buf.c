@@ -64,7 +64,7 @@ static bool reserve(struct gw_buf *b, size_t n)
     return true;
 }
 
-void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+void gw_buf_append_grow(struct gw_buf *b, const void *p, size_t n)
 {
     if (!reserve(b, n))
         return;

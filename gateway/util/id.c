@@ -1,6 +1,7 @@
 /* id.c -- random identifiers and digests from OpenSSL. */
 #include "util/util.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -73,13 +74,23 @@ enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err)
     return GW_OK;
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() is looked up again on every digest. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md; /* kept for the life of the process */
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void gw_sha256_hex(const void *data, size_t len, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0, i;
 
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL))
+    pthread_once(&sha256_once, fetch_sha256);
+    if (!EVP_Digest(data, len, md, &n, sha256_md ? sha256_md : EVP_sha256(), NULL))
         n = 0;
     for (i = 0; i < n && i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -76,7 +77,18 @@ struct gw_buf {
 void gw_buf_init(struct gw_buf *b, size_t max);
 void gw_buf_cleanup(struct gw_buf *b);
 void gw_buf_reset(struct gw_buf *b); /* len = 0, error cleared, memory kept */
-void gw_buf_append(struct gw_buf *b, const void *p, size_t n);
+void gw_buf_append_grow(struct gw_buf *b, const void *p, size_t n); /* when the room is not there */
+static inline void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+    if (!b->err && b->data && n < b->cap - b->len && n <= b->max - b->len) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    gw_buf_append_grow(b, p, n);
+}
 void gw_buf_puts(struct gw_buf *b, const char *s);
 /* One byte; inline, for the writers that put a punctuation mark at a time. */
 static inline void gw_buf_putc(struct gw_buf *b, char c)
