@@ -103,8 +103,17 @@ static bool scan_string(struct scan *s, size_t *i)
 {
     size_t j = *i + 1, k;
 
-    while (j < s->len && s->p[j] != '"')
-        j += s->p[j] == '\\' ? 2 : 1;
+    while (j < s->len) { /* to the first quote that no backslash escapes */
+        const char *quote = memchr(s->p + j, '"', s->len - j);
+        size_t end = quote ? (size_t)(quote - s->p) : s->len;
+        const char *escape = memchr(s->p + j, '\\', end - j);
+
+        if (!escape) {
+            j = end;
+            break;
+        }
+        j = (size_t)(escape - s->p) + 2; /* the escaped byte may be a quote */
+    }
     if (j - *i - 1 > s->lim->max_string_bytes)
         return hit(s, "max_string_bytes", s->lim->max_string_bytes);
     for (k = j + 1; k < s->len && strchr(" \t\r\n", s->p[k]); k++)

@@ -120,8 +120,9 @@ static bool is_choice_suffix(const char *suffix, size_t len, const char *tn)
            strncmp(suffix + 1, tn + 1, len - 1) == 0 && tn[len] == '\0';
 }
 
-/* The element names of each structure in sorted order: non-choice names from the pool,
- * choice names ("valueQuantity") spelt out in one block. */
+/* The element names of each structure: non-choice names from the pool, choice names
+ * ("valueQuantity") spelt out in one block; found through an open-addressing hash table
+ * keyed by structure and name. */
 struct name_entry {
     const char *name;
     uint16_t len;
@@ -132,21 +133,37 @@ struct name_entry {
 static struct {
     struct name_entry *entries;
     uint32_t *first; /* n_structs + 1 offsets into entries */
+    uint32_t *slots; /* 0: empty, else 1 + an index into entries */
+    uint32_t mask;   /* slots has mask + 1 (a power of two, at least twice the entries) */
     char *choice_names;
     bool ready;
 } names;
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 
-static int compare_entries(const void *a, const void *b)
+/* FNV-1a of the structure's index and the name. */
+static uint32_t name_hash(unsigned si, const char *name, size_t len)
 {
-    const struct name_entry *x = a, *y = b;
-    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    uint32_t h = (2166136261u ^ si) * 16777619u;
+    size_t i;
 
-    if (c)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->elem < y->elem ? -1 : x->elem > y->elem; /* the first element wins, as in a scan */
+    for (i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return h;
+}
+
+/* The slot holding structure si's name, or the empty slot where it would go. */
+static uint32_t *name_slot(unsigned si, const char *name, size_t len)
+{
+    uint32_t at = name_hash(si, name, len) & names.mask, v;
+
+    for (; (v = names.slots[at]) != 0; at = (at + 1) & names.mask) {
+        const struct name_entry *m = &names.entries[v - 1];
+
+        if (v - 1 >= names.first[si] && v - 1 < names.first[si + 1] && m->len == len &&
+            memcmp(m->name, name, len) == 0)
+            break;
+    }
+    return &names.slots[at];
 }
 
 /* Room for every choice name: stem and type name lengths, summed over the model. */
@@ -170,20 +187,42 @@ static size_t choice_bytes(size_t *n_entries)
     return bytes;
 }
 
+/* Each name into the table; a name already there stays (the first element wins, as in a
+ * scan). */
+static void fill_slots(void)
+{
+    unsigned si;
+    uint32_t i;
+
+    for (si = 0; si < fhir_model.n_structs; si++)
+        for (i = names.first[si]; i < names.first[si + 1]; i++) {
+            uint32_t *slot = name_slot(si, names.entries[i].name, names.entries[i].len);
+
+            if (*slot == 0)
+                *slot = i + 1;
+        }
+}
+
 static void build_names(void)
 {
-    size_t n_entries, at = 0, used = 0, bytes = choice_bytes(&n_entries), si, i, k;
+    size_t n_entries, at = 0, used = 0, bytes = choice_bytes(&n_entries), si, i, k, n_slots = 64;
 
+    while (n_slots < 2 * n_entries)
+        n_slots *= 2;
     names.entries = malloc((n_entries ? n_entries : 1) * sizeof *names.entries);
     names.first = malloc((fhir_model.n_structs + 1) * sizeof *names.first);
+    names.slots = calloc(n_slots, sizeof *names.slots);
     names.choice_names = malloc(bytes ? bytes : 1);
-    if (!names.entries || !names.first || !names.choice_names) {
+    if (!names.entries || !names.first || !names.slots || !names.choice_names ||
+        n_entries >= UINT32_MAX / 2) {
         free(names.entries);
         free(names.first);
+        free(names.slots);
         free(names.choice_names);
         memset(&names, 0, sizeof names); /* lookups scan the model instead */
         return;
     }
+    names.mask = (uint32_t)(n_slots - 1);
     for (si = 0; si < fhir_model.n_structs; si++) {
         const struct fhir_struct_def *s = &fhir_model_structs[si];
 
@@ -208,10 +247,9 @@ static void build_names(void)
                     (struct name_entry){name, (uint16_t)len, (uint16_t)i, (uint16_t)k};
             }
         }
-        qsort(names.entries + names.first[si], at - names.first[si], sizeof *names.entries,
-              compare_entries);
     }
     names.first[fhir_model.n_structs] = (uint32_t)at;
+    fill_slots();
     names.ready = true;
 }
 
@@ -252,27 +290,15 @@ const struct fhir_elem_def *fhir_elem_lookup(const struct fhir_struct_def *s, co
 {
     const struct name_entry *found = NULL;
     const struct fhir_elem_def *e;
-    size_t lo, hi;
+    uint32_t slot;
 
     *type_out = NULL;
     pthread_once(&names_once, build_names);
     if (!names.ready || memchr(name, '\0', len))
         return scan_elems(s, name, len, type_out);
-    lo = names.first[fhir_struct_index(s)];
-    hi = names.first[fhir_struct_index(s) + 1];
-    while (lo < hi) { /* the first entry not below (name, len) */
-        size_t mid = lo + (hi - lo) / 2;
-        const struct name_entry *m = &names.entries[mid];
-        int c = memcmp(m->name, name, m->len < len ? m->len : len);
-
-        if (c < 0 || (c == 0 && m->len < len))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < names.first[fhir_struct_index(s) + 1] && names.entries[lo].len == len &&
-        memcmp(names.entries[lo].name, name, len) == 0)
-        found = &names.entries[lo];
+    slot = *name_slot(fhir_struct_index(s), name, len);
+    if (slot)
+        found = &names.entries[slot - 1];
     if (!found)
         return NULL;
     e = &fhir_model_elems[s->first_elem + found->elem];

@@ -156,12 +156,27 @@ bool hl7_unescape(char *text, size_t s, size_t e, const struct hl7_delims *d, en
     return true;
 }
 
+/* 1 for the printable bytes hl7_escape() escapes (controls and DEL are escaped too). */
+static const unsigned char escaped_printable[256] = {
+    ['|'] = 1, ['^'] = 1, ['&'] = 1, ['~'] = 1, ['\\'] = 1, [0x7F] = 1,
+};
+
+/* The length of the run of bytes at text (n of them) that hl7_escape() copies as they are. */
+static size_t plain_run(const unsigned char *text, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && text[i] >= 0x20 && !escaped_printable[text[i]])
+        i++;
+    return i;
+}
+
 void hl7_escape(struct gw_buf *b, const char *text, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t i, start = 0;
+    size_t i = 0, start = 0;
 
-    for (i = 0; i < n; i++) {
+    while ((i += plain_run((const unsigned char *)text + i, n - i)) < n) {
         unsigned char c = (unsigned char)text[i];
         const char *esc = NULL;
         char x[5] = {'\\', 'X', 0, 0, '\\'};
@@ -186,9 +201,8 @@ void hl7_escape(struct gw_buf *b, const char *text, size_t n)
         case '\n':
             esc = "\\.br\\";
             break;
-        default:
-            if (c >= 0x20 && c != 0x7F)
-                continue;
+        default: /* another control, or DEL */
+            break;
         }
         gw_buf_append(b, text + start, i - start);
         start = i + 1;
@@ -201,6 +215,7 @@ void hl7_escape(struct gw_buf *b, const char *text, size_t n)
             x[3] = hex[c & 15];
             gw_buf_append(b, x, sizeof x);
         }
+        i++;
     }
     gw_buf_append(b, text + start, n - start);
 }

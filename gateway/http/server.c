@@ -29,7 +29,7 @@
 
 #define HTTP_MAX_PEM          (1024 * 1024)
 #define HTTP_TLS_PRIORITIES   "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
-#define HTTP_HEADER_MEMORY    (64 * 1024)
+#define HTTP_HEADER_MEMORY    (32 * 1024)
 #define HTTP_BLOCKING_THREADS 4   /* threads for HTTP_BLOCKING routes */
 #define HTTP_FD_RESERVE       256 /* descriptors beyond max_connections: store, logs, MLLP */
 

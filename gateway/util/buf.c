@@ -5,6 +5,7 @@
  * changes until gw_buf_reset().
  */
 #include "util/util.h"
+#include "util/util_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ static bool reserve(struct gw_buf *b, size_t n)
     return true;
 }
 
-void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+void gw_buf_append_grow(struct gw_buf *b, const void *p, size_t n)
 {
     if (!reserve(b, n))
         return;
@@ -76,16 +77,6 @@ void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
 void gw_buf_puts(struct gw_buf *b, const char *s)
 {
     gw_buf_append(b, s, strlen(s));
-}
-
-void gw_buf_putc(struct gw_buf *b, char c)
-{
-    if (!b->err && b->len + 2 <= b->cap && b->len < b->max) { /* room for c and the NUL */
-        b->data[b->len++] = c;
-        b->data[b->len] = '\0';
-        return;
-    }
-    gw_buf_append(b, &c, 1);
 }
 
 void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
@@ -131,7 +122,7 @@ void gw_buf_quoted_string(struct gw_buf *b, const char *s)
     gw_buf_putc(b, '"');
 }
 
-char *gw_buf_room(struct gw_buf *b, size_t n)
+char *gw_buf_room_grow(struct gw_buf *b, size_t n)
 {
     size_t need, cap;
     char *p;
@@ -150,12 +141,6 @@ char *gw_buf_room(struct gw_buf *b, size_t n)
         b->cap = cap;
     }
     return b->data + b->len;
-}
-
-void gw_buf_advance(struct gw_buf *b, size_t n)
-{
-    b->len += n;
-    b->data[b->len] = '\0';
 }
 
 /* The escape of a byte that needs one (gw_buf_json_escape), into out; its length. */
@@ -190,13 +175,24 @@ void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n)
 
         if (!out)
             break; /* near the cap or out of memory: piece by piece below */
-        for (; i < end; i++) {
-            unsigned char c = (unsigned char)s[i];
+        while (i < end) {
+            size_t stop;
 
-            if (c >= 0x20 && c != '"' && c != '\\')
-                out[o++] = (char)c;
-            else
-                o += escape_byte(c, out + o);
+            if (end - i >= 8 &&
+                !gw_word_has_json_special(gw_word_load((const unsigned char *)s + i))) {
+                memcpy(out + o, s + i, 8); /* eight bytes that need no escape */
+                o += 8;
+                i += 8;
+                continue;
+            }
+            for (stop = end - i > 8 ? i + 8 : end; i < stop; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c >= 0x20 && c != '"' && c != '\\')
+                    out[o++] = (char)c;
+                else
+                    o += escape_byte(c, out + o);
+            }
         }
         gw_buf_advance(b, o);
     }

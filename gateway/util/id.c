@@ -1,6 +1,7 @@
 /* id.c -- random identifiers and digests from OpenSSL. */
 #include "util/util.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -29,23 +30,30 @@ static bool random_bytes(unsigned char *out, size_t n)
     return true;
 }
 
-enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err)
+/* The 8-4-4-4-12 text of b, in lower-case hex. */
+static void uuid_text(const unsigned char b[16], char out[GW_UUID_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
     size_t i, o = 0;
 
-    if (!random_bytes(b, sizeof b))
-        return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
-    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* RFC 9562 version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
-    for (i = 0; i < sizeof b; i++) {
+    for (i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             out[o++] = '-';
         out[o++] = hex[b[i] >> 4];
         out[o++] = hex[b[i] & 15];
     }
     out[o] = '\0';
+}
+
+enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err)
+{
+    unsigned char b[16];
+
+    if (!random_bytes(b, sizeof b))
+        return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* RFC 9562 version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
+    uuid_text(b, out);
     return GW_OK;
 }
 
@@ -56,17 +64,23 @@ enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err)
     uint64_t ms = (uint64_t)gw_now_ms();
     int i;
 
-    if (RAND_bytes(b + 6, 10) != 1)
+    if (!random_bytes(b + 6, 10))
         return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
     for (i = 5; i >= 0; i--, ms >>= 8)
         b[i] = (unsigned char)(ms & 0xFF);
     b[6] = (unsigned char)((b[6] & 0x0F) | 0x70); /* version 7 */
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10 */
-    snprintf(out, GW_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    uuid_text(b, out);
     return GW_OK;
+}
+
+/* SHA-256 fetched from the provider once: EVP_sha256() is looked up again on every digest. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md; /* kept for the life of the process */
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 void gw_sha256_hex(const void *data, size_t len, char out[65])
@@ -75,7 +89,8 @@ void gw_sha256_hex(const void *data, size_t len, char out[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0, i;
 
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL))
+    pthread_once(&sha256_once, fetch_sha256);
+    if (!EVP_Digest(data, len, md, &n, sha256_md ? sha256_md : EVP_sha256(), NULL))
         n = 0;
     for (i = 0; i < n && i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];

@@ -30,14 +30,26 @@ static void write_line(enum gw_log_level level, const char *event, json_t *field
 {
     struct gw_buf line, msg;
     char ts[GW_INSTANT_LEN];
-    const char *key;
+    const char *key, *only = NULL;
     json_t *value;
+    va_list again;
 
+    va_copy(again, ap);
     gw_buf_init(&line, LOG_MAX_LINE);
     gw_buf_init(&msg, LOG_MAX_LINE / 2);
-    gw_buf_vprintf(&msg, fmt, ap);
+    if (strcmp(fmt, "%s") == 0) /* most lines: the text as it is, without printf */
+        only = va_arg(again, const char *);
+    if (only)
+        gw_buf_puts(&msg, only);
+    else
+        gw_buf_vprintf(&msg, fmt, ap);
+    va_end(again);
     gw_time_instant(gw_now_ms(), ts);
-    gw_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts, level_names[level]);
+    gw_buf_puts(&line, "{\"ts\":\"");
+    gw_buf_puts(&line, ts);
+    gw_buf_puts(&line, "\",\"level\":\"");
+    gw_buf_puts(&line, level_names[level]);
+    gw_buf_puts(&line, "\",\"event\":\"");
     gw_buf_json_escape(&line, event, strlen(event));
     gw_buf_puts(&line, "\"");
     if (msg.len) {
@@ -52,7 +64,8 @@ static void write_line(enum gw_log_level level, const char *event, json_t *field
             continue;
         gw_buf_puts(&line, ",\"");
         gw_buf_json_escape(&line, key, strlen(key));
-        gw_buf_printf(&line, "\":%s", text);
+        gw_buf_puts(&line, "\":");
+        gw_buf_puts(&line, text);
         free(text);
     }
     gw_buf_puts(&line, "}\n");

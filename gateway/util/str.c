@@ -1,5 +1,6 @@
 /* str.c -- small string helpers that never abort and never overflow. */
 #include "util/util.h"
+#include "util/util_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +48,41 @@ int gw_hex_digit(char c)
     return -1;
 }
 
+/* The length of the RFC 3629 character at s (n > 0 bytes available), or 0 when it is
+ * malformed, overlong, a surrogate, past U+10FFFF, cut short or NUL. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k, need;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return c != 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n <= need)
+        return 0;
+    for (k = 1; k <= need; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need + 1;
+}
+
 /* RFC 3629: rejects overlongs, surrogates, code points past U+10FFFF. */
 bool gw_utf8_valid(const char *str, size_t n)
 {
@@ -54,39 +90,23 @@ bool gw_utf8_valid(const char *str, size_t n)
     size_t i = 0;
 
     while (i < n) {
-        unsigned char c = s[i];
-        size_t k, need;
-        uint32_t cp;
+        size_t stop;
 
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
+        if (n - i >= 8) { /* eight ASCII bytes, none of them NUL */
+            uint64_t w = gw_word_load(s + i);
+
+            if (!gw_word_has_high(w) && !gw_word_has_zero(w)) {
+                i += 8;
+                continue;
+            }
         }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= need)
-            return false;
-        for (k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
+        for (stop = n - i > 8 ? i + 8 : n; i < stop;) { /* a character may end past stop */
+            size_t k = utf8_char(s + i, n - i);
+
+            if (!k)
                 return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
+            i += k;
         }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
     }
     return true;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -76,17 +77,47 @@ struct gw_buf {
 void gw_buf_init(struct gw_buf *b, size_t max);
 void gw_buf_cleanup(struct gw_buf *b);
 void gw_buf_reset(struct gw_buf *b); /* len = 0, error cleared, memory kept */
-void gw_buf_append(struct gw_buf *b, const void *p, size_t n);
+void gw_buf_append_grow(struct gw_buf *b, const void *p, size_t n); /* when the room is not there */
+static inline void gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+    if (!b->err && b->data && n < b->cap - b->len && n <= b->max - b->len) {
+        if (n)
+            memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    gw_buf_append_grow(b, p, n);
+}
 void gw_buf_puts(struct gw_buf *b, const char *s);
-void gw_buf_putc(struct gw_buf *b, char c);
+/* One byte; inline, for the writers that put a punctuation mark at a time. */
+static inline void gw_buf_putc(struct gw_buf *b, char c)
+{
+    if (!b->err && b->len + 2 <= b->cap && b->len < b->max) { /* room for c and the NUL */
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
+    gw_buf_append(b, &c, 1);
+}
 void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_buf_vprintf(struct gw_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Room for n more bytes: where to write them, then gw_buf_advance(b, k) for the k <= n
  * written. NULL, with nothing changed and no error recorded, when n more bytes would pass
  * the cap or memory runs out (the caller then appends the exact bytes and gets the error). */
-char *gw_buf_room(struct gw_buf *b, size_t n);
-void gw_buf_advance(struct gw_buf *b, size_t n);
+char *gw_buf_room_grow(struct gw_buf *b, size_t n); /* gw_buf_room when the room is not there */
+static inline char *gw_buf_room(struct gw_buf *b, size_t n)
+{
+    if (!b->err && b->data && n < b->cap - b->len && n <= b->max - b->len)
+        return b->data + b->len; /* room for n bytes and the NUL already */
+    return gw_buf_room_grow(b, n);
+}
+static inline void gw_buf_advance(struct gw_buf *b, size_t n)
+{
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 /* Appends s escaped as the inside of a JSON string (no quotes added). */
 void gw_buf_json_escape(struct gw_buf *b, const char *s, size_t n);
 /* Appends s as an RFC 9110 §5.6.4 quoted-string in ASCII: DQUOTE, '"' and

@@ -587,6 +587,47 @@ static void limits_answer_with_an_issue_naming_them(void)
     expect_limit(many, strlen(many), &lim, false, "max_body_bytes = 20");
 }
 
+/* The scan before parsing measures a string (key or value) as written, escapes included, up
+ * to the first quote no backslash escapes, and tells keys from values by the colon after them. */
+static void string_scan_measures_strings_as_written_up_to_their_closing_quote(void)
+{
+    static const char *const fit[] = {
+        "{\"resourceType\":\"Patient\",\"gender\":\"a\\\"bcdefghij\"}",
+        "{\"resourceType\":\"Patient\",\"gender\":\"abcdefgh\\\\\\\\\"}",
+        "{\"resourceType\":\"Patient\",\"gender\":\"\\\\\\\"\\\\\\\"\\\\\"}",
+        "{\"resourceType\":\"Patient\",\"a\\\"b\" : 1,\"c\\\\\":2}"};
+    static const char *const over[] = {
+        "{\"resourceType\":\"Patient\",\"gender\":\"a\\\"bcdefghijk\"}",
+        "{\"resourceType\":\"Patient\",\"gender\":\"abcdefghi\\\\\\\\\"}",
+        "{\"resourceType\":\"Patient\",\"gender\":\"abcdefghijklmnopqrstuvwxyz\"}"};
+    static const char more[] = "{\"resourceType\":\"Patient\",\"a\\\"b\" : 1,\"c\\\\\":2,\"d\":3}";
+    static const char cut[] = "{\"resourceType\":\"Patient\",\"gender\":\"abc\\";
+    struct fhir_limits lim;
+    struct gw_error err;
+    size_t i;
+
+    fhir_limits_default(&lim);
+    lim.max_string_bytes = 12; /* "resourceType" */
+    lim.max_elements = 4;      /* the object and three values: keys count not */
+    for (i = 0; i < sizeof fit / sizeof fit[0]; i++) {
+        json_t *oc = fhir_outcome_create(), *res = NULL;
+
+        CHECK(fhir_json_parse(fit[i], strlen(fit[i]), &lim, &res, oc, &err) != GW_E_LIMIT);
+        json_decref(res);
+        json_decref(oc);
+    }
+    for (i = 0; i < sizeof over / sizeof over[0]; i++)
+        expect_limit(over[i], strlen(over[i]), &lim, false, "max_string_bytes = 12");
+    expect_limit(more, strlen(more), &lim, false, "max_elements = 4");
+    {
+        json_t *oc = fhir_outcome_create(), *res = NULL;
+
+        CHECK_INT(fhir_json_parse(cut, strlen(cut), NULL, &res, oc, &err), GW_E_INPUT);
+        CHECK(res == NULL);
+        json_decref(oc);
+    }
+}
+
 static void fifty_megabyte_body_is_refused_before_parsing(void)
 {
     size_t len = (size_t)50 * 1024 * 1024;
@@ -1227,6 +1268,7 @@ int main(void)
     RUN(json_writer_puts_members_in_the_model_order_whatever_their_order);
     RUN(json_parse_rejects_duplicate_keys_syntax_and_bad_roots);
     RUN(limits_answer_with_an_issue_naming_them);
+    RUN(string_scan_measures_strings_as_written_up_to_their_closing_quote);
     RUN(fifty_megabyte_body_is_refused_before_parsing);
     RUN(ten_thousand_deep_nesting_is_a_clean_error);
     RUN(invalid_utf8_is_refused);

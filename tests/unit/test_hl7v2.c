@@ -6,6 +6,7 @@
  */
 #include "check.h"
 #include "hl7v2/hl7v2.h"
+#include "hl7v2/hl7v2_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -625,6 +626,112 @@ static char *finish(struct hl7_writer *w, enum gw_code want, struct gw_error *er
     CHECK_INT(hl7_writer_finish(w, &out, &len, err), want);
     hl7_writer_cleanup(w);
     return out;
+}
+
+/* hl7_escape() as it was, a switch per byte: the reference for the run loop. */
+static void escape_bytewise(struct gw_buf *b, const char *text, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, start = 0;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        const char *esc = NULL;
+        char x[5] = {'\\', 'X', 0, 0, '\\'};
+
+        switch (c) {
+        case '|':
+            esc = "\\F\\";
+            break;
+        case '^':
+            esc = "\\S\\";
+            break;
+        case '&':
+            esc = "\\T\\";
+            break;
+        case '~':
+            esc = "\\R\\";
+            break;
+        case '\\':
+            esc = "\\E\\";
+            break;
+        case '\r':
+        case '\n':
+            esc = "\\.br\\";
+            break;
+        default:
+            if (c >= 0x20 && c != 0x7F)
+                continue;
+        }
+        gw_buf_append(b, text + start, i - start);
+        start = i + 1;
+        if (c == '\r' && i + 1 < n && text[i + 1] == '\n')
+            start = ++i + 1;
+        if (esc) {
+            gw_buf_puts(b, esc);
+        } else {
+            x[2] = hex[c >> 4];
+            x[3] = hex[c & 15];
+            gw_buf_append(b, x, sizeof x);
+        }
+    }
+    gw_buf_append(b, text + start, n - start);
+}
+
+static void escape_agrees_with_the_bytewise_escape_for_every_byte_and_pair(void)
+{
+    struct gw_buf mine, ref;
+    char text[32];
+    size_t len, at, i;
+    unsigned c, d;
+    int differ = 0;
+
+    gw_buf_init(&mine, 1 << 16);
+    gw_buf_init(&ref, 1 << 16);
+    for (len = 0; len <= 12; len++)
+        for (at = 0; at < len || (len == 0 && at == 0); at++)
+            for (c = 0; c < 256; c++)
+                for (d = 0; d < 256; d += (len > 4 ? 17 : 1)) { /* the byte after it too */
+                    for (i = 0; i < len; i++)
+                        text[i] = (char)(i % 3 ? 'a' + i : 0xC3);
+                    if (at < len)
+                        text[at] = (char)c;
+                    if (at + 1 < len)
+                        text[at + 1] = (char)d;
+                    gw_buf_reset(&mine);
+                    gw_buf_reset(&ref);
+                    hl7_escape(&mine, text, len);
+                    escape_bytewise(&ref, text, len);
+                    if ((mine.len != ref.len ||
+                         (ref.len && memcmp(mine.data, ref.data, ref.len) != 0)) &&
+                        differ++ < 3)
+                        fprintf(stderr, "    len %zu, %02x %02x at %zu: %s\n", len, c, d, at,
+                                mine.data);
+                }
+    CHECK_INT(differ, 0);
+    gw_buf_reset(&mine);
+    hl7_escape(&mine, "", 0);
+    CHECK_INT(mine.len, 0);
+    gw_buf_cleanup(&mine);
+    gw_buf_cleanup(&ref);
+}
+
+static void escape_of_a_long_text_is_the_bytewise_escape(void)
+{
+    static const char pieces[] = "ab|c^d&e~f\\g\r\nh\ri\nj\x01k\x7fl\xc3\xa9m";
+    struct gw_buf mine, ref;
+    char text[5000];
+    size_t i;
+
+    for (i = 0; i < sizeof text; i++)
+        text[i] = pieces[(i * 7) % (sizeof pieces - 1)];
+    gw_buf_init(&mine, 1 << 16);
+    gw_buf_init(&ref, 1 << 16);
+    hl7_escape(&mine, text, sizeof text);
+    escape_bytewise(&ref, text, sizeof text);
+    CHECK(mine.len == ref.len && memcmp(mine.data, ref.data, ref.len) == 0);
+    gw_buf_cleanup(&mine);
+    gw_buf_cleanup(&ref);
 }
 
 static void writer_escapes_delimiters_line_breaks_and_controls(void)
@@ -1385,6 +1492,8 @@ int main(void)
     RUN(samples_of_siu_and_oru_read_as_the_ris_sends_them);
     RUN(parse_survives_truncated_and_corrupted_samples);
     RUN(writer_escapes_delimiters_line_breaks_and_controls);
+    RUN(escape_agrees_with_the_bytewise_escape_for_every_byte_and_pair);
+    RUN(escape_of_a_long_text_is_the_bytewise_escape);
     RUN(writer_round_trips_accented_names_and_every_special_character);
     RUN(writer_places_repetitions_components_and_subcomponents);
     RUN(writer_builds_msh_with_defaults);

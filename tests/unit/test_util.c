@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static void fail_records_code_and_truncates_long_messages(void)
 {
@@ -590,6 +591,378 @@ static void json_copy_is_jansson_deep_copy(void)
     CHECK(gw_json_copy(NULL) == NULL);
 }
 
+/* gw_buf_json_escape() as it was, one byte at a time: the reference for the word loop. */
+static void json_escape_bytewise(struct gw_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            gw_buf_append(b, s + i, 1);
+        } else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
+            gw_buf_append(b, esc, 2);
+        } else {
+            gw_buf_append(b, esc, 6);
+        }
+    }
+}
+
+/* text (len bytes): plain letters with byte c at place at (when at < len), then a UTF-8
+ * letter every seventh byte when accents. */
+static size_t one_odd_byte(char *text, size_t len, size_t at, unsigned char c, bool accents)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        text[i] = (char)('a' + i % 26);
+    if (accents)
+        for (i = 5; i + 1 < len; i += 7)
+            memcpy(text + i, "\xc3\xa9", 2);
+    if (at < len)
+        text[at] = (char)c;
+    return len;
+}
+
+static void json_escape_agrees_with_the_bytewise_escape_at_every_place(void)
+{
+    struct gw_buf mine, ref;
+    char text[48];
+    size_t len, at;
+    unsigned c;
+    int differ = 0;
+
+    gw_buf_init(&mine, 1 << 20);
+    gw_buf_init(&ref, 1 << 20);
+    for (len = 0; len <= 40; len++)
+        for (at = 0; at <= len; at++)
+            for (c = 0; c < 256; c++) {
+                one_odd_byte(text, len, at, (unsigned char)c, c % 2 == 0);
+                gw_buf_reset(&mine);
+                gw_buf_reset(&ref);
+                gw_buf_json_escape(&mine, text, len);
+                json_escape_bytewise(&ref, text, len);
+                if ((mine.len != ref.len ||
+                     (ref.len && memcmp(mine.data, ref.data, ref.len) != 0)) &&
+                    differ++ < 3)
+                    fprintf(stderr, "    len %zu, byte %02x at %zu: %s\n", len, c, at, mine.data);
+            }
+    CHECK_INT(differ, 0);
+    gw_buf_cleanup(&mine);
+    gw_buf_cleanup(&ref);
+}
+
+static void json_escape_of_a_long_string_stops_at_the_cap_as_the_bytewise_one(void)
+{
+    static const size_t caps[] = {0, 1, 7, 8, 9, 4095, 4096, 4097, 20000, 50000};
+    char *text = malloc(12000);
+    struct gw_buf mine, ref;
+    size_t i, k;
+
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    for (i = 0; i < 12000; i++)
+        text[i] = i % 97 == 0 ? '\n' : i % 61 == 0 ? '"' : (char)('A' + i % 50);
+    for (k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        gw_buf_init(&mine, caps[k]);
+        gw_buf_init(&ref, caps[k]);
+        gw_buf_json_escape(&mine, text, 12000);
+        json_escape_bytewise(&ref, text, 12000);
+        CHECK_INT(mine.err, ref.err);
+        CHECK_INT(mine.len, ref.len);
+        CHECK(mine.len == ref.len && (ref.len == 0 || memcmp(mine.data, ref.data, ref.len) == 0));
+        gw_buf_cleanup(&mine);
+        gw_buf_cleanup(&ref);
+    }
+    gw_buf_init(&mine, 10);
+    gw_buf_json_escape(&mine, "", 0);
+    CHECK_INT(mine.len, 0);
+    CHECK_INT(mine.err, GW_OK);
+    gw_buf_cleanup(&mine);
+    free(text);
+}
+
+/* gw_buf_json_string()'s text, or NULL when it refused the string, as a new string. */
+static char *json_string_text(const char *s, size_t n)
+{
+    struct gw_buf b;
+    size_t len;
+    char *text;
+    bool ok;
+
+    gw_buf_init(&b, 1 << 24);
+    ok = gw_buf_json_string(&b, s, n);
+    text = ok ? gw_buf_steal(&b, &len) : NULL;
+    gw_buf_cleanup(&b);
+    return text;
+}
+
+/* Jansson's text for the string s (n bytes), or NULL when it refuses it. */
+static char *jansson_string_text(const char *s, size_t n)
+{
+    json_t *v = json_stringn_nocheck(s, n);
+    char *text = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+
+    json_decref(v);
+    return text;
+}
+
+static void json_string_writes_what_jansson_writes_at_every_place(void)
+{
+    static const char *const seqs[] = {"\xc3\xa9", "\xe2\x82\xac",    "\xf0\x9f\x98\x80",
+                                       "\xc3",     "\xe2\x82",        "\xed\xa0\x80",
+                                       "\xc0\xaf", "\xf4\x90\x80\x80"};
+    char text[64];
+    size_t len, at, k;
+    unsigned c;
+    int differ = 0;
+
+    for (len = 0; len <= 40; len++)
+        for (at = 0; at <= len; at++) {
+            for (c = 0; c < 256 + sizeof seqs / sizeof seqs[0]; c++) {
+                size_t n = one_odd_byte(text, len, at, (unsigned char)c, c % 3 == 0);
+                char *mine, *theirs;
+
+                if (c >= 256 && at < len) { /* a whole sequence at the place, valid or not */
+                    k = strlen(seqs[c - 256]);
+                    memmove(text + at + k, text + at + 1, len - at - 1);
+                    memcpy(text + at, seqs[c - 256], k);
+                    n = len - 1 + k;
+                }
+                mine = json_string_text(text, n);
+                theirs = jansson_string_text(text, n);
+                if (!same_text(mine, theirs) && differ++ < 3)
+                    fprintf(stderr, "    len %zu, %u at %zu: %s\n    jansson: %s\n", n, c, at,
+                            mine ? mine : "(refused)", theirs ? theirs : "(refused)");
+                free(mine);
+                free(theirs);
+            }
+        }
+    CHECK_INT(differ, 0);
+}
+
+static void json_string_of_long_and_empty_strings_is_jansson_s(void)
+{
+    size_t n = 30000, i;
+    char *text = malloc(n), *mine, *theirs;
+
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    for (i = 0; i < n; i++) /* chunks of 4096 end inside a sequence somewhere */
+        text[i] = (char)('a' + i % 26);
+    for (i = 3; i + 3 < n; i += 13)
+        memcpy(text + i, i % 2 ? "\xe2\x82\xac" : "\t\\\"", 3);
+    mine = json_string_text(text, n);
+    theirs = jansson_string_text(text, n);
+    CHECK(mine && theirs && strcmp(mine, theirs) == 0);
+    free(mine);
+    free(theirs);
+    mine = json_string_text("", 0);
+    CHECK_STR(mine, "\"\"");
+    free(mine);
+    free(text);
+}
+
+/* gw_utf8_valid() as it was, one character at a time: the reference for the word loop. */
+static bool utf8_valid_bytewise(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, k, need;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        uint32_t cp;
+
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            need = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            need = 3, cp = c & 0x07;
+        else
+            return false;
+        if (n - i <= need)
+            return false;
+        for (k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static void utf8_valid_agrees_with_the_bytewise_check_on_every_pair_at_every_place(void)
+{
+    char text[40];
+    size_t len, at, i;
+    unsigned pair;
+    int differ = 0;
+
+    for (len = 2; len <= 20; len += 3)
+        for (at = 0; at + 2 <= len; at++)
+            for (pair = 0; pair < 65536; pair++) {
+                for (i = 0; i < len; i++)
+                    text[i] = (char)('a' + i);
+                text[at] = (char)(pair >> 8);
+                text[at + 1] = (char)(pair & 0xFF);
+                if (gw_utf8_valid(text, len) != utf8_valid_bytewise(text, len) && differ++ < 3)
+                    fprintf(stderr, "    len %zu, %04x at %zu\n", len, pair, at);
+            }
+    for (i = 0; i < 200000; i++) { /* three and four byte sequences, some cut or misplaced */
+        size_t n = 4 + next_random(24), j;
+
+        for (j = 0; j < n; j++)
+            text[j] = (char)(next_random(3) ? 'a' + next_random(26) : 0x80 + next_random(0x78));
+        if (gw_utf8_valid(text, n) != utf8_valid_bytewise(text, n) && differ++ < 3)
+            fprintf(stderr, "    random case %zu\n", i);
+    }
+    CHECK_INT(differ, 0);
+    CHECK(gw_utf8_valid("", 0));
+    CHECK(!gw_utf8_valid("abcdefgh\0", 9));
+    CHECK(!gw_utf8_valid("abcdefg\0ijklmnop", 16));
+    CHECK(gw_utf8_valid("abcdefghijklmnopqrstuvwxyz0123456789", 36));
+}
+
+/* gw_json_set_string() does what json_object_set_new(obj, key, json_string(s)) does. */
+static void set_string_accepts_and_refuses_what_jansson_does(void)
+{
+    static const char *const texts[] = {"",
+                                        "plain",
+                                        "H\xc3\xa9l\xc3\xa8ne Dupr\xc3\xa9 and a longer tail",
+                                        "\xf0\x9f\x98\x80 emoji at the start of 20 bytes",
+                                        "cut \xc3",
+                                        "overlong \xc0\xaf in the middle of it",
+                                        "surrogate \xed\xa0\x80 here",
+                                        "past \xf4\x90\x80\x80 the end",
+                                        "a control \x01 and a quote \" stay"};
+    size_t i, j;
+    int differ = 0;
+
+    for (i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        for (j = 0; j < sizeof texts / sizeof texts[0]; j++) {
+            json_t *mine = json_object(), *theirs = json_object();
+            int a = gw_json_set_string(mine, texts[j], texts[i]);
+            int b = json_object_set_new(theirs, texts[j], json_string(texts[i]));
+
+            if ((a != b || !json_equal(mine, theirs)) && differ++ < 3)
+                fprintf(stderr, "    key %zu, value %zu: %d, jansson %d\n", j, i, a, b);
+            json_decref(mine);
+            json_decref(theirs);
+        }
+    CHECK_INT(differ, 0);
+    {
+        json_t *o = json_object(), *arr = json_array(), *v;
+
+        CHECK_INT(gw_json_set_string(o, NULL, "x"), -1);
+        CHECK_INT(gw_json_set_string(o, "k", NULL), -1);
+        CHECK_INT(gw_json_set_string(NULL, "k", "x"), -1);
+        CHECK_INT(gw_json_set_string(arr, "k", "x"), -1);
+        CHECK_INT(json_object_size(o), 0);
+        v = gw_json_strings(2, "a", "1", "b", "\xff");
+        CHECK(v == NULL);
+        v = gw_json_strings(2, "a", "1", "b", "2");
+        CHECK(v && json_object_size(v) == 2 &&
+              strcmp(json_string_value(json_object_get(v, "b")), "2") == 0);
+        json_decref(v);
+        json_decref(o);
+        json_decref(arr);
+    }
+}
+
+/* The log lines of gw_log() and gw_log_fields(), read back from stderr, timestamps cut out. */
+static void log_lines_carry_message_and_fields_as_json(void)
+{
+    char path[] = "/tmp/gw-test-log-XXXXXX", text[1024], *at;
+    int fd = mkstemp(path), saved = dup(2);
+    json_t *fields = json_object();
+    size_t n = 0;
+    FILE *f;
+
+    CHECK(fd >= 0 && saved >= 0 && fields != NULL);
+    if (fd < 0 || saved < 0 || !fields)
+        return;
+    fflush(stderr);
+    dup2(fd, 2);
+    json_object_set_new(fields, "status", json_integer(201));
+    json_object_set_new(fields, "route", json_string("create \"x\""));
+    json_object_set_new(fields, "ms", json_real(1.5));
+    gw_log_fields(GW_LOG_INFO, "http-request", fields, "%s", "");
+    gw_log_fields(GW_LOG_WARN, "ev", fields, "%s", "a \"quoted\"\nline");
+    gw_log(GW_LOG_ERROR, "count", "%d of %s", 3, "four");
+    gw_log(GW_LOG_DEBUG, "hidden", "%s", "below the level");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    f = fdopen(fd, "r");
+    if (f) {
+        rewind(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+    }
+    text[n] = '\0';
+    unlink(path);
+    json_decref(fields);
+    for (at = strstr(text, "\"ts\":\""); at; at = strstr(at + 1, "\"ts\":\""))
+        memset(at + 6, 'T', 24); /* 2026-11-30T14:37:27.408Z */
+    CHECK_STR(text,
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"info\",\"event\":\"http-request\","
+              "\"status\":201,\"route\":\"create \\\"x\\\"\",\"ms\":1.5}\n"
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"warn\",\"event\":\"ev\","
+              "\"msg\":\"a \\\"quoted\\\"\\nline\",\"status\":201,\"route\":\"create \\\"x\\\"\","
+              "\"ms\":1.5}\n"
+              "{\"ts\":\"TTTTTTTTTTTTTTTTTTTTTTTT\",\"level\":\"error\",\"event\":\"count\","
+              "\"msg\":\"3 of four\"}\n");
+}
+
+/* A string of 0 to 40 bytes with any byte, or an escape, at any place: read as Jansson reads
+ * it (long runs of plain bytes are skipped eight at a time). */
+static void json_loadb_reads_every_odd_byte_at_every_place_as_jansson(void)
+{
+    static const char *const escapes[] = {"\\\"", "\\\\", "\\n", "\\u00e9", "\\x", "\\"};
+    char text[64], doc[80];
+    size_t len, at, n, k;
+    unsigned c;
+    int differ = 0;
+
+    for (len = 0; len <= 40; len++)
+        for (at = 0; at <= len; at++)
+            for (c = 0; c < 256 + sizeof escapes / sizeof escapes[0]; c++) {
+                n = one_odd_byte(text, len, at, (unsigned char)c, c % 3 == 0);
+                if (c >= 256 && at < len) {
+                    k = strlen(escapes[c - 256]);
+                    memmove(text + at + k, text + at + 1, len - at - 1);
+                    memcpy(text + at, escapes[c - 256], k);
+                    n = len - 1 + k;
+                }
+                doc[0] = '[';
+                doc[1] = '"';
+                memcpy(doc + 2, text, n);
+                memcpy(doc + 2 + n, "\"]", 2);
+                if (!same_reading(doc, n + 4, 0) && differ++ < 3)
+                    fprintf(stderr, "    len %zu, %u at %zu\n", len, c, at);
+                if (!same_reading(doc, n + 3, 0) && differ++ < 3) /* the bracket cut off */
+                    fprintf(stderr, "    len %zu, %u at %zu, cut\n", len, c, at);
+            }
+    CHECK_INT(differ, 0);
+}
+
 int main(void)
 {
     RUN(fail_records_code_and_truncates_long_messages);
@@ -601,6 +974,11 @@ int main(void)
     RUN(json_escape_escapes_quotes_and_controls);
     RUN(quoted_string_escapes_quotes_and_keeps_only_printable_ascii);
     RUN(utf8_accepts_accents_and_rejects_malformed_bytes);
+    RUN(json_escape_agrees_with_the_bytewise_escape_at_every_place);
+    RUN(json_escape_of_a_long_string_stops_at_the_cap_as_the_bytewise_one);
+    RUN(json_string_writes_what_jansson_writes_at_every_place);
+    RUN(json_string_of_long_and_empty_strings_is_jansson_s);
+    RUN(utf8_valid_agrees_with_the_bytewise_check_on_every_pair_at_every_place);
     RUN(parse_long_rejects_junk_and_range);
     RUN(time_formats_instant_http_and_hl7);
     RUN(time_formats_agree_with_gmtime_everywhere);
@@ -612,7 +990,10 @@ int main(void)
     RUN(metrics_render_counters_and_cumulative_histograms);
     RUN(json_dumps_writes_what_jansson_writes);
     RUN(json_loadb_reads_what_jansson_reads);
+    RUN(json_loadb_reads_every_odd_byte_at_every_place_as_jansson);
     RUN(json_loadb_hands_jansson_what_it_refuses_or_rarely_sees);
     RUN(json_copy_is_jansson_deep_copy);
+    RUN(set_string_accepts_and_refuses_what_jansson_does);
+    RUN(log_lines_carry_message_and_fields_as_json);
     return check_summary();
 }
