@@ -423,8 +423,13 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
  * pages up through the WAL's index). So once a commit leaves the WAL longer
  * than STORE_WAL_RESTART_FRAMES (wal_grown() notes it), the writer, between
  * batches, once the batch's jobs are answered, copies the rest back and
- * empties the log (TRUNCATE, which also gives the disk space back): a pause
- * of tens of ms every 32 MB written, outside any request's commit. Readers
+ * starts the log over (RESTART): a pause of tens of ms every 32 MB written,
+ * outside any request's commit. The file is then written again from its
+ * start, over pages the kernel already holds: cutting it to nothing
+ * (TRUNCATE) made every later frame allocate its page and disk block again,
+ * and the writer spent more time in the kernel than in SQLite. The first
+ * commit after a restart cuts a file longer than STORE_WAL_KEPT_BYTES
+ * (journal_size_limit), which gives back what a held reader made it grow. Readers
  * still on an older snapshot make it wait at most STORE_WAL_RESTART_WAIT_MS,
  * never the busy timeout; when they still hold it (a long export's cursor, a
  * backup: the WAL cannot start over under them), the writer tries again only
@@ -440,7 +445,7 @@ static void restart_wal(struct store *st)
         return; /* the flag stays: a later batch looks again */
     st->wal_restart = false;
     sqlite3_busy_timeout(db, STORE_WAL_RESTART_WAIT_MS);
-    rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
     st->wal_retry_mono_ms = rc == SQLITE_BUSY ? gw_mono_ms() + STORE_WAL_RETRY_MS : 0;
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
@@ -752,9 +757,14 @@ static enum gw_code start_checkpointer(struct store *st, struct gw_error *err)
     enum gw_code rc = GW_OK;
 
     if (!st->pg) { /* on PostgreSQL the thread only expires queued work */
+        char pragmas[100];
+
+        snprintf(pragmas, sizeof pragmas,
+                 "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=%lld;",
+                 STORE_WAL_KEPT_BYTES);
         rc = open_db(st->path, false, &st->cdb, err);
         if (!rc)
-            rc = stmt_exec(st->wdb, "PRAGMA wal_autocheckpoint=0", err);
+            rc = stmt_exec(st->wdb, pragmas, err);
         if (rc)
             return rc;
         /* after the pragma, which clears the hook */
