@@ -66,6 +66,31 @@ static void coding(struct text *t, struct audit_code c)
     gw_buf_putc(&t->b, '}');
 }
 
+static bool digits(const char *s)
+{
+    if (!*s)
+        return false;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    return !*s;
+}
+
+/* coding() of a code without display in system (an ASCII constant): an
+ * entity's role and type, twice per entity, written without escaping when the
+ * code is digits (nothing to escape), as coding() would write them. */
+static void code_only(struct text *t, const char *system, const char *code)
+{
+    if (!digits(code)) {
+        coding(t, (struct audit_code){system, code, NULL});
+        return;
+    }
+    gw_buf_puts(&t->b, "{\"code\":\"");
+    gw_buf_puts(&t->b, code);
+    gw_buf_puts(&t->b, "\",\"system\":\"");
+    gw_buf_puts(&t->b, system);
+    gw_buf_puts(&t->b, "\"}");
+}
+
 /* {"type": t, "valueString": v} */
 static void detail(struct text *t, const char *type, const char *value)
 {
@@ -165,9 +190,9 @@ static void entity(struct text *t, const struct audit_entity *e, int status)
         free(q);
     }
     key(t, &first, "role");
-    coding(t, (struct audit_code){OBJECT_ROLE, e->role ? e->role : "4", NULL});
+    code_only(t, OBJECT_ROLE, e->role ? e->role : "4");
     key(t, &first, "type");
-    coding(t, (struct audit_code){ENTITY_TYPE, e->type ? e->type : "2", NULL});
+    code_only(t, ENTITY_TYPE, e->type ? e->type : "2");
     if (e->reference) {
         key(t, &first, "what");
         gw_buf_puts(&t->b, "{\"reference\":");

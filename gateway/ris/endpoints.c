@@ -194,14 +194,54 @@ struct acks {
     size_t n;
 };
 
+static bool accepts(const struct ack_item *it)
+{
+    return strcmp(it->ack.code, "AA") == 0 || strcmp(it->ack.code, "CA") == 0;
+}
+
+/* When every ACK read accepts its message (the usual batch), they are
+ * settled as a set; *done says whether that was the case. */
+static enum gw_code acks_accept_all(struct store_txn *txn, struct acks *a, bool *done,
+                                    struct gw_error *err)
+{
+    const struct auth_identity *who = a->req->who;
+    const char **ids = calloc(a->n + 1, sizeof *ids);
+    struct ris_settled *settled = calloc(a->n + 1, sizeof *settled);
+    size_t i, n = 0;
+    enum gw_code rc = GW_OK;
+
+    *done = false;
+    if (!ids || !settled) {
+        rc = gw_fail(err, GW_E_NOMEM, "no memory for the ACKs");
+        goto out;
+    }
+    for (i = 0; i < a->n; i++) {
+        if (a->items[i].is_ack && !accepts(&a->items[i]))
+            goto out;
+        if (a->items[i].is_ack)
+            ids[n++] = a->items[i].ack.control_id;
+    }
+    rc = ris_settle_accepted(txn, ids, n, (const char *const *)who->sites, who->n_sites, settled,
+                             err);
+    for (i = 0, n = 0; !rc && i < a->n; i++)
+        if (a->items[i].is_ack)
+            a->items[i].settled = settled[n++];
+    *done = !rc;
+out:
+    free(ids);
+    free(settled);
+    return rc;
+}
+
 static enum gw_code acks_apply(struct store_txn *txn, void *vctx, struct gw_error *err)
 {
     struct acks *a = vctx;
     const struct auth_identity *who = a->req->who;
     size_t i;
-    enum gw_code rc = GW_OK;
+    bool done;
+    enum gw_code rc = acks_accept_all(txn, a, &done, err);
 
-    for (i = 0; !rc && i < a->n; i++) {
+    for (i = 0; !rc && !done && i < a->n; i++) {
         struct ack_item *it = &a->items[i];
 
         if (it->is_ack)

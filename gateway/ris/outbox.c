@@ -159,6 +159,38 @@ enum gw_code ris_settle(struct ris *ris, struct store_txn *txn, const char *cont
     return rc;
 }
 
+enum gw_code ris_settle_accepted(struct store_txn *txn, const char *const *control_ids, size_t n,
+                                 const char *const *sites, size_t n_sites, struct ris_settled *out,
+                                 struct gw_error *err)
+{
+    struct store_outbox_msg *msgs = calloc(n + 1, sizeof *msgs);
+    bool *was_final = calloc(n + 1, sizeof *was_final);
+    enum gw_code rc;
+    size_t i;
+
+    if (!msgs || !was_final) {
+        free(msgs);
+        free(was_final);
+        return gw_fail(err, GW_E_NOMEM, "no memory for settling ACKs");
+    }
+    rc = store_txn_outbox_accept(txn, control_ids, n, sites, n_sites, msgs, was_final, err);
+    for (i = 0; !rc && i < n; i++) {
+        const struct store_outbox_msg *m = &msgs[i];
+
+        memset(&out[i], 0, sizeof out[i]);
+        if (!m->seq)
+            continue;
+        out[i].found = true;
+        out[i].was_final = was_final[i];
+        snprintf(out[i].site, sizeof out[i].site, "%s", m->site ? m->site : "");
+        snprintf(out[i].ref, sizeof out[i].ref, "%s/%s", m->ref_type ? m->ref_type : "",
+                 m->ref_id ? m->ref_id : "");
+    }
+    store_outbox_list_free(msgs, n);
+    free(was_final);
+    return rc;
+}
+
 /* ------------------------------------------------------------ audit */
 
 void ris_message_type(const char *er7, size_t len, char out[16])

@@ -176,6 +176,12 @@ enum gw_code ris_settle(struct ris *ris, struct store_txn *txn, const char *cont
                         const char *const *sites, size_t n_sites, const char *code,
                         const char *text, struct ris_settled *out, struct gw_error *err);
 
+/* Settles the n control ids with AA, as n calls of ris_settle() in that
+ * order would, in a few statements (store_txn_outbox_accept()). */
+enum gw_code ris_settle_accepted(struct store_txn *txn, const char *const *control_ids, size_t n,
+                                 const char *const *sites, size_t n_sites, struct ris_settled *out,
+                                 struct gw_error *err);
+
 /* The Task of ServiceRequest/sr_id (a new reference) with its row (owner,
  * site, version; clean it), or NULL when there is none. */
 json_t *ris_task_find(struct store_txn *txn, const char *sr_id, struct store_resource *row,

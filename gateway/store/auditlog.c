@@ -67,30 +67,54 @@ enum gw_code audit_head_load(struct store_txn *txn, struct audit_head *out, stru
     return rc;
 }
 
+/* Inserts the n (1, 8 or 32) entries e with a value, one statement for them all. */
+static enum gw_code audit_index_rows(struct store_txn *txn, int64_t seq,
+                                     const struct store_index_entry *const *e, size_t n,
+                                     struct gw_error *err)
+{
+    bool pg = txn->st->pg;
+    const char *sql = n == 32  ? (pg ? SQL_AUDIT_INDEX_INSERT_32_PG : SQL_AUDIT_INDEX_INSERT_32)
+                      : n == 8 ? (pg ? SQL_AUDIT_INDEX_INSERT_8_PG : SQL_AUDIT_INDEX_INSERT_8)
+                               : SQL_AUDIT_INDEX_INSERT;
+    struct db_stmt *s;
+    enum gw_code rc = stmt_txn(txn, sql, &s, err);
+    size_t i;
+
+    if (rc)
+        return rc;
+    for (i = 0; i < n; i++) {
+        db_bind_int64(s, (int)(4 * i + 1), store_param_id("AuditEvent", e[i]->param));
+        db_bind_text(s, (int)(4 * i + 2), e[i]->value);
+        db_bind_int64(s, (int)(4 * i + 3), seq);
+        db_bind_text(s, (int)(4 * i + 4), e[i]->system ? e[i]->system : "");
+    }
+    if (db_step_deferred(s) != DB_DONE)
+        rc = store_fail_db(txn->db, err, "insert audit index");
+    stmt_release(s);
+    return rc;
+}
+
 /* The event's search entries; dates need none (the row's recorded time,
- * which grows with seq, is searched as a seq range). */
+ * which grows with seq, is searched as a seq range). They go 32, then 8,
+ * then one at a time. */
 static enum gw_code audit_index_insert(struct store_txn *txn, int64_t seq,
                                        const struct store_index_entry *e, size_t n,
                                        struct gw_error *err)
 {
-    struct db_stmt *s;
+    const struct store_index_entry **valued = calloc(n + 1, sizeof *valued);
     enum gw_code rc = GW_OK;
-    size_t i;
+    size_t i, m = 0, step;
 
-    for (i = 0; !rc && i < n; i++) {
-        if (!e[i].value)
-            continue;
-        rc = stmt_txn(txn, SQL_AUDIT_INDEX_INSERT, &s, err);
-        if (rc)
-            break;
-        db_bind_int64(s, 1, store_param_id("AuditEvent", e[i].param));
-        db_bind_text(s, 2, e[i].value);
-        db_bind_int64(s, 3, seq);
-        db_bind_text(s, 4, e[i].system ? e[i].system : "");
-        if (db_step_deferred(s) != DB_DONE)
-            rc = store_fail_db(txn->db, err, "insert audit index");
-        stmt_release(s);
+    if (!valued)
+        return gw_fail(err, GW_E_NOMEM, "no memory for the audit index");
+    for (i = 0; i < n; i++)
+        if (e[i].value)
+            valued[m++] = &e[i];
+    for (i = 0; !rc && i < m; i += step) {
+        step = m - i >= 32 ? 32 : m - i >= 8 ? 8 : 1;
+        rc = audit_index_rows(txn, seq, valued + i, step, err);
     }
+    free(valued);
     /* the rows went out together (PostgreSQL): their outcome */
     if (db_flush(txn->db) != DB_OK && !rc)
         rc = store_fail_db(txn->db, err, "insert audit index");

@@ -108,13 +108,41 @@ enum gw_code store_txn_outbox_add(struct store_txn *txn, const struct store_outb
     return rc;
 }
 
+/* Leases the first OUTBOX_LEASE_SET (or n, when fewer) of msgs in one
+ * statement; counts their attempts. */
+static enum gw_code lease_set(struct store_txn *txn, struct store_outbox_msg *msgs, size_t n,
+                              int64_t lease_ms, struct gw_error *err)
+{
+    struct db_stmt *u;
+    enum gw_code rc = stmt_txn(txn, SQL_OUTBOX_LEASE_SET, &u, err);
+    size_t i;
+
+    if (rc)
+        return rc;
+    if (n > OUTBOX_LEASE_SET)
+        n = OUTBOX_LEASE_SET;
+    db_bind_int64(u, 1, txn->now_ms + lease_ms);
+    db_bind_int64(u, 2, txn->now_ms);
+    for (i = 0; i < OUTBOX_LEASE_SET; i++)
+        db_bind_int64(u, (int)i + 3, msgs[i < n ? i : n - 1].seq);
+    if (db_step(u) != DB_DONE)
+        rc = store_fail_db(txn->db, err, "outbox lease");
+    stmt_release(u);
+    for (i = 0; !rc && i < n; i++) {
+        msgs[i].state = STORE_OUTBOX_LEASED;
+        msgs[i].lease_until_ms = txn->now_ms + lease_ms;
+        msgs[i].attempts++;
+    }
+    return rc;
+}
+
 enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *sites, size_t n_sites,
                                     size_t max, int64_t lease_ms, struct store_outbox_msg **out,
                                     size_t *n_out, struct gw_error *err)
 {
     struct conn c = {txn->db, &txn->st->wtext}; /* the writer's: its statements are kept */
     struct sql q;
-    struct db_stmt *s = NULL, *u = NULL;
+    struct db_stmt *s = NULL;
     enum gw_code rc;
     size_t i;
 
@@ -129,20 +157,8 @@ enum gw_code store_txn_outbox_lease(struct store_txn *txn, const char *const *si
         rc = collect(txn->db, s, max, out, n_out, err);
     conn_done(&c, s);
     sql_cleanup(&q);
-    if (!rc)
-        rc = stmt_txn(txn, SQL_OUTBOX_LEASE, &u, err);
-    for (i = 0; !rc && i < *n_out; i++) {
-        db_reset(u);
-        db_bind_int64(u, 1, txn->now_ms + lease_ms);
-        db_bind_int64(u, 2, txn->now_ms);
-        db_bind_int64(u, 3, (*out)[i].seq);
-        if (db_step(u) != DB_DONE)
-            rc = store_fail_db(txn->db, err, "outbox lease");
-        (*out)[i].state = STORE_OUTBOX_LEASED;
-        (*out)[i].lease_until_ms = txn->now_ms + lease_ms;
-        (*out)[i].attempts++;
-    }
-    stmt_release(u);
+    for (i = 0; !rc && i < *n_out; i += OUTBOX_LEASE_SET)
+        rc = lease_set(txn, *out + i, *n_out - i, lease_ms, err);
     if (rc && *out) {
         store_outbox_list_free(*out, *n_out);
         *out = NULL;
@@ -220,6 +236,120 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
         rc = store_fail_db(txn->db, err, "outbox settle");
     stmt_release(u);
     settled->state = accepted ? STORE_OUTBOX_ACKED : STORE_OUTBOX_DEAD;
+    return rc;
+}
+
+/* Finds the messages of ids[0..k) (k at most OUTBOX_LEASE_SET) into out,
+ * the sites' only. */
+static enum gw_code find_set(struct store_txn *txn, const char *const *ids, size_t k,
+                             const char *const *sites, size_t n_sites, struct store_outbox_msg *out,
+                             struct gw_error *err)
+{
+    struct store_outbox_msg m;
+    struct db_stmt *s;
+    enum gw_code rc = stmt_txn(txn, SQL_OUTBOX_BY_CONTROL_IDS, &s, err);
+    size_t i;
+    int step = DB_DONE;
+
+    if (rc)
+        return rc;
+    for (i = 0; i < OUTBOX_LEASE_SET; i++)
+        db_bind_text(s, (int)i + 1, ids[i < k ? i : k - 1]);
+    while (!rc && (step = db_step(s)) == DB_ROW) {
+        bool taken = false;
+
+        rc = msg_from_row(s, &m, err);
+        if (rc || (sites && !serves(sites, n_sites, m.site)))
+            goto next;
+        for (i = 0; !rc && i < k; i++) {
+            if (out[i].seq || strcmp(ids[i], m.control_id) != 0)
+                continue;
+            if (!taken) {
+                out[i] = m;
+                taken = true;
+                continue;
+            }
+            out[i] = m; /* the same id again: a copy of its own */
+            if (!column_dup(s, 1, &out[i].control_id) || !column_dup(s, 2, &out[i].site) ||
+                !column_dup(s, 3, &out[i].kind) || !column_dup(s, 4, &out[i].ref_type) ||
+                !column_dup(s, 5, &out[i].ref_id) || !column_dup(s, 11, &out[i].last_error)) {
+                store_outbox_msg_cleanup(&out[i]);
+                rc = gw_fail(err, GW_E_NOMEM, "no memory for an outbox message");
+            }
+        }
+    next:
+        if (!taken)
+            store_outbox_msg_cleanup(&m);
+    }
+    if (!rc && step != DB_DONE)
+        rc = store_fail_db(txn->db, err, "outbox read");
+    stmt_release(s);
+    return rc;
+}
+
+/* Acks the n (at most OUTBOX_LEASE_SET, at least 1) messages of seqs. */
+static enum gw_code accept_set(struct store_txn *txn, const int64_t *seqs, size_t n,
+                               struct gw_error *err)
+{
+    struct db_stmt *u;
+    enum gw_code rc = stmt_txn(txn, SQL_OUTBOX_ACCEPT_SET, &u, err);
+    size_t i;
+
+    if (rc)
+        return rc;
+    db_bind_int64(u, 1, txn->now_ms);
+    for (i = 0; i < OUTBOX_LEASE_SET; i++)
+        db_bind_int64(u, (int)i + 2, seqs[i < n ? i : n - 1]);
+    if (db_step(u) != DB_DONE)
+        rc = store_fail_db(txn->db, err, "outbox settle");
+    stmt_release(u);
+    return rc;
+}
+
+/* One set of store_txn_outbox_accept(): k ids. A message found twice in it
+ * is settled by the first and final for the next. */
+static enum gw_code accept_chunk(struct store_txn *txn, const char *const *ids, size_t k,
+                                 const char *const *sites, size_t n_sites,
+                                 struct store_outbox_msg *out, bool *was_final,
+                                 struct gw_error *err)
+{
+    int64_t seqs[OUTBOX_LEASE_SET];
+    size_t i, j, n = 0;
+    enum gw_code rc = find_set(txn, ids, k, sites, n_sites, out, err);
+
+    for (i = 0; !rc && i < k; i++) {
+        if (!out[i].seq)
+            continue;
+        was_final[i] = out[i].state == STORE_OUTBOX_ACKED || out[i].state == STORE_OUTBOX_DEAD;
+        for (j = 0; !was_final[i] && j < n; j++)
+            was_final[i] = seqs[j] == out[i].seq;
+        if (!was_final[i])
+            seqs[n++] = out[i].seq;
+    }
+    if (!rc && n)
+        rc = accept_set(txn, seqs, n, err);
+    for (i = 0; !rc && i < k; i++)
+        if (out[i].seq)
+            out[i].state = STORE_OUTBOX_ACKED;
+    return rc;
+}
+
+enum gw_code store_txn_outbox_accept(struct store_txn *txn, const char *const *control_ids,
+                                     size_t n, const char *const *sites, size_t n_sites,
+                                     struct store_outbox_msg *out, bool *was_final,
+                                     struct gw_error *err)
+{
+    size_t i, k;
+    enum gw_code rc = GW_OK;
+
+    memset(out, 0, n * sizeof *out);
+    memset(was_final, 0, n * sizeof *was_final);
+    if (txn->rec)
+        return record_unsupported(txn, err);
+    for (i = 0; !rc && i < n; i += k) {
+        k = n - i < OUTBOX_LEASE_SET ? n - i : OUTBOX_LEASE_SET;
+        rc = accept_chunk(txn, control_ids + i, k, sites, n_sites, out + i, was_final + i, err);
+    }
     return rc;
 }
 

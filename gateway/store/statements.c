@@ -74,6 +74,24 @@ const char SQL_AUDIT_INSERT[] = "INSERT INTO audit (seq, id, recorded, json, pre
                                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const char SQL_AUDIT_INDEX_INSERT[] = "INSERT INTO audit_index (pid, value, seq, system)"
                                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+/* The same for 8 and 32 entries at once (an event naming many orders has a
+ * hundred): one statement's overhead for many rows. SQLite journals a
+ * statement of many rows that may abort; OR IGNORE cannot (no value is NULL). */
+#define AUDIT_INDEX_ROW "(?, ?, ?, ?)"
+#define AUDIT_INDEX_ROWS4                                                                          \
+    AUDIT_INDEX_ROW ", " AUDIT_INDEX_ROW ", " AUDIT_INDEX_ROW ", " AUDIT_INDEX_ROW
+#define AUDIT_INDEX_ROWS8 AUDIT_INDEX_ROWS4 ", " AUDIT_INDEX_ROWS4
+#define AUDIT_INDEX_ROWS32                                                                         \
+    AUDIT_INDEX_ROWS8 ", " AUDIT_INDEX_ROWS8 ", " AUDIT_INDEX_ROWS8 ", " AUDIT_INDEX_ROWS8
+const char SQL_AUDIT_INDEX_INSERT_8[] =
+    "INSERT OR IGNORE INTO audit_index (pid, value, seq, system)"
+    " VALUES " AUDIT_INDEX_ROWS8;
+const char SQL_AUDIT_INDEX_INSERT_32[] =
+    "INSERT OR IGNORE INTO audit_index (pid, value, seq, system) VALUES " AUDIT_INDEX_ROWS32;
+const char SQL_AUDIT_INDEX_INSERT_8_PG[] = "INSERT INTO audit_index (pid, value, seq, system)"
+                                           " VALUES " AUDIT_INDEX_ROWS8 " ON CONFLICT DO NOTHING";
+const char SQL_AUDIT_INDEX_INSERT_32_PG[] = "INSERT INTO audit_index (pid, value, seq, system)"
+                                            " VALUES " AUDIT_INDEX_ROWS32 " ON CONFLICT DO NOTHING";
 const char SQL_AUDIT_SNAPSHOT[] = "SELECT COALESCE(MAX(seq), 0) FROM audit";
 const char SQL_AUDIT_AT_OR_AFTER[] =
     "SELECT seq, recorded FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT 1";
@@ -93,13 +111,26 @@ const char SQL_AUDIT_SCAN[] = "SELECT seq, id, recorded, json, prev_hash, hash F
 const char SQL_OUTBOX_INSERT[] =
     "INSERT INTO outbox (control_id, site, kind, ref_type, ref_id, message, state, created,"
     " updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
-const char SQL_OUTBOX_LEASE[] = "UPDATE outbox SET state = 1, lease_until = ?1,"
-                                " attempts = attempts + 1, updated = ?2 WHERE seq = ?3";
+/* The same for OUTBOX_LEASE_SET messages at once (a pull leases up to a
+ * thousand): unused places repeat a seq. */
+#define SEQ4  "?, ?, ?, ?"
+#define SEQ16 SEQ4 ", " SEQ4 ", " SEQ4 ", " SEQ4
+const char SQL_OUTBOX_LEASE_SET[] =
+    "UPDATE outbox SET state = 1, lease_until = ?1, attempts = attempts + 1, updated = ?2"
+    " WHERE seq IN (" SEQ16 ", " SEQ16 ", " SEQ16 ", " SEQ16 ")";
 const char SQL_OUTBOX_SETTLE[] =
     "UPDATE outbox SET state = ?1, updated = ?2, last_error = ?3 WHERE seq = ?4";
 /* UNIQUE (control_id): the settling of an ACK */
 const char SQL_OUTBOX_BY_CONTROL_ID[] =
     "SELECT " OUTBOX_COLUMNS " FROM outbox o WHERE o.control_id = ?1";
+/* The same for OUTBOX_LEASE_SET control ids at once, without the messages
+ * (unused places repeat an id); the acknowledgement of those of them found. */
+const char SQL_OUTBOX_BY_CONTROL_IDS[] =
+    "SELECT o.seq, o.control_id, o.site, o.kind, o.ref_type, o.ref_id, NULL, o.state,"
+    " o.lease_until, o.attempts, o.created, o.last_error FROM outbox o WHERE o.control_id IN"
+    " (" SEQ16 ", " SEQ16 ", " SEQ16 ", " SEQ16 ")";
+const char SQL_OUTBOX_ACCEPT_SET[] = "UPDATE outbox SET state = 2, updated = ?1, last_error = NULL"
+                                     " WHERE seq IN (" SEQ16 ", " SEQ16 ", " SEQ16 ", " SEQ16 ")";
 const char SQL_OUTBOX_ATTEMPT[] = "UPDATE outbox SET attempts = attempts + 1, updated = ?1,"
                                   " last_error = ?2 WHERE control_id = ?3";
 /* outbox_open: the partial index of unfinished messages */
@@ -215,14 +246,20 @@ const struct store_statement store_statements[] = {
     {"audit head", SQL_AUDIT_HEAD},
     {"audit insert", SQL_AUDIT_INSERT},
     {"audit index insert", SQL_AUDIT_INDEX_INSERT},
+    {"audit index insert 8", SQL_AUDIT_INDEX_INSERT_8},
+    {"audit index insert 32", SQL_AUDIT_INDEX_INSERT_32},
+    {"audit index insert 8 (PostgreSQL)", SQL_AUDIT_INDEX_INSERT_8_PG},
+    {"audit index insert 32 (PostgreSQL)", SQL_AUDIT_INDEX_INSERT_32_PG},
     {"audit snapshot", SQL_AUDIT_SNAPSHOT},
     {"audit at or after", SQL_AUDIT_AT_OR_AFTER},
     {"audit last time", SQL_AUDIT_LAST_TIME},
     {"audit scan", SQL_AUDIT_SCAN},
     {"outbox insert", SQL_OUTBOX_INSERT},
-    {"outbox lease", SQL_OUTBOX_LEASE},
+    {"outbox lease set", SQL_OUTBOX_LEASE_SET},
     {"outbox settle", SQL_OUTBOX_SETTLE},
     {"outbox by control id", SQL_OUTBOX_BY_CONTROL_ID},
+    {"outbox by control ids", SQL_OUTBOX_BY_CONTROL_IDS},
+    {"outbox accept set", SQL_OUTBOX_ACCEPT_SET},
     {"outbox attempt", SQL_OUTBOX_ATTEMPT},
     {"outbox next", SQL_OUTBOX_NEXT},
     {"outbox for", SQL_OUTBOX_FOR},

@@ -349,6 +349,15 @@ enum gw_code store_txn_outbox_settle(struct store_txn *txn, const char *control_
                                      const char *const *sites, size_t n_sites, const char *ack,
                                      const char *text, struct store_outbox_msg *settled,
                                      bool *was_final, struct gw_error *err);
+/* Settles as acked ("AA") the messages of the n control ids, as n calls of
+ * store_txn_outbox_settle() in that order would, with a few statements for
+ * them all: out[i] is the message of control_ids[i] without its text (seq 0
+ * when the sites have none by that id), was_final[i] whether it was already
+ * acked or dead (or an earlier id of the list settled it). */
+enum gw_code store_txn_outbox_accept(struct store_txn *txn, const char *const *control_ids,
+                                     size_t n, const char *const *sites, size_t n_sites,
+                                     struct store_outbox_msg *out, bool *was_final,
+                                     struct gw_error *err);
 /* The oldest unfinished message of site (push delivery), GW_E_NOTFOUND when none. */
 /* MLLP push leadership (push_lease.c). Takes or renews the lease on pushing
  * site for ttl_ms: *token names this holding (it changes when the lease

@@ -358,7 +358,17 @@ static void every_fixed_statement_seeks_an_index(void)
     plan_failures = 0;
     for (i = 0; i < store_n_statements; i++) {
         const char *allowed = NULL;
+        const char *sql = store_statements[i].sql;
+        bool pg = db_dialect(db) == DB_PG;
 
+        /* the audit index's rows by the set: one text per dialect */
+        if (pg ? sql == SQL_AUDIT_INDEX_INSERT_8 || sql == SQL_AUDIT_INDEX_INSERT_32
+               : sql == SQL_AUDIT_INDEX_INSERT_8_PG || sql == SQL_AUDIT_INDEX_INSERT_32_PG)
+            continue;
+        if (sql == SQL_AUDIT_INDEX_INSERT_8)
+            allowed = "SCAN 8 CONSTANT ROWS"; /* the rows it inserts */
+        if (sql == SQL_AUDIT_INDEX_INSERT_32)
+            allowed = "SCAN 32 CONSTANT ROWS";
         /* the partial indexes of unfinished and of dead messages: O(backlog) */
         if (store_statements[i].sql == SQL_OUTBOX_OPEN_COUNTS)
             allowed = "SCAN outbox USING COVERING INDEX outbox_open";
