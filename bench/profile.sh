@@ -36,9 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The allocator's cache as the gateway sizes it for itself (gateway/util/tune.c):
-# set here, since valgrind would not follow the gateway's restart with it.
-GLIBC_TUNABLES=glibc.malloc.tcache_count=1000 \
 valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes \
     --callgrind-out-file="$out/cg.out" \
     "$B/fhir-gateway" serve --listen 127.0.0.1:0 --mllp-listen "" --store "sqlite:$out/profile.db" \

@@ -674,7 +674,6 @@ int main(int argc, char **argv)
     struct cli cli;
     int status;
 
-    gw_malloc_tune(argv);
     memset(&cli, 0, sizeof cli);
     signal(SIGPIPE, SIG_IGN);
     json_object_seed(0); /* before any thread (STYLE: json_t rules) */

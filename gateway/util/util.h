@@ -231,16 +231,6 @@ enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err);
 /* SHA-256 of data as 64 lower-case hex digits (out has 65 bytes). */
 void gw_sha256_hex(const void *data, size_t len, char out[65]);
 
-/* ---------------------------------------------------------------- the allocator */
-
-/* Sizes glibc's per-thread cache of freed chunks for the gateway's many small
- * JSON nodes: when GLIBC_TUNABLES does not set it yet, adds it and starts the
- * program again in the same process (execv of /proc/self/exe with argv);
- * returns when it is set already, when GATEWAY_MALLOC_TUNE=0, or when that
- * failed (the program then runs untuned). Call first thing in main(), before
- * any thread. */
-void gw_malloc_tune(char **argv);
-
 /* ---------------------------------------------------------------- metrics */
 
 /* Adds v to the counter name{labels}; labels is Prometheus label text without
