@@ -429,7 +429,9 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
  * (TRUNCATE) made every later frame allocate its page and disk block again,
  * and the writer spent more time in the kernel than in SQLite. The first
  * commit after a restart cuts a file longer than STORE_WAL_KEPT_BYTES
- * (journal_size_limit), which gives back what a held reader made it grow. Readers
+ * (journal_size_limit), which gives back what a held reader made it grow:
+ * well above the 32 MB and a batch a restart finds, since cutting tens of MB
+ * of cached file costs the writer 25 to 130 ms. Readers
  * still on an older snapshot make it wait at most STORE_WAL_RESTART_WAIT_MS,
  * never the busy timeout; when they still hold it (a long export's cursor, a
  * backup: the WAL cannot start over under them), the writer tries again only

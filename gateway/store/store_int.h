@@ -16,7 +16,7 @@
 #define STORE_CHECKPOINT_EVERY_MS 100
 #define STORE_WAL_RESTART_FRAMES  8192 /* a WAL longer (32 MB of 4 KB pages) is emptied */
 #define STORE_WAL_RESTART_WAIT_MS 200  /* longest wait for readers when emptying it */
-#define STORE_WAL_KEPT_BYTES      (36LL * 1024 * 1024) /* a restarted WAL's file is cut to this */
+#define STORE_WAL_KEPT_BYTES      (64LL * 1024 * 1024) /* a restarted WAL's file is cut to this */
 #define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
 #define STORE_WIDTHS_KEPT         16      /* date parameters whose width a writer txn keeps */
