@@ -74,6 +74,7 @@ struct http_server {
     struct blocking_pool pool;
     unsigned n_threads; /* libmicrohttpd's pool: one per core unless configured */
     int port;
+    atomic_bool stopping; /* new connections are closed at once (http_server_stop) */
 };
 
 /* Per TCP connection: the identity is worked out once per TLS session. */

@@ -407,6 +407,7 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
     srv->hc = *hc;
     srv->cfg = hc->cfg;
     srv->n_threads = thread_count(srv->cfg);
+    atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->clients_lock, NULL);
     srv->clients = auth_table_ref(clients);
     pthread_mutex_init(&srv->retire_lock, NULL);
@@ -593,15 +594,17 @@ enum gw_code http_server_reload_tls(struct http_server *srv, const struct config
 
 void http_server_stop(struct http_server *srv)
 {
-    MHD_socket fd;
-
     if (!srv)
         return;
     join_retired(srv);
     if (srv->current) {
-        fd = MHD_quiesce_daemon(srv->current->mhd);
-        if (fd != MHD_INVALID_SOCKET)
-            srv->current->quiesced_fd = fd;
+        /* New connections are closed as soon as they are accepted, rather than
+         * the listener quiesced: MHD_quiesce_daemon() on an epoll daemon with
+         * its own threads races a worker taking the same socket out of its
+         * epoll set, and libmicrohttpd aborts the process when it loses
+         * ("Failed to remove listen FD from epoll set"), a stop that then
+         * exits on SIGABRT. MHD_stop_daemon() closes the listener. */
+        atomic_store(&srv->stopping, true);
         drain_and_stop(srv->current, srv->cfg->drain_timeout_s, false);
         srv->current = NULL;
     }

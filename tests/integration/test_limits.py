@@ -8,10 +8,13 @@ import json
 import os
 import re
 import resource
+import signal
 import socket
 import ssl
 import threading
 import time
+
+import pytest
 
 from conftest import CERTS, tls_context
 from referrals import contained_referral
@@ -292,3 +295,26 @@ def test_sigterm_under_load_exits_cleanly_and_keeps_every_answered_referral(make
     gw.start()
     for sr_id in created[-20:] + created[:5]:
         assert gw.get("/fhir/ServiceRequest/%s" % sr_id).status == 200
+
+
+def test_a_connection_opened_while_stopping_is_closed_at_once(make_gateway):
+    """While SIGTERM drains a request still receiving its body, a new
+    connection is closed as soon as it is accepted (not left waiting in the
+    listener's queue until the drain ends), and the stop stays clean."""
+    gw = make_gateway(config={"drain_timeout_s": 10})
+    slow = tls_socket(gw, "gp")
+    slow.sendall(b"POST /fhir/ServiceRequest HTTP/1.1\r\nHost: localhost\r\n"
+                 b"Content-Type: application/fhir+json\r\nContent-Length: 1000\r\n\r\n{")
+    time.sleep(0.3)  # the headers are in: the request is in flight
+    gw.proc.send_signal(signal.SIGTERM)
+    assert gw.wait_for_log("stopping")
+    t0 = time.time()
+    with pytest.raises((OSError, ssl.SSLError)):
+        late = tls_socket(gw, "gp", timeout=5)
+        late.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        if not late.recv(100):
+            raise ConnectionResetError("closed without an answer")
+    assert time.time() - t0 < 3
+    assert gw.proc.poll() is None  # still draining the slow request
+    slow.close()
+    assert gw.stop() == 0
