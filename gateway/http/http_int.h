@@ -25,7 +25,6 @@ struct http_daemon {
     struct http_server *srv;
     struct MHD_Daemon *mhd;
     struct tls_files tls;
-    int quiesced_fd;        /* a listening socket to close once mhd stopped, or -1 */
     atomic_long in_flight;  /* requests begun and not yet completed */
     atomic_long deferred;   /* requests waiting for http_pending_ready() */
     atomic_long in_handler; /* calls of the access handler running now */
@@ -75,6 +74,13 @@ struct http_server {
     unsigned n_threads; /* libmicrohttpd's pool: one per core unless configured */
     int port;
     atomic_bool stopping; /* new connections are closed at once (http_server_stop) */
+    /* the listener is ours (server.c): the acceptor thread hands each new
+     * connection to the current daemon; current_lock guards current */
+    int listen_fd;
+    int wake[2]; /* a byte on wake[1] stops the acceptor */
+    pthread_t acceptor;
+    bool acceptor_started;
+    pthread_mutex_t current_lock;
 };
 
 /* Per TCP connection: the identity is worked out once per TLS session. */

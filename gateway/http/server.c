@@ -10,11 +10,24 @@
  * configuration (conns.c). Client certificates are requested
  * (MHD_OPTION_HTTPS_MEM_TRUST) and verified by GnuTLS against the
  * configured CA once per connection; auth/ then names them.
+ *
+ * The listening socket is the server's, not libmicrohttpd's: an acceptor
+ * thread takes each connection and hands it to the current daemon
+ * (MHD_add_connection, where the connection limits apply as for any
+ * other). So a TLS reload starts a daemon with the new files and makes it
+ * the current one, and a stop closes the listener, without
+ * MHD_quiesce_daemon(): on an epoll daemon with its own threads that call
+ * races a worker taking the same socket out of its epoll set, and
+ * libmicrohttpd aborts the process when the worker wins ("Failed to remove
+ * listen FD from epoll set").
  */
 #include "http/http_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <netdb.h>
@@ -241,7 +254,7 @@ static enum gw_code bind_listener(const char *hostport, int *fd_out, int *port,
     *fd_out = -1;
     if (rc)
         return rc;
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return gw_fail(err, GW_E_IO, "cannot create a socket for %s", hostport);
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -325,9 +338,10 @@ static void daemon_free(struct http_daemon *dmn)
     free(dmn);
 }
 
-/* Starts a daemon on the listening socket fd with the PEM texts tls (taken
- * on success). NULL when libmicrohttpd refuses. */
-static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct tls_files *tls)
+/* Starts a daemon, without a listening socket of its own (the acceptor
+ * gives it its connections), with the PEM texts tls (taken on success).
+ * NULL when libmicrohttpd refuses. */
+static struct http_daemon *start_daemon(struct http_server *srv, struct tls_files *tls)
 {
     const struct config *cfg = srv->cfg;
     /* conns.c enforces the limits (and logs refusals); libmicrohttpd's own
@@ -338,7 +352,6 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
     if (!dmn)
         return NULL;
     dmn->srv = srv;
-    dmn->quiesced_fd = MHD_INVALID_SOCKET;
     atomic_init(&dmn->in_flight, 0);
     atomic_init(&dmn->deferred, 0);
     atomic_init(&dmn->in_handler, 0);
@@ -348,15 +361,15 @@ static struct http_daemon *start_daemon(struct http_server *srv, int fd, struct 
      * it; a pool of one thread is libmicrohttpd's own internal thread */
     dmn->mhd = MHD_start_daemon(
         MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
         0, http_conns_accept, srv, on_request, dmn, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-        srv->n_threads > 1 ? srv->n_threads : 0, MHD_OPTION_HTTPS_MEM_KEY, tls->key,
-        MHD_OPTION_HTTPS_MEM_CERT, tls->cert, MHD_OPTION_HTTPS_MEM_TRUST, tls->ca,
-        MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT, backstop,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, dmn, MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, srv->n_threads > 1 ? srv->n_threads : 0,
+        MHD_OPTION_HTTPS_MEM_KEY, tls->key, MHD_OPTION_HTTPS_MEM_CERT, tls->cert,
+        MHD_OPTION_HTTPS_MEM_TRUST, tls->ca, MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES,
+        MHD_OPTION_CONNECTION_LIMIT, backstop, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_HEADER_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, dmn,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, dmn, MHD_OPTION_END);
     if (!dmn->mhd) {
         free(dmn);
         return NULL;
@@ -392,13 +405,110 @@ static unsigned thread_count(const struct config *cfg)
     return cores > 0 ? (unsigned)cores : 1;
 }
 
+/* ------------------------------------------------------------ the acceptor */
+
+/* Takes one waiting connection and gives it to the current daemon (which
+ * closes it when a limit refuses it); false when none waits. A stopping
+ * server closes it at once. Out of descriptors or memory, it waits a little
+ * (those connections stay queued) rather than spin. */
+static bool accept_one(struct http_server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = accept(srv->listen_fd, (struct sockaddr *)&ss, &len);
+
+    if (fd >= 0 && (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
+                    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)) {
+        close(fd);
+        return true;
+    }
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            gw_metric_add("gateway_http_accept_failures_total", "", 1);
+            gw_sleep_ms(10);
+        }
+        return errno == EINTR || errno == ECONNABORTED;
+    }
+    pthread_mutex_lock(&srv->current_lock);
+    if (srv->current && !atomic_load(&srv->stopping))
+        MHD_add_connection(srv->current->mhd, fd, (struct sockaddr *)&ss, len);
+    else
+        close(fd);
+    pthread_mutex_unlock(&srv->current_lock);
+    return true;
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct http_server *srv = arg;
+    struct pollfd p[2] = {{srv->listen_fd, POLLIN, 0}, {srv->wake[0], POLLIN, 0}};
+
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno != EINTR)
+                gw_sleep_ms(10);
+            continue;
+        }
+        if (p[1].revents)
+            return NULL;
+        while (accept_one(srv))
+            ;
+    }
+}
+
+static enum gw_code start_acceptor(struct http_server *srv, struct gw_error *err)
+{
+    if (pipe(srv->wake) != 0 || fcntl(srv->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(srv->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
+        if (srv->wake[0] >= 0)
+            close(srv->wake[0]);
+        if (srv->wake[1] >= 0)
+            close(srv->wake[1]);
+        srv->wake[0] = srv->wake[1] = -1;
+        return gw_fail(err, GW_E_IO, "cannot make the acceptor's pipe");
+    }
+    srv->acceptor_started = pthread_create(&srv->acceptor, NULL, acceptor_main, srv) == 0;
+    return srv->acceptor_started ? GW_OK : gw_fail(err, GW_E_INTERNAL, "cannot start the acceptor");
+}
+
+/* Stops the acceptor and closes the listener: from now on the kernel
+ * refuses new connections. */
+static void stop_acceptor(struct http_server *srv)
+{
+    if (srv->acceptor_started) {
+        if (write(srv->wake[1], "x", 1) != 1)
+            gw_log(GW_LOG_WARN, "acceptor-wake-failed", "the acceptor could not be woken");
+        pthread_join(srv->acceptor, NULL);
+        srv->acceptor_started = false;
+    }
+    if (srv->wake[0] >= 0)
+        close(srv->wake[0]);
+    if (srv->wake[1] >= 0)
+        close(srv->wake[1]);
+    srv->wake[0] = srv->wake[1] = -1;
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    srv->listen_fd = -1;
+}
+
+/* Makes next the daemon new connections go to; returns the one it replaces. */
+static struct http_daemon *make_current(struct http_server *srv, struct http_daemon *next)
+{
+    struct http_daemon *old;
+
+    pthread_mutex_lock(&srv->current_lock);
+    old = srv->current;
+    srv->current = next;
+    pthread_mutex_unlock(&srv->current_lock);
+    return old;
+}
+
 enum gw_code http_server_start(const struct http_server_config *hc, struct auth_table *clients,
                                struct http_server **out, struct gw_error *err)
 {
     struct http_server *srv;
     struct tls_files tls;
     enum gw_code rc;
-    int fd = -1;
 
     *out = NULL;
     srv = calloc(1, sizeof *srv);
@@ -407,7 +517,9 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
     srv->hc = *hc;
     srv->cfg = hc->cfg;
     srv->n_threads = thread_count(srv->cfg);
+    srv->listen_fd = srv->wake[0] = srv->wake[1] = -1;
     atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->current_lock, NULL);
     pthread_mutex_init(&srv->clients_lock, NULL);
     srv->clients = auth_table_ref(clients);
     pthread_mutex_init(&srv->retire_lock, NULL);
@@ -417,7 +529,7 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
         tls_files_free(&tls);
     if (!rc && (rc = http_pool_start(&srv->pool, HTTP_BLOCKING_THREADS, err)) != GW_OK)
         tls_files_free(&tls);
-    if (!rc && (rc = bind_listener(srv->cfg->listen, &fd, &srv->port, err)) != GW_OK)
+    if (!rc && (rc = bind_listener(srv->cfg->listen, &srv->listen_fd, &srv->port, err)) != GW_OK)
         tls_files_free(&tls);
     if (rc) {
         http_server_stop(srv);
@@ -425,12 +537,16 @@ enum gw_code http_server_start(const struct http_server_config *hc, struct auth_
     }
     if (srv->hc.on_bound)
         srv->hc.on_bound(srv->hc.handler_ctx, srv->port);
-    srv->current = start_daemon(srv, fd, &tls);
+    srv->current = start_daemon(srv, &tls);
     if (!srv->current) {
         tls_files_free(&tls);
-        close(fd);
         http_server_stop(srv);
         return gw_fail(err, GW_E_IO, "cannot serve HTTPS on %s", srv->cfg->listen);
+    }
+    rc = start_acceptor(srv, err);
+    if (rc) {
+        http_server_stop(srv);
+        return rc;
     }
     *out = srv;
     return GW_OK;
@@ -503,11 +619,6 @@ static void drain_and_stop(struct http_daemon *dmn, long drain_timeout_s, bool c
                (long)atomic_load(&dmn->in_flight));
     wait_deferred(dmn);
     MHD_stop_daemon(dmn->mhd);
-    /* only now: the daemon's threads may take a quiesced socket out of their
-     * epoll sets until they stop, and libmicrohttpd aborts when it was closed
-     * under them (its manual says so) */
-    if (dmn->quiesced_fd != MHD_INVALID_SOCKET)
-        close(dmn->quiesced_fd);
     daemon_free(dmn);
 }
 
@@ -557,39 +668,20 @@ static void retire(struct http_server *srv, struct http_daemon *dmn)
 enum gw_code http_server_reload_tls(struct http_server *srv, const struct config *cfg,
                                     struct gw_error *err)
 {
-    struct tls_files fresh, kept;
-    struct http_daemon *old = srv->current, *next;
-    MHD_socket fd;
+    struct tls_files fresh;
+    struct http_daemon *next;
     enum gw_code rc = tls_files_load(cfg, &fresh, err);
 
     if (rc)
         return rc;
     join_retired(srv); /* one reload drains at a time */
-    fd = MHD_quiesce_daemon(old->mhd);
-    if (fd == MHD_INVALID_SOCKET) {
+    next = start_daemon(srv, &fresh);
+    if (!next) { /* the checked files did not start: the daemon in force goes on */
         tls_files_free(&fresh);
-        return gw_fail(err, GW_E_INTERNAL, "the HTTPS listener could not be handed over");
+        return gw_fail(err, GW_E_IO, "the new TLS files did not start; the old ones stay in force");
     }
-    next = start_daemon(srv, fd, &fresh);
-    if (next) {
-        srv->current = next;
-        retire(srv, old);
-        return GW_OK;
-    }
-    /* The checked files did not start: keep serving with the ones in force. */
-    tls_files_free(&fresh);
-    kept = (struct tls_files){gw_strdup(old->tls.cert), gw_strdup(old->tls.key),
-                              gw_strdup(old->tls.ca)};
-    next = kept.cert && kept.key && kept.ca ? start_daemon(srv, fd, &kept) : NULL;
-    tls_files_free(&kept);
-    if (!next) {
-        old->quiesced_fd = fd; /* closed once old stops */
-        gw_log(GW_LOG_ERROR, "https-stopped", "the HTTPS listener could not be restarted");
-        return gw_fail(err, GW_E_IO, "the HTTPS listener could not be restarted");
-    }
-    srv->current = next;
-    retire(srv, old);
-    return gw_fail(err, GW_E_IO, "the new TLS files did not start; the old ones stay in force");
+    retire(srv, make_current(srv, next));
+    return GW_OK;
 }
 
 void http_server_stop(struct http_server *srv)
@@ -597,17 +689,10 @@ void http_server_stop(struct http_server *srv)
     if (!srv)
         return;
     join_retired(srv);
-    if (srv->current) {
-        /* New connections are closed as soon as they are accepted, rather than
-         * the listener quiesced: MHD_quiesce_daemon() on an epoll daemon with
-         * its own threads races a worker taking the same socket out of its
-         * epoll set, and libmicrohttpd aborts the process when it loses
-         * ("Failed to remove listen FD from epoll set"), a stop that then
-         * exits on SIGABRT. MHD_stop_daemon() closes the listener. */
-        atomic_store(&srv->stopping, true);
-        drain_and_stop(srv->current, srv->cfg->drain_timeout_s, false);
-        srv->current = NULL;
-    }
+    atomic_store(&srv->stopping, true);
+    stop_acceptor(srv);
+    if (srv->current)
+        drain_and_stop(make_current(srv, NULL), srv->cfg->drain_timeout_s, false);
     if (srv->pool.threads)
         http_pool_stop(&srv->pool);
     if (srv->conns.peers)
@@ -615,5 +700,6 @@ void http_server_stop(struct http_server *srv)
     auth_table_destroy(srv->clients);
     pthread_mutex_destroy(&srv->clients_lock);
     pthread_mutex_destroy(&srv->retire_lock);
+    pthread_mutex_destroy(&srv->current_lock);
     free(srv);
 }

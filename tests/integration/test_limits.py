@@ -299,8 +299,9 @@ def test_sigterm_under_load_exits_cleanly_and_keeps_every_answered_referral(make
 
 def test_a_connection_opened_while_stopping_is_closed_at_once(make_gateway):
     """While SIGTERM drains a request still receiving its body, a new
-    connection is closed as soon as it is accepted (not left waiting in the
-    listener's queue until the drain ends), and the stop stays clean."""
+    connection is refused at once (the listener is closed first, not left
+    holding connections in its queue until the drain ends), and the stop
+    stays clean."""
     gw = make_gateway(config={"drain_timeout_s": 10})
     slow = tls_socket(gw, "gp")
     slow.sendall(b"POST /fhir/ServiceRequest HTTP/1.1\r\nHost: localhost\r\n"

@@ -8,6 +8,8 @@ import shutil
 import signal
 import ssl
 import subprocess
+import threading
+import time
 
 from conftest import CERTS, tls_context
 
@@ -83,3 +85,47 @@ def test_sighup_reloads_the_client_table(make_gateway, workdir):
     gw.proc.send_signal(signal.SIGHUP)
     assert gw.wait_for_log("reload-failed")
     assert gw.get("/fhir/ServiceRequest", cert="gp").status == 200
+
+
+def test_tls_reloads_while_clients_connect_lose_no_connection(make_gateway):
+    """Fifteen TLS reloads while four clients open connection after
+    connection: the listener is handed from daemon to daemon without
+    MHD_quiesce_daemon() (whose race with libmicrohttpd's own epoll workers
+    aborted the process), so every connection is served and the gateway
+    still stops cleanly."""
+    gw = make_gateway()
+    stop, lock = threading.Event(), threading.Lock()
+    counts = {"ok": 0, "failed": 0}
+
+    def client():
+        ctx = tls_context("gp")
+        while not stop.is_set():
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", gw.port, context=ctx, timeout=10)
+                conn.request("GET", "/healthz")
+                status = conn.getresponse().status
+                conn.close()
+                outcome = "ok" if status == 200 else "failed"
+            except (OSError, http.client.HTTPException):
+                outcome = "failed"
+            with lock:
+                counts[outcome] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(15):
+            gw.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while (len([e for e in gw.logs if e.get("event") == "tls-reloaded"]) <= i
+                   and time.time() < deadline and gw.proc.poll() is None):
+                time.sleep(0.02)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert gw.proc.poll() is None, "the gateway died during the reloads"
+    assert len([e for e in gw.logs if e.get("event") == "tls-reloaded"]) == 15
+    assert counts["failed"] == 0 and counts["ok"] > 0, counts
