@@ -189,8 +189,6 @@ enum MHD_Result http_conns_accept(void *cls, const struct sockaddr *addr, sockle
     int family;
 
     (void)addrlen;
-    if (atomic_load(&srv->stopping))
-        return MHD_NO; /* stopping: not counted nor logged as a refusal */
     addr_bytes(addr, bytes, &family);
     pthread_mutex_lock(&reg->lock);
     p = peer_get(reg, family, bytes, false);

@@ -73,7 +73,7 @@ struct http_server {
     struct blocking_pool pool;
     unsigned n_threads; /* libmicrohttpd's pool: one per core unless configured */
     int port;
-    atomic_bool stopping; /* new connections are closed at once (http_server_stop) */
+    atomic_bool stopping; /* the acceptor closes what it still takes (http_server_stop) */
     /* the listener is ours (server.c): the acceptor thread hands each new
      * connection to the current daemon; current_lock guards current */
     int listen_fd;
