@@ -26,42 +26,6 @@
 #define JSON_FAST_MAX_TEXT  ((size_t)1 << 31)
 #define JSON_NUMBER_MAX     64 /* a number's text longer than this goes to Jansson */
 
-/* ------------------------------------------------------------ UTF-8 (Jansson's utf.c rules) */
-
-/* The length of the well-formed UTF-8 sequence of a non-ASCII lead byte at
- * s (n bytes available): 2 to 4, or 0 when Jansson would refuse it (stray
- * continuation, overlong, surrogate, beyond U+10FFFF, cut short). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char u = s[0];
-    size_t len, i;
-    long value;
-
-    if (u >= 0xC2 && u <= 0xDF) {
-        len = 2;
-        value = u & 0x1F;
-    } else if (u >= 0xE0 && u <= 0xEF) {
-        len = 3;
-        value = u & 0x0F;
-    } else if (u >= 0xF0 && u <= 0xF4) {
-        len = 4;
-        value = u & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-        value = (value << 6) | (s[i] & 0x3F);
-    }
-    if (value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) || (len == 3 && value < 0x800) ||
-        (len == 4 && value < 0x10000))
-        return 0;
-    return len;
-}
-
 /* ------------------------------------------------------------ writing */
 
 struct writer {
@@ -232,7 +196,7 @@ bool gw_buf_json_string(struct gw_buf *b, const char *str, size_t n)
                 } else if (c < 0x80) {
                     o += escape_byte(c, out + o);
                     i++;
-                } else if ((k = utf8_sequence(s + i, n - i)) != 0) {
+                } else if ((k = gw_utf8_sequence(s + i, n - i)) != 0) {
                     memcpy(out + o, s + i, k);
                     o += k;
                     i += k;
@@ -542,7 +506,7 @@ static bool read_string(struct reader *r, const char **s, size_t *len)
                 return false;
             r->p += 2;
         } else if (c >= 0x80) {
-            size_t k = utf8_sequence(r->p, (size_t)(r->end - r->p));
+            size_t k = gw_utf8_sequence(r->p, (size_t)(r->end - r->p));
 
             if (!k)
                 return false;

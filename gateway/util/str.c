@@ -48,39 +48,42 @@ int gw_hex_digit(char c)
     return -1;
 }
 
+size_t gw_utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned char u = s[0];
+    size_t len, i;
+    long value;
+
+    if (u >= 0xC2 && u <= 0xDF) {
+        len = 2;
+        value = u & 0x1F;
+    } else if (u >= 0xE0 && u <= 0xEF) {
+        len = 3;
+        value = u & 0x0F;
+    } else if (u >= 0xF0 && u <= 0xF4) {
+        len = 4;
+        value = u & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+        value = (value << 6) | (s[i] & 0x3F);
+    }
+    if (value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) || (len == 3 && value < 0x800) ||
+        (len == 4 && value < 0x10000))
+        return 0;
+    return len;
+}
+
 /* The length of the RFC 3629 character at s (n > 0 bytes available), or 0 when it is
  * malformed, overlong, a surrogate, past U+10FFFF, cut short or NUL. */
 static size_t utf8_char(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    size_t k, need;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return c != 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n <= need)
-        return 0;
-    for (k = 1; k <= need; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need + 1;
+    return s[0] < 0x80 ? s[0] != 0 : gw_utf8_sequence(s, n);
 }
 
 /* RFC 3629: rejects overlongs, surrogates, code points past U+10FFFF. */

@@ -1,5 +1,6 @@
 /* util_int.h -- for util/'s own .c files and its unit tests only: tests on
- * eight bytes at once, for the loops that copy runs of plain text.
+ * eight bytes at once, for the loops that copy runs of plain text, and the
+ * one UTF-8 sequence check both the JSON code and gw_utf8_valid() use.
  *
  * Promises: each test below is exact for the word as a whole (some byte is,
  * or none is); which byte it flags is not promised, so a caller that finds
@@ -8,6 +9,7 @@
 #ifndef GW_UTIL_INT_H
 #define GW_UTIL_INT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -46,6 +48,12 @@ static inline uint64_t gw_word_has_high(uint64_t w)
 {
     return w & GW_WORD_HIGH;
 }
+
+/* The length of the well-formed UTF-8 sequence of a non-ASCII lead byte at
+ * s (n bytes available): 2 to 4, or 0 when RFC 3629 (and Jansson) refuses it:
+ * a stray continuation, overlong, a surrogate, beyond U+10FFFF, cut short
+ * (str.c). */
+size_t gw_utf8_sequence(const unsigned char *s, size_t n);
 
 /* Non-zero when some byte of w needs a JSON escape: a control, '"' or '\\'. */
 static inline uint64_t gw_word_has_json_special(uint64_t w)
