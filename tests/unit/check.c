@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int n_passed, n_failed, case_failures;
 static const char *current;
@@ -45,4 +46,27 @@ int check_summary(void)
 {
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
+}
+
+char *check_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long size = -1;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        data = malloc((size_t)size + 1);
+    if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    if (data) {
+        data[size] = '\0';
+        if (len)
+            *len = (size_t)size;
+    }
+    return data;
 }

@@ -16,6 +16,9 @@ void check_fail(const char *file, int line, const char *what);
 void check_run(const char *name, void (*fn)(void));
 int check_summary(void);
 bool check_str_eq(const char *a, const char *b);
+/* The whole file at path, NUL-terminated (malloc()ed), its length in *len
+ * when len is not NULL; NULL when it cannot be read. */
+char *check_read_file(const char *path, size_t *len);
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

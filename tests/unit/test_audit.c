@@ -236,18 +236,7 @@ static void events_are_built_as_recorded(void)
         fwrite(got.data, 1, got.len, f);
         fclose(f);
     }
-    expected = NULL;
-    if ((f = fopen(EVENTS_DATA, "rb")) != NULL) {
-        struct gw_buf b;
-        char chunk[4096];
-        size_t n;
-
-        gw_buf_init(&b, 1024 * 1024);
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            gw_buf_append(&b, chunk, n);
-        fclose(f);
-        expected = gw_buf_steal(&b, &n);
-    }
+    expected = check_read_file(EVENTS_DATA, NULL);
     if (!expected || !got.data || strcmp(expected, got.data) != 0) {
         fprintf(stderr, "%s", got.data ? got.data : "");
         check_fail(__FILE__, __LINE__, "events as recorded in " EVENTS_DATA);

@@ -17,22 +17,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct gw_buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    gw_buf_init(&b, 64 * 1024 * 1024);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        gw_buf_append(&b, chunk, n);
-    fclose(f);
-    return gw_buf_steal(&b, len);
-}
-
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -156,7 +140,7 @@ static void dump_outcome(const char *what, json_t *outcome)
 static void generated_model_names_its_generator_and_input(void)
 {
     size_t len;
-    char *text = slurp("gateway/fhir/model_gen.c", &len);
+    char *text = check_read_file("gateway/fhir/model_gen.c", &len);
 
     CHECK(text != NULL);
     if (!text)
@@ -697,7 +681,7 @@ static void round_trip_one(const char *file)
     char *text, *a = NULL, *x = NULL, *b = NULL, *p = NULL;
     size_t len;
 
-    text = slurp(file, &len);
+    text = check_read_file(file, &len);
     CHECK(text != NULL);
     if (!text || fhir_json_parse(text, len, NULL, &res, oc, &err)) {
         fprintf(stderr, "    %s: %s\n", file, err.msg);
@@ -765,8 +749,8 @@ static void xml_case(const char *dir)
     struct gw_error err;
     size_t jl, xl;
 
-    json = slurp(jf, &jl);
-    xml = slurp(xf, &xl);
+    json = check_read_file(jf, &jl);
+    xml = check_read_file(xf, &xl);
     CHECK(json && xml);
     if (!json || !xml || fhir_json_parse(json, jl, NULL, &res, oc, &err))
         goto out;
@@ -893,9 +877,9 @@ static void invalid_case(const char *dir)
     bool xml = false;
     size_t len;
 
-    data = slurp(jf, &len);
+    data = check_read_file(jf, &len);
     if (!data) {
-        data = slurp(xf, &len);
+        data = check_read_file(xf, &len);
         xml = true;
     }
     CHECK(want && stage && data);
@@ -1207,7 +1191,7 @@ static void writer_order_case(const char *file)
     size_t len;
 
     gw_buf_init(&ref, 64 * 1024 * 1024);
-    text = slurp(file, &len);
+    text = check_read_file(file, &len);
     if (!text || fhir_json_parse(text, len, NULL, &res, oc, &err)) {
         check_fail(__FILE__, __LINE__, "example parses");
         goto out;

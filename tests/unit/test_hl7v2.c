@@ -48,28 +48,14 @@ static enum gw_code parse_fails(const char *text, size_t len, struct hl7_err *wh
 static char *read_file(const char *name, size_t *len)
 {
     char path[256];
-    FILE *f;
     char *data;
-    long size;
 
     snprintf(path, sizeof path, DATA_DIR "%s", name);
-    f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "    cannot open %s (run from the repository root)\n", path);
-        return NULL;
+    data = check_read_file(path, len);
+    if (!data) {
+        fprintf(stderr, "    cannot read %s (run from the repository root)\n", path);
+        *len = 0;
     }
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    data = malloc((size_t)size + 1);
-    if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    if (data)
-        data[size] = '\0';
-    *len = data ? (size_t)size : 0;
     return data;
 }
 

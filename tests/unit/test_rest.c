@@ -267,28 +267,12 @@ static bool setup(void)
 
 #define INDEX_DATA "tests/data/rest/index"
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    struct gw_buf b;
-    char chunk[4096];
-    size_t n;
-
-    if (!f)
-        return NULL;
-    gw_buf_init(&b, 16 * 1024 * 1024);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        gw_buf_append(&b, chunk, n);
-    fclose(f);
-    return gw_buf_steal(&b, &n);
-}
-
 /* The entries of the resource in file, one a line, then its type's parameters with
  * whether they are searchable. */
 static void describe_index(const char *file, struct gw_buf *out)
 {
     json_t *outcome = fhir_outcome_create(), *res = NULL;
-    char *text = read_file(file);
+    char *text = check_read_file(file, NULL);
     struct rest_index ix;
     struct gw_error err;
     size_t i, n;
@@ -335,7 +319,7 @@ static void index_case(const char *folder, const char *name)
             fclose(f);
         }
     }
-    expected = read_file(expected_path);
+    expected = check_read_file(expected_path, NULL);
     if (!expected || !got.data || strcmp(expected, got.data) != 0) {
         fprintf(stderr, "    %s:\n%s", expected_path, got.data ? got.data : "");
         check_fail(__FILE__, __LINE__, "index entries as recorded");
