@@ -143,7 +143,7 @@ static struct req_ctx *request_begin(struct http_daemon *dmn, struct MHD_Connect
     rc->started_mono = gw_mono_ms();
     atomic_init(&rc->phase, DEFER_NONE);
     atomic_init(&rc->waits, 0);
-    if (gw_uuid(rc->request_id, NULL) != GW_OK)
+    if (gw_uuid7(rc->request_id, NULL) != GW_OK) /* time-ordered: indexed by the audit */
         snprintf(rc->request_id, sizeof rc->request_id, "unknown");
     atomic_fetch_add(&dmn->in_flight, 1);
     return rc;

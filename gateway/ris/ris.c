@@ -20,19 +20,8 @@
 
 enum gw_code ris_control_id(char out[RIS_MAX_CONTROL_ID], struct gw_error *err)
 {
-    char uuid[GW_UUID_LEN];
-    size_t i, k = 0;
-    enum gw_code rc = gw_uuid(uuid, err);
-
-    if (rc)
-        return rc;
     memcpy(out, RIS_CONTROL_ID_PREFIX, sizeof RIS_CONTROL_ID_PREFIX - 1);
-    k = sizeof RIS_CONTROL_ID_PREFIX - 1;
-    for (i = 0; uuid[i] && k < sizeof RIS_CONTROL_ID_PREFIX - 1 + RIS_CONTROL_ID_HEX; i++)
-        if (uuid[i] != '-' && i != 14) /* skip the dashes and the version digit */
-            out[k++] = (char)(uuid[i] >= 'a' ? uuid[i] - 'a' + 'A' : uuid[i]);
-    out[k] = '\0';
-    return GW_OK;
+    return gw_sortable_id(out + sizeof RIS_CONTROL_ID_PREFIX - 1, RIS_CONTROL_ID_CHARS, err);
 }
 
 bool ris_is_fhir_id(const char *text)

@@ -24,7 +24,7 @@
 
 #define RIS_PLACER_NAMESPACE        "FHIRGW" /* ORC-2.2 / OBR-2.2: the gateway assigns placer numbers */
 #define RIS_CONTROL_ID_PREFIX       "GW"
-#define RIS_CONTROL_ID_HEX          18 /* "GW" + 18 hex digits = 20 characters (MSH-10 ST 20) */
+#define RIS_CONTROL_ID_CHARS        18 /* "GW" + 18 = 20 characters (MSH-10 ST 20) */
 #define RIS_MAX_ORDER_BYTES         HL7_MAX_MESSAGE
 #define RIS_MAX_ID                  64                /* a FHIR id: [A-Za-z0-9.-]{1,64} */
 #define RIS_MAX_REF                 (RIS_MAX_ID + 40) /* "ServiceRequest/<id>" */
@@ -89,7 +89,9 @@ struct ris {
 
 /* ---------------------------------------------------------------- ris.c */
 
-/* A new message control id: "GW" and 18 random hex digits (20 characters). */
+/* A new message control id: "GW" and gw_sortable_id()'s 18 characters (20 in all: the
+ * creation millisecond, then 40 random bits), so the outbox's unique index on control
+ * ids grows at its end instead of at a random page per message. */
 enum gw_code ris_control_id(char out[RIS_MAX_CONTROL_ID], struct gw_error *err);
 /* True once ris_destroy() began. */
 bool ris_stopping(struct ris *ris);

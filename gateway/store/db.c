@@ -2,6 +2,7 @@
  * same calls on PostgreSQL through the connection layer (pg_conn.c). */
 #include "store/db.h"
 #include "store/pg_int.h"
+#include "store/store_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ enum gw_code db_open_sqlite(const char *path, bool create, struct db **out, stru
     if (!db)
         return gw_fail(err, GW_E_NOMEM, "no memory for a connection");
     db->dialect = DB_SQLITE;
-    if (sqlite3_open_v2(path, &db->lite, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db->lite, flags, store_walbuf_vfs()) != SQLITE_OK) {
         rc = gw_fail(err, GW_E_STORE, "cannot open %s: %s", path,
                      db->lite ? sqlite3_errmsg(db->lite) : "out of memory");
         db_close(db);

@@ -21,6 +21,8 @@
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
 #define STORE_WIDTHS_KEPT         16      /* date parameters whose width a writer txn keeps */
 #define STORE_WRITER_CACHE_KB     "16384" /* the writer's page cache (SQLite's default: 2 MB) */
+#define STORE_WALBUF_VFS          "gw-walbuf"
+#define STORE_WAL_BUFFER_BYTES    (4u * 1024 * 1024) /* WAL writes gathered before one write() */
 
 /* A queued write. state: QUEUED (in the list) → RUNNING (writer took it) → DONE.
  * A job of store_write() lives on its caller's stack and is woken through
@@ -391,5 +393,14 @@ enum replay_outcome {
  * again gives the same rows, stamped with that run's commit time). */
 enum replay_outcome record_replay(struct store_txn *txn, struct job *j, struct gw_error *why);
 void record_free(struct store_recording *rec);
+
+/* ---------------------------------------------------------------- walbuf.c */
+
+/* The name of the VFS that gathers each commit's WAL writes into one write() (see
+ * walbuf.c), registered on the first call; NULL (SQLite's default VFS) if it could
+ * not be. It relies on synchronous=FULL, which every store connection sets. */
+const char *store_walbuf_vfs(void);
+/* WAL writes SQLite asked for, and writes that reached the file, since the start. */
+void store_walbuf_counts(long long *received, long long *issued);
 
 #endif

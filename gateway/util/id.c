@@ -74,6 +74,25 @@ enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err)
     return GW_OK;
 }
 
+enum gw_code gw_sortable_id(char *out, size_t n, struct gw_error *err)
+{
+    static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    unsigned char random[64];
+    uint64_t ms = (uint64_t)gw_now_ms();
+    size_t i;
+
+    if (n <= 10 || n >= sizeof random)
+        return gw_fail(err, GW_E_INTERNAL, "a sortable id has 11 to 63 characters");
+    if (!random_bytes(random, n - 10))
+        return gw_fail(err, GW_E_INTERNAL, "the random generator failed");
+    for (i = 10; i-- > 0; ms >>= 5)
+        out[i] = digits[ms & 31];
+    for (i = 10; i < n; i++)
+        out[i] = digits[random[i - 10] & 31];
+    out[n] = '\0';
+    return GW_OK;
+}
+
 /* SHA-256 fetched from the provider once: EVP_sha256() is looked up again on every digest. */
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static EVP_MD *sha256_md; /* kept for the life of the process */

@@ -228,6 +228,11 @@ enum gw_code gw_uuid(char out[GW_UUID_LEN], struct gw_error *err);
  * ids made in a row land next to each other in an index (stored resource and
  * AuditEvent ids). Returns GW_E_INTERNAL when the generator fails. */
 enum gw_code gw_uuid7(char out[GW_UUID_LEN], struct gw_error *err);
+/* A time-ordered id of n characters (10 < n < 64) in Crockford base 32 (0-9 and
+ * upper-case letters but I, L, O, U): ten characters of Unix milliseconds, then
+ * 5 (n - 10) random bits, and NUL. Ids made in a row sort, and land in an
+ * index, next to each other. Returns GW_E_INTERNAL when the generator fails. */
+enum gw_code gw_sortable_id(char *out, size_t n, struct gw_error *err);
 /* SHA-256 of data as 64 lower-case hex digits (out has 65 bytes). */
 void gw_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -7,6 +7,7 @@
 #include "ris/ris_int.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fhir/fhir.h"
@@ -416,6 +417,22 @@ static void study_uid_is_the_decimal_of_the_uuid_and_stable(void)
     ris_study_uid("not-a-uuid", b);
     CHECK_STR(a, b);
     CHECK(strlen(a) > 10 && strlen(a) < 64);
+}
+
+/* MSH-10 is an ST of at most 20 characters; the gateway's start with "GW" and,
+ * made in a row, sort in that order (the outbox's unique index grows at its end). */
+static void control_ids_are_twenty_characters_that_sort_in_creation_order(void)
+{
+    char a[RIS_MAX_CONTROL_ID], b[RIS_MAX_CONTROL_ID];
+    struct gw_error err;
+
+    CHECK_INT(ris_control_id(a, &err), GW_OK);
+    nanosleep(&(struct timespec){0, 2000000}, NULL);
+    CHECK_INT(ris_control_id(b, &err), GW_OK);
+    CHECK_INT(strlen(a), 20);
+    CHECK(strncmp(a, "GW", 2) == 0);
+    CHECK(strspn(a + 2, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") == 18);
+    CHECK(strcmp(a, b) < 0);
 }
 
 static void hl7_times_without_offset_are_paris_time(void)
@@ -1162,6 +1179,7 @@ int main(void)
     json_object_seed(1);
     fhir_init();
     setup_config();
+    RUN(control_ids_are_twenty_characters_that_sort_in_creation_order);
     RUN(omi_order_carries_patient_provider_procedure_and_imaging_fields);
     RUN(orm_order_is_v2_3_1_with_timing_in_orc_and_a_zds);
     RUN(notes_with_separators_and_line_breaks_round_trip);

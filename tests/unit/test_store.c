@@ -728,6 +728,63 @@ static void the_wal_starts_over_past_32_mb_unless_a_reader_holds_it(void)
     store_destroy(st);
 }
 
+/* Copies the file at from to to; false when it cannot. */
+static bool copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    char *bytes = check_read_file(from, &len);
+    FILE *f = bytes ? fopen(to, "wb") : NULL;
+    bool ok = f && fwrite(bytes, 1, len, f) == len;
+
+    if (f && fclose(f) != 0)
+        ok = false;
+    free(bytes);
+    return ok;
+}
+
+/* The gw-walbuf VFS gathers a commit's WAL writes (a header and a page per frame)
+ * into a few write() calls, and the commit is in the WAL file when it returns: a
+ * copy of the database and its WAL made then, with no shared memory and no help
+ * from the store, holds it. Without the flush before the sync, the copy would
+ * miss the resources; without the gathering, the writes would be two per frame. */
+static void a_commit_is_in_the_wal_file_when_it_returns_in_a_few_writes(void)
+{
+    struct store *st = open_fresh();
+    char db_path[128], copy[160], from_wal[160], to_wal[180], *text = malloc(BIG_TEXT + 1);
+    long long received0, issued0, received, issued;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+
+    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
+    CHECK(st != NULL && text != NULL);
+    if (!st || !text) {
+        free(text);
+        store_destroy(st);
+        return;
+    }
+    memset(text, 'y', BIG_TEXT);
+    text[BIG_TEXT] = '\0';
+    store_walbuf_counts(&received0, &issued0);
+    CHECK(write_big(st, text, 0, 4)); /* 512 frames in one commit */
+    store_walbuf_counts(&received, &issued);
+    CHECK(received - received0 >= 2 * 512);
+    CHECK(issued - issued0 > 0 && issued - issued0 <= (received - received0) / 20);
+    snprintf(copy, sizeof copy, "%s.copy", db_path);
+    snprintf(from_wal, sizeof from_wal, "%s-wal", db_path);
+    snprintf(to_wal, sizeof to_wal, "%s-wal", copy);
+    CHECK(copy_file(db_path, copy) && copy_file(from_wal, to_wal));
+    CHECK_INT(sqlite3_open_v2(copy, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM resources WHERE type = 'Binary'", -1, &s,
+                                 NULL),
+              SQLITE_OK);
+    CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+    CHECK_INT(sqlite3_column_int(s, 0), 4);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(text);
+    store_destroy(st);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -749,6 +806,7 @@ int main(void)
     RUN(note_stats_count_pending_and_dead_per_subscription);
     RUN(note_wait_returns_once_a_commit_queued_one);
     RUN(the_wal_starts_over_past_32_mb_unless_a_reader_holds_it);
+    RUN(a_commit_is_in_the_wal_file_when_it_returns_in_a_few_writes);
     {
         char cmd[160];
 

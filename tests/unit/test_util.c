@@ -221,6 +221,30 @@ static void uuid7_is_version_7_text_in_time_order(void)
     CHECK(ms <= gw_now_ms() && ms > gw_now_ms() - 60000);
 }
 
+/* Crockford base 32: the creation millisecond in the first ten characters, so ids
+ * made in a row sort in that order; the rest random; bad lengths refused. */
+static void sortable_ids_start_with_their_millisecond_and_sort_in_time_order(void)
+{
+    static const char digits[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    char a[19], b[19], c[19];
+    long long ms = 0, before = gw_now_ms();
+    int i;
+
+    CHECK_INT(gw_sortable_id(a, 18, NULL), GW_OK);
+    nanosleep(&(struct timespec){0, 2000000}, NULL);
+    CHECK_INT(gw_sortable_id(b, 18, NULL), GW_OK);
+    CHECK_INT(gw_sortable_id(c, 18, NULL), GW_OK);
+    CHECK_INT(strlen(a), 18);
+    CHECK(strspn(a, digits) == 18 && strspn(b, digits) == 18);
+    CHECK(strcmp(a, b) < 0);
+    CHECK(strcmp(b, c) != 0); /* same millisecond or not, 40 random bits differ */
+    for (i = 0; i < 10; i++)
+        ms = ms * 32 + (long long)(strchr(digits, a[i]) - digits);
+    CHECK(ms >= before && ms <= gw_now_ms());
+    CHECK_INT(gw_sortable_id(a, 10, NULL), GW_E_INTERNAL);
+    CHECK_INT(gw_sortable_id(a, 64, NULL), GW_E_INTERNAL);
+}
+
 static int compare_ids(const void *x, const void *y)
 {
     return strcmp((const char *)x, (const char *)y);
@@ -985,6 +1009,7 @@ int main(void)
     RUN(time_parses_fhir_precisions_as_ranges);
     RUN(uuid_is_version_4_text);
     RUN(uuid7_is_version_7_text_in_time_order);
+    RUN(sortable_ids_start_with_their_millisecond_and_sort_in_time_order);
     RUN(uuids_in_a_row_are_well_formed_and_distinct);
     RUN(sha256_matches_known_digest);
     RUN(metrics_render_counters_and_cumulative_histograms);
