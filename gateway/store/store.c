@@ -440,15 +440,17 @@ static void note_health(struct store *st, const struct job *batch, enum gw_code 
 static void restart_wal(struct store *st)
 {
     int rc;
-
     sqlite3 *db = db_sqlite(st->wdb);
 
     if (!db || !st->wal_restart || gw_mono_ms() < st->wal_retry_mono_ms)
         return; /* the flag stays: a later batch looks again */
+    if (pthread_mutex_trylock(&st->ckpt_lock) != 0)
+        return; /* the checkpointer is copying: after the next batch, with less left to copy */
     st->wal_restart = false;
     sqlite3_busy_timeout(db, STORE_WAL_RESTART_WAIT_MS);
     rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    pthread_mutex_unlock(&st->ckpt_lock);
     st->wal_retry_mono_ms = rc == SQLITE_BUSY ? gw_mono_ms() + STORE_WAL_RETRY_MS : 0;
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", sqlite3_errmsg(db));
@@ -722,12 +724,22 @@ static int wal_grown(void *arg, sqlite3 *db, const char *name, int frames)
     (void)name;
     if (frames > STORE_WAL_RESTART_FRAMES)
         st->wal_restart = true;
+    if (frames / STORE_WAL_NUDGE_FRAMES != st->wal_nudged) {
+        st->wal_nudged = frames / STORE_WAL_NUDGE_FRAMES;
+        if (st->wal_nudged > 0)
+            pthread_cond_signal(&st->ckpt_cv); /* copy it back while it is fresh */
+    }
     return SQLITE_OK;
 }
 
 /* The writer does not checkpoint (wal_autocheckpoint=0): this thread runs a
- * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection,
- * so copying the WAL back into the database never delays a commit. It also
+ * PASSIVE checkpoint every STORE_CHECKPOINT_EVERY_MS on its own connection, and
+ * as soon as the WAL has grown by STORE_WAL_NUDGE_FRAMES (wal_grown() wakes it),
+ * so copying the WAL back into the database never delays a commit, and the
+ * writer's restart of the log finds little left to copy. The two take turns
+ * through ckpt_lock: while this thread copies, the writer leaves the restart to
+ * a later batch (SQLite would refuse it at once, without waiting, and
+ * restart_wal() would take that for a reader and wait STORE_WAL_RETRY_MS). It also
  * fails submitted work that stayed queued too long (expire_queued). */
 static void *checkpointer_main(void *arg)
 {
@@ -743,9 +755,11 @@ static void *checkpointer_main(void *arg)
             break;
         pthread_mutex_unlock(&st->q_lock);
         expire_queued(st);
+        pthread_mutex_lock(&st->ckpt_lock);
         rc = st->cdb ? sqlite3_wal_checkpoint_v2(db_sqlite(st->cdb), NULL,
                                                  SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)
                      : SQLITE_OK;
+        pthread_mutex_unlock(&st->ckpt_lock);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: the writer empties the log */
             gw_log(GW_LOG_WARN, "checkpoint-failed", "%s", db_errmsg(st->cdb));
         pthread_mutex_lock(&st->q_lock);
@@ -859,6 +873,7 @@ enum gw_code store_open(const struct config *cfg, struct store **out, struct gw_
     pthread_cond_init(&st->q_cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
+    pthread_mutex_init(&st->ckpt_lock, NULL);
     pthread_mutex_init(&st->fault.lock, NULL);
     pthread_cond_init(&st->note_cv, NULL);
     gw_metric_histogram("gateway_store_commit_batch_size", "requests committed per transaction",
@@ -914,6 +929,7 @@ void store_destroy(struct store *st)
     pthread_cond_destroy(&st->q_cv);
     pthread_cond_destroy(&st->done_cv);
     pthread_cond_destroy(&st->ckpt_cv);
+    pthread_mutex_destroy(&st->ckpt_lock);
     pthread_mutex_destroy(&st->fault.lock);
     pthread_cond_destroy(&st->note_cv);
     free(st);

@@ -18,6 +18,7 @@
 #define STORE_WAL_RESTART_WAIT_MS 200  /* longest wait for readers when emptying it */
 #define STORE_WAL_KEPT_BYTES      (64LL * 1024 * 1024) /* a restarted WAL's file is cut to this */
 #define STORE_WAL_RETRY_MS        2000    /* readers held it past that: the next try, after */
+#define STORE_WAL_NUDGE_FRAMES    2048    /* the WAL grew by that much: checkpoint it now */
 #define STORE_STMT_CACHE          64      /* prepared statements kept for the writer */
 #define STORE_WIDTHS_KEPT         16      /* date parameters whose width a writer txn keeps */
 #define STORE_WRITER_CACHE_KB     "16384" /* the writer's page cache (SQLite's default: 2 MB) */
@@ -112,11 +113,15 @@ struct store {
     int64_t last_commit_ms;
     bool wal_restart;          /* a commit left the WAL long: empty it (writer thread only) */
     int64_t wal_retry_mono_ms; /* not before (readers held it last time) */
+    int wal_nudged;            /* the WAL length (in STORE_WAL_NUDGE_FRAMES) that last woke
+                                * the checkpointer (writer thread only) */
     int schema_version;
     struct store_fault fault;
     /* the checkpointer: copies the WAL into the database off the writer's path */
     struct db *cdb;
-    pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping) */
+    pthread_cond_t ckpt_cv; /* wakes the checkpointer (stopping, or the WAL grew) */
+    pthread_mutex_t ckpt_lock; /* held by whoever checkpoints: the checkpointer, or the
+                                * writer restarting the log (restart_wal()) */
     pthread_t checkpointer;
     bool checkpointer_started;
     /* notifications: commits that changed them wake store_note_wait() (q_lock) */

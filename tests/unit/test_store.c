@@ -668,20 +668,50 @@ static long long wal_bytes(const char *db_path)
 }
 
 /* The frames the WAL holds now (the log's length, not its file's): what a
- * passive checkpoint from another connection reports. */
+ * passive checkpoint from another connection reports. While the store's own
+ * checkpointer is copying, SQLite answers -1 at once: then this asks again. */
 static long long wal_frames(const char *db_path)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
     long long frames = -1;
+    int tries;
 
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        frames = sqlite3_column_int64(s, 1);
-    sqlite3_finalize(s);
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    for (tries = 0; tries < 200 && frames < 0; tries++) {
+        sqlite3_stmt *s = NULL;
+
+        if (tries)
+            nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+        if (sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW)
+            frames = sqlite3_column_int64(s, 1);
+        sqlite3_finalize(s);
+    }
     sqlite3_close(db);
     return frames;
+}
+
+/* Writes small batches until the WAL has started over (under 1,000 frames), for at
+ * most ms milliseconds: a batch that finds the checkpointer copying leaves the
+ * restart to the next one. */
+static bool starts_over_within(struct store *st, const char *text, const char *db_path, int ms)
+{
+    int64_t until = gw_mono_ms() + ms;
+
+    do {
+        long long frames;
+
+        if (!write_big(st, text, 0, 0))
+            return false;
+        frames = wal_frames(db_path);
+        if (frames >= 0 && frames < 1000)
+            return true;
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    } while (gw_mono_ms() < until);
+    return false;
 }
 
 /* Past 32 MB the WAL starts over once the batch is answered, written again
@@ -721,9 +751,41 @@ static void the_wal_starts_over_past_32_mb_unless_a_reader_holds_it(void)
     sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(reader);
     nanosleep(&retry, NULL); /* the writer tries again STORE_WAL_RETRY_MS after a busy reader */
-    CHECK(write_big(st, text, 240, 0));
-    CHECK(wal_frames(db_path) >= 0 && wal_frames(db_path) < 1000);
+    CHECK(starts_over_within(st, text, db_path, 1000));
     CHECK(wal_bytes(db_path) >= 0 && wal_bytes(db_path) <= STORE_WAL_KEPT_BYTES);
+    free(text);
+    store_destroy(st);
+}
+
+/* The writer and the checkpointer take turns (ckpt_lock). While the checkpointer
+ * copies, the writer leaves the log's restart to a later batch: SQLite would
+ * refuse a restart at once, and the writer used to take that for a reader and
+ * wait STORE_WAL_RETRY_MS (2 s, the log growing past where its file must be cut,
+ * a stall of tens of ms). Here the test holds the lock as the checkpointer would:
+ * no restart under it, and one within a few batches after (the checkpointer,
+ * which waited for the lock, may copy first). */
+static void the_wal_starts_over_soon_after_the_checkpointer_copied(void)
+{
+    struct store *st = open_fresh();
+    char db_path[128], *text = malloc(BIG_TEXT + 1);
+    int i;
+
+    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
+    CHECK(st != NULL && text != NULL);
+    if (!st || !text) {
+        free(text);
+        store_destroy(st);
+        return;
+    }
+    memset(text, 'z', BIG_TEXT);
+    text[BIG_TEXT] = '\0';
+    pthread_mutex_lock(&st->ckpt_lock);
+    for (i = 0; i < 10; i++) /* 40 MB, 4 MB a commit */
+        CHECK(write_big(st, text, 8 * i, 8));
+    pthread_mutex_unlock(&st->ckpt_lock);
+    CHECK(wal_frames(db_path) > STORE_WAL_RESTART_FRAMES); /* not under the lock */
+    CHECK(starts_over_within(st, text, db_path, 1000)); /* well before STORE_WAL_RETRY_MS */
+    CHECK(wal_bytes(db_path) > 0 && wal_bytes(db_path) <= STORE_WAL_KEPT_BYTES);
     free(text);
     store_destroy(st);
 }
@@ -807,6 +869,7 @@ int main(void)
     RUN(note_wait_returns_once_a_commit_queued_one);
     RUN(the_wal_starts_over_past_32_mb_unless_a_reader_holds_it);
     RUN(a_commit_is_in_the_wal_file_when_it_returns_in_a_few_writes);
+    RUN(the_wal_starts_over_soon_after_the_checkpointer_copied);
     {
         char cmd[160];
 
