@@ -694,6 +694,26 @@ static long long wal_frames(const char *db_path)
     return frames;
 }
 
+/* A fresh store (its file's path in db_path) and a BIG_TEXT text of fill characters
+ * in *text; NULL (and *text NULL), with the failure checked, when either fails. */
+static struct store *open_big(char db_path[128], char **text, char fill)
+{
+    struct store *st = open_fresh();
+
+    snprintf(db_path, 128, "%s/t%d.db", dir, n_db - 1);
+    *text = malloc(BIG_TEXT + 1);
+    CHECK(st != NULL && *text != NULL);
+    if (!st || !*text) {
+        free(*text);
+        *text = NULL;
+        store_destroy(st);
+        return NULL;
+    }
+    memset(*text, fill, BIG_TEXT);
+    (*text)[BIG_TEXT] = '\0';
+    return st;
+}
+
 /* Writes small batches until the WAL has started over (under 1,000 frames), for at
  * most ms milliseconds: a batch that finds the checkpointer copying leaves the
  * restart to the next one. */
@@ -722,23 +742,16 @@ static bool starts_over_within(struct store *st, const char *text, const char *d
  * without the cut the file would stay 80 MB. */
 static void the_wal_starts_over_past_32_mb_unless_a_reader_holds_it(void)
 {
-    struct store *st = open_fresh();
-    char db_path[128], *text = malloc(BIG_TEXT + 1);
+    char db_path[128], *text;
     sqlite3 *reader = NULL;
     sqlite3_stmt *s = NULL;
     struct timespec retry = {2, 100 * 1000 * 1000};
+    struct store *st = open_big(db_path, &text, 'x');
 
-    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
-    CHECK(st != NULL && text != NULL);
-    if (!st || !text) {
-        free(text);
-        store_destroy(st);
+    if (!st)
         return;
-    }
-    memset(text, 'x', BIG_TEXT);
-    text[BIG_TEXT] = '\0';
     CHECK(write_big(st, text, 0, 80)); /* 40 MB: SQLite alone would keep them all */
-    CHECK(wal_frames(db_path) >= 0 && wal_frames(db_path) < 1000);
+    CHECK(starts_over_within(st, text, db_path, 1000));
     /* an export's cursor: a read transaction open across the writes */
     CHECK_INT(sqlite3_open_v2(db_path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     CHECK_INT(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
@@ -766,19 +779,12 @@ static void the_wal_starts_over_past_32_mb_unless_a_reader_holds_it(void)
  * which waited for the lock, may copy first). */
 static void the_wal_starts_over_soon_after_the_checkpointer_copied(void)
 {
-    struct store *st = open_fresh();
-    char db_path[128], *text = malloc(BIG_TEXT + 1);
+    char db_path[128], *text;
     int i;
+    struct store *st = open_big(db_path, &text, 'z');
 
-    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
-    CHECK(st != NULL && text != NULL);
-    if (!st || !text) {
-        free(text);
-        store_destroy(st);
+    if (!st)
         return;
-    }
-    memset(text, 'z', BIG_TEXT);
-    text[BIG_TEXT] = '\0';
     pthread_mutex_lock(&st->ckpt_lock);
     for (i = 0; i < 10; i++) /* 40 MB, 4 MB a commit */
         CHECK(write_big(st, text, 8 * i, 8));
@@ -811,21 +817,14 @@ static bool copy_file(const char *from, const char *to)
  * miss the resources; without the gathering, the writes would be two per frame. */
 static void a_commit_is_in_the_wal_file_when_it_returns_in_a_few_writes(void)
 {
-    struct store *st = open_fresh();
-    char db_path[128], copy[160], from_wal[160], to_wal[180], *text = malloc(BIG_TEXT + 1);
+    char db_path[128], copy[160], from_wal[160], to_wal[180], *text;
     long long received0, issued0, received, issued;
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
+    struct store *st = open_big(db_path, &text, 'y');
 
-    snprintf(db_path, sizeof db_path, "%s/t%d.db", dir, n_db - 1);
-    CHECK(st != NULL && text != NULL);
-    if (!st || !text) {
-        free(text);
-        store_destroy(st);
+    if (!st)
         return;
-    }
-    memset(text, 'y', BIG_TEXT);
-    text[BIG_TEXT] = '\0';
     store_walbuf_counts(&received0, &issued0);
     CHECK(write_big(st, text, 0, 4)); /* 512 frames in one commit */
     store_walbuf_counts(&received, &issued);
