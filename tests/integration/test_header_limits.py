@@ -1,6 +1,6 @@
 """How much header a request may carry: libmicrohttpd keeps a request's
-headers in the connection's memory pool (32 KiB, http/server.c
-HTTP_HEADER_MEMORY), so about 30 KB of header fields are read and a larger set
+headers in the connection's memory pool (36 KiB, http/server.c
+HTTP_HEADER_MEMORY), so about 34 KB of header fields are read and a larger set
 is answered 431 without harming the connection's neighbours."""
 
 import pytest
