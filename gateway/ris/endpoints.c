@@ -194,11 +194,6 @@ struct acks {
     size_t n;
 };
 
-static bool accepts(const struct ack_item *it)
-{
-    return strcmp(it->ack.code, "AA") == 0 || strcmp(it->ack.code, "CA") == 0;
-}
-
 /* When every ACK read accepts its message (the usual batch), they are
  * settled as a set; *done says whether that was the case. */
 static enum gw_code acks_accept_all(struct store_txn *txn, struct acks *a, bool *done,
@@ -216,7 +211,7 @@ static enum gw_code acks_accept_all(struct store_txn *txn, struct acks *a, bool 
         goto out;
     }
     for (i = 0; i < a->n; i++) {
-        if (a->items[i].is_ack && !accepts(&a->items[i]))
+        if (a->items[i].is_ack && !ris_ack_accepted(a->items[i].ack.code))
             goto out;
         if (a->items[i].is_ack)
             ids[n++] = a->items[i].ack.control_id;

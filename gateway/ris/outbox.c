@@ -125,6 +125,20 @@ enum gw_code ris_task_apply(struct ris *ris, struct store_txn *txn, const char *
 
 /* ------------------------------------------------------------ settling */
 
+bool ris_ack_accepted(const char *code)
+{
+    return strcmp(code, "AA") == 0 || strcmp(code, "CA") == 0;
+}
+
+/* out for the message m found (was_final and is_dead left to the caller). */
+static void settled_from(struct ris_settled *out, const struct store_outbox_msg *m)
+{
+    out->found = true;
+    snprintf(out->site, sizeof out->site, "%s", m->site ? m->site : "");
+    snprintf(out->ref, sizeof out->ref, "%s/%s", m->ref_type ? m->ref_type : "",
+             m->ref_id ? m->ref_id : "");
+}
+
 enum gw_code ris_settle(struct ris *ris, struct store_txn *txn, const char *control_id,
                         const char *const *sites, size_t n_sites, const char *code,
                         const char *text, struct ris_settled *out, struct gw_error *err)
@@ -132,7 +146,7 @@ enum gw_code ris_settle(struct ris *ris, struct store_txn *txn, const char *cont
     struct store_outbox_msg m;
     char reason[RIS_REASON_MAX];
     struct ris_task_change change = {"failed", RIS_STATUS_DELIVERY_FAILED, reason, NULL, NULL};
-    bool accepted = strcmp(code, "AA") == 0 || strcmp(code, "CA") == 0;
+    bool accepted = ris_ack_accepted(code);
     enum gw_code rc;
 
     memset(out, 0, sizeof *out);
@@ -144,11 +158,8 @@ enum gw_code ris_settle(struct ris *ris, struct store_txn *txn, const char *cont
     }
     if (rc)
         return rc;
-    out->found = true;
+    settled_from(out, &m);
     out->is_dead = !out->was_final && !accepted;
-    snprintf(out->site, sizeof out->site, "%s", m.site ? m.site : "");
-    snprintf(out->ref, sizeof out->ref, "%s/%s", m.ref_type ? m.ref_type : "",
-             m.ref_id ? m.ref_id : "");
     if (out->is_dead && m.ref_id && m.ref_type && strcmp(m.ref_type, "ServiceRequest") == 0) {
         snprintf(reason, sizeof reason, "the RIS refused the %s message %s (%s): %s",
                  m.kind ? m.kind : "order", control_id, code,
@@ -180,11 +191,8 @@ enum gw_code ris_settle_accepted(struct store_txn *txn, const char *const *contr
         memset(&out[i], 0, sizeof out[i]);
         if (!m->seq)
             continue;
-        out[i].found = true;
+        settled_from(&out[i], m);
         out[i].was_final = was_final[i];
-        snprintf(out[i].site, sizeof out[i].site, "%s", m->site ? m->site : "");
-        snprintf(out[i].ref, sizeof out[i].ref, "%s/%s", m->ref_type ? m->ref_type : "",
-                 m->ref_id ? m->ref_id : "");
     }
     store_outbox_list_free(msgs, n);
     free(was_final);

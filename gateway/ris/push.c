@@ -126,8 +126,7 @@ static bool read_ack(struct attempt *a, const char *frame, size_t len, bool *mat
         *matched = true;
         snprintf(a->code, sizeof a->code, "%s", ack.code);
         gw_format(a->text, sizeof a->text, "%s", ack.text ? ack.text : "");
-        a->outcome =
-            strcmp(ack.code, "AA") == 0 || strcmp(ack.code, "CA") == 0 ? PUSH_ACKED : PUSH_REFUSED;
+        a->outcome = ris_ack_accepted(ack.code) ? PUSH_ACKED : PUSH_REFUSED;
     }
     hl7_msg_destroy(msg);
     return true;

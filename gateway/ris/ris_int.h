@@ -170,6 +170,10 @@ struct ris_settled {
     char ref[RIS_MAX_REF]; /* "ServiceRequest/<id>" */
 };
 
+/* True for the ACK codes that accept a message (AA, CA); the others (AE, AR, CE,
+ * CR) make it a dead letter. */
+bool ris_ack_accepted(const char *code);
+
 /* Settles control_id with an ACK code (AA/CA acked, AE/AR/CE/CR dead) among
  * sites (NULL: any) inside txn; a dead letter moves the referral's Task to
  * failed / delivery-failed with text as statusReason. An unknown control id
